@@ -1,0 +1,170 @@
+// AcceptanceEval: measures a draft's acceptance (tau per task, per position, speedup) on task sets,
+// offline on its own pods or against a live SpecServe.
+import { z } from "zod";
+import {
+  conditions,
+  draftMethod,
+  gpuCount,
+  jobBackend,
+  modelSource,
+  objectName,
+  outputLocation,
+  placement,
+  podResources,
+  runtimeImage,
+} from "./common.ts";
+import { exactlyOne, immutable, withRules } from "./rules.ts";
+import { BENCHMARK_TASK_NAMES, evalTasks, taskResult } from "./tasks.ts";
+
+export const draftReference = withRules(
+  z.object({
+    source: modelSource.optional().describe("A draft checkpoint."),
+    draftTrainingRef: z
+      .object({ name: objectName("DraftTraining") })
+      .optional()
+      .describe("The draft a DraftTraining produced (its status.checkpoint)."),
+    specServeRef: z
+      .object({ name: objectName("SpecServe") })
+      .optional()
+      .describe("Measure a live SpecServe: its target, draft and method, through its endpoint."),
+  }),
+  [
+    {
+      rule: exactlyOne("source", "draftTrainingRef", "specServeRef"),
+      message: "set exactly one of draft.source, draft.draftTrainingRef or draft.specServeRef",
+    },
+  ],
+).describe("The draft to measure.");
+
+export const acceptanceEvalSpec = withRules(
+  z.object({
+    target: modelSource
+      .optional()
+      .describe("The target model; taken from the SpecServe when draft.specServeRef is set."),
+    draft: draftReference,
+    method: draftMethod.optional(),
+    backend: jobBackend,
+    tasks: evalTasks(
+      "Task sets to measure; defaults to DeepSpec's nine with their standard sample counts.",
+    ).default(BENCHMARK_TASK_NAMES.map((name) => ({ name }))),
+    decoding: z
+      .object({
+        temperature: z
+          .number()
+          .min(0)
+          .max(2)
+          .default(1)
+          .describe("Sampling temperature (DeepSpec uses 1.0)."),
+        maxNewTokens: z
+          .int()
+          .min(1)
+          .max(131072)
+          .default(2048)
+          .describe("Maximum generated tokens per sample."),
+        speculativeLength: z
+          .int()
+          .min(1)
+          .max(32)
+          .optional()
+          .describe("Draft tokens per round; defaults to the draft's block size."),
+        seed: z.int().min(0).max(4294967295).default(980406).describe("Random seed."),
+        thinking: z
+          .boolean()
+          .default(false)
+          .describe("Let the target think (chat_template enable_thinking)."),
+      })
+      .prefault({})
+      .describe("Decoding settings."),
+    baseline: z
+      .boolean()
+      .default(false)
+      .describe("Also decode without speculation to report speedup (roughly doubles the cost)."),
+    gate: z
+      .object({
+        minTau: z.number().min(1).max(64).optional().describe("Minimum macro-average tau."),
+        minTauPerTask: z
+          .record(z.string(), z.number().min(1).max(64))
+          .optional()
+          .describe("Minimum tau per task set, by task name."),
+        minSpeedup: z
+          .number()
+          .gt(0)
+          .max(100)
+          .optional()
+          .describe("Minimum macro-average speedup (needs baseline)."),
+      })
+      .optional()
+      .describe("Pass/fail thresholds; the verdict goes to status.gate and the Passed condition."),
+    resources: podResources
+      .extend({ gpus: gpuCount("GPUs of the evaluation pod.", 1) })
+      .prefault({})
+      .describe("Evaluation compute (offline evaluation only)."),
+    placement: placement.optional(),
+    runtime: runtimeImage.optional(),
+    output: outputLocation.optional().describe("Where the full result JSON is copied."),
+  }),
+  [
+    immutable("target"),
+    immutable("method"),
+    {
+      rule: "has(self.draft.specServeRef) || (has(self.target) && has(self.method))",
+      message: "spec.target and spec.method are required unless draft.specServeRef is set",
+      fieldPath: ".target",
+      reason: "FieldValueRequired",
+    },
+    {
+      rule: "!has(self.gate) || !has(self.gate.minSpeedup) || self.baseline",
+      message: "gate.minSpeedup needs baseline: true",
+      fieldPath: ".gate.minSpeedup",
+    },
+    {
+      rule: "!has(self.gate) || !has(self.gate.minTauPerTask) || self.gate.minTauPerTask.all(t, self.tasks.exists(x, x.name == t))",
+      message: "gate.minTauPerTask names a task that is not in spec.tasks",
+      fieldPath: ".gate.minTauPerTask",
+    },
+    {
+      rule: "self.backend == 'reference' || !has(self.target) || !self.target.uri.startsWith('builtin://')",
+      message: "builtin:// models exist only for the reference backend",
+      fieldPath: ".backend",
+    },
+  ],
+).describe("Desired acceptance measurement.");
+export type AcceptanceEvalSpec = z.infer<typeof acceptanceEvalSpec>;
+
+export const acceptanceEvalStatus = z
+  .object({
+    observedGeneration: z.int().min(0).optional().describe("Generation last acted on."),
+    conditions,
+    phase: z
+      .enum(["Pending", "Running", "Succeeded", "Failed"])
+      .optional()
+      .describe("Coarse state for printer columns; conditions carry the details."),
+    job: z.string().optional().describe("The Job running the evaluation."),
+    results: z
+      .array(taskResult)
+      .max(64)
+      .optional()
+      .meta({
+        description: "Per-task results.",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+      }),
+    summary: z
+      .object({
+        macroTau: z.number().min(0).describe("Mean of the per-task tau."),
+        macroSpeedup: z.number().min(0).optional().describe("Mean of the per-task speedup."),
+        samples: z.int().min(0).describe("Samples evaluated in all."),
+      })
+      .optional()
+      .describe("Macro summary over tasks."),
+    gate: z
+      .object({
+        verdict: z.enum(["Passed", "Failed", "NotEvaluated"]).describe("Gate verdict."),
+        reasons: z.array(z.string()).max(64).optional().describe("Thresholds that were missed."),
+      })
+      .optional()
+      .describe("Gate outcome."),
+    startTime: z.string().optional().describe("When evaluation started (RFC 3339)."),
+    completionTime: z.string().optional().describe("When evaluation ended (RFC 3339)."),
+  })
+  .describe("Observed state of the AcceptanceEval.");

@@ -1,0 +1,285 @@
+// SpecServe: target + draft on a real engine, autoscaled on measured acceptance and latency SLOs.
+import { z } from "zod";
+import {
+  acceptanceByPosition,
+  conditions,
+  draftMethod,
+  duration,
+  gpuCount,
+  modelSource,
+  objectName,
+  placement,
+  podResources,
+  runtimeImage,
+  servingEngine,
+} from "./common.ts";
+import { exactlyOne, immutable, withRules } from "./rules.ts";
+
+/** Engine flags SpecOps sets itself; extraEngineArgs may not override them. */
+export const MANAGED_ENGINE_FLAGS = [
+  "model",
+  "served-model-name",
+  "host",
+  "port",
+  "tensor-parallel-size",
+  "tp-size",
+  "tp",
+  "enable-metrics",
+  "disable-log-stats",
+  "hf-token",
+  "api-key",
+  "speculative-.*",
+  "speculative_.*",
+] as const;
+const managedFlagPattern = `^--(${MANAGED_ENGINE_FLAGS.join("|")})(=.*)?$`;
+
+export const servedDraft = withRules(
+  z.object({
+    source: modelSource.optional().describe("A draft checkpoint."),
+    draftTrainingRef: z
+      .object({ name: objectName("DraftTraining") })
+      .optional()
+      .describe("Serve the draft a DraftTraining produced; a new checkpoint goes through the rollout gate."),
+  }),
+  [
+    {
+      rule: exactlyOne("source", "draftTrainingRef"),
+      message: "set exactly one of draft.source or draft.draftTrainingRef",
+    },
+  ],
+).describe("The draft model.");
+
+export const slo = z
+  .object({
+    ttftP95: duration("95th percentile time to first token, e.g. 500ms.").optional(),
+    tpotP95: duration("95th percentile time per output token, e.g. 25ms.").optional(),
+    minTokensPerSecondPerUser: z
+      .number()
+      .gt(0)
+      .max(100000)
+      .optional()
+      .describe("Minimum generation speed each user sees (tokens/s/user)."),
+    minTau: z
+      .number()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe("Minimum acceptance length tau (bonus token counted) before AcceptanceHealthy turns False."),
+  })
+  .describe("Service level objectives the autoscaler keeps.");
+
+export const autoscaling = withRules(
+  z.object({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe("Scale on measured signals; spec.replicas is ignored while enabled."),
+    minReplicas: z.int().min(0).max(10000).default(1).describe("Fewest replicas."),
+    maxReplicas: z.int().min(1).max(10000).describe("Most replicas."),
+    slo: slo.prefault({}),
+    window: duration("Window over which signals are measured.").default("2m"),
+    scaleUpStabilization: duration("Hold a scale-up decision this long before acting.").default("0s"),
+    scaleDownStabilization: duration(
+      "Keep the highest recommendation of this long a window before scaling down.",
+    ).default("5m"),
+    maxScaleUpRate: z.int().min(1).max(10000).default(4).describe("Most replicas added per minute."),
+    maxScaleDownRate: z.int().min(1).max(10000).default(1).describe("Most replicas removed per minute."),
+  }),
+  [
+    {
+      rule: "self.minReplicas <= self.maxReplicas",
+      message: "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
+      fieldPath: ".minReplicas",
+    },
+  ],
+).describe("Acceptance- and SLO-aware autoscaling.");
+
+export const speculative = withRules(
+  z.object({
+    numSpeculativeTokens: z
+      .int()
+      .min(1)
+      .max(32)
+      .optional()
+      .describe(
+        "Draft tokens per round (vLLM num_speculative_tokens; SGLang steps/block size); default from the draft.",
+      ),
+    loadAdaptation: z
+      .enum(["Off", "Engine"])
+      .default("Off")
+      .describe(
+        "Engine-level load adaptation: vLLM dynamic speculation by batch size, SGLang adaptive speculation.",
+      ),
+    lengthByBatchSize: z
+      .array(
+        z
+          .object({
+            minBatch: z.int().min(1).describe("Smallest batch size of the range."),
+            maxBatch: z.int().min(1).describe("Largest batch size of the range."),
+            tokens: z.int().min(0).max(32).describe("Draft tokens in this range; 0 turns speculation off."),
+          })
+          .describe("Draft length for a batch-size range."),
+      )
+      .max(16)
+      .optional()
+      .describe("Draft length per batch-size range when loadAdaptation is Engine (vLLM)."),
+    adaptiveVerification: z
+      .boolean()
+      .default(false)
+      .describe("DSpark confidence-scheduled verification (vLLM, drafts with a confidence head)."),
+  }),
+  [
+    {
+      rule: "!has(self.lengthByBatchSize) || self.loadAdaptation == 'Engine'",
+      message: "speculative.lengthByBatchSize needs loadAdaptation: Engine",
+      fieldPath: ".lengthByBatchSize",
+    },
+    {
+      rule: "!has(self.lengthByBatchSize) || self.lengthByBatchSize.all(r, r.minBatch <= r.maxBatch)",
+      message: "each lengthByBatchSize range needs minBatch <= maxBatch",
+      fieldPath: ".lengthByBatchSize",
+    },
+  ],
+).describe("Speculative decoding settings.");
+
+export const specServeSpec = withRules(
+  z.object({
+    target: modelSource.describe("The served target model. Immutable."),
+    draft: servedDraft,
+    method: draftMethod.describe("Speculative method, always passed to the engine explicitly. Immutable."),
+    engine: servingEngine.default("vllm"),
+    speculative: speculative.prefault({}),
+    extraEngineArgs: z
+      .array(z.string().max(1024))
+      .max(64)
+      .optional()
+      .describe(
+        "Extra engine command-line arguments; flags SpecOps manages (model, port, speculative-*, ...) are refused.",
+      ),
+    replicas: z
+      .int()
+      .min(0)
+      .max(10000)
+      .default(1)
+      .describe("Replicas when autoscaling is off (the scale subresource)."),
+    autoscaling: autoscaling.optional(),
+    rollout: z
+      .object({
+        minTau: z
+          .number()
+          .min(1)
+          .max(64)
+          .optional()
+          .describe("A new draft must reach this tau on live traffic."),
+        maxTauDrop: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.05)
+          .describe("A new draft may lose at most this share of the current draft's tau."),
+        canaryReplicas: z.int().min(1).max(100).default(1).describe("Replicas that try a new draft first."),
+        analysisWindow: duration("How long the canary is measured.").default("10m"),
+      })
+      .prefault({})
+      .describe("Gate for rolling out a new draft."),
+    drift: z
+      .object({
+        enabled: z.boolean().default(true).describe("Watch acceptance for drift from its baseline."),
+        baselineWindow: duration("Window that defines the baseline tau.").default("1h"),
+        tolerance: z.number().gt(0).max(1).default(0.15).describe("Relative tau drop that counts as drift."),
+      })
+      .prefault({})
+      .describe("Acceptance drift detection (traffic mix changes lower tau without a change in load)."),
+    resources: podResources
+      .extend({ gpusPerReplica: gpuCount("GPUs per replica (tensor parallel size).", 1) })
+      .prefault({})
+      .describe("Compute of each replica."),
+    placement: placement.optional(),
+    runtime: runtimeImage.optional(),
+    port: z.int().min(1).max(65535).default(8000).describe("Port of the OpenAI-compatible endpoint."),
+  }),
+  [
+    immutable("target"),
+    immutable("method"),
+    {
+      rule: `!has(self.extraEngineArgs) || self.extraEngineArgs.all(a, !a.matches('${managedFlagPattern}'))`,
+      message:
+        "extraEngineArgs may not set flags SpecOps manages (model, port, host, tensor parallel, speculative-*, tokens)",
+      fieldPath: ".extraEngineArgs",
+    },
+    {
+      rule: "!self.speculative.adaptiveVerification || (self.method == 'dspark' && self.engine == 'vllm')",
+      message: "speculative.adaptiveVerification needs method dspark on engine vllm",
+      fieldPath: ".speculative.adaptiveVerification",
+    },
+    {
+      rule: "self.engine == 'reference' || !self.target.uri.startsWith('builtin://')",
+      message: "builtin:// models exist only for the reference engine",
+      fieldPath: ".engine",
+    },
+    {
+      rule: "self.engine == 'reference' || self.resources.gpusPerReplica >= 1",
+      message: "vllm and sglang need at least one GPU per replica",
+      fieldPath: ".resources.gpusPerReplica",
+    },
+  ],
+).describe("Desired serving.");
+export type SpecServeSpec = z.infer<typeof specServeSpec>;
+
+export const measuredSignals = z
+  .object({
+    tau: z.number().min(0).optional().describe("Mean acceptance length per round, bonus token counted."),
+    acceptanceByPosition,
+    ttftP50: z.number().min(0).optional().describe("Median time to first token, seconds."),
+    ttftP95: z.number().min(0).optional().describe("95th percentile time to first token, seconds."),
+    tpotP50: z.number().min(0).optional().describe("Median time per output token, seconds."),
+    tpotP95: z.number().min(0).optional().describe("95th percentile time per output token, seconds."),
+    tokensPerSecondPerUser: z.number().min(0).optional().describe("Generation speed per running request."),
+    runningRequests: z.number().min(0).optional().describe("Requests being decoded, all replicas."),
+    waitingRequests: z.number().min(0).optional().describe("Requests queued, all replicas."),
+    throughput: z.number().min(0).optional().describe("Generated tokens per second, all replicas."),
+    window: z.string().optional().describe("Window the figures cover."),
+    time: z.string().optional().describe("When they were measured (RFC 3339)."),
+  })
+  .describe("Signals measured from the replicas' metrics.");
+
+export const specServeStatus = z
+  .object({
+    observedGeneration: z.int().min(0).optional().describe("Generation last acted on."),
+    conditions,
+    replicas: z.int().min(0).optional().describe("Replicas that exist."),
+    readyReplicas: z.int().min(0).optional().describe("Replicas ready to serve."),
+    desiredReplicas: z
+      .int()
+      .min(0)
+      .optional()
+      .describe("Replicas the autoscaler (or spec.replicas) asks for."),
+    selector: z.string().optional().describe("Label selector of the replicas' pods (scale subresource)."),
+    endpoint: z.string().optional().describe("In-cluster URL of the OpenAI-compatible endpoint."),
+    signals: measuredSignals.optional(),
+    decisions: z
+      .array(
+        z
+          .object({
+            time: z.string().describe("When (RFC 3339)."),
+            from: z.int().min(0).describe("Replicas before."),
+            to: z.int().min(0).describe("Replicas after."),
+            reason: z.string().max(1024).describe("Why, in words and figures."),
+          })
+          .describe("One scaling decision."),
+      )
+      .max(20)
+      .optional()
+      .describe("Recent autoscaler decisions, newest first."),
+    rollout: z
+      .object({
+        state: z.enum(["Stable", "Canary", "RolledBack", "Promoted"]).describe("Where the draft rollout is."),
+        currentDraft: z.string().optional().describe("Draft serving most traffic."),
+        candidateDraft: z.string().optional().describe("Draft being tried."),
+        candidateTau: z.number().min(0).optional().describe("Candidate's measured tau."),
+        message: z.string().max(1024).optional().describe("Details."),
+      })
+      .optional()
+      .describe("Draft rollout state."),
+  })
+  .describe("Observed state of the SpecServe.");

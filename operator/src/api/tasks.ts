@@ -1,0 +1,84 @@
+// The benchmark task sets DeepSpec evaluates on, with its default sample counts.
+import { z } from "zod";
+import { datasetSource } from "./common.ts";
+import { withRules } from "./rules.ts";
+
+export const BENCHMARK_TASKS = {
+  gsm8k: 500,
+  math500: 500,
+  aime25: 30,
+  humaneval: 164,
+  mbpp: 256,
+  livecodebench: 500,
+  "mt-bench": 80,
+  alpaca: 500,
+  "arena-hard-v2": 500,
+} as const;
+export type BenchmarkTask = keyof typeof BENCHMARK_TASKS;
+export const BENCHMARK_TASK_NAMES = Object.keys(BENCHMARK_TASKS) as BenchmarkTask[];
+
+const knownTasks = BENCHMARK_TASK_NAMES.map((t) => `'${t}'`).join(", ");
+
+export const evalTask = withRules(
+  z.object({
+    name: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: "must be a lowercase DNS-1123 label" })
+      .describe(
+        `Task set: one of ${BENCHMARK_TASK_NAMES.join(", ")}, or a custom name together with source.`,
+      ),
+    samples: z
+      .int()
+      .min(1)
+      .max(100000)
+      .optional()
+      .describe(
+        "Number of samples to evaluate; defaults to the task set's standard count (all of a custom source).",
+      ),
+    source: datasetSource
+      .optional()
+      .describe(
+        'JSONL prompts for a custom task ({"turns": [...]} per line); not allowed for the standard sets.',
+      ),
+  }),
+  [
+    {
+      rule: `self.name in [${knownTasks}] ? !has(self.source) : has(self.source)`,
+      message: `a custom task needs source, and the standard sets (${BENCHMARK_TASK_NAMES.join(", ")}) take none`,
+      fieldPath: ".source",
+    },
+  ],
+).describe("One task set to measure acceptance on.");
+export type EvalTask = z.infer<typeof evalTask>;
+
+export const evalTasks = (description: string) =>
+  z
+    .array(evalTask)
+    .min(1)
+    .max(64)
+    .meta({ description, "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] });
+
+/** Per-task acceptance figures, as DeepSpec's evaluator reports them (tau counts the bonus token). */
+export const taskResult = z
+  .object({
+    name: z.string().describe("Task set."),
+    samples: z.int().min(0).describe("Samples evaluated."),
+    tau: z.number().min(0).describe("Mean accepted length per verification round, bonus token included."),
+    acceptanceByPosition: z
+      .array(z.number().min(0).max(1))
+      .max(64)
+      .optional()
+      .describe("Share of rounds whose i-th draft token was accepted."),
+    verifyRate: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .describe("Accepted tokens over verified tokens: sum(tau) / (sum(proposal length) + proposals)."),
+    tokensPerSecond: z.number().min(0).optional().describe("Decode throughput with speculation."),
+    baselineTokensPerSecond: z.number().min(0).optional().describe("Decode throughput without speculation."),
+    speedup: z.number().min(0).optional().describe("tokensPerSecond / baselineTokensPerSecond."),
+  })
+  .describe("Acceptance measured on one task set.");

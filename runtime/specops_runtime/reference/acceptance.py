@@ -1,0 +1,104 @@
+"""Acceptance arithmetic with DeepSpec's conventions (pure; no torch).
+
+One *round* (a "proposal") drafts ``proposal_len`` tokens; the target accepts the first
+``accepted`` of them and then emits one more token (the correction on a reject, the bonus token
+when all were accepted). Hence:
+
+- tau ("accept_len")      = sum(accepted + 1) / #proposals          (bonus counted)
+- verify_rate              = sum(accepted + 1) / (sum(proposal_len) + #proposals)
+- accept_rate@i            = share of rounds whose i-th draft token (0-based) survived
+- vLLM counters            : drafts = #proposals, draft_tokens = sum(proposal_len),
+                             accepted = sum(accepted), per_pos[i] = #rounds with accepted > i;
+                             tau = 1 + accepted / drafts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Round:
+    proposal_len: int
+    accepted: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.accepted <= self.proposal_len:
+            raise ValueError(f"accepted: {self.accepted} outside [0, {self.proposal_len}]")
+
+
+@dataclass
+class AcceptanceStats:
+    """Accumulates rounds; merge-able so per-task stats can roll up into a macro view."""
+
+    proposals: int = 0
+    draft_tokens: int = 0
+    accepted_tokens: int = 0
+    accepted_per_position: list[int] = field(default_factory=list)
+
+    def add(self, proposal_len: int, accepted: int) -> None:
+        Round(proposal_len, accepted)  # validates
+        self.proposals += 1
+        self.draft_tokens += proposal_len
+        self.accepted_tokens += accepted
+        if len(self.accepted_per_position) < proposal_len:
+            self.accepted_per_position.extend([0] * (proposal_len - len(self.accepted_per_position)))
+        for i in range(accepted):
+            self.accepted_per_position[i] += 1
+
+    def extend(self, rounds: Iterable[Round | tuple[int, int]]) -> AcceptanceStats:
+        for r in rounds:
+            proposal_len, accepted = (r.proposal_len, r.accepted) if isinstance(r, Round) else r
+            self.add(proposal_len, accepted)
+        return self
+
+    def merge(self, other: AcceptanceStats) -> AcceptanceStats:
+        out = AcceptanceStats(self.proposals + other.proposals, self.draft_tokens + other.draft_tokens,
+                              self.accepted_tokens + other.accepted_tokens)
+        n = max(len(self.accepted_per_position), len(other.accepted_per_position))
+        a = self.accepted_per_position + [0] * (n - len(self.accepted_per_position))
+        b = other.accepted_per_position + [0] * (n - len(other.accepted_per_position))
+        out.accepted_per_position = [x + y for x, y in zip(a, b, strict=True)]
+        return out
+
+    @property
+    def emitted_tokens(self) -> int:
+        """Tokens produced by the rounds: accepted drafts plus one target token per round."""
+        return self.accepted_tokens + self.proposals
+
+    def tau(self) -> float:
+        return self.emitted_tokens / self.proposals if self.proposals else 0.0
+
+    def verify_rate(self) -> float:
+        denominator = self.draft_tokens + self.proposals
+        return self.emitted_tokens / denominator if denominator else 0.0
+
+    def accept_rate_by_position(self) -> list[float]:
+        if not self.proposals:
+            return []
+        return [count / self.proposals for count in self.accepted_per_position]
+
+    def mean_proposal_len(self) -> float:
+        return self.draft_tokens / self.proposals if self.proposals else 0.0
+
+    def summary(self) -> dict:
+        return {
+            "proposals": self.proposals,
+            "draftTokens": self.draft_tokens,
+            "acceptedTokens": self.accepted_tokens,
+            "tau": self.tau(),
+            "verifyRate": self.verify_rate(),
+            "acceptanceByPosition": self.accept_rate_by_position(),
+            "meanProposalLength": self.mean_proposal_len(),
+        }
+
+
+def tau_from_vllm_counters(num_drafts: float, num_accepted: float) -> float:
+    """vLLM's mean acceptance length: 1 + accepted / drafts (equal to DeepSpec's tau)."""
+    return 1.0 + num_accepted / num_drafts if num_drafts else 0.0
+
+
+def expected_tau(survival_by_position: list[float]) -> float:
+    """Expected tokens per round given per-position acceptance (cumulative survival) probabilities."""
+    return 1.0 + sum(survival_by_position)

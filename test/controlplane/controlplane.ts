@@ -1,0 +1,235 @@
+// A real etcd + kube-apiserver (+ kube-controller-manager for Jobs, Deployments and garbage
+// collection) on free loopback ports, for integration tests and `npm run cluster`. Binaries come
+// from build-binaries.sh (Go modules, cached by version). Everything lives in one temp dir that
+// stop() removes; child processes are killed on stop and when this process exits.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Agent, fetch } from "undici";
+
+export interface ControlPlane {
+  kubeconfigPath: string;
+  server: string;
+  token: string;
+  caPem: string;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+export interface ControlPlaneOptions {
+  /** Run kube-controller-manager too (Jobs, Deployments, garbage collection). Default true. */
+  controllerManager?: boolean;
+  /** Seconds to wait for readiness. */
+  startTimeoutSeconds?: number;
+  /** Where the components' logs go; default the temp dir. */
+  logDir?: string;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Builds (once) or finds the cached binaries; returns their folder. */
+export function controlPlaneBinaries(): string {
+  if (process.env.SPECOPS_CONTROLPLANE_BIN) return process.env.SPECOPS_CONTROLPLANE_BIN;
+  const out = execFileSync("bash", [join(here, "build-binaries.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return out.trim().split("\n").at(-1) ?? "";
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean>,
+  exited: () => string | undefined,
+) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const died = exited();
+    if (died) throw new Error(`${what} exited during start-up: ${died}`);
+    if (await probe().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what} was not ready after ${timeoutMs / 1000}s`);
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const bin = controlPlaneBinaries();
+  const dir = mkdtempSync(join(tmpdir(), "specops-cp-"));
+  const logDir = opts.logDir ?? dir;
+  mkdirSync(logDir, { recursive: true });
+  const timeoutMs = (opts.startTimeoutSeconds ?? 90) * 1000;
+  const children: { name: string; proc: ChildProcess; exit?: string }[] = [];
+
+  const run = (name: string, args: string[]) => {
+    const log = createWriteStream(join(logDir, `${name}.log`));
+    const proc = spawn(join(bin, name), args, { stdio: ["ignore", "pipe", "pipe"] });
+    proc.stdout?.pipe(log);
+    proc.stderr?.pipe(log);
+    const entry: { name: string; proc: ChildProcess; exit?: string } = { name, proc };
+    proc.on("exit", (code, signal) => {
+      entry.exit = `code ${code} signal ${signal}; see ${join(logDir, `${name}.log`)}`;
+    });
+    children.push(entry);
+    return entry;
+  };
+  const killAll = () => {
+    for (const c of children) if (c.exit === undefined) c.proc.kill("SIGKILL");
+  };
+  process.once("exit", killAll);
+
+  try {
+    const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const etcd = run("etcd", [
+      `--data-dir=${join(dir, "etcd")}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+      `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
+      "--unsafe-no-fsync=true",
+      "--quota-backend-bytes=4294967296",
+    ]);
+    await waitFor(
+      "etcd",
+      timeoutMs,
+      async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok,
+      () => etcd.exit,
+    );
+
+    const token = randomBytes(24).toString("hex");
+    writeFileSync(join(dir, "tokens.csv"), `${token},admin,admin-uid,"system:masters"\n`);
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const saKey = join(dir, "sa.key");
+    writeFileSync(saKey, privateKey.export({ type: "pkcs8", format: "pem" }));
+    const certDir = join(dir, "certs");
+    mkdirSync(certDir);
+
+    const apiserver = run("kube-apiserver", [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${certDir}`,
+      `--token-auth-file=${join(dir, "tokens.csv")}`,
+      "--authorization-mode=RBAC",
+      "--allow-privileged=true",
+      `--service-account-issuer=https://127.0.0.1:${apiPort}/`,
+      `--service-account-key-file=${saKey}`,
+      `--service-account-signing-key-file=${saKey}`,
+      "--service-cluster-ip-range=10.0.0.0/24",
+      "--disable-admission-plugins=ServiceAccount",
+      "--endpoint-reconciler-type=none",
+      "--enable-priority-and-fairness=false",
+    ]);
+    const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+    const server = `https://127.0.0.1:${apiPort}`;
+    await waitFor(
+      "kube-apiserver",
+      timeoutMs,
+      async () =>
+        (
+          await fetch(`${server}/readyz`, {
+            dispatcher: insecure,
+            headers: { authorization: `Bearer ${token}` },
+          })
+        ).ok,
+      () => apiserver.exit,
+    );
+    const caPem = readFileSync(join(certDir, "apiserver.crt"), "utf8");
+    const kubeconfigPath = join(dir, "kubeconfig");
+    writeFileSync(kubeconfigPath, kubeconfig(server, caPem, token));
+
+    if (opts.controllerManager ?? true) {
+      const kcm = run("kube-controller-manager", [
+        `--kubeconfig=${kubeconfigPath}`,
+        "--bind-address=127.0.0.1",
+        `--secure-port=${await freePort()}`,
+        "--leader-elect=false",
+        `--service-account-private-key-file=${saKey}`,
+        `--root-ca-file=${join(certDir, "apiserver.crt")}`,
+        "--use-service-account-credentials=false",
+        // No kubelets send heartbeats here: node lifecycle would taint and evict the stand-in's pods.
+        "--controllers=*,-nodelifecycle,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach",
+        "--concurrent-job-syncs=10",
+        "--kube-api-qps=200",
+        "--kube-api-burst=400",
+      ]);
+      await waitFor(
+        "kube-controller-manager",
+        timeoutMs,
+        async () => {
+          // The token controller has run once the default ServiceAccount exists.
+          const res = await fetch(`${server}/api/v1/namespaces/default/serviceaccounts/default`, {
+            dispatcher: insecure,
+            headers: { authorization: `Bearer ${token}` },
+          });
+          return res.ok;
+        },
+        () => kcm.exit,
+      );
+    }
+
+    return {
+      kubeconfigPath,
+      server,
+      token,
+      caPem,
+      dir,
+      async stop() {
+        process.removeListener("exit", killAll);
+        for (const c of [...children].reverse()) {
+          if (c.exit !== undefined) continue;
+          const exited = new Promise((r) => c.proc.once("exit", r));
+          c.proc.kill("SIGTERM");
+          const timer = setTimeout(() => c.proc.kill("SIGKILL"), 5000);
+          await exited;
+          clearTimeout(timer);
+        }
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    killAll();
+    process.removeListener("exit", killAll);
+    throw err;
+  }
+}
+
+function kubeconfig(server: string, caPem: string, token: string): string {
+  const ca = Buffer.from(caPem).toString("base64");
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: specops-test
+  cluster:
+    server: ${server}
+    certificate-authority-data: ${ca}
+users:
+- name: admin
+  user:
+    token: ${token}
+contexts:
+- name: specops-test
+  context:
+    cluster: specops-test
+    user: admin
+current-context: specops-test
+`;
+}

@@ -1,0 +1,25 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["operator/**/*.test.ts", "test/unit/**/*.test.ts"],
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          globalSetup: ["test/controlplane/globalSetup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          // One control plane for all files; files run one at a time so they don't starve 2 cores.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
