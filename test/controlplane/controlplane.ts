@@ -117,7 +117,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     writeFileSync(join(dir, "tokens.csv"), `${token},admin,admin-uid,"system:masters"\n`);
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const saKey = join(dir, "sa.key");
-    writeFileSync(saKey, privateKey.export({ type: "pkcs8", format: "pem" }));
+    writeFileSync(saKey, privateKey.export({ type: "sec1", format: "pem" }));
     const certDir = join(dir, "certs");
     mkdirSync(certDir);
 

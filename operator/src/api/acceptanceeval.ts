@@ -2,6 +2,7 @@
 // offline on its own pods or against a live SpecServe.
 import { z } from "zod";
 import {
+  boundedRecord,
   conditions,
   draftMethod,
   gpuCount,
@@ -82,10 +83,11 @@ export const acceptanceEvalSpec = withRules(
     gate: z
       .object({
         minTau: z.number().min(1).max(64).optional().describe("Minimum macro-average tau."),
-        minTauPerTask: z
-          .record(z.string(), z.number().min(1).max(64))
-          .optional()
-          .describe("Minimum tau per task set, by task name."),
+        minTauPerTask: boundedRecord(
+          z.number().min(1).max(64),
+          64,
+          "Minimum tau per task set, by task name.",
+        ).optional(),
         minSpeedup: z
           .number()
           .gt(0)

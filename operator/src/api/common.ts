@@ -19,6 +19,10 @@ export const objectName = (what: string) =>
     .regex(DNS1123_SUBDOMAIN, { error: "must be a lowercase DNS-1123 name" })
     .describe(`Name of the ${what} in the same namespace.`);
 
+/** A string-keyed map with bounds, so CEL rules over it stay within the API server's cost budget. */
+export const boundedRecord = <V extends z.ZodType>(value: V, maxProperties: number, description: string) =>
+  z.record(z.string().max(253), value).meta({ description, maxProperties });
+
 export const labelName = () => z.string().min(1).max(63).regex(DNS1123_LABEL);
 
 /** Go-style durations as Kubernetes writes them: 500ms, 30s, 5m, 1h30m. */
@@ -150,10 +154,11 @@ export const toleration = z
 
 export const placement = z
   .object({
-    nodeSelector: z
-      .record(z.string(), z.string())
-      .optional()
-      .describe("Node labels the pods must match, e.g. a GPU pool."),
+    nodeSelector: boundedRecord(
+      z.string().max(63),
+      64,
+      "Node labels the pods must match, e.g. a GPU pool.",
+    ).optional(),
     tolerations: z.array(toleration).max(32).optional().describe("Tolerations added to every pod."),
     affinity: z
       .record(z.string(), z.unknown())

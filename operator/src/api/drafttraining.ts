@@ -3,6 +3,7 @@
 import { z } from "zod";
 import {
   acceptanceByPosition,
+  boundedRecord,
   conditions,
   datasetSource,
   draftMethod,
@@ -90,23 +91,22 @@ export const draftShape = withRules(
       })
       .optional()
       .describe("Eagle3-only knobs."),
-    configOverrides: z
-      .record(
-        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, {
-          error: "keys are dotted DeepSpec config paths such as train.torch_compile",
-        }),
-        z.string().max(1024),
-      )
-      .optional()
-      .describe(
-        "Extra DeepSpec config overrides (--opts key=value, values parsed as YAML). Keys that SpecOps sets " +
-          "from first-class fields are refused.",
-      ),
+    configOverrides: boundedRecord(
+      z.string().max(1024),
+      64,
+      "Extra DeepSpec config overrides (--opts key=value, values parsed as YAML). Keys that SpecOps sets " +
+        "from first-class fields are refused.",
+    ).optional(),
   }),
   [
     {
       rule: `!has(self.configOverrides) || self.configOverrides.all(k, !(k in [${MANAGED_DEEPSPEC_KEYS.map((k) => `'${k}'`).join(", ")}]))`,
       message: "draft.configOverrides may not set a key SpecOps manages; use the first-class field instead",
+      fieldPath: ".configOverrides",
+    },
+    {
+      rule: "!has(self.configOverrides) || self.configOverrides.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*([.][A-Za-z_][A-Za-z0-9_]*)*$'))",
+      message: "draft.configOverrides keys are dotted DeepSpec config paths such as train.torch_compile",
       fieldPath: ".configOverrides",
     },
     {
