@@ -1,0 +1,1 @@
+"""DeepSpec (deepseek-ai/DeepSpec at a pinned commit) driven through its own scripts."""

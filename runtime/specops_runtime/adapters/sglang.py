@@ -1,0 +1,69 @@
+"""SGLang: `python -m sglang.launch_server` with --speculative-algorithm always explicit and
+--enable-metrics on."""
+
+from __future__ import annotations
+
+from ..agent.errors import InvalidTask
+from . import engines, serving
+
+HEALTH_PATH = "/health"
+METRICS_PATH = "/metrics"
+_ALGORITHMS = {"eagle3": "EAGLE3", "dflash": "DFLASH", "dspark": "DSPARK"}
+
+
+def speculative_args(params: dict, draft_ref: str | None, fmt: str) -> list[str]:
+    spec = params.get("speculative") or {}
+    method = engines.engine_method(params["method"], fmt)
+    if draft_ref is None:
+        raise InvalidTask("params.draft: SGLang needs --speculative-draft-model-path")
+    args = ["--speculative-algorithm", _ALGORITHMS[method], "--speculative-draft-model-path", draft_ref]
+    k = spec.get("numSpeculativeTokens")
+    if method == "eagle3":
+        if k is not None:  # chain drafting: steps = k, topk 1, draft tokens = steps + 1 (set all three)
+            args += ["--speculative-num-steps", str(k), "--speculative-eagle-topk", "1"]
+            args += ["--speculative-num-draft-tokens", str(k + 1)]
+        if spec.get("loadAdaptation") == "Engine":
+            if k is None:
+                raise InvalidTask("params.speculative.numSpeculativeTokens: SGLang adaptive speculation needs topk 1")
+            args.append("--speculative-adaptive")
+    elif method == "dflash":
+        if k is not None:  # z-lab DFlash: the block size is the number of draft tokens
+            args += ["--speculative-num-draft-tokens", str(k)]
+    else:  # dspark: block size gamma, one step, topk 1, gamma + 1 tokens verified
+        if k is not None:
+            args += ["--speculative-dspark-block-size", str(k)]
+            args += ["--speculative-num-steps", "1", "--speculative-eagle-topk", "1"]
+            args += ["--speculative-num-draft-tokens", str(k + 1)]
+    if method != "eagle3" and spec.get("loadAdaptation") == "Engine":
+        raise InvalidTask("params.speculative.loadAdaptation: SGLang adapts only EAGLE drafts with topk 1")
+    if spec.get("adaptiveVerification"):
+        raise InvalidTask("params.speculative.adaptiveVerification: vLLM only")
+    return args
+
+
+def command(params: dict, target_ref: str, draft_ref: str | None, fmt: str, revision: str | None = None) -> list[str]:
+    extra = engines.check_extra_args(params.get("extraEngineArgs"))
+    cmd = [
+        "python",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        target_ref,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(params.get("port", 8000)),
+        "--served-model-name",
+        params.get("servedModelName") or target_ref,
+        "--tp-size",
+        str(params.get("tensorParallelSize", 1)),
+        "--enable-metrics",
+        *speculative_args(params, draft_ref, fmt),
+    ]
+    if revision:
+        cmd += ["--revision", revision]
+    return cmd + extra
+
+
+def serve(params: dict, ctx) -> dict:
+    return serving.serve(params, ctx, command, HEALTH_PATH, METRICS_PATH, "sglang")

@@ -1,0 +1,60 @@
+"""vLLM: `vllm serve` with the speculative method always explicit (auto-detection guesses from the
+path: a DeepSpec DFlash draft in a folder named *dflash* would load on the wrong path)."""
+
+from __future__ import annotations
+
+import json
+
+from ..agent.errors import InvalidTask
+from . import engines, serving
+
+HEALTH_PATH = "/health"
+METRICS_PATH = "/metrics"
+
+
+def speculative_config(params: dict, draft_ref: str | None, fmt: str) -> dict:
+    spec = params.get("speculative") or {}
+    method = engines.engine_method(params["method"], fmt)
+    cfg: dict = {"method": method}
+    if draft_ref is not None:
+        cfg["model"] = draft_ref
+    elif method != "dspark":
+        raise InvalidTask("params.draft: vLLM needs a draft model except for dspark targets with a built-in drafter")
+    if spec.get("numSpeculativeTokens") is not None:
+        cfg["num_speculative_tokens"] = spec["numSpeculativeTokens"]
+    if spec.get("loadAdaptation") == "Engine":
+        ranges = spec.get("lengthByBatchSize")
+        if not ranges:
+            raise InvalidTask("params.speculative.lengthByBatchSize: vLLM load adaptation needs batch-size ranges")
+        cfg["num_speculative_tokens_per_batch_size"] = [[r["minBatch"], r["maxBatch"], r["tokens"]] for r in ranges]
+    if spec.get("adaptiveVerification"):
+        if method != "dspark":
+            raise InvalidTask("params.speculative.adaptiveVerification: needs a dspark draft")
+        cfg["enable_adaptive_verification"] = True
+    return cfg
+
+
+def command(params: dict, target_ref: str, draft_ref: str | None, fmt: str, revision: str | None = None) -> list[str]:
+    extra = engines.check_extra_args(params.get("extraEngineArgs"))
+    cmd = [
+        "vllm",
+        "serve",
+        target_ref,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(params.get("port", 8000)),
+        "--served-model-name",
+        params.get("servedModelName") or target_ref,
+        "--tensor-parallel-size",
+        str(params.get("tensorParallelSize", 1)),
+        "--speculative-config",
+        json.dumps(speculative_config(params, draft_ref, fmt), separators=(",", ":")),
+    ]
+    if revision:
+        cmd += ["--revision", revision]
+    return cmd + extra
+
+
+def serve(params: dict, ctx) -> dict:
+    return serving.serve(params, ctx, command, HEALTH_PATH, METRICS_PATH, "vllm")
