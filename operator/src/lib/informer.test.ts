@@ -1,0 +1,137 @@
+import { describe, expect, it } from "vitest";
+import { ManualClock } from "./clock.ts";
+import { apiError, FakeClient } from "./fakeclient.ts";
+import { Informer } from "./informer.ts";
+import { ConfigMaps } from "./resources.ts";
+
+const until = async (cond: () => boolean, what = "condition") => {
+  for (let i = 0; i < 2000; i++) {
+    if (cond()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+const cm = (name: string, extra: object = {}) => ({
+  apiVersion: "v1",
+  kind: "ConfigMap",
+  metadata: { name, namespace: "ns1", ...extra },
+  data: { v: name },
+});
+
+function setup(namespaces?: string[]) {
+  const client = new FakeClient();
+  const clock = new ManualClock();
+  const informer = new Informer(client, ConfigMaps, {
+    clock,
+    namespaces,
+    backoff: { initialMs: 100, maxMs: 1000 },
+  });
+  const events: string[] = [];
+  informer.addHandler({
+    add: (o) => events.push(`add ${o.metadata?.name}`),
+    update: (_old, o) => events.push(`update ${o.metadata?.name}`),
+    delete: (o) => events.push(`delete ${o.metadata?.name}`),
+  });
+  return { client, clock, informer, events };
+}
+
+describe("Informer", () => {
+  it("lists, reports synced, then follows the watch; strips managedFields; indexes owners", async () => {
+    const { client, informer, events } = setup();
+    client.seed(
+      ConfigMaps,
+      cm("a", {
+        managedFields: [{ manager: "x" }],
+        ownerReferences: [{ uid: "owner-1", name: "o", kind: "K", apiVersion: "v1" }],
+      }),
+    );
+    expect(informer.hasSynced()).toBe(false);
+    informer.start();
+    expect(await informer.waitForSync()).toBe(true);
+    expect(events).toEqual(["add a"]);
+    expect(informer.store.get("ns1", "a")?.metadata?.managedFields).toBeUndefined();
+    expect(informer.store.byOwner("owner-1").map((o) => o.metadata?.name)).toEqual(["a"]);
+
+    await until(() => client.actions.some((a) => a.verb === "watch"), "watch");
+    await client.create(ConfigMaps, cm("b"));
+    await client.patch(
+      ConfigMaps,
+      "ns1",
+      "a",
+      { data: { v: "2" }, metadata: { ownerReferences: null } },
+      { type: "merge" },
+    );
+    await client.delete(ConfigMaps, "ns1", "b");
+    expect(events).toEqual(["add a", "add b", "update a", "delete b"]);
+    expect(informer.store.list().map((o) => o.metadata?.name)).toEqual(["a"]);
+    expect(informer.store.byOwner("owner-1")).toEqual([]);
+    await informer.stop();
+  });
+
+  it("relists on 410 Gone and reports objects deleted while the watch was down", async () => {
+    const { client, clock, informer, events } = setup();
+    client.seed(ConfigMaps, cm("a"));
+    client.seed(ConfigMaps, cm("b"));
+    informer.start();
+    await informer.waitForSync();
+    await until(() => client.actions.some((a) => a.verb === "watch"));
+    client.closeWatches(); // the stream ends; the informer waits 1 s before reconnecting
+    await client.delete(ConfigMaps, "ns1", "b"); // nobody is watching
+    client.failNext("watch", apiError(410, "Expired", "too old resource version"));
+    await until(() => clock.pendingTimers() > 0, "reconnect timer");
+    clock.advance(1000);
+    await until(() => events.includes("delete b"), "delete b");
+    expect(client.actions.filter((a) => a.verb === "list")).toHaveLength(2);
+    expect(informer.store.list().map((o) => o.metadata?.name)).toEqual(["a"]);
+    await informer.stop();
+  });
+
+  it("retries other errors with backoff and keeps running", async () => {
+    const { client, clock, informer, events } = setup();
+    client.failNext("list", apiError(500, "InternalError", "etcd down"));
+    client.failNext("list", apiError(503, "ServiceUnavailable", "still down"));
+    client.failNext("watch", apiError(500, "InternalError", "watch broke"));
+    client.seed(ConfigMaps, cm("a"));
+    informer.start();
+    await until(() => client.actions.filter((a) => a.verb === "list").length === 1);
+    expect(informer.hasSynced()).toBe(false);
+    await until(() => clock.pendingTimers() > 0, "backoff timer");
+    clock.advance(200); // first backoff ≤ 120 ms
+    await until(() => client.actions.filter((a) => a.verb === "list").length === 2);
+    expect(informer.hasSynced()).toBe(false);
+    await until(() => clock.pendingTimers() > 0, "backoff timer");
+    clock.advance(300); // second ≤ 240 ms
+    await informer.waitForSync();
+    await until(() => client.actions.filter((a) => a.verb === "watch").length === 1);
+    await until(() => clock.pendingTimers() > 0, "backoff timer");
+    clock.advance(200);
+    await until(() => client.actions.filter((a) => a.verb === "watch").length === 2);
+    await client.create(ConfigMaps, cm("c"));
+    expect(events).toEqual(["add a", "add c"]);
+    expect(client.actions.filter((a) => a.verb === "list")).toHaveLength(3); // a watch error resumes, no relist
+    await informer.stop();
+  });
+
+  it("watches each configured namespace separately and syncs when all have listed", async () => {
+    const { client, informer } = setup(["ns1", "ns2"]);
+    client.seed(ConfigMaps, cm("a"));
+    client.seed(ConfigMaps, { ...cm("x"), metadata: { name: "x", namespace: "other" } });
+    informer.start();
+    await informer.waitForSync();
+    expect(client.actions.filter((a) => a.verb === "list").map((a) => a.namespace)).toEqual(["ns1", "ns2"]);
+    expect(informer.store.list().map((o) => o.metadata?.name)).toEqual(["a"]);
+    await informer.stop();
+  });
+
+  it("replays the cache to handlers added later", async () => {
+    const { client, informer } = setup();
+    client.seed(ConfigMaps, cm("a"));
+    informer.start();
+    await informer.waitForSync();
+    const seen: string[] = [];
+    informer.addHandler({ add: (o) => seen.push(o.metadata?.name ?? "") });
+    expect(seen).toEqual(["a"]);
+    await informer.stop();
+  });
+});
