@@ -42,7 +42,9 @@ const job = (name: string, backoffLimit = 0) => ({
     template: {
       spec: {
         restartPolicy: "Never",
-        containers: [{ name: "main", image: "runtime:test", resources: { limits: { "nvidia.com/gpu": "2" } } }],
+        containers: [
+          { name: "main", image: "runtime:test", resources: { limits: { "nvidia.com/gpu": "2" } } },
+        ],
       },
     },
   },
@@ -64,14 +66,19 @@ describe("fake kubelet with the real Job controller", () => {
       return j.status?.conditions?.find((c) => c.type === "Complete" && c.status === "True") ? j : undefined;
     });
     expect(done.status?.succeeded).toBe(1);
-    const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: NS, labelSelector: "job-name=ok-job" });
+    const pods = await kc
+      .makeApiClient(CoreV1Api)
+      .listNamespacedPod({ namespace: NS, labelSelector: "job-name=ok-job" });
     const terminated = pods.items[0]?.status?.containerStatuses?.[0]?.state?.terminated;
     expect(pods.items[0]?.spec?.nodeName).toBe("cp-test-node");
     expect(terminated).toMatchObject({ exitCode: 0, message: '{"tau":3.1}', reason: "Completed" });
   });
 
   it("reports a failing exit code and message, and the Job fails after its backoff limit", async () => {
-    outcomes.set("bad-job", { exitCode: 3, message: "invalid task: params.training.learningRate must be > 0" });
+    outcomes.set("bad-job", {
+      exitCode: 3,
+      message: "invalid task: params.training.learningRate must be > 0",
+    });
     const batch = kc.makeApiClient(BatchV1Api);
     await batch.createNamespacedJob({ namespace: NS, body: job("bad-job") });
     const failed = await until("job failure", async () => {
@@ -79,7 +86,9 @@ describe("fake kubelet with the real Job controller", () => {
       return j.status?.conditions?.find((c) => c.type === "Failed" && c.status === "True") ? j : undefined;
     });
     expect(failed.status?.failed).toBe(1);
-    const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: NS, labelSelector: "job-name=bad-job" });
+    const pods = await kc
+      .makeApiClient(CoreV1Api)
+      .listNamespacedPod({ namespace: NS, labelSelector: "job-name=bad-job" });
     expect(pods.items[0]?.status?.containerStatuses?.[0]?.state?.terminated).toMatchObject({
       exitCode: 3,
       message: "invalid task: params.training.learningRate must be > 0",

@@ -2,7 +2,7 @@
 import { MANAGED_DEEPSPEC_KEYS } from "../api/drafttraining.ts";
 import { MANAGED_ENGINE_FLAGS } from "../api/specserve.ts";
 
-export const RUNTIME_API_VERSION = "runtime.specops.dev/v1";
+export const RUNTIME_API_VERSION = "runtime.specops.dev/v1" as const;
 
 export const TASK_KINDS = [
   "prepare-data",
@@ -39,6 +39,17 @@ export const TERMINATION_MESSAGE_MAX_BYTES = 4096;
 /** File name of the full result inside the task's output directory. */
 export const RESULT_FILE = "result.json";
 
+/**
+ * Files each pipeline stage leaves in its output directory, so the operator can hand the next stage
+ * its inputs without waiting on a result it may have missed (a restarted operator recomputes them).
+ */
+export const STAGE_OUTPUTS = {
+  prepareData: { trainFile: "train.jsonl", evalDataDir: "eval_datasets" },
+  regenerate: { trainFile: "train_regen.jsonl", errorFile: "train_regen_error.jsonl" },
+  targetCache: { dir: "target_cache" },
+  train: { checkpointsDir: "checkpoints/specops", latestLink: "step_latest" },
+} as const;
+
 export const RUNTIME_ENV = {
   task: "SPECOPS_TASK",
   progressPort: "SPECOPS_PROGRESS_PORT",
@@ -67,6 +78,7 @@ export const CONTRACT_CONSTANTS = {
     maxBytes: TERMINATION_MESSAGE_MAX_BYTES,
   },
   resultFile: RESULT_FILE,
+  stageOutputs: STAGE_OUTPUTS,
   env: RUNTIME_ENV,
   defaultPvcRoot: DEFAULT_PVC_ROOT,
   managedEngineFlags: MANAGED_ENGINE_FLAGS,

@@ -6,6 +6,7 @@ import { z } from "zod";
 import { acceptanceEvalSpec } from "../api/acceptanceeval.ts";
 import { draftMethod, modelSource } from "../api/common.ts";
 import { draftShape, hyperparameters, regeneration, trainingData } from "../api/drafttraining.ts";
+import { withRules } from "../api/rules.ts";
 import { speculative } from "../api/specserve.ts";
 import { formatPath } from "../api/validate.ts";
 import { BACKENDS_BY_KIND, RUNTIME_API_VERSION, type TaskKind } from "./constants.ts";
@@ -224,13 +225,17 @@ const serveTask = z.object({
   ...common,
   kind: z.literal("serve"),
   backend: backendFor("serve"),
-  params: z
-    .object({
+  params: withRules(
+    z.object({
       target: modelSource.describe("The served target."),
       draft: modelSource
         .optional()
         .describe("The draft checkpoint; omitted only for dspark targets that ship their own drafter."),
-      method: draftMethod,
+      method: draftMethod
+        .optional()
+        .describe(
+          "Speculative method; omitted, the target is served alone (answer regeneration, baselines).",
+        ),
       draftFormat: z
         .enum(["auto", "deepspec", "native"])
         .default("auto")
@@ -243,8 +248,15 @@ const serveTask = z.object({
       port: z.int().min(1).max(65535).default(8000).describe("Port of the OpenAI-compatible endpoint."),
       tensorParallelSize: z.int().min(1).max(64).default(1).describe("GPUs per replica."),
       servedModelName: z.string().max(253).optional().describe("Model name clients use; default the target."),
-    })
-    .describe("Serve target + draft."),
+    }),
+    [
+      {
+        rule: "has(self.method) || !has(self.draft)",
+        message: "a draft needs a method",
+        fieldPath: ".method",
+      },
+    ],
+  ).describe("Serve target + draft, or the target alone when method is omitted."),
 });
 
 const profileTask = z.object({

@@ -46,3 +46,9 @@ def engine_method(method: str, fmt: str) -> str:
     if method == "dflash" and fmt == "deepspec":
         return "dspark"
     return method
+
+
+def require_method_for_draft(params: dict, draft_ref: str | None) -> None:
+    """A draft with no method would be served as a plain target: refuse instead of ignoring it."""
+    if draft_ref is not None and not params.get("method"):
+        raise InvalidTask("params.method: a draft needs a method")

@@ -67,7 +67,7 @@ def resolve_draft(params: dict, ctx) -> tuple[str | None, str, dict]:
     fmt = engines.draft_format(params, ref)
     extra: dict = {}
     cfg = engines.read_config(ref)
-    if params["method"] == "eagle3" and cfg and eagle3.is_deepspec_eagle3(cfg):
+    if params.get("method") == "eagle3" and cfg and eagle3.is_deepspec_eagle3(cfg):
         ctx.report(stage="convert", message="converting DeepSpec Eagle3 draft to the engine layout")
         converted = eagle3.convert(ref, ctx.work_dir / "draft-eagle3")
         extra["convertedDraft"] = converted["path"]

@@ -43,6 +43,7 @@ def speculative_args(params: dict, draft_ref: str | None, fmt: str) -> list[str]
 
 def command(params: dict, target_ref: str, draft_ref: str | None, fmt: str, revision: str | None = None) -> list[str]:
     extra = engines.check_extra_args(params.get("extraEngineArgs"))
+    engines.require_method_for_draft(params, draft_ref)
     cmd = [
         "python",
         "-m",
@@ -58,7 +59,8 @@ def command(params: dict, target_ref: str, draft_ref: str | None, fmt: str, revi
         "--tp-size",
         str(params.get("tensorParallelSize", 1)),
         "--enable-metrics",
-        *speculative_args(params, draft_ref, fmt),
+        # No method: the target alone (answer regeneration, no-speculation baselines).
+        *(speculative_args(params, draft_ref, fmt) if params.get("method") else []),
     ]
     if revision:
         cmd += ["--revision", revision]

@@ -36,6 +36,7 @@ def speculative_config(params: dict, draft_ref: str | None, fmt: str) -> dict:
 
 def command(params: dict, target_ref: str, draft_ref: str | None, fmt: str, revision: str | None = None) -> list[str]:
     extra = engines.check_extra_args(params.get("extraEngineArgs"))
+    engines.require_method_for_draft(params, draft_ref)
     cmd = [
         "vllm",
         "serve",
@@ -48,9 +49,10 @@ def command(params: dict, target_ref: str, draft_ref: str | None, fmt: str, revi
         params.get("servedModelName") or target_ref,
         "--tensor-parallel-size",
         str(params.get("tensorParallelSize", 1)),
-        "--speculative-config",
-        json.dumps(speculative_config(params, draft_ref, fmt), separators=(",", ":")),
     ]
+    # No method: the target alone (answer regeneration, no-speculation baselines).
+    if params.get("method"):
+        cmd += ["--speculative-config", json.dumps(speculative_config(params, draft_ref, fmt), separators=(",", ":"))]
     if revision:
         cmd += ["--revision", revision]
     return cmd + extra

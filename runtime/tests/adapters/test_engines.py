@@ -113,3 +113,24 @@ def test_acceptance_from_engine_metrics():
     sg = '# TYPE sglang:spec_accept_length gauge\nsglang:spec_accept_length{model_name="q"} 4.2\n'
     assert serving.acceptance_from_metrics(sg) == {"tauEstimate": 4.2}
     assert serving.acceptance_from_metrics("") == {}
+
+
+def _target_only_params():
+    doc = {
+        "apiVersion": "runtime.specops.dev/v1", "kind": "serve", "backend": "vllm", "output": {"path": "/o"},
+        "params": {"target": {"uri": "hf://Qwen/Qwen3-8B"}},
+    }  # fmt: skip
+    return validate_task(doc)["params"]
+
+
+def test_target_alone_has_no_speculative_flags():
+    p = _target_only_params()
+    assert vllm.command(p, "Qwen/Qwen3-8B", None, "native") == [
+        "vllm", "serve", "Qwen/Qwen3-8B", *HEAD, "--tensor-parallel-size", "1"]  # fmt: skip
+    assert not [a for a in sglang.command(p, "Qwen/Qwen3-8B", None, "native") if a.startswith("--speculative")]
+
+
+@pytest.mark.parametrize("engine", [vllm, sglang])
+def test_a_draft_without_method_is_refused(engine):
+    with pytest.raises(InvalidTask, match="params.method"):
+        engine.command(_target_only_params(), "Qwen/Qwen3-8B", "/drafts/x", "native")

@@ -1,0 +1,245 @@
+// Desired Kubernetes objects of a DraftTraining: its storage claim, one task ConfigMap and Job per
+// stage (an Indexed Job plus a headless Service for multi-node training), and the temporary target
+// server answering regeneration requests. Pure builders; the reconciler applies what they return.
+
+import { API_VERSION } from "../../api/common.ts";
+import type { DraftTraining } from "../../api/kinds.ts";
+import { EXIT_CODES, FAIL_JOB_EXIT_CODES } from "../../contract/exitCodes.ts";
+import { childName } from "../shared/names.ts";
+import { dropEmpty, runtimePodTemplate } from "../shared/pod.ts";
+import { childNames, STAGE_SLUG, type StageName, type StorageLayout } from "./plan.ts";
+
+export type KubeObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace: string;
+    labels?: Record<string, string>;
+    ownerReferences?: object[];
+  } & Record<string, unknown>;
+} & Record<string, unknown>;
+
+export const LABELS = {
+  name: "app.kubernetes.io/name",
+  managedBy: "app.kubernetes.io/managed-by",
+  owner: "specops.dev/drafttraining",
+  stage: "specops.dev/stage",
+} as const;
+
+export const MASTER_PORT = 29500;
+export const REGEN_SERVER_PORT = 8000;
+
+export interface BuildContext {
+  defaultImage: string;
+  progressPort: number;
+}
+
+export function ownerReference(dt: DraftTraining) {
+  return {
+    apiVersion: API_VERSION,
+    kind: "DraftTraining",
+    name: dt.metadata.name,
+    uid: dt.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+function meta(dt: DraftTraining, name: string, stage?: StageName) {
+  return {
+    name,
+    namespace: dt.metadata.namespace ?? "default",
+    labels: dropEmpty({
+      [LABELS.name]: "specops",
+      [LABELS.managedBy]: "specops-operator",
+      [LABELS.owner]: dt.metadata.name,
+      [LABELS.stage]: stage ? STAGE_SLUG[stage] : undefined,
+    }) as Record<string, string>,
+    ownerReferences: [ownerReference(dt)],
+  };
+}
+
+/** Secrets referenced by the spec; their keys become env vars of the pods (never copied anywhere). */
+export function credentialSecrets(dt: DraftTraining): string[] {
+  const refs = [
+    dt.spec.target.credentialsSecretRef,
+    dt.spec.data.prompts.credentialsSecretRef,
+    dt.spec.output?.credentialsSecretRef,
+  ];
+  return [...new Set(refs.flatMap((r) => (r ? [r.name] : [])))];
+}
+
+/** The operator-created claim; absent when the spec names an existing one. */
+export function storageClaim(dt: DraftTraining, layout: StorageLayout): KubeObject | undefined {
+  if (!layout.created) return undefined;
+  const m = meta(dt, layout.claimName);
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    // Retain: no owner reference, so the claim (and its checkpoints) outlives the DraftTraining.
+    metadata: dt.spec.storage.retentionPolicy === "Delete" ? m : { ...m, ownerReferences: undefined },
+    spec: dropEmpty({
+      accessModes: [dt.spec.storage.accessMode],
+      storageClassName: dt.spec.storage.storageClassName,
+      resources: { requests: { storage: String(dt.spec.storage.size) } },
+    }),
+  };
+}
+
+export function taskConfigMap(dt: DraftTraining, stage: StageName, task: unknown): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: meta(dt, childNames(dt).taskConfigMap(stage), stage),
+    data: { "task.json": `${JSON.stringify(task, null, 2)}\n` },
+  };
+}
+
+/** Terminal runtime exits fail the Job at once; disruptions (preemption, node loss) don't count. */
+export function podFailurePolicy() {
+  return {
+    rules: [
+      {
+        action: "FailJob",
+        onExitCodes: { containerName: "runtime", operator: "In", values: FAIL_JOB_EXIT_CODES },
+      },
+      { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
+      {
+        action: "Ignore",
+        onExitCodes: { containerName: "runtime", operator: "In", values: [EXIT_CODES.terminated.code] },
+      },
+    ],
+  };
+}
+
+export function stageJob(
+  dt: DraftTraining,
+  stage: StageName,
+  layout: StorageLayout,
+  ctx: BuildContext,
+  opts: { suspend: boolean },
+): KubeObject {
+  const names = childNames(dt);
+  const jobName = names.job(stage);
+  const multiNode = stage === "Train" && dt.spec.resources.nodes > 1;
+  const nodes = stage === "Train" ? dt.spec.resources.nodes : 1;
+  const gpus = stage === "PrepareData" || stage === "Regenerate" ? 0 : dt.spec.resources.gpusPerNode;
+  const distributedEnv =
+    stage === "Train" || stage === "TargetCache"
+      ? [
+          // DeepSpec's launcher semantics: RANK is the node rank, WORLD_SIZE the node count (not torchrun's).
+          {
+            name: "RANK",
+            valueFrom: multiNode
+              ? {
+                  fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" },
+                }
+              : undefined,
+            value: multiNode ? undefined : "0",
+          },
+          { name: "WORLD_SIZE", value: String(nodes) },
+          {
+            name: "MASTER_ADDR",
+            value: multiNode
+              ? `${jobName}-0.${names.trainService}.${dt.metadata.namespace ?? "default"}.svc`
+              : "127.0.0.1",
+          },
+          { name: "MASTER_PORT", value: String(MASTER_PORT) },
+        ].map((e) => dropEmpty(e))
+      : [];
+  const m = meta(dt, jobName, stage);
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: m,
+    spec: dropEmpty({
+      suspend: opts.suspend,
+      backoffLimit: dt.spec.backoffLimit,
+      completions: nodes,
+      parallelism: nodes,
+      completionMode: multiNode ? "Indexed" : "NonIndexed",
+      podFailurePolicy: podFailurePolicy(),
+      template: runtimePodTemplate({
+        defaultImage: ctx.defaultImage,
+        runtime: dt.spec.runtime,
+        placement: dt.spec.placement,
+        resources: dt.spec.resources,
+        gpus,
+        taskConfigMap: names.taskConfigMap(stage),
+        claimName: layout.claimName,
+        credentialSecrets: credentialSecrets(dt),
+        progressPort: ctx.progressPort,
+        env: distributedEnv,
+        labels: m.labels,
+        ports: multiNode ? [{ name: "rendezvous", containerPort: MASTER_PORT }] : undefined,
+        restartPolicy: "Never",
+        subdomain: multiNode ? names.trainService : undefined,
+      }),
+    }),
+  };
+}
+
+/** Headless Service that gives each Indexed Job pod a stable DNS name (MASTER_ADDR = index 0). */
+export function trainService(dt: DraftTraining): KubeObject {
+  const m = meta(dt, childNames(dt).trainService, "Train");
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: m,
+    spec: {
+      clusterIP: "None",
+      publishNotReadyAddresses: true,
+      selector: { [LABELS.owner]: dt.metadata.name, [LABELS.stage]: STAGE_SLUG.Train },
+      ports: [{ name: "rendezvous", port: MASTER_PORT, targetPort: MASTER_PORT }],
+    },
+  };
+}
+
+/** The target served alone on the regeneration engine: a Deployment and its Service, torn down after. */
+export function regenServer(
+  dt: DraftTraining,
+  layout: StorageLayout,
+  ctx: BuildContext,
+  task: unknown,
+): KubeObject[] {
+  const names = childNames(dt);
+  const m = meta(dt, names.regenServer, "Regenerate");
+  const selector = { [LABELS.owner]: dt.metadata.name ?? "", [LABELS.stage]: "regen-server" };
+  const regen = dt.spec.data.regenerate;
+  const template = runtimePodTemplate({
+    defaultImage: ctx.defaultImage,
+    runtime: dt.spec.runtime,
+    placement: dt.spec.placement,
+    resources: dt.spec.resources,
+    gpus: regen.gpusPerReplica,
+    taskConfigMap: childName(names.regenServer, "task"),
+    claimName: layout.claimName,
+    credentialSecrets: credentialSecrets(dt),
+    progressPort: ctx.progressPort,
+    labels: { ...m.labels, ...selector },
+    ports: [{ name: "http", containerPort: REGEN_SERVER_PORT }],
+    restartPolicy: "Always",
+    readinessPath: { path: "/health", port: REGEN_SERVER_PORT },
+  });
+  return [
+    {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: meta(dt, childName(names.regenServer, "task"), "Regenerate"),
+      data: { "task.json": `${JSON.stringify(task, null, 2)}\n` },
+    },
+    {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: m,
+      spec: { replicas: regen.replicas, selector: { matchLabels: selector }, template },
+    },
+    {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: meta(dt, names.regenServer, "Regenerate"),
+      spec: { selector, ports: [{ name: "http", port: REGEN_SERVER_PORT, targetPort: REGEN_SERVER_PORT }] },
+    },
+  ];
+}
