@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 TASK_NAMES = ("math", "code", "chat")
 
-_MATH_WORDS = ["continue", "the", "sequence", "count", "by", "from", "step", "is", "so", "next", ":", "."]
+_MATH_WORDS = ["table", "of", "continue", "the", "sequence", "count", "by", "from", "step", "is", "so", "next", ":", "."]
 _CODE_OPS = {"add": "+", "sub": "-", "mul": "*", "scale": "*", "shift": "+", "drop": "-"}
 _CODE_VARS = ["x", "y", "n", "item", "value", "row", "key", "total"]
 _CODE_COLLECTIONS = ["items", "rows", "values", "keys", "data", "nums"]
@@ -60,16 +60,20 @@ class Example:
 
 
 def _math(rng: random.Random) -> Example:
-    start, step = rng.randrange(0, 60), rng.randrange(1, 10)
-    shown = [start + i * step for i in range(3)]
-    following = [start + i * step for i in range(3, 11)]
-    if rng.random() < 0.5:
-        prompt = "continue the sequence " + " ".join(map(str, shown))
+    """Arithmetic with a unique answer: multiplication tables and short progressions."""
+    form = rng.randrange(3)
+    if form == 0:
+        base = rng.randrange(2, 13)
+        prompt = f"table of {base}"
+        answer = " ".join(str(base * i) for i in range(1, 11)) + f" . so the step is {base} ."
+        return Example("math", prompt, answer)
+    start, step = rng.randrange(0, 40), rng.randrange(1, 6)
+    terms = [start + i * step for i in range(10)]
+    if form == 1:
+        prompt, shown = f"count by {step} from {start}", terms[1:9]
     else:
-        prompt = f"count by {step} from {start}"
-        following = shown[1:] + following[:6]
-    answer = " ".join(map(str, following)) + f" . so the step is {step} ."
-    return Example("math", prompt, answer)
+        prompt, shown = "continue the sequence " + " ".join(map(str, terms[:3])), terms[3:10]
+    return Example("math", prompt, " ".join(map(str, shown)) + f" . so the step is {step} .")
 
 
 def _code(rng: random.Random) -> Example:
@@ -93,21 +97,41 @@ def _code(rng: random.Random) -> Example:
     return Example("code", prompt, answer)
 
 
+def _chat_language() -> dict[str, list[tuple[str, float]]]:
+    """A fixed random bigram "language" over the chat words (seeded, the same everywhere).
+
+    Each word's successor distribution is a draw from a sparse Dirichlet: peaked but varied,
+    like open-ended text, so a draft must learn many distinct distributions to match the target.
+    """
+    rng = random.Random("specops-chat-language-v1")
+    words = _chat_vocabulary()
+    table: dict[str, list[tuple[str, float]]] = {}
+    for word in words:
+        weights = [rng.gammavariate(_CHAT_DIRICHLET_ALPHA, 1.0) for _ in words]
+        total = sum(weights)
+        table[word] = [(w, x / total) for w, x in zip(words, weights, strict=True)]
+    return table
+
+
+def _chat_vocabulary() -> list[str]:
+    return [*_CHAT_TOPICS, *_CHAT_ADJ, *_CHAT_VERB, *_CHAT_NOUN, *_CHAT_ADV, *_CHAT_WORDS]
+
+
+_CHAT_DIRICHLET_ALPHA = 0.1
+_CHAT_TABLE: dict[str, list[tuple[str, float]]] = {}
+
+
 def _chat(rng: random.Random) -> Example:
+    """Open-ended answers: a walk through the bigram language, started from the topic."""
+    if not _CHAT_TABLE:
+        _CHAT_TABLE.update(_chat_language())
     topic = rng.choice(_CHAT_TOPICS)
     prompt = rng.choice([f"tell me about {topic}", f"what do you think of {topic}"])
-    sentences = []
-    for _ in range(rng.randrange(2, 4)):
-        form = rng.randrange(3)
-        if form == 0:
-            sentences.append(f"{topic} are {rng.choice(_CHAT_ADJ)} and {rng.choice(_CHAT_ADJ)} .")
-        elif form == 1:
-            sentences.append(f"i {rng.choice(_CHAT_ADV)} {rng.choice(_CHAT_VERB)} the "
-                             f"{rng.choice(_CHAT_ADJ)} {rng.choice(_CHAT_NOUN)} .")
-        else:
-            sentences.append(f"it makes {rng.choice(_CHAT_NOUN)} feel {rng.choice(_CHAT_ADJ)} "
-                             f"because they {rng.choice(_CHAT_VERB)} {topic} .")
-    return Example("chat", prompt, " ".join(sentences))
+    words = [topic]
+    for _ in range(rng.randrange(14, 22)):
+        successors = _CHAT_TABLE[words[-1]]
+        words.append(rng.choices([w for w, _ in successors], weights=[p for _, p in successors])[0])
+    return Example("chat", prompt, " ".join(words) + " .")
 
 
 GENERATORS: dict[str, Callable[[random.Random], Example]] = {"math": _math, "code": _code, "chat": _chat}

@@ -1,0 +1,100 @@
+"""Offline evaluation: per-task tau, per-position acceptance, verify rate and decode speed.
+
+Follows DeepSpec's evaluator: batch size 1, chain drafting, temperature 1.0 by default, one
+row per task set; optionally the same prompts decoded target-only for tokens/s and speedup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .acceptance import AcceptanceStats
+from .sampling import SamplingParams
+from .speculative import Generator
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    sampling: SamplingParams = SamplingParams(temperature=1.0)
+    max_new_tokens: int = 48
+    speculative_length: int = 4
+    seed: int = 980406
+    measure_baseline: bool = True
+    confidence_threshold: float = 0.0
+
+
+def _decode_all(generator: Generator, prompts: list[list[int]], settings: EvalSettings, gamma: int):
+    stats, tokens, seconds = AcceptanceStats(), 0, 0.0
+    outputs = []
+    for i, prompt in enumerate(prompts):
+        result = generator.generate(prompt, settings.max_new_tokens, settings.sampling, gamma=gamma,
+                                    seed=settings.seed + i, confidence_threshold=settings.confidence_threshold)
+        stats = stats.merge(result.stats)
+        tokens += len(result.tokens)
+        seconds += result.elapsed
+        outputs.append(result.tokens)
+    return stats, tokens, seconds, outputs
+
+
+def evaluate_tasks(
+    target_model,
+    drafter,
+    layer_ids: list[int],
+    prompts_by_task: dict[str, list[list[int]]],
+    settings: EvalSettings,
+    report: Callable[..., None] | None = None,
+) -> dict:
+    speculative = Generator(target_model, drafter, layer_ids)
+    baseline = Generator(target_model) if settings.measure_baseline else None
+    per_task: dict[str, dict] = {}
+    try:
+        for done, (task, prompts) in enumerate(prompts_by_task.items(), start=1):
+            stats, tokens, seconds, _ = _decode_all(speculative, prompts, settings, settings.speculative_length)
+            row = {
+                "samples": len(prompts),
+                "tau": stats.tau(),
+                "acceptanceByPosition": stats.accept_rate_by_position(),
+                "verifyRate": stats.verify_rate(),
+                "proposals": stats.proposals,
+                "meanProposalLength": stats.mean_proposal_len(),
+                "generatedTokens": tokens,
+                "tokensPerSecond": tokens / seconds if seconds else 0.0,
+            }
+            if baseline is not None:
+                _, base_tokens, base_seconds, _ = _decode_all(baseline, prompts, settings, 0)
+                row["baselineTokensPerSecond"] = base_tokens / base_seconds if base_seconds else 0.0
+                row["speedup"] = (row["tokensPerSecond"] / row["baselineTokensPerSecond"]
+                                  if row["baselineTokensPerSecond"] else None)
+            per_task[task] = row
+            if report:
+                report(stage="evaluate", step=done, total=len(prompts_by_task), tauEstimate=row["tau"],
+                       acceptanceByPosition=row["acceptanceByPosition"], message=f"{task}: tau={row['tau']:.3f}")
+    finally:
+        speculative.close()
+        if baseline is not None:
+            baseline.close()
+    return {"tasks": per_task, "summary": macro_summary(per_task)}
+
+
+def macro_summary(per_task: dict[str, dict]) -> dict:
+    """Unweighted mean over task sets (the paper's macro average)."""
+    if not per_task:
+        return {}
+    rows = list(per_task.values())
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        return sum(values) / len(values) if values else None
+
+    width = max(len(r["acceptanceByPosition"]) for r in rows)
+    by_pos = [sum((r["acceptanceByPosition"] + [0.0] * width)[i] for r in rows) / len(rows) for i in range(width)]
+    return {
+        "tasks": len(rows),
+        "tau": mean("tau"),
+        "verifyRate": mean("verifyRate"),
+        "acceptanceByPosition": by_pos,
+        "tokensPerSecond": mean("tokensPerSecond"),
+        "baselineTokensPerSecond": mean("baselineTokensPerSecond"),
+        "speedup": mean("speedup"),
+    }
