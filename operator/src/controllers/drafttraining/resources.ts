@@ -9,7 +9,7 @@ import { childName } from "../shared/names.ts";
 import { dropEmpty, runtimePodTemplate } from "../shared/pod.ts";
 import { childNames, STAGE_SLUG, type StageName, type StorageLayout } from "./plan.ts";
 
-export type KubeObject = {
+export type DesiredObject = {
   apiVersion: string;
   kind: string;
   metadata: {
@@ -71,7 +71,7 @@ export function credentialSecrets(dt: DraftTraining): string[] {
 }
 
 /** The operator-created claim; absent when the spec names an existing one. */
-export function storageClaim(dt: DraftTraining, layout: StorageLayout): KubeObject | undefined {
+export function storageClaim(dt: DraftTraining, layout: StorageLayout): DesiredObject | undefined {
   if (!layout.created) return undefined;
   const m = meta(dt, layout.claimName);
   return {
@@ -87,7 +87,7 @@ export function storageClaim(dt: DraftTraining, layout: StorageLayout): KubeObje
   };
 }
 
-export function taskConfigMap(dt: DraftTraining, stage: StageName, task: unknown): KubeObject {
+export function taskConfigMap(dt: DraftTraining, stage: StageName, task: unknown): DesiredObject {
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -119,7 +119,7 @@ export function stageJob(
   layout: StorageLayout,
   ctx: BuildContext,
   opts: { suspend: boolean },
-): KubeObject {
+): DesiredObject {
   const names = childNames(dt);
   const jobName = names.job(stage);
   const multiNode = stage === "Train" && dt.spec.resources.nodes > 1;
@@ -181,7 +181,7 @@ export function stageJob(
 }
 
 /** Headless Service that gives each Indexed Job pod a stable DNS name (MASTER_ADDR = index 0). */
-export function trainService(dt: DraftTraining): KubeObject {
+export function trainService(dt: DraftTraining): DesiredObject {
   const m = meta(dt, childNames(dt).trainService, "Train");
   return {
     apiVersion: "v1",
@@ -202,7 +202,7 @@ export function regenServer(
   layout: StorageLayout,
   ctx: BuildContext,
   task: unknown,
-): KubeObject[] {
+): DesiredObject[] {
   const names = childNames(dt);
   const m = meta(dt, names.regenServer, "Regenerate");
   const selector = { [LABELS.owner]: dt.metadata.name ?? "", [LABELS.stage]: "regen-server" };
@@ -242,4 +242,33 @@ export function regenServer(
       spec: { selector, ports: [{ name: "http", port: REGEN_SERVER_PORT, targetPort: REGEN_SERVER_PORT }] },
     },
   ];
+}
+
+/** The evaluation gate: an AcceptanceEval of the trained draft, owned by the DraftTraining. */
+export function acceptanceEval(dt: DraftTraining, checkpointUri: string): DesiredObject | undefined {
+  const evaluation = dt.spec.evaluation;
+  if (!evaluation) return undefined;
+  const { resources } = dt.spec;
+  return {
+    apiVersion: API_VERSION,
+    kind: "AcceptanceEval",
+    metadata: meta(dt, childNames(dt).acceptanceEval, "Evaluate"),
+    spec: dropEmpty({
+      target: dt.spec.target,
+      draft: { source: { uri: checkpointUri } },
+      method: dt.spec.method,
+      backend: dt.spec.backend,
+      tasks: evaluation.tasks,
+      gate: evaluation.minTau !== undefined ? { minTau: evaluation.minTau } : undefined,
+      resources: dropEmpty({
+        gpus: Math.min(1, resources.gpusPerNode),
+        gpuProduct: resources.gpuProduct,
+        gpuResourceName: resources.gpuResourceName,
+        cpu: resources.cpu,
+        memory: resources.memory,
+      }),
+      placement: dt.spec.placement,
+      runtime: dt.spec.runtime,
+    }),
+  };
 }

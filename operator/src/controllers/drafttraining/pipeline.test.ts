@@ -1,0 +1,179 @@
+import { describe, expect, it } from "vitest";
+import { example } from "../../../../test/fixtures/examples.ts";
+import { type DraftTraining, draftTrainingResource } from "../../api/kinds.ts";
+import type { JobObservation } from "./observe.ts";
+import { decide, type Observed } from "./pipeline.ts";
+
+const NOW = Date.parse("2026-11-28T12:00:00Z");
+
+function dt(edit?: (spec: any) => void, status?: any): DraftTraining {
+  const m = example("tiny-drafttraining.yaml");
+  m.metadata.namespace = "ns";
+  edit?.(m.spec);
+  const parsed = draftTrainingResource.parse(m);
+  return { ...parsed, metadata: { ...parsed.metadata, uid: "u", generation: 2 }, status };
+}
+
+const job = (name: string, over: Partial<JobObservation> = {}): JobObservation => ({
+  name,
+  suspended: false,
+  complete: false,
+  failed: false,
+  active: 1,
+  failedPods: 0,
+  ...over,
+});
+const done = (name: string) =>
+  job(name, { complete: true, active: 0, completionTime: "2026-11-28T11:00:00Z" });
+const observed = (jobs: Observed["jobs"], extra: Partial<Observed> = {}): Observed => ({
+  jobs,
+  missingSecrets: [],
+  checkpointUri: "pvc://c/train/step_latest",
+  ...extra,
+});
+
+describe("DraftTraining pipeline", () => {
+  it("starts with data preparation", () => {
+    const d = decide(dt(), observed({}), NOW);
+    expect(d.actions).toEqual([{ type: "runStage", stage: "PrepareData", suspend: false }]);
+    expect(d.status.stage).toBe("PrepareData");
+    expect(d.status.stages?.map((s) => s.state)).toEqual([
+      "Pending",
+      "Pending",
+      "Pending",
+      "Pending",
+      "Pending",
+    ]);
+    expect(d.status.conditions?.find((c) => c.type === "Progressing")).toMatchObject({
+      status: "True",
+      observedGeneration: 2,
+    });
+    expect(d.active).toBe(true);
+  });
+
+  it("moves to the next stage when a Job completes, and tears down the regen server after regeneration", () => {
+    const d = decide(dt(), observed({ PrepareData: done("t-data"), Regenerate: done("t-regen") }), NOW);
+    expect(d.actions).toEqual([
+      { type: "runStage", stage: "TargetCache", suspend: false },
+      { type: "tearDownRegenServer" },
+    ]);
+    expect(d.status.stages?.slice(0, 2).map((s) => s.state)).toEqual(["Succeeded", "Succeeded"]);
+    expect(d.events.map((e) => e.reason)).toEqual(["PrepareDataSucceeded", "RegenerateSucceeded"]);
+  });
+
+  it("keeps a finished stage finished when its Job is gone (restart, deleted Job)", () => {
+    const previous = decide(dt(), observed({ PrepareData: done("t-data") }), NOW).status;
+    const d = decide(dt(undefined, previous), observed({}), NOW + 1000);
+    expect(d.status.stages?.[0]?.state).toBe("Succeeded");
+    expect(d.actions[0]).toEqual({ type: "runStage", stage: "Regenerate", suspend: false });
+    expect(d.events).toEqual([]);
+  });
+
+  it("fails at once with the runtime's message on a terminal exit", () => {
+    const failed = job("t-data", {
+      failed: true,
+      active: 0,
+      failedPods: 1,
+      failureReason: "PodFailurePolicy",
+      termination: {
+        exitCode: 10,
+        reason: "invalidTask",
+        message: "params.prompts.uri: not found",
+        malformed: false,
+      },
+    });
+    const d = decide(dt(), observed({ PrepareData: failed }), NOW);
+    expect(d.status.stage).toBe("Failed");
+    expect(d.actions).toEqual([]);
+    expect(d.status.conditions?.find((c) => c.type === "Succeeded")).toMatchObject({
+      status: "False",
+      reason: "PrepareDataFailed",
+      message: "params.prompts.uri: not found",
+    });
+    expect(d.events).toContainEqual(
+      expect.objectContaining({ type: "Warning", reason: "PrepareDataFailed" }),
+    );
+    expect(d.active).toBe(false);
+  });
+
+  it("counts retriable attempts while the Job retries", () => {
+    const retrying = job("t-data", { failedPods: 2, active: 1 });
+    const d = decide(dt(), observed({ PrepareData: retrying }), NOW);
+    expect(d.status.stages?.[0]).toMatchObject({ state: "Running", attempts: 3 });
+  });
+
+  it("suspends the running stage and resumes it", () => {
+    const suspended = decide(
+      dt((s) => (s.suspend = true)),
+      observed({ PrepareData: done("d"), Regenerate: job("r") }),
+      NOW,
+    );
+    expect(suspended.actions[0]).toEqual({ type: "runStage", stage: "Regenerate", suspend: true });
+    expect(suspended.status.stage).toBe("Suspended");
+    expect(suspended.events.map((e) => e.reason)).toContain("Suspended");
+    const resumed = decide(
+      dt(undefined, suspended.status),
+      observed({ PrepareData: done("d"), Regenerate: job("r", { suspended: true }) }),
+      NOW,
+    );
+    expect(resumed.actions[0]).toEqual({ type: "runStage", stage: "Regenerate", suspend: false });
+    expect(resumed.events.map((e) => e.reason)).toContain("Resumed");
+  });
+
+  it("creates the evaluation after training and fails on a missed gate", () => {
+    const jobs = { PrepareData: done("a"), Regenerate: done("b"), TargetCache: done("c"), Train: done("d") };
+    expect(decide(dt(), observed(jobs), NOW).actions[0]).toEqual({ type: "createEvaluation" });
+    const gateFailed = decide(
+      dt(),
+      observed(jobs, {
+        evaluation: {
+          name: "t-eval",
+          phase: "Succeeded",
+          verdict: "Failed",
+          macroTau: 1.2,
+          reasons: ["macro tau 1.20 < 1.5"],
+        },
+      }),
+      NOW,
+    );
+    expect(gateFailed.status.stage).toBe("Failed");
+    expect(gateFailed.status.conditions?.find((c) => c.type === "Succeeded")).toMatchObject({
+      reason: "GateFailed",
+      message: "gate failed: macro tau 1.20 < 1.5",
+    });
+  });
+
+  it("succeeds with the checkpoint and the evaluation summary", () => {
+    const jobs = { PrepareData: done("a"), Regenerate: done("b"), TargetCache: done("c"), Train: done("d") };
+    const d = decide(
+      dt(),
+      observed(jobs, {
+        evaluation: { name: "t-eval", phase: "Succeeded", verdict: "Passed", macroTau: 2.4 },
+      }),
+      NOW,
+    );
+    expect(d.status.stage).toBe("Succeeded");
+    expect(d.status.checkpoint).toEqual({ uri: "pvc://c/train/step_latest" });
+    expect(d.status.evaluation).toEqual({ acceptanceEval: "t-eval", macroTau: 2.4, passed: true });
+    expect(d.status.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
+  });
+
+  it("waits with a clear condition while a referenced Secret is missing", () => {
+    const d = decide(dt(), observed({}, { missingSecrets: ["hf-token"] }), NOW);
+    expect(d.actions).toEqual([]);
+    expect(d.status.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+      status: "False",
+      reason: "SecretMissing",
+    });
+    expect(d.events).toHaveLength(1);
+    const again = decide(dt(undefined, d.status), observed({}, { missingSecrets: ["hf-token"] }), NOW + 5000);
+    expect(again.events).toEqual([]);
+    expect(again.status.conditions).toEqual(d.status.conditions);
+  });
+
+  it("keeps lastTransitionTime while conditions hold", () => {
+    const first = decide(dt(), observed({ PrepareData: job("a") }), NOW);
+    const second = decide(dt(undefined, first.status), observed({ PrepareData: job("a") }), NOW + 60_000);
+    expect(second.status).toEqual(first.status);
+  });
+});

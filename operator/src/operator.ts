@@ -1,0 +1,95 @@
+// Wires the controllers into a Manager: one shared informer per kind, one controller per kind,
+// one Events recorder. Used by main.ts, the integration tests and the benchmark alike.
+
+import type { KubeConfig } from "@kubernetes/client-node";
+import { PROGRESS_DEFAULT_PORT } from "./contract/constants.ts";
+import {
+  AcceptanceEvals,
+  CONTROLLER_NAME,
+  type DraftTrainingDeps,
+  DraftTrainings,
+  draftTrainingReconciler,
+  recordTerminalError,
+} from "./controllers/drafttraining/controller.ts";
+import { KubeClient } from "./lib/client.ts";
+import type { Clock } from "./lib/clock.ts";
+import type { Config } from "./lib/config.ts";
+import { EventRecorder } from "./lib/events.ts";
+import type { Logger } from "./lib/log.ts";
+import { Manager } from "./lib/manager.ts";
+import { Deployments, Jobs, Pods } from "./lib/resources.ts";
+
+export interface OperatorOptions {
+  kubeConfig: KubeConfig;
+  config: Config;
+  logger: Logger;
+  /** Port the runtime pods serve progress on (the contract's default unless a test changes it). */
+  progressPort?: number;
+  readProgress?: DraftTrainingDeps["readProgress"];
+  clock?: Clock;
+}
+
+export function buildOperator(opts: OperatorOptions): Manager {
+  const { config, logger } = opts;
+  const client = new KubeClient(opts.kubeConfig);
+  const manager = new Manager({
+    client,
+    namespaces: config.namespaces,
+    port: config.port,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    logger,
+    clock: opts.clock,
+    leaderElection: config.leaderElect
+      ? {
+          name: config.leaseName,
+          namespace: config.leaseNamespace,
+          leaseDurationMs: config.leaseDurationMs,
+          renewDeadlineMs: config.renewDeadlineMs,
+          retryPeriodMs: config.retryPeriodMs,
+        }
+      : undefined,
+  });
+  const events = new EventRecorder({
+    client,
+    reportingController: "specops.dev/operator",
+    reportingInstance: config.podName,
+    logger,
+    clock: opts.clock,
+  });
+  const deps: DraftTrainingDeps = {
+    client,
+    drafts: manager.informer(DraftTrainings),
+    jobs: manager.informer(Jobs),
+    pods: manager.informer(Pods),
+    deployments: manager.informer(Deployments),
+    evals: manager.informer(AcceptanceEvals),
+    events,
+    image: config.runtimeImage,
+    progressPort: opts.progressPort ?? PROGRESS_DEFAULT_PORT,
+    clock: opts.clock,
+    readProgress: opts.readProgress,
+  };
+  manager.controller({
+    name: CONTROLLER_NAME,
+    for: deps.drafts,
+    owns: [deps.jobs, deps.evals, deps.deployments],
+    // A pod's progress or termination changes its Job's owner's status: map pod → Job → DraftTraining.
+    watches: [
+      {
+        informer: deps.pods,
+        map: (pod) => {
+          const jobRef = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === "Job");
+          const job = jobRef ? deps.jobs.store.get(pod.metadata?.namespace, jobRef.name) : undefined;
+          const owner = job?.metadata?.ownerReferences?.find(
+            (r) => r.controller && r.kind === "DraftTraining",
+          );
+          return owner ? [`${pod.metadata?.namespace}/${owner.name}`] : [];
+        },
+      },
+    ],
+    reconcile: draftTrainingReconciler(deps),
+    onTerminalError: recordTerminalError(deps),
+    workers: config.workers,
+  });
+  return manager;
+}
