@@ -3,6 +3,8 @@
 // (only what is missing: a stage's objects are fixed once it starts, so spec edits apply from the
 // next stage), folds Job results and pod progress into status, and writes status only on change.
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import type { z } from "zod";
+import type { acceptanceEvalStatus } from "../../api/acceptanceeval.ts";
 import { API_VERSION } from "../../api/common.ts";
 import {
   acceptanceEvalKind,
@@ -34,7 +36,14 @@ import {
 } from "../../lib/resources.ts";
 import { type ProgressRead, readProgress, statusProgress } from "../shared/progress.ts";
 import { observeJob } from "./observe.ts";
-import { type Action, type Decision, decide, type EvalObservation, type Observed } from "./pipeline.ts";
+import {
+  type Action,
+  type Decision,
+  type DraftTrainingStatus,
+  decide,
+  type EvalObservation,
+  type Observed,
+} from "./pipeline.ts";
 import { childNames, STAGE_SLUG, type StageName, storageLayout } from "./plan.ts";
 import * as desired from "./resources.ts";
 import { latestCheckpointUri, regenServerTask, stageTask } from "./tasks.ts";
@@ -47,10 +56,8 @@ export const DraftTrainings = customResource<KubeObject & { spec?: unknown; stat
   API_VERSION,
   draftTrainingKind,
 );
-export const AcceptanceEvals = customResource<KubeObject & { spec?: unknown; status?: any }>(
-  API_VERSION,
-  acceptanceEvalKind,
-);
+type AcceptanceEvalWire = KubeObject & { spec?: unknown; status?: z.infer<typeof acceptanceEvalStatus> };
+export const AcceptanceEvals = customResource<AcceptanceEvalWire>(API_VERSION, acceptanceEvalKind);
 export const RESOURCES = new ResourceTable([...CORE_RESOURCES, DraftTrainings, AcceptanceEvals]);
 
 /** Exactly what this controller does with each kind; the chart's ClusterRole is generated from it. */
@@ -162,7 +169,7 @@ export function draftTrainingReconciler(deps: DraftTrainingDeps) {
 
   function observeEvaluation(dt: DraftTraining): EvalObservation | undefined {
     const name = childNames(dt).acceptanceEval;
-    const ae = deps.evals.store.get(dt.metadata.namespace, name) as { status?: any } | undefined;
+    const ae = deps.evals.store.get(dt.metadata.namespace, name) as AcceptanceEvalWire | undefined;
     if (!ae) return undefined;
     const s = ae.status ?? {};
     return {
@@ -171,7 +178,7 @@ export function draftTrainingReconciler(deps: DraftTrainingDeps) {
       macroTau: s.summary?.macroTau,
       verdict: s.gate?.verdict,
       reasons: s.gate?.reasons,
-      message: s.conditions?.find((c: Condition) => c.type === "Succeeded")?.message,
+      message: s.conditions?.find((c) => c.type === "Succeeded")?.message,
     };
   }
 
@@ -334,7 +341,9 @@ export function draftTrainingReconciler(deps: DraftTrainingDeps) {
 /** Records a TerminalError on the object: Ready=False and Succeeded=False with the reason. */
 export function recordTerminalError(deps: Pick<DraftTrainingDeps, "client" | "drafts" | "events" | "clock">) {
   return async (err: TerminalError, ctx: ReconcileContext) => {
-    const raw = deps.drafts.store.get(ctx.namespace, ctx.name) as (KubeObject & { status?: any }) | undefined;
+    const raw = deps.drafts.store.get(ctx.namespace, ctx.name) as
+      | (KubeObject & { status?: DraftTrainingStatus })
+      | undefined;
     if (!raw) return;
     const now = (deps.clock ?? realClock).now();
     let conditions = (raw.status?.conditions ?? []) as Condition[];
