@@ -14,7 +14,7 @@ const python = "runtime/.venv/bin/python";
 const steps: Step[] = [
   { name: "lint (biome)", command: ["biome", "check", "."] },
   { name: "typecheck (tsc)", command: ["tsc", "--noEmit", "-p", "."] },
-  { name: "generated CRDs up to date", command: ["node", "operator/src/api/generate.ts", "--check"] },
+  { name: "generated CRDs and RBAC up to date", command: ["node", "operator/src/generate.ts", "--check"] },
   {
     name: "generated runtime contract up to date",
     command: ["node", "operator/src/contract/generate.ts", "--check"],

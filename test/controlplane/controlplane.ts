@@ -13,6 +13,8 @@ import { Agent, fetch } from "undici";
 
 export interface ControlPlane {
   kubeconfigPath: string;
+  /** Credentials of a user with no permissions of its own (no groups): tests bind RBAC to it. */
+  restrictedUser: { name: string; kubeconfigPath: string };
   server: string;
   token: string;
   caPem: string;
@@ -30,6 +32,7 @@ export interface ControlPlaneOptions {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+const RESTRICTED_USER = "restricted-user";
 
 /** Builds (once) or finds the cached binaries; returns their folder. */
 export function controlPlaneBinaries(): string {
@@ -114,7 +117,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     );
 
     const token = randomBytes(24).toString("hex");
-    writeFileSync(join(dir, "tokens.csv"), `${token},admin,admin-uid,"system:masters"\n`);
+    const restrictedToken = randomBytes(24).toString("hex");
+    writeFileSync(
+      join(dir, "tokens.csv"),
+      `${token},admin,admin-uid,"system:masters"\n${restrictedToken},${RESTRICTED_USER},restricted-uid\n`,
+    );
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const saKey = join(dir, "sa.key");
     writeFileSync(saKey, privateKey.export({ type: "sec1", format: "pem" }));
@@ -155,6 +162,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const caPem = readFileSync(join(certDir, "apiserver.crt"), "utf8");
     const kubeconfigPath = join(dir, "kubeconfig");
     writeFileSync(kubeconfigPath, kubeconfig(server, caPem, token));
+    const restrictedKubeconfigPath = join(dir, "restricted-kubeconfig");
+    writeFileSync(restrictedKubeconfigPath, kubeconfig(server, caPem, restrictedToken));
 
     if (opts.controllerManager ?? true) {
       const kcm = run("kube-controller-manager", [
@@ -188,6 +197,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
     return {
       kubeconfigPath,
+      restrictedUser: { name: RESTRICTED_USER, kubeconfigPath: restrictedKubeconfigPath },
       server,
       token,
       caPem,

@@ -8,6 +8,7 @@ let controlPlane: ControlPlane | undefined;
 export async function setup(project: TestProject): Promise<void> {
   controlPlane = await startControlPlane({ startTimeoutSeconds: 120 });
   project.provide("kubeconfigPath", controlPlane.kubeconfigPath);
+  project.provide("restrictedUser", controlPlane.restrictedUser);
 }
 
 export async function teardown(): Promise<void> {
@@ -17,5 +18,6 @@ export async function teardown(): Promise<void> {
 declare module "vitest" {
   export interface ProvidedContext {
     kubeconfigPath: string;
+    restrictedUser: { name: string; kubeconfigPath: string };
   }
 }

@@ -3,9 +3,10 @@
 // the pods and a loopback server plays their progress endpoint (test edge: no container runtime).
 import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { FakeKubelet } from "../controlplane/kubelet.ts";
 import { example, type Manifest } from "../fixtures/examples.ts";
-import { ensureNamespace, installCrds, kubeConfig, kubeRequest } from "./kube.ts";
+import { ensureNamespace, installCrds, kubeConfig, kubeRequest, restrictedKubeConfig } from "./kube.ts";
 import {
   type FakeProgressServer,
   fakeProgressServer,
@@ -16,6 +17,7 @@ import {
 
 const NS = "dt-tests";
 let kc: KubeConfig;
+let operatorKc: KubeConfig;
 let kubelet: FakeKubelet;
 let progress: FakeProgressServer;
 let operator: OperatorUnderTest;
@@ -79,7 +81,13 @@ beforeAll(async () => {
   progress = await fakeProgressServer();
   kubelet = new FakeKubelet(kc, { nodeName: "dt-test-node", podIP: () => "127.0.0.1" });
   await kubelet.start();
-  operator = await startOperator(kc, { namespace: NS, progressPort: progress.port });
+  // The operator runs as a user holding exactly the generated ClusterRole: a missing rule fails here.
+  operatorKc = await restrictedKubeConfig(kc, "specops-operator-test", OPERATOR_RBAC_RULES);
+  operator = await startOperator(operatorKc, {
+    namespace: NS,
+    progressPort: progress.port,
+    env: { SPECOPS_LEADER_ELECT: "true" },
+  });
 });
 
 afterAll(async () => {
@@ -344,7 +352,7 @@ describe("DraftTraining pipeline", () => {
     await until("the data Job", () => batch.readNamespacedJob({ name: "restart-data", namespace: NS }));
     await operator.stop();
     await finishStage("restart-data");
-    operator = await startOperator(kc, { namespace: NS, progressPort: progress.port });
+    operator = await startOperator(operatorKc, { namespace: NS, progressPort: progress.port });
     await until("regeneration", () => batch.readNamespacedJob({ name: "restart-regen", namespace: NS }));
     const jobs = await batch.listNamespacedJob({
       namespace: NS,

@@ -19,6 +19,47 @@ export function kubeConfig(): KubeConfig {
   return kc;
 }
 
+/**
+ * A kubeconfig for a user holding only the given cluster rules (bound through a ClusterRole), so a
+ * test can prove the operator needs no permission beyond what its code declares.
+ */
+export async function restrictedKubeConfig(
+  admin: KubeConfig,
+  roleName: string,
+  rules: readonly object[],
+): Promise<KubeConfig> {
+  const user = inject("restrictedUser");
+  const role = {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRole",
+    metadata: { name: roleName },
+    rules,
+  };
+  const binding = {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name: roleName },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: roleName },
+    subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user.name }],
+  };
+  for (const [plural, obj] of [
+    ["clusterroles", role],
+    ["clusterrolebindings", binding],
+  ] as const) {
+    const res = await kubeRequest(
+      admin,
+      "PATCH",
+      `/apis/rbac.authorization.k8s.io/v1/${plural}/${roleName}?fieldManager=${FIELD_MANAGER}&force=true`,
+      obj,
+      "application/apply-patch+yaml",
+    );
+    if (res.status >= 300) throw new Error(`RBAC ${plural}: ${res.body?.message}`);
+  }
+  const kc = new KubeConfig();
+  kc.loadFromFile(user.kubeconfigPath);
+  return kc;
+}
+
 const CRD_DIR = join(EXAMPLES_DIR, "../crds");
 const FIELD_MANAGER = "specops-tests";
 
