@@ -1,0 +1,45 @@
+"""tau / verify_rate / accept_rate@i against hand-computed values (DeepSpec conventions)."""
+
+import pytest
+
+from specops_runtime.reference.acceptance import AcceptanceStats, Round, expected_tau, tau_from_vllm_counters
+
+
+def test_tau_counts_the_bonus_token():
+    # gamma = 4; rounds accept 4 (all, + bonus), 2, 0, 3 draft tokens.
+    stats = AcceptanceStats().extend([(4, 4), (4, 2), (4, 0), (4, 3)])
+    # tau = sum(accepted + 1) / #proposals = (5 + 3 + 1 + 4) / 4
+    assert stats.tau() == pytest.approx(13 / 4)
+    # verify_rate = sum(accepted + 1) / (sum(proposal_len) + #proposals) = 13 / (16 + 4)
+    assert stats.verify_rate() == pytest.approx(13 / 20)
+    # accept_rate@i: share of rounds whose i-th draft token survived
+    assert stats.accept_rate_by_position() == pytest.approx([3 / 4, 3 / 4, 2 / 4, 1 / 4])
+    # vLLM's formula on the same counters gives the same tau
+    assert tau_from_vllm_counters(stats.proposals, stats.accepted_tokens) == pytest.approx(stats.tau())
+    assert stats.emitted_tokens == 13
+
+
+def test_variable_proposal_lengths_and_merge():
+    a = AcceptanceStats().extend([Round(2, 2), Round(5, 1)])
+    b = AcceptanceStats().extend([(3, 0)])
+    merged = a.merge(b)
+    assert merged.proposals == 3 and merged.draft_tokens == 10 and merged.accepted_tokens == 3
+    assert merged.tau() == pytest.approx((3 + 2 + 1) / 3)
+    assert merged.verify_rate() == pytest.approx(6 / 13)
+    assert merged.accept_rate_by_position() == pytest.approx([2 / 3, 1 / 3, 0, 0, 0])
+
+
+def test_all_rejected_gives_tau_one_and_empty_stats_are_zero():
+    stats = AcceptanceStats().extend([(7, 0)] * 5)
+    assert stats.tau() == 1.0
+    assert stats.accept_rate_by_position() == [0.0] * 7
+    assert AcceptanceStats().tau() == 0.0 and AcceptanceStats().verify_rate() == 0.0
+
+
+def test_expected_tau_from_survival():
+    assert expected_tau([0.9, 0.81, 0.729]) == pytest.approx(1 + 0.9 + 0.81 + 0.729)
+
+
+def test_invalid_round_rejected():
+    with pytest.raises(ValueError, match="accepted"):
+        AcceptanceStats().add(3, 4)
