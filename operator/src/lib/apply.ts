@@ -14,12 +14,15 @@ export interface ApplyOptions {
   resources?: ResourceTable;
 }
 
+/** What apply returns: the desired shape, with the full server-side metadata. */
+export type Applied<T> = Omit<T, "metadata"> & Pick<KubeObject, "metadata">;
+
 /** SSA-applies desired (apiVersion, kind, metadata.name/namespace + the fields you own). */
 export async function apply<T extends KubeObject>(
   client: Client,
   desired: T,
   opts: ApplyOptions,
-): Promise<T> {
+): Promise<Applied<T>> {
   const meta = desired.metadata;
   if (!desired.apiVersion || !desired.kind || !meta?.name) {
     throw new Error("apply: desired object needs apiVersion, kind and metadata.name");
@@ -28,7 +31,7 @@ export async function apply<T extends KubeObject>(
     // Re-applying a fetched object would claim every field in it (KFC's Finalize pitfall).
     throw new Error(`apply ${desired.kind} ${meta.name}: pass built desired state, not a fetched object`);
   }
-  const r = (opts.resources ?? defaultResources).forObject(desired) as Resource<T>;
+  const r = (opts.resources ?? defaultResources).forObject(desired) as Resource<Applied<T>>;
   return client.patch(r, meta.namespace, meta.name, desired, {
     type: "apply",
     fieldManager: opts.fieldManager,
@@ -58,18 +61,21 @@ export function statusUnchanged(current: unknown, next: unknown): boolean {
   return semanticEqual(current ?? {}, next ?? {});
 }
 
+/** The type of T's status field (unknown when T declares none). */
+export type StatusOf<T> = T extends { status?: infer S } ? S : unknown;
+
 /**
  * Writes status through the /status subresource with SSA, only when it differs from the status on
  * current (normally the cached object). Returns the updated object, or undefined when nothing was written.
  */
-export async function updateStatus<T extends KubeObject & { status?: S }, S>(
+export async function updateStatus<T extends KubeObject>(
   client: Client,
   r: Resource<T>,
-  current: T,
-  status: S,
+  current: NoInfer<T>,
+  status: StatusOf<NoInfer<T>>,
   opts: { fieldManager: string },
 ): Promise<T | undefined> {
-  if (statusUnchanged(current.status, status)) return undefined;
+  if (statusUnchanged((current as { status?: unknown }).status, status)) return undefined;
   const { name, namespace } = current.metadata ?? {};
   if (!name) throw new Error("updateStatus: object has no name");
   const body = { apiVersion: r.apiVersion, kind: r.kind, metadata: { name, namespace }, status };

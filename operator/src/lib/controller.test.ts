@@ -4,7 +4,7 @@ import { ConflictError, TerminalError } from "./errors.ts";
 import { apiError, FakeClient } from "./fakeclient.ts";
 import { Informer } from "./informer.ts";
 import { Metrics } from "./metrics.ts";
-import { ConfigMaps, type KubeObject, Pods } from "./resources.ts";
+import { ConfigMaps, Pods } from "./resources.ts";
 
 const until = async (cond: () => boolean, what = "condition", ms = 5000) => {
   const deadline = Date.now() + ms;
@@ -28,7 +28,7 @@ async function setup(
   const controller = new Controller({
     name: "sample",
     for: primary,
-    owns: [pods as unknown as Informer<KubeObject>],
+    owns: [pods],
     reconcile: reconcile as never,
     workers: opts.workers,
     metrics,

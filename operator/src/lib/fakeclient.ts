@@ -204,7 +204,8 @@ function applyJsonPatch(doc: KubeObject, ops: JsonOp[]): KubeObject {
     const rec = parent as Record<string, unknown>;
     if (op.op === "test") {
       if (JSON.stringify(rec[last]) !== JSON.stringify(op.value)) {
-        throw apiError(422, "Invalid", `the server rejected our request: testing value ${op.path} failed`);
+        // What the API server answers for a failed `test`: a bare 422 without field causes.
+        throw apiError(422, "Invalid", "the server rejected our request due to an error in our request");
       }
     } else if (op.op === "remove") {
       if (arr) arr.splice(Number(last), 1);

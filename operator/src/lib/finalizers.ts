@@ -2,7 +2,7 @@
 // to the exact version the caller read, so a concurrent writer's change is never clobbered. A lost
 // race surfaces as ConflictError, which the controller requeues quietly.
 import type { Client } from "./client.ts";
-import { apiMessage, ConflictError, statusCode } from "./errors.ts";
+import { ConflictError, statusCode } from "./errors.ts";
 import type { KubeObject, Resource } from "./resources.ts";
 
 export function hasFinalizer(obj: KubeObject, finalizer: string): boolean {
@@ -63,9 +63,12 @@ async function guarded<T extends KubeObject>(
   try {
     return await client.patch(r, namespace, name, patch, { type: "json" });
   } catch (err) {
-    // 409, or 422 "testing value ... failed" from the JSON Patch test: someone wrote in between.
+    // 409, or the bare 422 the API server answers when a JSON Patch op (our `test`) fails — it has
+    // no field causes, unlike a validation 422 ("the server rejected our request due to an error
+    // in our request"). Either way someone wrote in between.
     const code = statusCode(err);
-    if (code === 409 || (code === 422 && /test/i.test(apiMessage(err)))) {
+    const causes = (err as { body?: { details?: { causes?: unknown[] } } }).body?.details?.causes;
+    if (code === 409 || (code === 422 && !causes?.length)) {
       throw new ConflictError(
         `${r.kind} ${namespace}/${name} changed since resourceVersion ${resourceVersion}`,
         {

@@ -1,5 +1,12 @@
 // The SpecOps controller library: see README.md in this folder.
-export { apply, controllerReference, defaultResources, statusUnchanged, updateStatus } from "./apply.ts";
+export {
+  apply,
+  controllerReference,
+  defaultResources,
+  type StatusOf,
+  statusUnchanged,
+  updateStatus,
+} from "./apply.ts";
 export type { Store } from "./cache.ts";
 export {
   type Client,
@@ -41,6 +48,7 @@ export {
   TerminalError,
 } from "./errors.ts";
 export { EventRecorder, type EventType, eventKey } from "./events.ts";
+export { apiError, FakeClient } from "./fakeclient.ts";
 export { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizers.ts";
 export { type EventHandler, Informer, type InformerOptions } from "./informer.ts";
 export { type LeaderElectionOptions, LeaderElector } from "./leaderelection.ts";
