@@ -54,8 +54,11 @@ class AcceptanceStats:
         return self
 
     def merge(self, other: AcceptanceStats) -> AcceptanceStats:
-        out = AcceptanceStats(self.proposals + other.proposals, self.draft_tokens + other.draft_tokens,
-                              self.accepted_tokens + other.accepted_tokens)
+        out = AcceptanceStats(
+            self.proposals + other.proposals,
+            self.draft_tokens + other.draft_tokens,
+            self.accepted_tokens + other.accepted_tokens,
+        )
         n = max(len(self.accepted_per_position), len(other.accepted_per_position))
         a = self.accepted_per_position + [0] * (n - len(self.accepted_per_position))
         b = other.accepted_per_position + [0] * (n - len(other.accepted_per_position))

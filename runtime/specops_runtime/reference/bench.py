@@ -43,13 +43,18 @@ def greedy_lossless(target_path: Path, checkpoint: str, prompts: int, max_new_to
     for ex in rows:
         ids = tokenizer.chat_prompt([{"role": "user", "content": ex.prompt}])
         greedy = SamplingParams()
-        if spec.generate(ids, max_new_tokens, greedy).tokens != base.generate(ids, max_new_tokens, greedy).tokens:
+        if (
+            spec.generate(ids, max_new_tokens, greedy).tokens
+            != base.generate(ids, max_new_tokens, greedy).tokens
+        ):
             return False
     return True
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=600, help="training prompts per task set")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--eval-samples", type=int, default=20, help="evaluation prompts per task set")
@@ -66,57 +71,117 @@ def main(argv: list[str] | None = None) -> int:
 
     target = tasks.make_target({}, _ctx(root, "target"))["targetModel"]
     common = {"targetModel": target, "seed": 0, "threads": args.threads}
-    prepared = tasks.prepare_data({**common, "tasks": [{"name": n, "samples": args.samples} for n in data.TASK_NAMES],
-                                   "evalSamples": args.eval_samples}, _ctx(root, "data"))
-    regenerated = tasks.regenerate({**common, "trainData": prepared["trainData"], "temperature": 1.0, "topP": 1.0,
-                                    "topK": 0, "maxNewTokens": args.max_new_tokens}, _ctx(root, "regenerate"))
+    prepared = tasks.prepare_data(
+        {
+            **common,
+            "tasks": [{"name": n, "samples": args.samples} for n in data.TASK_NAMES],
+            "evalSamples": args.eval_samples,
+        },
+        _ctx(root, "data"),
+    )
+    regenerated = tasks.regenerate(
+        {
+            **common,
+            "trainData": prepared["trainData"],
+            "temperature": 1.0,
+            "topP": 1.0,
+            "topK": 0,
+            "maxNewTokens": args.max_new_tokens,
+        },
+        _ctx(root, "regenerate"),
+    )
     cache = tasks.target_cache({**common, "trainData": regenerated["trainData"]}, _ctx(root, "cache"))
     print(f"target {target}")
-    print(f"data: {regenerated['regenerated']} regenerated samples, {cache['tokens']} cached tokens, "
-          f"layers {cache['targetLayerIds']} ({time.perf_counter() - started:.0f}s)")
+    print(
+        f"data: {regenerated['regenerated']} regenerated samples, {cache['tokens']} cached tokens, "
+        f"layers {cache['targetLayerIds']} ({time.perf_counter() - started:.0f}s)"
+    )
 
-    evaluation = {**common, "evalData": prepared["evalDir"], "temperature": 1.0,
-                  "maxNewTokens": args.max_new_tokens, "speculativeLength": args.block_size}
+    evaluation = {
+        **common,
+        "evalData": prepared["evalDir"],
+        "temperature": 1.0,
+        "maxNewTokens": args.max_new_tokens,
+        "speculativeLength": args.block_size,
+    }
     taus: dict[str, float] = {}
     speedups: dict[str, float] = {}
     lossless = True
     for method in methods:
         t0 = time.perf_counter()
-        trained = tasks.train({**common, "method": method, "targetCache": cache["targetCache"],
-                               "epochs": args.epochs, "blockSize": args.block_size}, _ctx(root, f"train-{method}"))
+        trained = tasks.train(
+            {
+                **common,
+                "method": method,
+                "targetCache": cache["targetCache"],
+                "epochs": args.epochs,
+                "blockSize": args.block_size,
+            },
+            _ctx(root, f"train-{method}"),
+        )
         train_s = time.perf_counter() - t0
-        result = tasks.evaluate({**evaluation, "draftModel": trained["checkpoint"]}, _ctx(root, f"eval-{method}"))
+        result = tasks.evaluate(
+            {**evaluation, "draftModel": trained["checkpoint"]}, _ctx(root, f"eval-{method}")
+        )
         ok = greedy_lossless(Path(target), trained["checkpoint"], 10, 32)
         lossless = lossless and ok
         summary = result["summary"]
         taus[method], speedups[method] = summary["tau"], summary["speedup"] or 0.0
-        print(f"\n[{method}] trained {trained['steps']} steps in {train_s:.0f}s, final loss {trained['finalLoss']:.3f}, "
-              f"greedy lossless={str(ok).lower()}")
-        print(f"  {'task':6} {'tau':>6} {'verify':>7} {'tok/s spec':>11} {'tok/s base':>11} {'speedup':>8}  accept@i")
+        print(
+            f"\n[{method}] trained {trained['steps']} steps in {train_s:.0f}s, "
+            f"final loss {trained['finalLoss']:.3f}, greedy lossless={str(ok).lower()}"
+        )
+        print(
+            f"  {'task':6} {'tau':>6} {'verify':>7} {'tok/s spec':>11} {'tok/s base':>11} "
+            f"{'speedup':>8}  accept@i"
+        )
         for task, row in result["tasks"].items():
             accept = " ".join(f"{a:.2f}" for a in row["acceptanceByPosition"])
-            print(f"  {task:6} {row['tau']:6.3f} {row['verifyRate']:7.3f} {row['tokensPerSecond']:11.1f} "
-                  f"{row['baselineTokensPerSecond']:11.1f} {row['speedup']:8.2f}  {accept}")
-        print(f"  {'macro':6} {summary['tau']:6.3f} {summary['verifyRate']:7.3f} {summary['tokensPerSecond']:11.1f} "
-              f"{summary['baselineTokensPerSecond']:11.1f} {summary['speedup']:8.2f}")
+            print(
+                f"  {task:6} {row['tau']:6.3f} {row['verifyRate']:7.3f} {row['tokensPerSecond']:11.1f} "
+                f"{row['baselineTokensPerSecond']:11.1f} {row['speedup']:8.2f}  {accept}"
+            )
+        print(
+            f"  {'macro':6} {summary['tau']:6.3f} {summary['verifyRate']:7.3f} "
+            f"{summary['tokensPerSecond']:11.1f} {summary['baselineTokensPerSecond']:11.1f} "
+            f"{summary['speedup']:8.2f}"
+        )
 
-    untrained = tasks.evaluate({**evaluation, "draftModel": "untrained", "method": methods[-1],
-                                "blockSize": args.block_size, "targetLayerIds": cache["targetLayerIds"],
-                                "measureBaseline": False}, _ctx(root, "eval-untrained"))
+    untrained = tasks.evaluate(
+        {
+            **evaluation,
+            "draftModel": "untrained",
+            "method": methods[-1],
+            "blockSize": args.block_size,
+            "targetLayerIds": cache["targetLayerIds"],
+            "measureBaseline": False,
+        },
+        _ctx(root, "eval-untrained"),
+    )
     tau_untrained = untrained["summary"]["tau"]
     print(f"\n[untrained {methods[-1]}] macro tau {tau_untrained:.3f}")
 
-    profile = tasks.profile({**common, "batchSizes": [1, 2, 4, 8, 16, 32, 64, 128], "repeats": 20}, _ctx(root, "profile"))
+    profile = tasks.profile(
+        {**common, "batchSizes": [1, 2, 4, 8, 16, 32, 64, 128], "repeats": 20}, _ctx(root, "profile")
+    )
     print("\nSPS(B) of the target (context 64 tokens):")
     print(f"  {'B':>4} {'step ms':>8} {'steps/s':>9} {'tokens/s':>10}")
     for row in profile["table"]:
-        print(f"  {row['tokens']:4d} {row['stepTimeMs']:8.2f} {row['stepsPerSecond']:9.1f} {row['tokensPerSecond']:10.0f}")
+        print(
+            f"  {row['tokens']:4d} {row['stepTimeMs']:8.2f} {row['stepsPerSecond']:9.1f} "
+            f"{row['tokensPerSecond']:10.0f}"
+        )
 
     best = max(speedups, key=speedups.get)
-    print(f"\nbest CPU speedup: {best} {speedups[best]:.2f}x; total {time.perf_counter() - started:.0f}s; work dir {root}")
+    print(
+        f"\nbest CPU speedup: {best} {speedups[best]:.2f}x; "
+        f"total {time.perf_counter() - started:.0f}s; work dir {root}"
+    )
     fields = " ".join(f"tau_{m}={taus[m]:.3f}" for m in methods)
-    print(f"BENCH runtime {fields} tau_untrained={tau_untrained:.3f} lossless={str(lossless).lower()} "
-          f"speedup_cpu={speedups[best]:.2f}")
+    print(
+        f"BENCH runtime {fields} tau_untrained={tau_untrained:.3f} lossless={str(lossless).lower()} "
+        f"speedup_cpu={speedups[best]:.2f}"
+    )
     return 0
 
 

@@ -18,34 +18,164 @@ from dataclasses import dataclass
 
 TASK_NAMES = ("math", "code", "chat")
 
-_MATH_WORDS = ["table", "of", "continue", "the", "sequence", "count", "by", "from", "step", "is", "so", "next", ":", "."]
+_MATH_WORDS = [
+    "table",
+    "of",
+    "continue",
+    "the",
+    "sequence",
+    "count",
+    "by",
+    "from",
+    "step",
+    "is",
+    "so",
+    "next",
+    ":",
+    ".",
+]
 _CODE_OPS = {"add": "+", "sub": "-", "mul": "*", "scale": "*", "shift": "+", "drop": "-"}
 _CODE_VARS = ["x", "y", "n", "item", "value", "row", "key", "total"]
 _CODE_COLLECTIONS = ["items", "rows", "values", "keys", "data", "nums"]
 _CODE_ACTIONS = ["print", "append", "emit", "log", "save"]
 _CODE_WORDS = [
-    "write", "a", "function", "that", "loop", "over", "def", "(", ")", "return", "for", "in", "if",
-    "else", "=", "+", "-", "*", ">", "<", "==", "out", "pass", "adds", "subtracts", "multiplies",
-    "filter", "keep", "greater", "less", "than", "[", "]",
+    "write",
+    "a",
+    "function",
+    "that",
+    "loop",
+    "over",
+    "def",
+    "(",
+    ")",
+    "return",
+    "for",
+    "in",
+    "if",
+    "else",
+    "=",
+    "+",
+    "-",
+    "*",
+    ">",
+    "<",
+    "==",
+    "out",
+    "pass",
+    "adds",
+    "subtracts",
+    "multiplies",
+    "filter",
+    "keep",
+    "greater",
+    "less",
+    "than",
+    "[",
+    "]",
 ]
-_CHAT_TOPICS = ["cats", "dogs", "rain", "music", "coffee", "cities", "trees", "books", "rivers", "games",
-                "winter", "bread"]
-_CHAT_ADJ = ["warm", "quiet", "bright", "strange", "gentle", "busy", "calm", "wild", "soft", "old", "new",
-             "simple", "deep", "rare", "fresh", "kind"]
-_CHAT_VERB = ["like", "love", "miss", "enjoy", "notice", "remember", "find", "see", "need", "want",
-              "follow", "keep"]
-_CHAT_NOUN = ["people", "mornings", "stories", "colors", "sounds", "friends", "places", "days", "ideas",
-              "songs", "roads", "gardens"]
+_CHAT_TOPICS = [
+    "cats",
+    "dogs",
+    "rain",
+    "music",
+    "coffee",
+    "cities",
+    "trees",
+    "books",
+    "rivers",
+    "games",
+    "winter",
+    "bread",
+]
+_CHAT_ADJ = [
+    "warm",
+    "quiet",
+    "bright",
+    "strange",
+    "gentle",
+    "busy",
+    "calm",
+    "wild",
+    "soft",
+    "old",
+    "new",
+    "simple",
+    "deep",
+    "rare",
+    "fresh",
+    "kind",
+]
+_CHAT_VERB = [
+    "like",
+    "love",
+    "miss",
+    "enjoy",
+    "notice",
+    "remember",
+    "find",
+    "see",
+    "need",
+    "want",
+    "follow",
+    "keep",
+]
+_CHAT_NOUN = [
+    "people",
+    "mornings",
+    "stories",
+    "colors",
+    "sounds",
+    "friends",
+    "places",
+    "days",
+    "ideas",
+    "songs",
+    "roads",
+    "gardens",
+]
 _CHAT_ADV = ["often", "really", "always", "sometimes", "rarely", "truly", "mostly", "still"]
-_CHAT_WORDS = ["tell", "me", "about", "what", "do", "you", "think", "of", "i", "they", "are", "and",
-               "the", "but", "because", "with", "very", "it", "makes", "feel", "."]
+_CHAT_WORDS = [
+    "tell",
+    "me",
+    "about",
+    "what",
+    "do",
+    "you",
+    "think",
+    "of",
+    "i",
+    "they",
+    "are",
+    "and",
+    "the",
+    "but",
+    "because",
+    "with",
+    "very",
+    "it",
+    "makes",
+    "feel",
+    ".",
+]
 
 
 def vocabulary_words() -> list[str]:
     """Every word the generators can emit (numbers are added by the tokenizer)."""
     words: list[str] = []
-    for group in (_MATH_WORDS, list(_CODE_OPS), _CODE_VARS, _CODE_COLLECTIONS, _CODE_ACTIONS,
-                  _CODE_WORDS, _CHAT_TOPICS, _CHAT_ADJ, _CHAT_VERB, _CHAT_NOUN, _CHAT_ADV, _CHAT_WORDS):
+    for group in (
+        _MATH_WORDS,
+        list(_CODE_OPS),
+        _CODE_VARS,
+        _CODE_COLLECTIONS,
+        _CODE_ACTIONS,
+        _CODE_WORDS,
+        _CHAT_TOPICS,
+        _CHAT_ADJ,
+        _CHAT_VERB,
+        _CHAT_NOUN,
+        _CHAT_ADV,
+        _CHAT_WORDS,
+    ):
         for word in group:
             if word not in words:
                 words.append(word)
@@ -164,5 +294,9 @@ def to_training_row(example: Example, index: int) -> dict:
 
 
 def to_eval_row(example: Example, index: int) -> dict:
-    return {"id": f"{example.task}-{index}", "task": example.task, "turns": [example.prompt],
-            "reference": example.answer}
+    return {
+        "id": f"{example.task}-{index}",
+        "task": example.task,
+        "turns": [example.prompt],
+        "reference": example.answer,
+    }

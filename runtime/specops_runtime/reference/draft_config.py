@@ -74,7 +74,9 @@ class SharedWeights:
 
     @classmethod
     def from_target(cls, model) -> SharedWeights:
-        return cls(model.get_input_embeddings().weight.detach(), model.get_output_embeddings().weight.detach())
+        return cls(
+            model.get_input_embeddings().weight.detach(), model.get_output_embeddings().weight.detach()
+        )
 
 
 def target_rope_theta(model_config) -> float:

@@ -34,8 +34,9 @@ class DSparkDraft(nn.Module):
         self.fc = nn.Linear(config.feature_size, h, bias=False)
         self.context_norm = RMSNorm(h)
         self.layers = nn.ModuleList(
-            DecoderLayer(h, config.num_attention_heads, config.head_dim, config.intermediate_size,
-                         config.rope_theta)
+            DecoderLayer(
+                h, config.num_attention_heads, config.head_dim, config.intermediate_size, config.rope_theta
+            )
             for _ in range(config.num_hidden_layers)
         )
         self.norm = RMSNorm(h)
@@ -134,15 +135,21 @@ class BlockDrafter:
         self.anchor = next_tokens[-1]
 
     @torch.no_grad()
-    def propose(self, gamma: int, params: SamplingParams, generator: torch.Generator | None,
-                confidence_threshold: float = 0.0) -> tuple[list[int], torch.Tensor]:
+    def propose(
+        self,
+        gamma: int,
+        params: SamplingParams,
+        generator: torch.Generator | None,
+        confidence_threshold: float = 0.0,
+    ) -> tuple[list[int], torch.Tensor]:
         """Draft up to ``gamma`` tokens in one backbone pass; stop early when the predicted
         survival of the chain falls below ``confidence_threshold`` (DSpark only; 0 = never)."""
         assert self.anchor is not None and self.context_kv is not None, "append_context first"
         block = self.model.config.block_size
         gamma = min(gamma, block)
-        tokens_in = torch.tensor([[self.anchor] + [self.model.config.mask_token_id] * (block - 1)],
-                                 device=self.device)
+        tokens_in = torch.tensor(
+            [[self.anchor] + [self.model.config.mask_token_id] * (block - 1)], device=self.device
+        )
         positions = torch.arange(self.length, self.length + block, device=self.device)[None]
         mask = torch.ones(1, 1, block, self.length + block, dtype=torch.bool, device=self.device)
         hidden = self.model.backbone(None, None, tokens_in, positions, mask, self.context_kv)[0]

@@ -42,8 +42,9 @@ class Eagle3Draft(nn.Module):
         self.embed_norm = RMSNorm(h)
         self.feature_norm = RMSNorm(h)
         self.input_proj = nn.Linear(2 * h, h, bias=False)
-        self.layer = DecoderLayer(h, config.num_attention_heads, config.head_dim, config.intermediate_size,
-                                  config.rope_theta)
+        self.layer = DecoderLayer(
+            h, config.num_attention_heads, config.head_dim, config.intermediate_size, config.rope_theta
+        )
         self.norm = RMSNorm(h)
 
     def step_input(self, feature: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -105,8 +106,13 @@ class Eagle3Drafter:
         self.last_hidden = hidden[0, -1]
 
     @torch.no_grad()
-    def propose(self, gamma: int, params: SamplingParams, generator: torch.Generator | None,
-                confidence_threshold: float = 0.0) -> tuple[list[int], torch.Tensor]:
+    def propose(
+        self,
+        gamma: int,
+        params: SamplingParams,
+        generator: torch.Generator | None,
+        confidence_threshold: float = 0.0,
+    ) -> tuple[list[int], torch.Tensor]:
         assert self.last_hidden is not None, "append_context must run before propose"
         hidden, position = self.last_hidden, self.length - 1
         past_k, past_v = self.k, self.v

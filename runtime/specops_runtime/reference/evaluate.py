@@ -24,17 +24,41 @@ class EvalSettings:
     confidence_threshold: float = 0.0
 
 
-def _decode_all(generator: Generator, prompts: list[list[int]], settings: EvalSettings, gamma: int):
-    stats, tokens, seconds = AcceptanceStats(), 0, 0.0
-    outputs = []
+@dataclass
+class _Tally:
+    stats: AcceptanceStats
+    tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, result) -> None:
+        self.stats = self.stats.merge(result.stats)
+        self.tokens += len(result.tokens)
+        self.seconds += result.elapsed
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def _decode_task(
+    speculative: Generator, baseline: Generator | None, prompts: list[list[int]], settings: EvalSettings
+) -> tuple[_Tally, _Tally | None]:
+    """Decode every prompt with speculation and (optionally) target-only, interleaved prompt by
+    prompt so that load changes on a shared machine hit both measurements alike."""
+    spec, base = _Tally(AcceptanceStats()), _Tally(AcceptanceStats()) if baseline else None
     for i, prompt in enumerate(prompts):
-        result = generator.generate(prompt, settings.max_new_tokens, settings.sampling, gamma=gamma,
-                                    seed=settings.seed + i, confidence_threshold=settings.confidence_threshold)
-        stats = stats.merge(result.stats)
-        tokens += len(result.tokens)
-        seconds += result.elapsed
-        outputs.append(result.tokens)
-    return stats, tokens, seconds, outputs
+        run = dict(max_new_tokens=settings.max_new_tokens, params=settings.sampling, seed=settings.seed + i)
+        spec.add(
+            speculative.generate(
+                prompt,
+                gamma=settings.speculative_length,
+                confidence_threshold=settings.confidence_threshold,
+                **run,
+            )
+        )
+        if baseline is not None and base is not None:
+            base.add(baseline.generate(prompt, **run))
+    return spec, base
 
 
 def evaluate_tasks(
@@ -50,7 +74,8 @@ def evaluate_tasks(
     per_task: dict[str, dict] = {}
     try:
         for done, (task, prompts) in enumerate(prompts_by_task.items(), start=1):
-            stats, tokens, seconds, _ = _decode_all(speculative, prompts, settings, settings.speculative_length)
+            spec, base = _decode_task(speculative, baseline, prompts, settings)
+            stats = spec.stats
             row = {
                 "samples": len(prompts),
                 "tau": stats.tau(),
@@ -58,18 +83,22 @@ def evaluate_tasks(
                 "verifyRate": stats.verify_rate(),
                 "proposals": stats.proposals,
                 "meanProposalLength": stats.mean_proposal_len(),
-                "generatedTokens": tokens,
-                "tokensPerSecond": tokens / seconds if seconds else 0.0,
+                "generatedTokens": spec.tokens,
+                "tokensPerSecond": spec.tokens_per_second,
             }
-            if baseline is not None:
-                _, base_tokens, base_seconds, _ = _decode_all(baseline, prompts, settings, 0)
-                row["baselineTokensPerSecond"] = base_tokens / base_seconds if base_seconds else 0.0
-                row["speedup"] = (row["tokensPerSecond"] / row["baselineTokensPerSecond"]
-                                  if row["baselineTokensPerSecond"] else None)
+            if base is not None:
+                row["baselineTokensPerSecond"] = base.tokens_per_second
+                row["speedup"] = spec.tokens_per_second / base.tokens_per_second if base.tokens else None
             per_task[task] = row
             if report:
-                report(stage="evaluate", step=done, total=len(prompts_by_task), tauEstimate=row["tau"],
-                       acceptanceByPosition=row["acceptanceByPosition"], message=f"{task}: tau={row['tau']:.3f}")
+                report(
+                    stage="evaluate",
+                    step=done,
+                    total=len(prompts_by_task),
+                    tauEstimate=row["tau"],
+                    acceptanceByPosition=row["acceptanceByPosition"],
+                    message=f"{task}: tau={row['tau']:.3f}",
+                )
     finally:
         speculative.close()
         if baseline is not None:
@@ -88,7 +117,9 @@ def macro_summary(per_task: dict[str, dict]) -> dict:
         return sum(values) / len(values) if values else None
 
     width = max(len(r["acceptanceByPosition"]) for r in rows)
-    by_pos = [sum((r["acceptanceByPosition"] + [0.0] * width)[i] for r in rows) / len(rows) for i in range(width)]
+    by_pos = [
+        sum((r["acceptanceByPosition"] + [0.0] * width)[i] for r in rows) / len(rows) for i in range(width)
+    ]
     return {
         "tasks": len(rows),
         "tau": mean("tau"),

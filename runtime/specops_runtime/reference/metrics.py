@@ -6,8 +6,28 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
-                   5.0, 7.5, 10.0, 20.0, 40.0, 80.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+)
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 
@@ -23,39 +43,86 @@ class VllmMetrics:
         labels = ["model_name", "engine"]
         reg = self.registry
         # prometheus_client appends _total to counters, which yields vLLM's exposed names.
-        self.num_drafts = Counter("vllm:spec_decode_num_drafts", "Number of spec decoding drafts.",
-                                  labels, registry=reg)
-        self.num_draft_tokens = Counter("vllm:spec_decode_num_draft_tokens", "Number of draft tokens.",
-                                        labels, registry=reg)
-        self.num_accepted_tokens = Counter("vllm:spec_decode_num_accepted_tokens",
-                                           "Number of accepted tokens.", labels, registry=reg)
-        self.accepted_per_pos = Counter("vllm:spec_decode_num_accepted_tokens_per_pos",
-                                        "Accepted tokens per draft position.", [*labels, "position"],
-                                        registry=reg)
-        self.prompt_tokens = Counter("vllm:prompt_tokens", "Number of prefill tokens processed.",
-                                     labels, registry=reg)
-        self.generation_tokens = Counter("vllm:generation_tokens", "Number of generation tokens processed.",
-                                         labels, registry=reg)
-        self.request_success = Counter("vllm:request_success", "Count of successfully processed requests.",
-                                       [*labels, "finished_reason"], registry=reg)
-        self.running = Gauge("vllm:num_requests_running", "Number of requests in model execution batches.",
-                             labels, registry=reg)
-        self.waiting = Gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.",
-                             labels, registry=reg)
-        self.ttft = Histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token.",
-                              labels, buckets=TTFT_BUCKETS, registry=reg)
-        self.itl = Histogram("vllm:inter_token_latency_seconds",
-                             "Histogram of inter-token latency (one observation per output step).",
-                             labels, buckets=LATENCY_BUCKETS, registry=reg)
-        self.tpot = Histogram("vllm:request_time_per_output_token_seconds",
-                              "Histogram of time per output token per request.", labels,
-                              buckets=LATENCY_BUCKETS, registry=reg)
-        self.e2e = Histogram("vllm:e2e_request_latency_seconds", "Histogram of end-to-end request latency.",
-                             labels, buckets=LATENCY_BUCKETS, registry=reg)
-        self.queue_time = Histogram("vllm:request_queue_time_seconds", "Time spent waiting in the queue.",
-                                    labels, buckets=LATENCY_BUCKETS, registry=reg)
-        for metric in (self.num_drafts, self.num_draft_tokens, self.num_accepted_tokens, self.prompt_tokens,
-                       self.generation_tokens, self.running, self.waiting):
+        self.num_drafts = Counter(
+            "vllm:spec_decode_num_drafts", "Number of spec decoding drafts.", labels, registry=reg
+        )
+        self.num_draft_tokens = Counter(
+            "vllm:spec_decode_num_draft_tokens", "Number of draft tokens.", labels, registry=reg
+        )
+        self.num_accepted_tokens = Counter(
+            "vllm:spec_decode_num_accepted_tokens", "Number of accepted tokens.", labels, registry=reg
+        )
+        self.accepted_per_pos = Counter(
+            "vllm:spec_decode_num_accepted_tokens_per_pos",
+            "Accepted tokens per draft position.",
+            [*labels, "position"],
+            registry=reg,
+        )
+        self.prompt_tokens = Counter(
+            "vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=reg
+        )
+        self.generation_tokens = Counter(
+            "vllm:generation_tokens", "Number of generation tokens processed.", labels, registry=reg
+        )
+        self.request_success = Counter(
+            "vllm:request_success",
+            "Count of successfully processed requests.",
+            [*labels, "finished_reason"],
+            registry=reg,
+        )
+        self.running = Gauge(
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            labels,
+            registry=reg,
+        )
+        self.waiting = Gauge(
+            "vllm:num_requests_waiting", "Number of requests waiting to be processed.", labels, registry=reg
+        )
+        self.ttft = Histogram(
+            "vllm:time_to_first_token_seconds",
+            "Histogram of time to first token.",
+            labels,
+            buckets=TTFT_BUCKETS,
+            registry=reg,
+        )
+        self.itl = Histogram(
+            "vllm:inter_token_latency_seconds",
+            "Histogram of inter-token latency (one observation per output step).",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.tpot = Histogram(
+            "vllm:request_time_per_output_token_seconds",
+            "Histogram of time per output token per request.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.e2e = Histogram(
+            "vllm:e2e_request_latency_seconds",
+            "Histogram of end-to-end request latency.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.queue_time = Histogram(
+            "vllm:request_queue_time_seconds",
+            "Time spent waiting in the queue.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        for metric in (
+            self.num_drafts,
+            self.num_draft_tokens,
+            self.num_accepted_tokens,
+            self.prompt_tokens,
+            self.generation_tokens,
+            self.running,
+            self.waiting,
+        ):
             metric.labels(model_name, engine)  # expose zero-valued series from the start
         return self
 
@@ -69,8 +136,9 @@ class VllmMetrics:
         for position in range(accepted):
             self._l(self.accepted_per_pos, position=str(position)).inc()
 
-    def record_request(self, prompt_tokens: int, generated: int, finish_reason: str, ttft: float,
-                       e2e: float, queue: float) -> None:
+    def record_request(
+        self, prompt_tokens: int, generated: int, finish_reason: str, ttft: float, e2e: float, queue: float
+    ) -> None:
         self._l(self.prompt_tokens).inc(prompt_tokens)
         self._l(self.generation_tokens).inc(generated)
         self._l(self.request_success, finished_reason=finish_reason).inc()

@@ -14,8 +14,9 @@ import torch
 from .target import TargetRunner
 
 
-def profile_sps(model, batch_sizes: list[int], context_length: int = 64, repeats: int = 20,
-                warmup: int = 3, seed: int = 0) -> list[dict]:
+def profile_sps(
+    model, batch_sizes: list[int], context_length: int = 64, repeats: int = 20, warmup: int = 3, seed: int = 0
+) -> list[dict]:
     if not batch_sizes or any(b < 1 for b in batch_sizes):
         raise ValueError("batchSizes: must be a non-empty list of positive integers")
     if context_length < 1:
@@ -39,7 +40,13 @@ def profile_sps(model, batch_sizes: list[int], context_length: int = 64, repeats
                 times.append(time.perf_counter() - started)
             runner.rollback(context_length)
         step = statistics.median(times)
-        table.append({"tokens": b, "stepTimeMs": step * 1000, "stepsPerSecond": 1.0 / step,
-                      "tokensPerSecond": b / step})
+        table.append(
+            {
+                "tokens": b,
+                "stepTimeMs": step * 1000,
+                "stepsPerSecond": 1.0 / step,
+                "tokensPerSecond": b / step,
+            }
+        )
     runner.close()
     return table

@@ -50,8 +50,9 @@ def prompt_messages(row: dict) -> list[dict[str, str]]:
 
 
 @torch.no_grad()
-def sample_answers(model, prompts: list[list[int]], settings: RegenerateSettings, eos: int,
-                   generator_seed: int) -> list[list[int]]:
+def sample_answers(
+    model, prompts: list[list[int]], settings: RegenerateSettings, eos: int, generator_seed: int
+) -> list[list[int]]:
     """Batched sampling with the target (left padding, KV cache) via transformers' generate."""
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
@@ -97,26 +98,38 @@ def regenerate_file(
         batch = pending[start : start + settings.batch_size]
         messages = [prompt_messages(r) for r in batch]
         prompts = [tokenizer.chat_prompt(m) for m in messages]
-        answers = sample_answers(model, prompts, settings, tokenizer.eos_token_id,
-                                 settings.seed * 1_000_003 + len(done) + start)
+        answers = sample_answers(
+            model, prompts, settings, tokenizer.eos_token_id, settings.seed * 1_000_003 + len(done) + start
+        )
         good, bad = [], []
         for row, msgs, answer in zip(batch, messages, answers, strict=True):
             if not answer:
                 bad.append({"id": row["id"], "error": "empty answer"})
                 continue
-            good.append({
-                "id": row["id"],
-                "task": row.get("task"),
-                "conversations": [*msgs, {"role": "assistant", "content": tokenizer.decode(answer)}],
-                "answer_ids": answer,
-                "status": "success",
-            })
+            good.append(
+                {
+                    "id": row["id"],
+                    "task": row.get("task"),
+                    "conversations": [*msgs, {"role": "assistant", "content": tokenizer.decode(answer)}],
+                    "answer_ids": answer,
+                    "status": "success",
+                }
+            )
         append_jsonl(output, good)
         if bad:
             append_jsonl(errors_path, bad)
         written, failed = written + len(good), failed + len(bad)
         if report:
-            report(stage="regenerate", step=min(start + len(batch), len(pending)), total=len(pending),
-                   message=f"{written} regenerated, {failed} failed")
-    return {"samples": len(rows), "regenerated": written, "skipped": len(done), "failed": failed,
-            "output": str(output)}
+            report(
+                stage="regenerate",
+                step=min(start + len(batch), len(pending)),
+                total=len(pending),
+                message=f"{written} regenerated, {failed} failed",
+            )
+    return {
+        "samples": len(rows),
+        "regenerated": written,
+        "skipped": len(done),
+        "failed": failed,
+        "output": str(output),
+    }

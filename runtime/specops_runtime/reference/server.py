@@ -52,8 +52,15 @@ class Engine:
         # Waiting requests park a thread on the lock; size the pool so they never queue unseen.
         self.executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="specops-engine")
 
-    def run(self, prompt: list[int], max_tokens: int, sampling: SamplingParams, seed: int | None,
-            on_text, enqueued: float) -> GenerationResult:
+    def run(
+        self,
+        prompt: list[int],
+        max_tokens: int,
+        sampling: SamplingParams,
+        seed: int | None,
+        on_text,
+        enqueued: float,
+    ) -> GenerationResult:
         """Decode one request (blocking); ``on_text(delta)`` receives text as rounds finish.
 
         The caller has already counted the request as waiting (see ``build_app``)."""
@@ -80,15 +87,26 @@ class Engine:
                     sent = text
 
             try:
-                result = self.generator.generate(prompt, max_tokens, sampling, gamma=self.config.speculative_length,
-                                                 seed=seed, on_round=on_round,
-                                                 confidence_threshold=self.config.confidence_threshold)
+                result = self.generator.generate(
+                    prompt,
+                    max_tokens,
+                    sampling,
+                    gamma=self.config.speculative_length,
+                    seed=seed,
+                    on_round=on_round,
+                    confidence_threshold=self.config.confidence_threshold,
+                )
             finally:
                 self.metrics.gauge_running(-1)
             e2e = time.perf_counter() - enqueued
-            self.metrics.record_request(len(prompt), len(result.tokens), result.finish_reason,
-                                        result.time_to_first_token + (started - enqueued), e2e,
-                                        started - enqueued)
+            self.metrics.record_request(
+                len(prompt),
+                len(result.tokens),
+                result.finish_reason,
+                result.time_to_first_token + (started - enqueued),
+                e2e,
+                started - enqueued,
+            )
             return result
 
 
@@ -110,14 +128,18 @@ class BadRequest(Exception):
 
 def _sampling(body: dict) -> tuple[SamplingParams, int | None]:
     """OpenAI/vLLM sampling fields; temperature defaults to 1.0, top_k <= 0 (vLLM's -1) means off."""
+
     def field(key: str, default):
         value = body.get(key)
         return default if value is None else value
 
     try:
         top_k = int(field("top_k", 0))
-        params = SamplingParams(temperature=float(field("temperature", 1.0)), top_k=max(top_k, 0),
-                                top_p=float(field("top_p", 1.0))).validate()
+        params = SamplingParams(
+            temperature=float(field("temperature", 1.0)),
+            top_k=max(top_k, 0),
+            top_p=float(field("top_p", 1.0)),
+        ).validate()
         seed = body.get("seed")
         return params, int(seed) if seed is not None else None
     except (TypeError, ValueError) as error:
@@ -131,10 +153,20 @@ def build_app(engine: Engine) -> Starlette:
         return Response(status_code=200)
 
     async def models(_request: Request) -> JSONResponse:
-        return JSONResponse({"object": "list", "data": [{
-            "id": name, "object": "model", "created": 0, "owned_by": "specops",
-            "max_model_len": engine.config.max_model_len,
-        }]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": name,
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "specops",
+                        "max_model_len": engine.config.max_model_len,
+                    }
+                ],
+            }
+        )
 
     async def metrics(_request: Request) -> Response:
         return Response(generate_latest(engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -147,11 +179,17 @@ def build_app(engine: Engine) -> Starlette:
         try:
             prompt_ids = _prompt_ids(engine, body, chat)
             sampling, seed = _sampling(body)
-            max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens")
-                             or engine.config.default_max_tokens)
+            max_tokens = int(
+                body.get("max_tokens")
+                or body.get("max_completion_tokens")
+                or engine.config.default_max_tokens
+            )
             if max_tokens < 1:
                 raise BadRequest("max_tokens: must be >= 1")
-            if len(prompt_ids) + max_tokens + engine.config.speculative_length + 1 > engine.config.max_model_len:
+            if (
+                len(prompt_ids) + max_tokens + engine.config.speculative_length + 1
+                > engine.config.max_model_len
+            ):
                 raise BadRequest("max_tokens: prompt plus max_tokens exceed max_model_len")
         except BadRequest as error:
             return _error(400, str(error))
@@ -179,7 +217,9 @@ def build_app(engine: Engine) -> Starlette:
 
         async def events():
             if chat:
-                yield _sse(_chunk(True, request_id, created, name, {"role": "assistant", "content": ""}, None))
+                yield _sse(
+                    _chunk(True, request_id, created, name, {"role": "assistant", "content": ""}, None)
+                )
             while True:
                 item = await queue.get()
                 if item is _DONE:
@@ -201,13 +241,15 @@ def build_app(engine: Engine) -> Starlette:
     async def chat_completions(request: Request) -> Response:
         return await serve_request(request, chat=True)
 
-    return Starlette(routes=[
-        Route("/health", health),
-        Route("/v1/models", models),
-        Route("/metrics", metrics),
-        Route("/v1/completions", completions, methods=["POST"]),
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/health", health),
+            Route("/v1/models", models),
+            Route("/metrics", metrics),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        ]
+    )
 
 
 def _prompt_ids(engine: Engine, body: dict, chat: bool) -> list[int]:
@@ -216,8 +258,9 @@ def _prompt_ids(engine: Engine, body: dict, chat: bool) -> list[int]:
         if not isinstance(messages, list) or not messages:
             raise BadRequest("messages: must be a non-empty list")
         try:
-            ids = engine.tokenizer.chat_prompt([{"role": m.get("role", "user"), "content": m.get("content") or ""}
-                                                for m in messages])
+            ids = engine.tokenizer.chat_prompt(
+                [{"role": m.get("role", "user"), "content": m.get("content") or ""} for m in messages]
+            )
         except ValueError as error:
             raise BadRequest(str(error)) from error
     else:
@@ -233,22 +276,37 @@ def _prompt_ids(engine: Engine, body: dict, chat: bool) -> list[int]:
 
 
 def _usage(result: GenerationResult) -> dict:
-    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": len(result.tokens),
-            "total_tokens": result.prompt_tokens + len(result.tokens)}
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": len(result.tokens),
+        "total_tokens": result.prompt_tokens + len(result.tokens),
+    }
 
 
-def _final_body(chat: bool, request_id: str, created: int, model: str, text: str,
-                result: GenerationResult) -> dict:
+def _final_body(
+    chat: bool, request_id: str, created: int, model: str, text: str, result: GenerationResult
+) -> dict:
     if chat:
-        choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                  "finish_reason": result.finish_reason}
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": result.finish_reason,
+        }
     else:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": result.finish_reason}
-    return {"id": request_id, "object": "chat.completion" if chat else "text_completion", "created": created,
-            "model": model, "choices": [choice], "usage": _usage(result),
-            "metrics": {"time_to_first_token_ms": result.time_to_first_token * 1000,
-                        "generation_time_ms": result.elapsed * 1000,
-                        "speculative_decoding": spec_metrics(result)}}
+    return {
+        "id": request_id,
+        "object": "chat.completion" if chat else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [choice],
+        "usage": _usage(result),
+        "metrics": {
+            "time_to_first_token_ms": result.time_to_first_token * 1000,
+            "generation_time_ms": result.elapsed * 1000,
+            "speculative_decoding": spec_metrics(result),
+        },
+    }
 
 
 def _chunk(chat: bool, request_id: str, created: int, model: str, delta, finish_reason) -> dict:
@@ -266,8 +324,9 @@ def _sse(payload: dict) -> str:
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": "BadRequestError", "code": status}},
-                        status_code=status)
+    return JSONResponse(
+        {"error": {"message": message, "type": "BadRequestError", "code": status}}, status_code=status
+    )
 
 
 class ServerHandle:
@@ -281,7 +340,9 @@ class ServerHandle:
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -25,8 +25,13 @@ class Drafter(Protocol):
 
     def append_context(self, features: torch.Tensor, next_tokens: list[int]) -> None: ...
 
-    def propose(self, gamma: int, params: SamplingParams, generator: torch.Generator | None,
-                confidence_threshold: float = 0.0) -> tuple[list[int], torch.Tensor]: ...
+    def propose(
+        self,
+        gamma: int,
+        params: SamplingParams,
+        generator: torch.Generator | None,
+        confidence_threshold: float = 0.0,
+    ) -> tuple[list[int], torch.Tensor]: ...
 
 
 @dataclass
@@ -51,8 +56,13 @@ class GenerationResult:
 class Generator:
     """Decodes with a target and, optionally, a drafter (``drafter=None`` = speculation off)."""
 
-    def __init__(self, target_model, drafter: Drafter | None = None, layer_ids: list[int] | None = None,
-                 eos_token_id: int | None = None) -> None:
+    def __init__(
+        self,
+        target_model,
+        drafter: Drafter | None = None,
+        layer_ids: list[int] | None = None,
+        eos_token_id: int | None = None,
+    ) -> None:
         self.runner = TargetRunner(target_model, layer_ids if drafter is not None else None)
         self.drafter = drafter
         self.eos = eos_token_id if eos_token_id is not None else target_model.config.eos_token_id

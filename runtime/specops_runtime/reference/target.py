@@ -121,10 +121,16 @@ def train_tiny_target(
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         if report and (step % 50 == 0 or step == recipe.train_steps):
-            report(stage="target", step=step, total=recipe.train_steps, loss=float(loss),
-                   message=f"tiny target {time.time() - started:.0f}s")
+            report(
+                stage="target",
+                step=step,
+                total=recipe.train_steps,
+                loss=float(loss),
+                message=f"tiny target {time.time() - started:.0f}s",
+            )
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
+    _quiet_transformers()
     model.save_pretrained(str(out_dir))
     tokenizer.save(out_dir)
     (out_dir / "specops_recipe.json").write_text(json.dumps({"name": TINY_TARGET_NAME, **asdict(recipe)}))
@@ -156,8 +162,9 @@ def ensure_tiny_target(
     return final
 
 
-def resolve_target_path(spec: str | None, cache_root: Path | None = None,
-                        report: Callable[..., None] | None = None) -> Path:
+def resolve_target_path(
+    spec: str | None, cache_root: Path | None = None, report: Callable[..., None] | None = None
+) -> Path:
     """A checkpoint directory, or the tiny target when ``spec`` names it (or is empty)."""
     if not spec or spec in (TINY_TARGET_NAME, "tiny"):
         return ensure_tiny_target(cache_root=cache_root, report=report)
@@ -167,9 +174,18 @@ def resolve_target_path(spec: str | None, cache_root: Path | None = None,
     return path
 
 
+def _quiet_transformers() -> None:
+    """Progress bars from weight loading/saving only clutter task logs."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_target(path: Path, device: torch.device):
     """(model, tokenizer) from an HF-layout directory; the model is frozen and in eval mode."""
     from transformers import AutoModelForCausalLM
+
+    _quiet_transformers()
 
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     model.to(device).eval()

@@ -81,13 +81,16 @@ def build_cache(
 
         name = f"shard_{len(shards):05d}.safetensors"
         lengths = torch.tensor([len(ids) for ids, *_ in pending])
-        save_file({
-            "input_ids": torch.tensor([t for ids, *_ in pending for t in ids], dtype=torch.int32),
-            "features": torch.cat([f for _, _, f, _ in pending]).to(torch.float16).contiguous(),
-            "final_hidden": torch.cat([h for *_, h in pending]).to(torch.float16).contiguous(),
-            "offsets": torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
-            "answer_starts": torch.tensor([start for _, start, *_ in pending], dtype=torch.long),
-        }, str(output_dir / name))
+        save_file(
+            {
+                "input_ids": torch.tensor([t for ids, *_ in pending for t in ids], dtype=torch.int32),
+                "features": torch.cat([f for _, _, f, _ in pending]).to(torch.float16).contiguous(),
+                "final_hidden": torch.cat([h for *_, h in pending]).to(torch.float16).contiguous(),
+                "offsets": torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+                "answer_starts": torch.tensor([start for _, start, *_ in pending], dtype=torch.long),
+            },
+            str(output_dir / name),
+        )
         shards.append({"file": name, "samples": len(pending), "tokens": int(lengths.sum())})
         pending = []
 
@@ -142,10 +145,12 @@ def load_cache(cache_dir: Path) -> tuple[dict, list[CachedSample]]:
         offsets = tensors["offsets"].tolist()
         for s in range(len(offsets) - 1):
             lo, hi = offsets[s], offsets[s + 1]
-            samples.append(CachedSample(
-                input_ids=tensors["input_ids"][lo:hi].long(),
-                features=tensors["features"][lo:hi],
-                final_hidden=tensors["final_hidden"][lo:hi],
-                answer_start=int(tensors["answer_starts"][s]),
-            ))
+            samples.append(
+                CachedSample(
+                    input_ids=tensors["input_ids"][lo:hi].long(),
+                    features=tensors["features"][lo:hi],
+                    final_hidden=tensors["final_hidden"][lo:hi],
+                    answer_start=int(tensors["answer_starts"][s]),
+                )
+            )
     return manifest, samples

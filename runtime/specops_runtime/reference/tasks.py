@@ -97,7 +97,9 @@ def _target(params: dict, ctx, device):
     return path, model, tokenizer
 
 
-def _task_counts(params: dict, default_train: int, default_eval: int) -> tuple[dict[str, int], dict[str, int]]:
+def _task_counts(
+    params: dict, default_train: int, default_eval: int
+) -> tuple[dict[str, int], dict[str, int]]:
     tasks = params.get("tasks")
     if tasks is None:
         tasks = [{"name": name} for name in synthetic.TASK_NAMES]
@@ -161,11 +163,18 @@ def prepare_data(params: dict, ctx) -> dict:
         # A different seed stream keeps evaluation prompts apart from training prompts.
         examples = synthetic.generate(name, count, seed + 7919)
         path = eval_dir / f"{name}.jsonl"
-        path.write_text("".join(json.dumps(synthetic.to_eval_row(ex, i)) + "\n" for i, ex in enumerate(examples)))
+        path.write_text(
+            "".join(json.dumps(synthetic.to_eval_row(ex, i)) + "\n" for i, ex in enumerate(examples))
+        )
         eval_paths[name] = str(path)
     ctx.report(stage="prepare_data", step=len(rows), total=len(rows), message=f"{len(rows)} training rows")
-    return {"trainData": str(train_path), "evalData": eval_paths, "evalDir": str(eval_dir),
-            "samples": len(rows), "evalSamples": sum(eval_counts.values())}
+    return {
+        "trainData": str(train_path),
+        "evalData": eval_paths,
+        "evalDir": str(eval_dir),
+        "samples": len(rows),
+        "evalSamples": sum(eval_counts.values()),
+    }
 
 
 def regenerate(params: dict, ctx) -> dict:
@@ -186,8 +195,12 @@ def regenerate(params: dict, ctx) -> dict:
     _, model, tokenizer = _target(params, ctx, device)
     out = _output_dir(params, ctx) / "regenerated.jsonl"
     results = [regenerate_file(model, tokenizer, src, out, settings, ctx.report) for src in sources]
-    return {"trainData": str(out), "samples": sum(r["samples"] for r in results),
-            "regenerated": sum(r["regenerated"] for r in results), "failed": sum(r["failed"] for r in results)}
+    return {
+        "trainData": str(out),
+        "samples": sum(r["samples"] for r in results),
+        "regenerated": sum(r["regenerated"] for r in results),
+        "failed": sum(r["failed"] for r in results),
+    }
 
 
 def target_cache(params: dict, ctx) -> dict:
@@ -200,13 +213,25 @@ def target_cache(params: dict, ctx) -> dict:
     if not isinstance(layer_ids, list) or not all(isinstance(i, int) for i in layer_ids):
         raise ValueError("targetLayerIds: must be a list of integers")
     out = _output_dir(params, ctx)
-    manifest = build_cache(model, tokenizer, sources, out, layer_ids, str(path),
-                           max_length=_get(params, "maxLength", int, 256, 8),
-                           batch_size=_get(params, "batchSize", int, 32, 1),
-                           max_shard_samples=_get(params, "maxShardSamples", int, 4096, 1),
-                           report=ctx.report)
-    return {"targetCache": str(out), "samples": manifest["num_samples"], "tokens": manifest["num_tokens"],
-            "targetLayerIds": manifest["target_layer_ids"], "shards": len(manifest["shards"])}
+    manifest = build_cache(
+        model,
+        tokenizer,
+        sources,
+        out,
+        layer_ids,
+        str(path),
+        max_length=_get(params, "maxLength", int, 256, 8),
+        batch_size=_get(params, "batchSize", int, 32, 1),
+        max_shard_samples=_get(params, "maxShardSamples", int, 4096, 1),
+        report=ctx.report,
+    )
+    return {
+        "targetCache": str(out),
+        "samples": manifest["num_samples"],
+        "tokens": manifest["num_tokens"],
+        "targetLayerIds": manifest["target_layer_ids"],
+        "shards": len(manifest["shards"]),
+    }
 
 
 def _method(params: dict) -> str:
@@ -219,7 +244,9 @@ def _method(params: dict) -> str:
 def _draft_shape(params: dict, method: str, model, layer_ids: list[int], target_name: str):
     block = _get(params, "blockSize", int, 4, 1)
     return draft_config_for_target(
-        method, model.config, layer_ids,
+        method,
+        model.config,
+        layer_ids,
         block_size=block,
         num_hidden_layers=_get(params, "numLayers", int, 2, 1),
         num_anchors=_get(params, "numAnchors", int, 8, 1),
@@ -241,7 +268,9 @@ def train(params: dict, ctx) -> dict:
     manifest, samples = load_cache(Path(cache_dir))
     path, model, _ = _target(params, ctx, device)
     if params.get("targetModel") and manifest["target_model_name_or_path"] != str(path):
-        ctx.log(f"warning: cache was built for {manifest['target_model_name_or_path']}, training against {path}")
+        ctx.log(
+            f"warning: cache was built for {manifest['target_model_name_or_path']}, training against {path}"
+        )
     config = _draft_shape(params, method, model, manifest["target_layer_ids"], str(path))
     settings = TrainSettings(
         epochs=_get(params, "epochs", int, 3, 1),
@@ -256,8 +285,16 @@ def train(params: dict, ctx) -> dict:
         logging_steps=_get(params, "loggingSteps", int, 10, 1),
         checkpointing_steps=_get(params, "checkpointingSteps", int, 0, 0),
     )
-    result = train_draft(config, SharedWeights.from_target(model), samples, _output_dir(params, ctx), settings,
-                         device, report=ctx.report, log=ctx.log)
+    result = train_draft(
+        config,
+        SharedWeights.from_target(model),
+        samples,
+        _output_dir(params, ctx),
+        settings,
+        device,
+        report=ctx.report,
+        log=ctx.log,
+    )
     result["targetModel"] = str(path)
     return result
 
@@ -295,7 +332,10 @@ def _eval_prompts(params: dict, tokenizer) -> dict[str, list[list[int]]]:
     prompts: dict[str, list[list[int]]] = {}
     for name, count in eval_counts.items():
         if source is None:
-            rows = [synthetic.to_eval_row(ex, i) for i, ex in enumerate(synthetic.generate(name, count, seed + 7919))]
+            rows = [
+                synthetic.to_eval_row(ex, i)
+                for i, ex in enumerate(synthetic.generate(name, count, seed + 7919))
+            ]
         else:
             path = Path(source[name]) if isinstance(source, dict) else Path(source) / f"{name}.jsonl"
             if not path.is_file():
@@ -323,9 +363,15 @@ def evaluate(params: dict, ctx) -> dict:
     )
     prompts = _eval_prompts(params, tokenizer)
     result = evaluate_tasks(model, draft.drafter(), layer_ids, prompts, settings, ctx.report)
-    result.update({"method": draft.config.method, "targetModel": str(path),
-                   "draftModel": str(params.get("draftModel")), "temperature": settings.sampling.temperature,
-                   "speculativeLength": settings.speculative_length})
+    result.update(
+        {
+            "method": draft.config.method,
+            "targetModel": str(path),
+            "draftModel": str(params.get("draftModel")),
+            "temperature": settings.sampling.temperature,
+            "speculativeLength": settings.speculative_length,
+        }
+    )
     (_output_dir(params, ctx) / "eval_results.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -341,14 +387,19 @@ def build_server_app(params: dict, ctx):
     speculation = str(params.get("speculation", "on")).lower()
     if speculation not in ("on", "off"):
         raise ValueError("speculation: must be 'on' or 'off'")
-    draft, layer_ids, block = (None, None, 0) if speculation == "off" else _drafter_from_params(params, model, device)
+    draft, layer_ids, block = (
+        (None, None, 0) if speculation == "off" else _drafter_from_params(params, model, device)
+    )
     name = params.get("servedModelName") or (str(params.get("targetModel") or "specops/tiny-qwen3"))
     engine = Engine(
         Generator(model, draft.drafter() if draft is not None else None, layer_ids),
         tokenizer,
-        EngineConfig(model_name=name, speculative_length=_get(params, "speculativeLength", int, block or 4, 1),
-                     confidence_threshold=_get(params, "confidenceThreshold", float, 0.0, 0.0),
-                     max_model_len=_get(params, "maxModelLen", int, 512, 8)),
+        EngineConfig(
+            model_name=name,
+            speculative_length=_get(params, "speculativeLength", int, block or 4, 1),
+            confidence_threshold=_get(params, "confidenceThreshold", float, 0.0, 0.0),
+            max_model_len=_get(params, "maxModelLen", int, 512, 8),
+        ),
         VllmMetrics.create(name),
     )
     ctx.log(f"serving {name} (target {path}, speculation {'on' if draft is not None else 'off'})")
@@ -374,8 +425,12 @@ def profile(params: dict, ctx) -> dict:
     sizes = params.get("batchSizes", [1, 2, 4, 8, 16, 32, 64])
     if not isinstance(sizes, list):
         raise ValueError("batchSizes: must be a list of positive integers")
-    table = profile_sps(model, [int(b) for b in sizes], _get(params, "contextLength", int, 64, 1),
-                        _get(params, "repeats", int, 20, 1))
+    table = profile_sps(
+        model,
+        [int(b) for b in sizes],
+        _get(params, "contextLength", int, 64, 1),
+        _get(params, "repeats", int, 20, 1),
+    )
     result = {"targetModel": str(path), "device": str(device), "table": table}
     (_output_dir(params, ctx) / "sps_table.json").write_text(json.dumps(result, indent=2))
     ctx.report(stage="profile", step=len(table), total=len(table))

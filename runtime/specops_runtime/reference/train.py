@@ -67,7 +67,9 @@ def collate(samples: list[CachedSample], device: torch.device) -> Batch:
         final[i, : s.length] = s.final_hidden.float()
     lengths = torch.tensor([s.length for s in samples])
     starts = torch.tensor([s.answer_start for s in samples])
-    return Batch(tokens.to(device), features.to(device), final.to(device), lengths.to(device), starts.to(device))
+    return Batch(
+        tokens.to(device), features.to(device), final.to(device), lengths.to(device), starts.to(device)
+    )
 
 
 def total_variation(q_logits: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -86,7 +88,9 @@ def acceptance_by_position(accept: torch.Tensor, valid: torch.Tensor) -> list[fl
     return (num / den).tolist()
 
 
-def eagle3_loss(model: Eagle3Draft, batch: Batch, settings: TrainSettings) -> tuple[torch.Tensor, list[float]]:
+def eagle3_loss(
+    model: Eagle3Draft, batch: Batch, settings: TrainSettings
+) -> tuple[torch.Tensor, list[float]]:
     steps = model.config.ttt_length
     length = batch.tokens.shape[1] - 2
     logits_per_step = model.ttt_forward(batch.features, batch.tokens, steps)
@@ -111,7 +115,9 @@ def eagle3_loss(model: Eagle3Draft, batch: Batch, settings: TrainSettings) -> tu
     return total / norm, acceptance_by_position(accept, torch.stack(valids, -1))
 
 
-def sample_anchors(batch: Batch, num_anchors: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_anchors(
+    batch: Batch, num_anchors: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Anchors [B, A] drawn from each sample's answer (anchor a predicts a+1..a+bs) and a validity mask."""
     rows, ok = [], []
     for start, length in zip(batch.answer_starts.tolist(), batch.lengths.tolist(), strict=True):
@@ -129,8 +135,9 @@ def sample_anchors(batch: Batch, num_anchors: int, generator: torch.Generator) -
     return torch.stack(rows).to(device), torch.stack(ok).to(device)
 
 
-def block_loss(model: DSparkDraft, batch: Batch, settings: TrainSettings,
-               generator: torch.Generator) -> tuple[torch.Tensor, list[float]]:
+def block_loss(
+    model: DSparkDraft, batch: Batch, settings: TrainSettings, generator: torch.Generator
+) -> tuple[torch.Tensor, list[float]]:
     cfg = model.config
     bs, width = cfg.block_size, batch.tokens.shape[1]
     anchors, anchor_ok = sample_anchors(batch, cfg.num_anchors, generator)  # [B, A]
@@ -153,8 +160,9 @@ def block_loss(model: DSparkDraft, batch: Batch, settings: TrainSettings,
     weights = torch.exp(-offsets.float() / bs)[None, None] * valid.float()
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="none")
     loss = weighted_mean(ce.view(b, a, bs), weights)
-    final = batch.final_hidden.gather(1, positions.clamp(max=width - 1).view(b, -1, 1)
-                                       .expand(-1, -1, batch.final_hidden.shape[-1]))
+    final = batch.final_hidden.gather(
+        1, positions.clamp(max=width - 1).view(b, -1, 1).expand(-1, -1, batch.final_hidden.shape[-1])
+    )
     p = torch.softmax(F.linear(final, model.lm_head_weight), dim=-1)
     tv = total_variation(logits, p).view(b, a, bs)
     if cfg.method == "dspark" and settings.tv_weight > 0:
@@ -211,8 +219,9 @@ def train_draft(
     torch.manual_seed(settings.seed)
     output_dir.mkdir(parents=True, exist_ok=True)
     model = build_draft(config, shared).to(device)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=settings.learning_rate, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate, weight_decay=0.0
+    )
     steps_per_epoch = math.ceil(len(samples) / settings.batch_size)
     total = settings.max_steps or settings.epochs * steps_per_epoch
     start_step = 0
@@ -250,10 +259,16 @@ def train_draft(
         done = step + 1
         if report and (done % settings.logging_steps == 0 or done == total):
             elapsed = time.perf_counter() - window_started
-            report(stage="train", step=done, total=total, epoch=epoch, loss=loss_value,
-                   acceptanceByPosition=[round(a, 4) for a in acceptance],
-                   tauEstimate=round(survival_tau(acceptance), 4),
-                   throughput=round(window_samples / elapsed, 2) if elapsed > 0 else None)
+            report(
+                stage="train",
+                step=done,
+                total=total,
+                epoch=epoch,
+                loss=loss_value,
+                acceptanceByPosition=[round(a, 4) for a in acceptance],
+                tauEstimate=round(survival_tau(acceptance), 4),
+                throughput=round(window_samples / elapsed, 2) if elapsed > 0 else None,
+            )
             window_started, window_samples = time.perf_counter(), 0
         if settings.checkpointing_steps and done % settings.checkpointing_steps == 0 and done < total:
             _save_checkpoint(model, optimizer, done, output_dir)

@@ -55,18 +55,39 @@ def context(root: Path, name: str) -> RunContext:
 def pipeline(tmp_path_factory: pytest.TempPathFactory, target_path: Path) -> Pipeline:
     root = tmp_path_factory.mktemp("pipeline")
     common = {"targetModel": str(target_path), "seed": 0}
-    data = tasks.prepare_data({
-        **common,
-        "tasks": [{"name": n, "samples": TRAIN_SAMPLES_PER_TASK} for n in ("math", "code", "chat")],
-        "evalSamples": 12,
-    }, context(root, "data"))
-    regenerated = tasks.regenerate({**common, "trainData": data["trainData"], "temperature": 1.0, "topP": 1.0,
-                                    "topK": 0, "maxNewTokens": 40}, context(root, "regenerate"))
+    data = tasks.prepare_data(
+        {
+            **common,
+            "tasks": [{"name": n, "samples": TRAIN_SAMPLES_PER_TASK} for n in ("math", "code", "chat")],
+            "evalSamples": 12,
+        },
+        context(root, "data"),
+    )
+    regenerated = tasks.regenerate(
+        {
+            **common,
+            "trainData": data["trainData"],
+            "temperature": 1.0,
+            "topP": 1.0,
+            "topK": 0,
+            "maxNewTokens": 40,
+        },
+        context(root, "regenerate"),
+    )
     cache = tasks.target_cache({**common, "trainData": regenerated["trainData"]}, context(root, "cache"))
     trained, reports = {}, {}
     for method in ("eagle3", "dspark"):
         ctx = context(root, f"train-{method}")
-        trained[method] = tasks.train({**common, "method": method, "targetCache": cache["targetCache"],
-                                       "epochs": EPOCHS, "blockSize": 4, "loggingSteps": 10}, ctx)
+        trained[method] = tasks.train(
+            {
+                **common,
+                "method": method,
+                "targetCache": cache["targetCache"],
+                "epochs": EPOCHS,
+                "blockSize": 4,
+                "loggingSteps": 10,
+            },
+            ctx,
+        )
         reports[method] = ctx.reports
     return Pipeline(root, target_path, data, regenerated, cache, trained, reports)

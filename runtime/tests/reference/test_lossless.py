@@ -11,7 +11,12 @@ import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from specops_runtime.reference import data, speculative
-from specops_runtime.reference.draft_config import SharedWeights, build_draft, draft_config_for_target, load_draft
+from specops_runtime.reference.draft_config import (
+    SharedWeights,
+    build_draft,
+    draft_config_for_target,
+    load_draft,
+)
 from specops_runtime.reference.sampling import SamplingParams, Verdict, sample_token
 from specops_runtime.reference.speculative import Generator
 
@@ -39,7 +44,9 @@ def test_greedy_speculative_equals_target_greedy(pipeline, target, greedy_refere
     model, _ = target
     prompts, expected = greedy_references
     assert len(prompts) >= 50
-    draft = load_draft(pipeline.trained[method]["checkpoint"], SharedWeights.from_target(model), torch.device("cpu"))
+    draft = load_draft(
+        pipeline.trained[method]["checkpoint"], SharedWeights.from_target(model), torch.device("cpu")
+    )
     spec = Generator(model, draft.drafter(), draft.config.target_layer_ids)
     accepted = 0
     for prompt, reference in zip(prompts, expected, strict=True):
@@ -70,9 +77,18 @@ PROMPT = [1, 5, 3]
 @pytest.fixture(scope="module")
 def toy():
     torch.manual_seed(11)
-    config = Qwen3Config(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, head_dim=8, tie_word_embeddings=True,
-                         initializer_range=0.6, max_position_embeddings=64)
+    config = Qwen3Config(
+        vocab_size=VOCAB,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=8,
+        tie_word_embeddings=True,
+        initializer_range=0.6,
+        max_position_embeddings=64,
+    )
     model = Qwen3ForCausalLM(config).eval().requires_grad_(False)
     draft_config = draft_config_for_target("dspark", config, [0, 1], block_size=3, mask_token_id=0)
     draft = build_draft(draft_config, SharedWeights.from_target(model)).eval()

@@ -12,8 +12,12 @@ from specops_runtime.reference.target_cache import load_cache
 
 from .conftest import context
 
-EVAL = {"temperature": 1.0, "maxNewTokens": 32, "measureBaseline": False,
-        "tasks": [{"name": n, "samples": 12} for n in ("math", "code", "chat")]}
+EVAL = {
+    "temperature": 1.0,
+    "maxNewTokens": 32,
+    "measureBaseline": False,
+    "tasks": [{"name": n, "samples": 12} for n in ("math", "code", "chat")],
+}
 
 
 def test_regeneration_and_cache_layout(pipeline):
@@ -34,7 +38,9 @@ def test_regeneration_and_cache_layout(pipeline):
 def test_training_reports_progress_and_saves_hf_layout(pipeline, method):
     reports = [r for r in pipeline.train_reports[method] if r.get("stage") == "train"]
     assert len(reports) >= 3
-    assert all({"step", "total", "loss", "epoch", "acceptanceByPosition", "tauEstimate"} <= set(r) for r in reports)
+    assert all(
+        {"step", "total", "loss", "epoch", "acceptanceByPosition", "tauEstimate"} <= set(r) for r in reports
+    )
     assert [r["step"] for r in reports] == sorted(r["step"] for r in reports)
     assert reports[-1]["step"] == reports[-1]["total"] == pipeline.trained[method]["steps"]
     assert reports[-1]["loss"] < reports[0]["loss"]  # it learned something
@@ -50,12 +56,20 @@ def evaluations(pipeline):
     out = {}
     for method in ("eagle3", "dspark"):
         common = {**EVAL, "targetModel": str(pipeline.target_path), "evalData": pipeline.data["evalDir"]}
-        out[method] = tasks.evaluate({**common, "draftModel": pipeline.trained[method]["checkpoint"]},
-                                     context(pipeline.root, f"eval-{method}"))
+        out[method] = tasks.evaluate(
+            {**common, "draftModel": pipeline.trained[method]["checkpoint"]},
+            context(pipeline.root, f"eval-{method}"),
+        )
         out[f"{method}-untrained"] = tasks.evaluate(
-            {**common, "draftModel": "untrained", "method": method, "blockSize": 4,
-             "targetLayerIds": pipeline.cache["targetLayerIds"]},
-            context(pipeline.root, f"eval-{method}-untrained"))
+            {
+                **common,
+                "draftModel": "untrained",
+                "method": method,
+                "blockSize": 4,
+                "targetLayerIds": pipeline.cache["targetLayerIds"],
+            },
+            context(pipeline.root, f"eval-{method}-untrained"),
+        )
     return out
 
 
@@ -80,6 +94,24 @@ def test_trained_draft_beats_untrained_draft(evaluations, method):
     assert trained["summary"]["tau"] == pytest.approx(sum(taus) / 3)
 
 
+def test_evaluate_measures_target_only_baseline(pipeline):
+    result = tasks.evaluate(
+        {
+            "targetModel": str(pipeline.target_path),
+            "draftModel": pipeline.trained["dspark"]["checkpoint"],
+            "tasks": [{"name": "code", "samples": 3}],
+            "maxNewTokens": 16,
+        },
+        context(pipeline.root, "eval-baseline"),
+    )
+    row = result["tasks"]["code"]
+    assert row["baselineTokensPerSecond"] > 0
+    assert row["speedup"] == pytest.approx(row["tokensPerSecond"] / row["baselineTokensPerSecond"])
+    assert result["summary"]["speedup"] == pytest.approx(row["speedup"])
+    saved = json.loads((pipeline.root / "eval-baseline" / "eval_results.json").read_text())
+    assert saved["tasks"]["code"] == row
+
+
 def test_tau_differs_by_task_predictability(evaluations):
     """Open chat is the least predictable task set (as in the paper's Table 1)."""
     for method in ("eagle3", "dspark"):
@@ -89,8 +121,15 @@ def test_tau_differs_by_task_predictability(evaluations):
 
 def test_training_resumes_from_step_latest(pipeline):
     ctx = context(pipeline.root, "train-resume")
-    params = {"targetModel": str(pipeline.target_path), "method": "dflash", "targetCache": pipeline.cache["targetCache"],
-              "maxSteps": 6, "checkpointingSteps": 3, "loggingSteps": 1, "blockSize": 4}
+    params = {
+        "targetModel": str(pipeline.target_path),
+        "method": "dflash",
+        "targetCache": pipeline.cache["targetCache"],
+        "maxSteps": 6,
+        "checkpointingSteps": 3,
+        "loggingSteps": 1,
+        "blockSize": 4,
+    }
     first = tasks.train({**params, "maxSteps": 3}, ctx)
     assert first["steps"] == 3 and first["resumedFrom"] is None
     second = tasks.train(params, ctx)

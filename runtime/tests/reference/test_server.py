@@ -28,8 +28,9 @@ def post(url: str, body: dict) -> dict:
 
 
 def post_stream(url: str, body: dict) -> list[dict]:
-    request = urllib.request.Request(url, json.dumps({**body, "stream": True}).encode(),
-                                     {"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, json.dumps({**body, "stream": True}).encode(), {"Content-Type": "application/json"}
+    )
     events = []
     with urllib.request.urlopen(request, timeout=60) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
@@ -58,8 +59,10 @@ def metric(text: str, name: str, **labels: str) -> float:
 @pytest.fixture(scope="module")
 def servers(pipeline):
     params = {"targetModel": str(pipeline.target_path), "servedModelName": MODEL}
-    spec_app = tasks.build_server_app({**params, "draftModel": pipeline.trained["dspark"]["checkpoint"],
-                                       "speculativeLength": 4}, context(pipeline.root, "serve"))
+    spec_app = tasks.build_server_app(
+        {**params, "draftModel": pipeline.trained["dspark"]["checkpoint"], "speculativeLength": 4},
+        context(pipeline.root, "serve"),
+    )
     off_app = tasks.build_server_app({**params, "speculation": "off"}, context(pipeline.root, "serve-off"))
     spec, off = ServerHandle(spec_app).start(), ServerHandle(off_app).start()
     yield spec, off
@@ -103,23 +106,33 @@ def test_outputs_equal_target_greedy_and_metrics_match_tau(servers, target):
     for text in prompts():
         messages = [{"role": "user", "content": text}]
         expected = greedy_text(target, tokenizer.chat_prompt(messages))
-        chat = post(spec.url + "/v1/chat/completions",
-                    {"model": MODEL, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0})
+        chat = post(
+            spec.url + "/v1/chat/completions",
+            {"model": MODEL, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0},
+        )
         assert chat["choices"][0]["message"]["content"] == expected
-        events = post_stream(spec.url + "/v1/chat/completions",
-                             {"model": MODEL, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0})
+        events = post_stream(
+            spec.url + "/v1/chat/completions",
+            {"model": MODEL, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0},
+        )
         streamed = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
         assert streamed == expected
         assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length")
         completion_expected = greedy_text(target, tokenizer.completion_prompt(text))
-        plain = post(spec.url + "/v1/completions",
-                     {"model": MODEL, "prompt": text, "max_tokens": MAX_TOKENS, "temperature": 0})
+        plain = post(
+            spec.url + "/v1/completions",
+            {"model": MODEL, "prompt": text, "max_tokens": MAX_TOKENS, "temperature": 0},
+        )
         assert plain["choices"][0]["text"] == completion_expected
-        streamed_plain = post_stream(spec.url + "/v1/completions",
-                                     {"model": MODEL, "prompt": text, "max_tokens": MAX_TOKENS, "temperature": 0})
+        streamed_plain = post_stream(
+            spec.url + "/v1/completions",
+            {"model": MODEL, "prompt": text, "max_tokens": MAX_TOKENS, "temperature": 0},
+        )
         assert "".join(e["choices"][0]["text"] for e in streamed_plain) == completion_expected
-        baseline = post(off.url + "/v1/chat/completions",
-                        {"model": MODEL, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0})
+        baseline = post(
+            off.url + "/v1/chat/completions",
+            {"model": MODEL, "messages": messages, "max_tokens": MAX_TOKENS, "temperature": 0},
+        )
         assert baseline["choices"][0]["message"]["content"] == expected
         assert baseline["metrics"]["speculative_decoding"]["num_spec_steps"] == 0
         for body in (chat, events[-1], plain, streamed_plain[-1]):

@@ -35,29 +35,40 @@ def test_tokenizer_round_trips_every_generated_text():
 
 
 def test_prepare_data_writes_deepspec_rows(ctx):
-    result = tasks.prepare_data({"tasks": [{"name": "math", "samples": 5}, {"name": "chat", "samples": 3}],
-                                 "evalSamples": 2, "seed": 4}, ctx)
+    result = tasks.prepare_data(
+        {
+            "tasks": [{"name": "math", "samples": 5}, {"name": "chat", "samples": 3}],
+            "evalSamples": 2,
+            "seed": 4,
+        },
+        ctx,
+    )
     rows = [json.loads(line) for line in open(result["trainData"])]
     assert len(rows) == 8 and result["samples"] == 8
-    assert rows[0]["conversations"][0]["role"] == "user" and rows[0]["conversations"][1]["role"] == "assistant"
+    assert (
+        rows[0]["conversations"][0]["role"] == "user" and rows[0]["conversations"][1]["role"] == "assistant"
+    )
     assert set(result["evalData"]) == {"math", "chat"}
     evals = [json.loads(line) for line in open(result["evalData"]["math"])]
     assert len(evals) == 2 and "turns" in evals[0]
 
 
-@pytest.mark.parametrize("fn,params,field", [
-    (tasks.prepare_data, {"tasks": [{"name": "poetry"}]}, "tasks.name"),
-    (tasks.prepare_data, {"tasks": "math"}, "tasks"),
-    (tasks.prepare_data, {"tasks": [{"name": "math", "samples": -1}]}, "samples"),
-    (tasks.train, {"method": "medusa", "targetCache": "/nope"}, "method"),
-    (tasks.train, {"method": "eagle3"}, "targetCache"),
-    (tasks.train, {"method": "eagle3", "targetCache": "/nonexistent"}, "targetCache"),
-    (tasks.regenerate, {}, "trainData"),
-    (tasks.regenerate, {"trainData": "/nonexistent.jsonl"}, "trainData"),
-    (tasks.target_cache, {"trainData": "/nonexistent.jsonl"}, "trainData"),
-    (tasks.evaluate, {"targetModel": "/no/such/model"}, "targetModel"),
-    (tasks.profile, {"targetModel": "/no/such/model"}, "targetModel"),
-])
+@pytest.mark.parametrize(
+    "fn,params,field",
+    [
+        (tasks.prepare_data, {"tasks": [{"name": "poetry"}]}, "tasks.name"),
+        (tasks.prepare_data, {"tasks": "math"}, "tasks"),
+        (tasks.prepare_data, {"tasks": [{"name": "math", "samples": -1}]}, "samples"),
+        (tasks.train, {"method": "medusa", "targetCache": "/nope"}, "method"),
+        (tasks.train, {"method": "eagle3"}, "targetCache"),
+        (tasks.train, {"method": "eagle3", "targetCache": "/nonexistent"}, "targetCache"),
+        (tasks.regenerate, {}, "trainData"),
+        (tasks.regenerate, {"trainData": "/nonexistent.jsonl"}, "trainData"),
+        (tasks.target_cache, {"trainData": "/nonexistent.jsonl"}, "trainData"),
+        (tasks.evaluate, {"targetModel": "/no/such/model"}, "targetModel"),
+        (tasks.profile, {"targetModel": "/no/such/model"}, "targetModel"),
+    ],
+)
 def test_bad_parameters_name_the_field(fn, params, field, ctx):
     with pytest.raises(ValueError, match=rf"^{field}:"):
         fn(params, ctx)
@@ -78,8 +89,9 @@ def test_bad_numbers_name_the_field(ctx, target_path):
 
 
 def test_profile_returns_an_sps_table(ctx, target_path):
-    result = tasks.profile({"targetModel": str(target_path), "batchSizes": [1, 8, 64], "repeats": 5,
-                            "contextLength": 32}, ctx)
+    result = tasks.profile(
+        {"targetModel": str(target_path), "batchSizes": [1, 8, 64], "repeats": 5, "contextLength": 32}, ctx
+    )
     table = result["table"]
     assert [row["tokens"] for row in table] == [1, 8, 64]
     for row in table:
