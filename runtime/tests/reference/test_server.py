@@ -177,3 +177,25 @@ def test_sampled_requests_are_reproducible_with_a_seed(servers):
     body = {"model": MODEL, "prompt": "tell me about cats", "max_tokens": 16, "temperature": 1.0, "seed": 5}
     first = post(spec.url + "/v1/completions", body)["choices"][0]["text"]
     assert post(spec.url + "/v1/completions", body)["choices"][0]["text"] == first
+
+
+def test_concurrent_requests_queue_and_stay_exact(servers, target):
+    """Requests arriving together are served one at a time (FIFO) and each stays exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec, _ = servers
+    _, tokenizer = target
+    texts = prompts()
+    expected = [greedy_text(target, tokenizer.completion_prompt(t)) for t in texts]
+
+    def ask(text: str) -> str:
+        body = {"model": MODEL, "prompt": text, "max_tokens": MAX_TOKENS, "temperature": 0}
+        return post(spec.url + "/v1/completions", body)["choices"][0]["text"]
+
+    with ThreadPoolExecutor(max_workers=len(texts)) as pool:
+        answers = list(pool.map(ask, texts))
+    assert answers == expected
+    _, after = get(spec.url + "/metrics")
+    assert metric(after, "vllm:num_requests_running") == 0
+    assert metric(after, "vllm:num_requests_waiting") == 0
+    assert metric(after, "vllm:request_queue_time_seconds_count") >= len(texts)
