@@ -105,3 +105,30 @@ def tau_from_vllm_counters(num_drafts: float, num_accepted: float) -> float:
 def expected_tau(survival_by_position: list[float]) -> float:
     """Expected tokens per round given per-position acceptance (cumulative survival) probabilities."""
     return 1.0 + sum(survival_by_position)
+
+
+def confidence_calibration(rounds: Iterable[tuple[list[float], int]]) -> dict:
+    """Predicted vs observed conditional acceptance per draft position (DSpark's confidence head).
+
+    Position i counts in rounds that reached it (the first i drafts were accepted); observed is
+    the share of those rounds that also accepted draft i, predicted the head's mean output there.
+    """
+    predicted: list[float] = []
+    observed: list[int] = []
+    reached: list[int] = []
+    for confidences, accepted in rounds:
+        for i, c in enumerate(confidences):
+            if i > accepted:
+                break
+            if len(reached) <= i:
+                predicted.append(0.0)
+                observed.append(0)
+                reached.append(0)
+            reached[i] += 1
+            predicted[i] += c
+            observed[i] += int(accepted > i)
+    return {
+        "predictedByPosition": [p / n for p, n in zip(predicted, reached, strict=True)],
+        "observedByPosition": [o / n for o, n in zip(observed, reached, strict=True)],
+        "roundsByPosition": reached,
+    }

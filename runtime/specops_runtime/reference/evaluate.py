@@ -7,9 +7,9 @@ row per task set; optionally the same prompts decoded target-only for tokens/s a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .acceptance import AcceptanceStats
+from .acceptance import AcceptanceStats, confidence_calibration
 from .sampling import SamplingParams
 from .speculative import Generator
 
@@ -29,11 +29,13 @@ class _Tally:
     stats: AcceptanceStats
     tokens: int = 0
     seconds: float = 0.0
+    confidence_rounds: list = field(default_factory=list)
 
     def add(self, result) -> None:
         self.stats = self.stats.merge(result.stats)
         self.tokens += len(result.tokens)
         self.seconds += result.elapsed
+        self.confidence_rounds.extend(result.confidence_rounds)
 
     @property
     def tokens_per_second(self) -> float:
@@ -86,6 +88,8 @@ def evaluate_tasks(
                 "generatedTokens": spec.tokens,
                 "tokensPerSecond": spec.tokens_per_second,
             }
+            if spec.confidence_rounds:
+                row["confidence"] = confidence_calibration(spec.confidence_rounds)
             if base is not None:
                 row["baselineTokensPerSecond"] = base.tokens_per_second
                 row["speedup"] = spec.tokens_per_second / base.tokens_per_second if base.tokens else None

@@ -51,6 +51,8 @@ class GenerationResult:
     time_to_first_token: float = 0.0
     elapsed: float = 0.0
     target_steps: int = 0  # target forward passes after prefill
+    # DSpark only: (predicted per-position survival given the prefix survived, accepted count).
+    confidence_rounds: list[tuple[list[float], int]] = field(default_factory=list)
 
 
 class Generator:
@@ -124,6 +126,9 @@ class Generator:
             logits, features = self.runner.forward([token] + drafts)
             result.target_steps += 1
             verdict = verify_chain(drafts, draft_probs, probs_from_logits(logits, params), generator)
+            confidence = getattr(self.drafter, "last_confidence", None)
+            if confidence:
+                result.confidence_rounds.append((list(confidence), verdict.accepted))
             new_tokens = drafts[: verdict.accepted] + [verdict.next_token]
             self.runner.rollback(base + verdict.accepted + 1)
             done = emit(new_tokens, len(drafts), verdict.accepted, speculative=True)

@@ -79,9 +79,11 @@ class TinyTokenizer:
         out: list[str] = []
         previous_was_char = False
         for i in ids:
-            if i in (PAD, BOS, EOS, MASK) or not 0 <= i < len(self.pieces):
-                continue
+            if not len(SPECIAL_TOKENS) <= i < len(self.pieces):
+                continue  # special tokens are skipped, as skip_special_tokens=True does
             piece = self.pieces[i]
+            if piece.startswith("<reserved_"):
+                continue
             if piece.startswith(CHAR_PREFIX) and len(piece) > len(CHAR_PREFIX):
                 ch = piece[len(CHAR_PREFIX) :]
                 if previous_was_char:

@@ -43,3 +43,13 @@ def test_expected_tau_from_survival():
 def test_invalid_round_rejected():
     with pytest.raises(ValueError, match="accepted"):
         AcceptanceStats().add(3, 4)
+
+
+def test_confidence_calibration_counts_only_reached_positions():
+    from specops_runtime.reference.acceptance import confidence_calibration
+
+    rounds = [([0.9, 0.8, 0.5], 3), ([0.9, 0.6, 0.5], 1), ([0.7, 0.4, 0.2], 0)]
+    calibration = confidence_calibration(rounds)
+    assert calibration["roundsByPosition"] == [3, 2, 1]
+    assert calibration["predictedByPosition"] == pytest.approx([2.5 / 3, 0.7, 0.5])
+    assert calibration["observedByPosition"] == pytest.approx([2 / 3, 1 / 2, 1.0])

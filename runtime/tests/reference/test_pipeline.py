@@ -86,6 +86,12 @@ def test_trained_draft_beats_untrained_draft(evaluations, method):
             assert row["verifyRate"] == pytest.approx(row["tau"] / (row["meanProposalLength"] + 1))
             assert row["tokensPerSecond"] > 0
     assert untrained["summary"]["tau"] < 1.3
+    if method == "dspark":  # the confidence head's predictions are reported per position
+        for row in trained["tasks"].values():
+            calibration = row["confidence"]
+            assert all(0.0 <= p <= 1.0 for p in calibration["predictedByPosition"])
+            assert calibration["roundsByPosition"][0] == row["proposals"]
+            assert calibration["observedByPosition"][0] == pytest.approx(row["acceptanceByPosition"][0])
     assert trained["summary"]["tau"] > untrained["summary"]["tau"] + 1.0
     for task in ("math", "code", "chat"):
         assert trained["tasks"][task]["tau"] > untrained["tasks"][task]["tau"] + 0.5, task
