@@ -70,12 +70,19 @@ class DSparkDraft(nn.Module):
             x, _, _ = layer(x, block_positions, mask, ctx_k, ctx_v)
         return x
 
-    def markov(self, hidden: torch.Tensor, previous_tokens: torch.Tensor) -> torch.Tensor:
+    def markov_state_of(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The hidden-state half of the Markov head (computable for all positions at once)."""
+        return F.silu(self.markov_state(hidden))
+
+    def markov(
+        self, hidden: torch.Tensor, previous_tokens: torch.Tensor, state: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Sequential low-rank correction from the previous token (identity when rank is 0)."""
         if self.config.markov_rank <= 0:
             return hidden
         previous = F.embedding(previous_tokens, self.embed_weight)
-        return hidden + self.markov_out(F.silu(self.markov_state(hidden)) * self.markov_token(previous))
+        state = self.markov_state_of(hidden) if state is None else state
+        return hidden + self.markov_out(state * self.markov_token(previous))
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return F.linear(self.norm(hidden), self.lm_head_weight)
@@ -110,6 +117,9 @@ class BlockDrafter:
     def __init__(self, model: DSparkDraft) -> None:
         self.model = model
         self.device = model.embed_weight.device
+        # The confidence head only runs when it steers drafting (threshold > 0) or when asked to
+        # record its predictions (evaluation reports their calibration).
+        self.record_confidence = False
         self.reset()
 
     def reset(self) -> None:
@@ -118,7 +128,7 @@ class BlockDrafter:
         self.anchor: int | None = None
         self.last_confidence: list[float] = []
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def append_context(self, features: torch.Tensor, next_tokens: list[int]) -> None:
         m = len(next_tokens)
         positions = torch.arange(self.length, self.length + m, device=self.device)[None]
@@ -134,7 +144,7 @@ class BlockDrafter:
         self.length += m
         self.anchor = next_tokens[-1]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def propose(
         self,
         gamma: int,
@@ -151,23 +161,36 @@ class BlockDrafter:
             [[self.anchor] + [self.model.config.mask_token_id] * (block - 1)], device=self.device
         )
         positions = torch.arange(self.length, self.length + block, device=self.device)[None]
-        mask = torch.ones(1, 1, block, self.length + block, dtype=torch.bool, device=self.device)
-        hidden = self.model.backbone(None, None, tokens_in, positions, mask, self.context_kv)[0]
-        use_confidence = self.model.config.enable_confidence_head
+        # mask=None: the block sees the whole context and itself (bidirectional), as in training.
+        hidden = self.model.backbone(None, None, tokens_in, positions, None, self.context_kv)[0][:gamma]
+        use_confidence = self.model.config.enable_confidence_head and (
+            confidence_threshold > 0 or self.record_confidence
+        )
+        sequential = self.model.config.markov_rank > 0
+        if not sequential:  # DFlash: every position's distribution is known after the one pass
+            all_logits = self.model.logits(hidden)
+            all_probs = probs_from_logits(all_logits, params)
+            all_confidence = self.model.confidence(hidden, all_logits).tolist() if use_confidence else None
+        else:  # DSpark: the Markov head corrects each position from the token drafted before it
+            markov_state = self.model.markov_state_of(hidden)
         previous, survival = self.anchor, 1.0
         tokens: list[int] = []
         probs: list[torch.Tensor] = []
         self.last_confidence = []
         for i in range(gamma):
-            h = self.model.markov(hidden[i], torch.tensor(previous, device=self.device))
-            logits = self.model.logits(h)
+            if sequential:
+                h = self.model.markov(hidden[i], torch.tensor(previous, device=self.device), markov_state[i])
+                logits = self.model.logits(h)
+                q = probs_from_logits(logits, params)
+                c = float(self.model.confidence(h, logits)) if use_confidence else 1.0
+            else:
+                q = all_probs[i]
+                c = all_confidence[i] if all_confidence is not None else 1.0
             if use_confidence:
-                c = float(self.model.confidence(h, logits))
                 survival *= c
                 if i > 0 and survival < confidence_threshold:
                     break
                 self.last_confidence.append(c)
-            q = probs_from_logits(logits, params)
             token = sample_token(q, generator)
             tokens.append(token)
             probs.append(q)

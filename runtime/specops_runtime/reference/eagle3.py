@@ -90,7 +90,7 @@ class Eagle3Drafter:
         self.length = 0
         self.last_hidden: torch.Tensor | None = None
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def append_context(self, features: torch.Tensor, next_tokens: list[int]) -> None:
         """Add entries (F_t, x_{t+1}) for the newly verified positions t."""
         m = len(next_tokens)
@@ -105,7 +105,7 @@ class Eagle3Drafter:
         self.length += m
         self.last_hidden = hidden[0, -1]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def propose(
         self,
         gamma: int,
@@ -128,8 +128,7 @@ class Eagle3Drafter:
             position += 1
             x = self.model.step_input(hidden[None, None], torch.tensor([[token]], device=self.device))
             pos = torch.tensor([[position]], device=self.device)
-            mask = torch.ones(1, past_k.shape[2] + 1, dtype=torch.bool, device=self.device)
-            out, k, v = self.model.layer(x, pos, mask, past_k, past_v)
+            out, k, v = self.model.layer(x, pos, None, past_k, past_v)  # sees the whole chain
             past_k, past_v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
             hidden = out[0, -1]
         return tokens, torch.stack(probs)

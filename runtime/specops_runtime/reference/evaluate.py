@@ -71,6 +71,8 @@ def evaluate_tasks(
     settings: EvalSettings,
     report: Callable[..., None] | None = None,
 ) -> dict:
+    if hasattr(drafter, "record_confidence"):
+        drafter.record_confidence = True  # report the confidence head's calibration
     speculative = Generator(target_model, drafter, layer_ids)
     baseline = Generator(target_model) if settings.measure_baseline else None
     per_task: dict[str, dict] = {}

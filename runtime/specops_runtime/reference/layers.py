@@ -23,12 +23,16 @@ class RMSNorm(nn.Module):
         return (x.float() * torch.rsqrt(variance + self.eps)).to(x.dtype) * self.weight
 
 
-def apply_rope(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
+def rope_inv_freq(dim: int, theta: float) -> torch.Tensor:
+    return 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+
+
+def apply_rope(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
     """Rotary embedding (half-split layout as in Qwen3) for x [B, heads, T, D], positions [B, T]."""
     dim = x.shape[-1]
-    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, device=x.device, dtype=torch.float32) / dim))
     angles = positions.to(torch.float32)[:, None, :, None] * inv_freq  # [B, 1, T, D/2]
-    cos, sin = torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin()
+    angles = torch.cat([angles, angles], -1)
+    cos, sin = angles.cos(), angles.sin()
     x1, x2 = x[..., : dim // 2], x[..., dim // 2 :]
     rotated = torch.cat([-x2, x1], dim=-1)
     return (x.float() * cos + rotated.float() * sin).to(x.dtype)
@@ -37,7 +41,8 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.
 class Attention(nn.Module):
     def __init__(self, hidden: int, heads: int, head_dim: int, rope_theta: float) -> None:
         super().__init__()
-        self.heads, self.head_dim, self.rope_theta = heads, head_dim, rope_theta
+        self.heads, self.head_dim = heads, head_dim
+        self.register_buffer("inv_freq", rope_inv_freq(head_dim, rope_theta), persistent=False)
         self.q_proj = nn.Linear(hidden, heads * head_dim, bias=False)
         self.k_proj = nn.Linear(hidden, heads * head_dim, bias=False)
         self.v_proj = nn.Linear(hidden, heads * head_dim, bias=False)
@@ -51,7 +56,7 @@ class Attention(nn.Module):
 
     def keys_values(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotated keys and values [B, heads, T, D] for already-normalised inputs x [B, T, H]."""
-        k = apply_rope(self.k_norm(self._split(self.k_proj(x))), positions, self.rope_theta)
+        k = apply_rope(self.k_norm(self._split(self.k_proj(x))), positions, self.inv_freq)
         return k, self._split(self.v_proj(x))
 
     def forward(
@@ -63,7 +68,7 @@ class Attention(nn.Module):
         past_v: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Attend from x to [past keys ; x's own keys]; returns output and x's own keys/values."""
-        q = apply_rope(self.q_norm(self._split(self.q_proj(x))), positions, self.rope_theta)
+        q = apply_rope(self.q_norm(self._split(self.q_proj(x))), positions, self.inv_freq)
         k, v = self.keys_values(x, positions)
         all_k = k if past_k is None else torch.cat([past_k, k], dim=2)
         all_v = v if past_v is None else torch.cat([past_v, v], dim=2)

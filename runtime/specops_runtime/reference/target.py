@@ -255,7 +255,7 @@ class TargetRunner:
     def length(self) -> int:
         return self.cache.get_seq_length()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def forward(self, tokens: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Append ``tokens``; returns logits [n, V] and selected-layer features [n, k*H] (or None)."""
         ids = torch.tensor([tokens], dtype=torch.long, device=self.device)
