@@ -63,13 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="eagle3,dflash,dspark")
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--target-layers",
+        type=int,
+        default=3,
+        help="decoder layers of the tiny target (3 = the tests' target; deeper targets cost more per "
+        "step relative to the drafts, as real targets do, and are trained once and cached)",
+    )
     args = parser.parse_args(argv)
     configure_threads(args.threads)
     root = args.work_dir or Path(tempfile.mkdtemp(prefix="specops-bench-"))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     started = time.perf_counter()
 
-    target = tasks.make_target({}, _ctx(root, "target"))["targetModel"]
+    recipe = {"numLayers": args.target_layers} if args.target_layers != 3 else {}
+    target = tasks.make_target({"tinyTarget": recipe}, _ctx(root, "target"))["targetModel"]
     common = {"targetModel": target, "seed": 0, "threads": args.threads}
     prepared = tasks.prepare_data(
         {

@@ -162,12 +162,51 @@ def ensure_tiny_target(
     return final
 
 
+RECIPE_FIELDS = {
+    "hiddenSize": "hidden_size",
+    "numLayers": "num_layers",
+    "numHeads": "num_heads",
+    "numKeyValueHeads": "num_kv_heads",
+    "intermediateSize": "intermediate_size",
+    "trainSteps": "train_steps",
+    "batchSize": "batch_size",
+    "learningRate": "learning_rate",
+    "samplesPerTask": "samples_per_task",
+    "seed": "seed",
+}
+
+
+def recipe_from_params(overrides: dict | None) -> TinyTargetRecipe:
+    """A tiny-target recipe from camelCase overrides (``tinyTarget`` task parameter)."""
+    if not overrides:
+        return TinyTargetRecipe()
+    if not isinstance(overrides, dict):
+        raise ValueError("tinyTarget: must be an object")
+    unknown = set(overrides) - set(RECIPE_FIELDS)
+    if unknown:
+        raise ValueError(f"tinyTarget: unknown fields {sorted(unknown)}")
+    base = asdict(TinyTargetRecipe())
+    for key, value in overrides.items():
+        field = RECIPE_FIELDS[key]
+        try:
+            base[field] = type(base[field])(value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"tinyTarget.{key}: {value!r} is not a {type(base[field]).__name__}") from error
+    recipe = TinyTargetRecipe(**base)
+    if recipe.hidden_size % recipe.num_heads or recipe.num_heads % recipe.num_kv_heads:
+        raise ValueError("tinyTarget.numHeads: must divide hiddenSize and be a multiple of numKeyValueHeads")
+    return recipe
+
+
 def resolve_target_path(
-    spec: str | None, cache_root: Path | None = None, report: Callable[..., None] | None = None
+    spec: str | None,
+    cache_root: Path | None = None,
+    report: Callable[..., None] | None = None,
+    recipe: TinyTargetRecipe | None = None,
 ) -> Path:
     """A checkpoint directory, or the tiny target when ``spec`` names it (or is empty)."""
     if not spec or spec in (TINY_TARGET_NAME, "tiny"):
-        return ensure_tiny_target(cache_root=cache_root, report=report)
+        return ensure_tiny_target(recipe, cache_root=cache_root, report=report)
     path = Path(spec)
     if not (path / "config.json").exists():
         raise ValueError(f"targetModel: {spec!r} is neither {TINY_TARGET_NAME!r} nor a checkpoint directory")

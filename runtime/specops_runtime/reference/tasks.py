@@ -7,6 +7,9 @@ A bad parameter raises ``ValueError`` whose message starts with the field name.
 Common parameters
   targetModel   checkpoint directory (HF layout) or "specops/tiny-qwen3" (default: the tiny target,
                 trained once and cached by recipe hash under cacheDir)
+  tinyTarget    recipe overrides for the tiny target {hiddenSize, numLayers, numHeads,
+                numKeyValueHeads, intermediateSize, trainSteps, batchSize, learningRate,
+                samplesPerTask, seed} (each distinct recipe is trained once and cached)
   cacheDir      cache root (default $SPECOPS_CACHE_DIR or ~/.cache/specops)
   device        "cpu" / "cuda" (default: cuda when available)
   threads       torch CPU threads (default 1; tiny models run fastest single-threaded)
@@ -53,7 +56,7 @@ from . import data as synthetic
 from .device import configure_threads, pick_device
 from .draft_config import METHODS, SharedWeights, build_draft, draft_config_for_target, load_draft
 from .sampling import SamplingParams
-from .target import default_layer_ids, load_target, resolve_target_path
+from .target import default_layer_ids, load_target, recipe_from_params, resolve_target_path
 
 # ---------------------------------------------------------------------------------------------
 # parameter helpers
@@ -91,8 +94,13 @@ def _setup(params: dict):
     return pick_device(params.get("device"))
 
 
+def _target_path(params: dict, ctx) -> Path:
+    recipe = recipe_from_params(params.get("tinyTarget"))
+    return resolve_target_path(params.get("targetModel"), _cache_root(params), ctx.report, recipe)
+
+
 def _target(params: dict, ctx, device):
-    path = resolve_target_path(params.get("targetModel"), _cache_root(params), ctx.report)
+    path = _target_path(params, ctx)
     model, tokenizer = load_target(path, device)
     return path, model, tokenizer
 
@@ -145,7 +153,7 @@ def _sampling(params: dict, default_temperature: float) -> SamplingParams:
 
 def make_target(params: dict, ctx) -> dict:
     _setup(params)
-    path = resolve_target_path(params.get("targetModel"), _cache_root(params), ctx.report)
+    path = _target_path(params, ctx)
     return {"targetModel": str(path)}
 
 
