@@ -125,7 +125,7 @@ def train_tiny_target(
                 stage="target",
                 step=step,
                 total=recipe.train_steps,
-                loss=float(loss),
+                loss=float(loss.detach()),
                 message=f"tiny target {time.time() - started:.0f}s",
             )
     model.eval()

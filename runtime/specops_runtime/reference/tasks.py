@@ -37,7 +37,9 @@ evaluate       draftModel (checkpoint dir, or "untrained" with method/blockSize/
                tasks [{name, samples}] (limit/select), temperature (1.0), topP, topK,
                maxNewTokens (48), speculativeLength (draft's block size), confidenceThreshold (0),
                measureBaseline (true). -> {tasks: {task: {samples, tau, acceptanceByPosition,
-               verifyRate, tokensPerSecond, baselineTokensPerSecond, speedup}}, summary}
+               verifyRate, proposals, meanProposalLength, generatedTokens, tokensPerSecond,
+               baselineTokensPerSecond, speedup, confidence? (DSpark: predicted vs observed
+               acceptance by position)}}, summary: macro means} (+ eval_results.json)
 serve          draftModel (optional), speculation ("on" | "off"; off = target only),
                speculativeLength, confidenceThreshold, host (0.0.0.0), port (8000),
                servedModelName, maxModelLen (512). Blocks until the server stops.
