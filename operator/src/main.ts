@@ -1,6 +1,6 @@
 // The operator process: configuration from flags and environment, then the manager until SIGTERM.
-import { KubeConfig } from "@kubernetes/client-node";
 import { ConfigError, configHelp, loadConfig } from "./lib/config.ts";
+import { ConnectionError, loadConnection } from "./lib/connection.ts";
 import { createLogger } from "./lib/log.ts";
 import { buildOperator } from "./operator.ts";
 
@@ -17,9 +17,15 @@ try {
   process.exit(2);
 }
 const logger = createLogger({ level: config.logLevel, name: "specops-operator" });
-const kubeConfig = new KubeConfig();
-kubeConfig.loadFromDefault();
-const manager = buildOperator({ kubeConfig, config, logger });
+let connection: ReturnType<typeof loadConnection>;
+try {
+  connection = loadConnection();
+} catch (err) {
+  if (!(err instanceof ConnectionError)) throw err;
+  console.error(err.message);
+  process.exit(2);
+}
+const manager = buildOperator({ connection, config, logger });
 manager.stopOnSignals();
 await manager.start();
 await manager.stopped.then(

@@ -1,7 +1,6 @@
 // Wires the controllers into a Manager: one shared informer per kind, one controller per kind,
 // one Events recorder. Used by main.ts, the integration tests and the benchmark alike.
 
-import type { KubeConfig } from "@kubernetes/client-node";
 import { PROGRESS_DEFAULT_PORT } from "./contract/constants.ts";
 import {
   AcceptanceEvals,
@@ -14,13 +13,15 @@ import {
 import { KubeClient } from "./lib/client.ts";
 import type { Clock } from "./lib/clock.ts";
 import type { Config } from "./lib/config.ts";
+import type { Connection, KubeConfigLike } from "./lib/connection.ts";
 import { EventRecorder } from "./lib/events.ts";
 import type { Logger } from "./lib/log.ts";
 import { Manager } from "./lib/manager.ts";
 import { Deployments, Jobs, Pods } from "./lib/resources.ts";
 
 export interface OperatorOptions {
-  kubeConfig: KubeConfig;
+  /** loadConnection() in a pod; a client-node KubeConfig in tests. */
+  connection: Connection | KubeConfigLike;
   config: Config;
   logger: Logger;
   /** Port the runtime pods serve progress on (the contract's default unless a test changes it). */
@@ -31,7 +32,7 @@ export interface OperatorOptions {
 
 export function buildOperator(opts: OperatorOptions): Manager {
   const { config, logger } = opts;
-  const client = new KubeClient(opts.kubeConfig);
+  const client = new KubeClient(opts.connection);
   const manager = new Manager({
     client,
     namespaces: config.namespaces,

@@ -45,7 +45,7 @@ export async function startOperator(
   opts: { namespace: string; progressPort: number; env?: Record<string, string> },
 ): Promise<OperatorUnderTest> {
   const config = loadConfig([], {
-    SPECOPS_NAMESPACES: opts.namespace,
+    SPECOPS_WATCH_NAMESPACES: opts.namespace,
     SPECOPS_PORT: "0",
     SPECOPS_LEADER_ELECT: "false",
     SPECOPS_RUNTIME_IMAGE: "specops-runtime:test",
@@ -53,7 +53,7 @@ export async function startOperator(
     ...opts.env,
   });
   const logger = createLogger({ level: (process.env.SPECOPS_TEST_LOG_LEVEL as "info") ?? "silent" });
-  const manager = buildOperator({ kubeConfig: kc, config, logger, progressPort: opts.progressPort });
+  const manager = buildOperator({ connection: kc, config, logger, progressPort: opts.progressPort });
   await manager.start();
   return { manager, stop: () => manager.stop() };
 }

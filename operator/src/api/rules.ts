@@ -1,7 +1,7 @@
 // Cross-field rules are written once, in CEL. The CRD carries them as x-kubernetes-validations so the
 // API server enforces them at admission; the zod schema evaluates the same expressions with a CEL
 // interpreter so the operator and the runtime refuse exactly what the API server refuses.
-import { evaluate } from "@marcbachmann/cel-js";
+import { parse } from "@marcbachmann/cel-js";
 import type { z } from "zod";
 
 export interface CelRule {
@@ -25,10 +25,17 @@ export function fieldPathSegments(fieldPath: string | undefined): (string | numb
   );
 }
 
+const compiled = new Map<string, ReturnType<typeof parse>>();
+
 /** Evaluates one rule; an expression that cannot be evaluated counts as a violation, never as a pass. */
 export function celHolds(rule: CelRule, bindings: Record<string, unknown>): boolean {
   try {
-    return evaluate(rule.rule, bindings) === true;
+    let program = compiled.get(rule.rule);
+    if (!program) {
+      program = parse(rule.rule);
+      compiled.set(rule.rule, program);
+    }
+    return program(bindings) === true;
   } catch {
     return false;
   }

@@ -1,10 +1,10 @@
-// A thin REST client over KubeConfig: plain JSON in and out, for any kind in a ResourceTable.
-// Why not the generated typed APIs: the informer cache, SSA bodies and status patches all want the
-// wire JSON (string timestamps, unknown fields kept), and one small surface is easy to inject in
-// tests. Auth, TLS and proxies still come from client-node (applySecurityAuthentication); watches
-// use client-node's Watch. Errors are client-node's ApiException (.code, .body).
-import { ApiException, HttpMethod, type KubeConfig, RequestContext, Watch } from "@kubernetes/client-node";
+// A thin REST client: plain JSON in and out, for any kind in a ResourceTable. Why not the generated
+// typed APIs: the informer cache, SSA bodies and status patches all want the wire JSON (string
+// timestamps, unknown fields kept), one small surface is easy to inject in tests, and the generated
+// client costs more memory than the operator's whole budget (see connection.ts). Errors are ApiError.
 import { fetch } from "undici";
+import { type Connection, connectionFromKubeConfig, type KubeConfigLike } from "./connection.ts";
+import { ApiError } from "./errors.ts";
 import { collectionPath, type KubeObject, objectPath, type Resource } from "./resources.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
@@ -69,10 +69,11 @@ const CONTENT_TYPES: Record<PatchType, string> = {
 };
 
 export class KubeClient implements Client {
-  readonly #kc: KubeConfig;
+  readonly #conn: Connection;
 
-  constructor(kc: KubeConfig) {
-    this.#kc = kc;
+  /** A connection (loadConnection()), or a client-node KubeConfig as tests and tools hold. */
+  constructor(conn: Connection | KubeConfigLike) {
+    this.#conn = "dispatcher" in conn ? conn : connectionFromKubeConfig(conn);
   }
 
   get<T extends KubeObject>(r: Resource<T>, namespace: string | undefined, name: string): Promise<T> {
@@ -100,42 +101,55 @@ export class KubeClient implements Client {
     opts: { resourceVersion: string; labelSelector?: string },
     onEvent: (type: WatchEventType, obj: T) => void,
   ): WatchHandle {
-    let abort: AbortController | undefined;
-    let stopped = false;
-    const done = new Promise<void>((resolve, reject) => {
-      const finished = (err: unknown) => {
-        // client-node aborts each watch request after 30 s of silence (TimeoutError): that is a
-        // normal end, the caller reconnects from its last resourceVersion.
-        const name = (err as { name?: string } | null)?.name;
-        if (!err || stopped || name === "TimeoutError" || name === "AbortError") return resolve();
-        const code = (err as { statusCode?: number }).statusCode;
-        reject(code ? new ApiException(code, `watch ${r.plural}: ${String(err)}`, undefined, {}) : err);
-      };
-      new Watch(this.#kc)
-        .watch(
-          collectionPath(r, namespace),
-          {
-            resourceVersion: opts.resourceVersion,
-            allowWatchBookmarks: true,
-            labelSelector: opts.labelSelector,
-            // Server-side end of the watch, jittered like client-go so reconnects spread out.
-            timeoutSeconds: 300 + Math.floor(Math.random() * 300),
-          },
-          (type, obj) => onEvent(type as WatchEventType, obj as T),
-          finished,
-        )
-        .then((controller) => {
-          abort = controller;
-          if (stopped) controller.abort();
-        }, reject);
+    const abort = new AbortController();
+    const url = this.#url(collectionPath(r, namespace), {
+      watch: "true",
+      resourceVersion: opts.resourceVersion,
+      allowWatchBookmarks: "true",
+      labelSelector: opts.labelSelector,
+      // Server-side end of the watch, jittered like client-go so reconnects spread out.
+      timeoutSeconds: String(300 + Math.floor(Math.random() * 300)),
     });
-    return {
-      done,
-      stop() {
-        stopped = true;
-        abort?.abort();
-      },
-    };
+    const done = (async () => {
+      try {
+        const res = await fetch(url, {
+          headers: { ...this.#conn.headers(), accept: "application/json" },
+          dispatcher: this.#conn.dispatcher,
+          signal: abort.signal,
+        });
+        if (!res.ok || !res.body) {
+          const text = await res.text();
+          throw new ApiError(
+            res.status,
+            `watch ${r.plural}: ${res.status} ${text.slice(0, 500)}`,
+            parseJson(text),
+          );
+        }
+        // One JSON event per line; a line may arrive split across chunks.
+        let pending = "";
+        const decoder = new TextDecoder();
+        for await (const chunk of res.body) {
+          pending += decoder.decode(chunk as Uint8Array, { stream: true });
+          let nl = pending.indexOf("\n");
+          while (nl >= 0) {
+            const line = pending.slice(0, nl).trim();
+            pending = pending.slice(nl + 1);
+            if (line) {
+              const event = JSON.parse(line) as { type: WatchEventType; object: T };
+              onEvent(event.type, event.object);
+            }
+            nl = pending.indexOf("\n");
+          }
+        }
+      } catch (err) {
+        // stop() aborts the request: a normal end. So is a connection the server closed.
+        if (abort.signal.aborted || (err as { name?: string }).name === "AbortError") return;
+        if (err instanceof ApiError) throw err;
+        if ((err as { code?: string }).code === "UND_ERR_SOCKET") return;
+        throw err;
+      }
+    })();
+    return { done, stop: () => abort.abort() };
   }
 
   create<T extends KubeObject>(r: Resource<T>, obj: T, opts: { fieldManager?: string } = {}): Promise<T> {
@@ -178,6 +192,12 @@ export class KubeClient implements Client {
     await this.#request("DELETE", objectPath(r, namespace, name), {}, body);
   }
 
+  #url(path: string, query: Record<string, string | undefined>): URL {
+    const url = new URL(this.#conn.server + path);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+    return url;
+  }
+
   async #request<T>(
     method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
     path: string,
@@ -185,28 +205,21 @@ export class KubeClient implements Client {
     body?: unknown,
     contentType = "application/json",
   ): Promise<T> {
-    const cluster = this.#kc.getCurrentCluster();
-    if (!cluster) throw new Error("kubeconfig has no current cluster");
-    const url = new URL(cluster.server + path);
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
-    const ctx = new RequestContext(url.toString(), HttpMethod[method]);
-    await this.#kc.applySecurityAuthentication(ctx);
-    const headers = ctx.getHeaders() as Record<string, string>;
-    const res = await fetch(url, {
+    const res = await fetch(this.#url(path, query), {
       method,
       headers: {
-        ...headers,
+        ...this.#conn.headers(),
         accept: "application/json",
         ...(body !== undefined ? { "content-type": contentType } : {}),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
-      dispatcher: ctx.getDispatcher(),
+      dispatcher: this.#conn.dispatcher,
     });
     const text = await res.text();
     const parsed = text ? parseJson(text) : undefined;
     if (!res.ok) {
       const message = (parsed as { message?: string } | undefined)?.message ?? (text || res.statusText);
-      throw new ApiException(
+      throw new ApiError(
         res.status,
         `${method} ${path}: ${res.status} ${message}`,
         parsed,

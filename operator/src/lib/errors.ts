@@ -1,5 +1,19 @@
 // Error classes and predicates shared by the helpers and the controller's retry logic.
-import { ApiException } from "@kubernetes/client-node";
+
+/** A non-2xx answer of the API server: HTTP code, the Status body, the response headers. */
+export class ApiError extends Error {
+  override name = "ApiError";
+  readonly code: number;
+  readonly body: unknown;
+  readonly headers: Record<string, string>;
+
+  constructor(code: number, message: string, body?: unknown, headers: Record<string, string> = {}) {
+    super(message);
+    this.code = code;
+    this.body = body;
+    this.headers = headers;
+  }
+}
 
 /** Throw from reconcile to stop retrying a key: the input cannot succeed until it changes. */
 export class TerminalError extends Error {
@@ -18,9 +32,10 @@ export class ConflictError extends Error {
   override name = "ConflictError";
 }
 
+/** HTTP status of an API error: ours, or client-node's ApiException (same .code) from a test. */
 export function statusCode(err: unknown): number | undefined {
-  if (err instanceof ApiException) return err.code;
-  return undefined;
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && typeof code === "number" ? code : undefined;
 }
 
 export function isNotFound(err: unknown): boolean {
@@ -37,10 +52,11 @@ export function isGone(err: unknown): boolean {
 
 /** The API server's Status message from an ApiException body, or the error's own message. */
 export function apiMessage(err: unknown): string {
-  if (err instanceof ApiException) {
-    const body = typeof err.body === "string" ? safeJson(err.body) : err.body;
+  if (statusCode(err) !== undefined) {
+    const raw = (err as { body?: unknown }).body;
+    const body = typeof raw === "string" ? safeJson(raw) : raw;
     const msg = (body as { message?: unknown } | undefined)?.message;
-    return typeof msg === "string" ? msg : err.message;
+    return typeof msg === "string" ? msg : (err as Error).message;
   }
   return err instanceof Error ? err.message : String(err);
 }

@@ -2,8 +2,8 @@
 // mocking modules). It keeps objects per kind, bumps resourceVersion on every write, enforces
 // resourceVersion preconditions on replace and JSON Patch `test`, streams watch events, records
 // every call, and can be told to fail the next call of a verb.
-import { ApiException } from "@kubernetes/client-node";
 import type { Client, ListResult, PatchOptions, WatchEventType, WatchHandle } from "./client.ts";
+import { ApiError } from "./errors.ts";
 import type { KubeObject, Resource } from "./resources.ts";
 
 export type Verb = "get" | "list" | "watch" | "create" | "replace" | "patch" | "delete";
@@ -29,7 +29,7 @@ export class FakeClient implements Client {
   readonly #failures: { verb: Verb; err: Error }[] = [];
   #rv = 1;
 
-  /** Makes the next call of verb throw err (e.g. new ApiException(409, ...)). */
+  /** Makes the next call of verb throw err (e.g. new ApiError(409, ...)). */
   failNext(verb: Verb, err: Error): void {
     this.#failures.push({ verb, err });
   }
@@ -184,8 +184,8 @@ export class FakeClient implements Client {
   }
 }
 
-export function apiError(code: number, reason: string, message: string): ApiException<unknown> {
-  return new ApiException(code, message, { kind: "Status", code, reason, message }, {});
+export function apiError(code: number, reason: string, message: string): ApiError {
+  return new ApiError(code, message, { kind: "Status", code, reason, message }, {});
 }
 
 type JsonOp = { op: "add" | "remove" | "replace" | "test"; path: string; value?: unknown };

@@ -8,12 +8,11 @@
 //    the last resourceVersion.
 // Namespaces: one list/watch per configured namespace (or one cluster-wide). Per-namespace watches
 // need only namespaced RBAC (a Role per namespace), which is what a restricted install grants.
-import { ApiException } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Cache, type Store } from "./cache.ts";
 import type { Client, WatchEventType } from "./client.ts";
 import { type Clock, realClock, sleep } from "./clock.ts";
-import { isGone } from "./errors.ts";
+import { ApiError, isGone } from "./errors.ts";
 import { silentLogger } from "./log.ts";
 import type { KubeObject, Resource } from "./resources.ts";
 
@@ -67,6 +66,21 @@ export class Informer<T extends KubeObject> {
     this.#handlers.add(h);
     for (const obj of this.#cache.list()) this.#call(h, "add", obj);
     return () => this.#handlers.delete(h);
+  }
+
+  /**
+   * Records the result of this process's own write, so the next reconcile does not act on the
+   * version it just replaced (a stale read would re-add a finalizer or re-write the same status).
+   * Only when the cache still holds the version the write started from: anything newer that the
+   * watch already delivered wins, and the watch event of the write itself arrives later anyway.
+   * No handlers run: the write's own watch event will notify them.
+   */
+  recordWrite(basedOn: T | undefined, written: T | undefined): void {
+    if (!written?.metadata?.resourceVersion) return;
+    const current = this.#cache.get(written.metadata.namespace, written.metadata.name ?? "");
+    // basedOn undefined: a create, recorded only while the watch has not delivered it yet.
+    if (current?.metadata?.resourceVersion !== basedOn?.metadata?.resourceVersion) return;
+    this.#cache.upsert(written);
   }
 
   hasSynced(): boolean {
@@ -159,7 +173,7 @@ export class Informer<T extends KubeObject> {
         if (failure || this.#abort.signal.aborted) return;
         if (type === "ERROR") {
           const status = obj as { code?: number; message?: string };
-          failure = new ApiException(
+          failure = new ApiError(
             status.code ?? 500,
             `watch ${this.resource.plural}: ${status.message}`,
             status,

@@ -1,7 +1,7 @@
 // Prometheus metrics under controller-runtime's names and labels, so dashboards and alerts written
 // for Go operators work unchanged. One Metrics per Manager, each on its own Registry (two managers
 // in one process, as in tests, don't collide).
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { QueueMetrics } from "./queue.ts";
 
 export type ReconcileOutcome = "success" | "error" | "requeue" | "requeue_after";
@@ -28,6 +28,8 @@ export class Metrics {
 
   constructor(registry = new Registry()) {
     this.registry = registry;
+    // process_* and nodejs_* (memory, CPU, event-loop lag), as every Prometheus-instrumented process has.
+    collectDefaultMetrics({ register: registry });
     const registers = [registry];
     this.reconcileTotal = new Counter({
       name: "controller_runtime_reconcile_total",

@@ -131,7 +131,13 @@ export function draftTrainingReconciler(deps: DraftTrainingDeps) {
       await tearDownRegenServer(dt);
       return undefined;
     }
-    await addFinalizer(deps.client, DraftTrainings, raw, FINALIZER);
+    let current = raw;
+    const withFinalizer = await addFinalizer(deps.client, DraftTrainings, current, FINALIZER);
+    if (withFinalizer) {
+      ctx.log.debug({ resourceVersion: current.metadata?.resourceVersion }, "added finalizer");
+      deps.drafts.recordWrite(current, withFinalizer);
+      current = withFinalizer;
+    }
 
     const now = clock.now();
     const layout = storageLayout(dt);
@@ -141,11 +147,23 @@ export function draftTrainingReconciler(deps: DraftTrainingDeps) {
       missingSecrets: await missingSecrets(dt),
       checkpointUri: latestCheckpointUri(layout),
     };
-    const decision = decide(dt, observed, now);
-    for (const action of decision.actions) await act(dt, action, layout);
+    let decision = decide(dt, observed, now);
+    let created = false;
+    for (const action of decision.actions) {
+      const job = await act(dt, action, layout);
+      if (job && action.type === "runStage") {
+        observed.jobs[action.stage] = observeJob(job, []);
+        created = true;
+      }
+    }
+    // Report the stage just started in this same status write rather than on the next pass.
+    if (created) decision = decide(dt, observed, now);
     const status = decision.active ? await withProgress(dt, decision, now) : decision.status;
-    for (const e of decision.events) deps.events.event(raw, e.type, e.reason, e.message);
-    await updateStatus(deps.client, DraftTrainings, raw, status, { fieldManager: FIELD_MANAGER });
+    for (const e of decision.events) deps.events.event(current, e.type, e.reason, e.message);
+    const written = await updateStatus(deps.client, DraftTrainings, current, status, {
+      fieldManager: FIELD_MANAGER,
+    });
+    deps.drafts.recordWrite(current, written);
     if (decision.active) return { requeueAfterMs: parseDuration(dt.spec.progressInterval) ?? 10_000 };
     // Secrets are not watched (that would need list/watch on every Secret): look again soon.
     if (observed.missingSecrets.length > 0) return { requeueAfterMs: 10_000 };
@@ -195,11 +213,12 @@ export function draftTrainingReconciler(deps: DraftTrainingDeps) {
     return missing;
   }
 
+  /** Carries out one action; returns the stage Job when it was just created. */
   async function act(
     dt: DraftTraining,
     action: Action,
     layout: ReturnType<typeof storageLayout>,
-  ): Promise<void> {
+  ): Promise<JobWire | undefined> {
     const ctx = { defaultImage: deps.image, progressPort: deps.progressPort };
     switch (action.type) {
       case "runStage": {
@@ -226,8 +245,11 @@ export function draftTrainingReconciler(deps: DraftTrainingDeps) {
         if (action.stage === "Train" && dt.spec.resources.nodes > 1)
           await applyDesired(desired.trainService(dt));
         await applyDesired(desired.taskConfigMap(dt, action.stage, stageTask(dt, action.stage, layout)));
-        await applyDesired(desired.stageJob(dt, action.stage, layout, ctx, { suspend: action.suspend }));
-        return;
+        const job = (await applyDesired(
+          desired.stageJob(dt, action.stage, layout, ctx, { suspend: action.suspend }),
+        )) as JobWire;
+        deps.jobs.recordWrite(undefined, job);
+        return job;
       }
       case "createEvaluation": {
         const ae = desired.acceptanceEval(dt, latestCheckpointUri(layout));

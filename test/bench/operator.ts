@@ -1,0 +1,227 @@
+// Operator benchmark: 200 DraftTrainings applied at once to the local control plane. Measures the
+// time until every first-stage Job exists and every status is written, against the floor: the same
+// creates and status patches issued directly by a minimal client with the operator's concurrency.
+// Then 1000 idle (suspended) DraftTrainings for the operator's steady-state memory.
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { KubeConfig, Watch } from "@kubernetes/client-node";
+import yaml from "js-yaml";
+import { Agent, fetch } from "undici";
+import { freePort, startControlPlane } from "../controlplane/controlplane.ts";
+
+const N = Number(process.env.BENCH_N ?? 200);
+const IDLE = Number(process.env.BENCH_IDLE ?? 1000);
+const WORKERS = 2; // the operator's default --max-concurrent-reconciles
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+
+const cp = await startControlPlane({ controllerManager: false, startTimeoutSeconds: 180 });
+const kc = new KubeConfig();
+kc.loadFromFile(cp.kubeconfigPath);
+const dispatcher = new Agent({ connect: { ca: cp.caPem }, connections: 64 });
+
+async function req(method: string, path: string, body?: unknown, contentType = "application/json") {
+  const res = await fetch(`${cp.server}${path}`, {
+    method,
+    dispatcher,
+    headers: { authorization: `Bearer ${cp.token}`, "content-type": contentType, accept: "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+const manifest = yaml.load(readFileSync(join(root, "examples/tiny-drafttraining.yaml"), "utf8")) as any;
+const dtOf = (ns: string, i: number, suspend = false) => ({
+  ...manifest,
+  metadata: { name: `bench-${i}`, namespace: ns },
+  spec: { ...manifest.spec, suspend },
+});
+const dtPath = (ns: string) => `/apis/specops.dev/v1alpha1/namespaces/${ns}/drafttrainings`;
+
+async function inLanes<T>(items: T[], lanes: number, work: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      while (next < items.length) await work(items[next++] as T);
+    }),
+  );
+}
+
+for (const file of ["acceptanceevals", "drafttrainings", "specserves"]) {
+  const crd = yaml.load(readFileSync(join(root, `crds/${file}.specops.dev.yaml`), "utf8")) as any;
+  await req("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd);
+}
+await new Promise((r) => setTimeout(r, 3000)); // CRDs established
+for (const ns of ["bench-floor", "bench-op", "bench-idle", "specops-system"]) {
+  await req("POST", "/api/v1/namespaces", { metadata: { name: ns } });
+}
+
+// Floor: what the operator must at least do for each object, by a minimal client.
+const floorStart = performance.now();
+const ids = Array.from({ length: N }, (_, i) => i);
+await Promise.all(ids.map((i) => req("POST", dtPath("bench-floor"), dtOf("bench-floor", i))));
+await inLanes(ids, WORKERS, async (i) => {
+  const ns = "bench-floor";
+  const labels = { "specops.dev/drafttraining": `bench-${i}` };
+  await req("POST", `/api/v1/namespaces/${ns}/persistentvolumeclaims`, {
+    metadata: { name: `bench-${i}-storage`, namespace: ns, labels },
+    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+  });
+  await req("POST", `/api/v1/namespaces/${ns}/configmaps`, {
+    metadata: { name: `bench-${i}-data-task`, namespace: ns, labels },
+    data: { "task.json": JSON.stringify({ kind: "prepare-data" }) },
+  });
+  await req("POST", `/apis/batch/v1/namespaces/${ns}/jobs`, {
+    metadata: { name: `bench-${i}-data`, namespace: ns, labels },
+    spec: {
+      template: {
+        spec: { restartPolicy: "Never", containers: [{ name: "runtime", image: "specops-runtime:bench" }] },
+      },
+    },
+  });
+  await req(
+    "PATCH",
+    `${dtPath(ns)}/bench-${i}/status`,
+    { status: { stage: "PrepareData" } },
+    "application/merge-patch+json",
+  );
+});
+const floorSeconds = (performance.now() - floorStart) / 1000;
+
+// The operator, as its own process (as in a pod), watching the two benchmark namespaces.
+const metricsPort = await freePort();
+const operator = spawn(process.execPath, [join(root, "operator/src/main.ts")], {
+  env: {
+    ...process.env,
+    KUBECONFIG: cp.kubeconfigPath,
+    SPECOPS_WATCH_NAMESPACES: "bench-op,bench-idle",
+    SPECOPS_PORT: String(metricsPort),
+    SPECOPS_LEADER_ELECT: "false",
+    SPECOPS_LOG_LEVEL: process.env.BENCH_OPERATOR_LOG_LEVEL ?? "warn",
+  },
+  stdio: ["ignore", "inherit", "inherit"],
+});
+const memory = (field: "VmRSS" | "VmHWM") => {
+  const line = readFileSync(`/proc/${operator.pid}/status`, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(field));
+  return Number(line?.match(/(\d+)/)?.[1] ?? 0) / 1024;
+};
+await new Promise((r) => setTimeout(r, 3000)); // started and synced on empty namespaces
+
+/**
+ * Resolves when every DraftTraining in ns has a status and a Job exists for each: watched, not
+ * polled, so the benchmark adds no load of its own to the API server it measures.
+ */
+async function waitAllWritten(ns: string, n: number, timeoutMs: number) {
+  const written = new Set<string>();
+  const jobs = new Set<string>();
+  const watches: AbortController[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${ns}: ${written.size}/${n} statuses, ${jobs.size}/${n} Jobs after timeout`)),
+        timeoutMs,
+      );
+      const check = () => {
+        if (written.size >= n && jobs.size >= n) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      // A watch without resourceVersion starts with every current object; client-node ends each
+      // watch request after a while, so a finished watch simply starts again.
+      const watch = (path: string, onObject: (o: any) => void): void => {
+        void new Watch(kc)
+          .watch(
+            path,
+            {},
+            (_type, obj) => {
+              onObject(obj);
+              check();
+            },
+            () => {
+              if (written.size < n || jobs.size < n) setTimeout(() => watch(path, onObject), 100);
+            },
+          )
+          .then((c) => watches.push(c), reject);
+      };
+      watch(dtPath(ns), (o) => o.status?.stage && written.add(o.metadata.name));
+      watch(`/apis/batch/v1/namespaces/${ns}/jobs`, (o) => jobs.add(o.metadata.name));
+    });
+  } finally {
+    for (const w of watches) w.abort();
+  }
+}
+
+/** The API server's request counters (apiserver_request_total) by verb and resource. */
+async function requestCounts(): Promise<Map<string, number>> {
+  const res = await fetch(`${cp.server}/metrics`, {
+    dispatcher,
+    headers: { authorization: `Bearer ${cp.token}` },
+  });
+  const counts = new Map<string, number>();
+  for (const line of (await res.text()).split("\n")) {
+    if (!line.startsWith("apiserver_request_total{")) continue;
+    const verb = line.match(/verb="([^"]+)"/)?.[1];
+    const resource = line.match(/resource="([^"]+)"/)?.[1];
+    const sub = line.match(/subresource="([^"]*)"/)?.[1];
+    const key = `${verb} ${resource}${sub ? `/${sub}` : ""}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(line.split(" ").at(-1)));
+  }
+  return counts;
+}
+const before = await requestCounts();
+const opStart = performance.now();
+await Promise.all(ids.map((i) => req("POST", dtPath("bench-op"), dtOf("bench-op", i))));
+await waitAllWritten("bench-op", N, 300_000);
+const operatorSeconds = (performance.now() - opStart) / 1000;
+const peakAfterBurst = memory("VmHWM");
+const after = await requestCounts();
+const operatorMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+const reconciles = operatorMetrics
+  .split("\n")
+  .filter((l) => l.startsWith("controller_runtime_reconcile_total{"))
+  .map((l) => `${l.match(/result="([^"]+)"/)?.[1]}=${(Number(l.split(" ").at(-1)) / N).toFixed(2)}`)
+  .join(" ");
+const calls = [...after]
+  .map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
+  .filter(([k, v]) => v > 0 && !k.startsWith("WATCH") && !k.includes("namespaces"))
+  .sort((a, b) => b[1] - a[1]);
+
+const idleIds = Array.from({ length: IDLE }, (_, i) => i);
+await inLanes(idleIds, 16, async (i) => {
+  await req("POST", dtPath("bench-idle"), dtOf("bench-idle", i, true));
+});
+await waitAllWritten("bench-idle", IDLE, 900_000);
+await new Promise((r) => setTimeout(r, 15_000)); // settle: requeues, GC
+const rssIdle = memory("VmRSS");
+const idleMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+const heapUsedMb =
+  Number(idleMetrics.match(/^nodejs_heap_size_used_bytes (\S+)/m)?.[1] ?? Number.NaN) / 1024 / 1024;
+const peakIdle = memory("VmHWM");
+
+operator.kill("SIGTERM");
+await new Promise((r) => operator.once("exit", r));
+await cp.stop();
+
+const ratio = operatorSeconds / floorSeconds;
+console.log(`
+reconciles per DraftTraining by result: ${reconciles}
+API calls during the operator run (all clients, per DraftTraining):
+${calls.map(([k, v]) => `  ${k.padEnd(40)} ${(v / N).toFixed(2)}`).join("\n")}
+
+operator benchmark (${N} DraftTrainings applied at once; floor and operator both at ${WORKERS} concurrent writers)
+  floor: minimal client, same creates + status patch   ${floorSeconds.toFixed(2)} s
+  operator: until every first-stage Job and status     ${operatorSeconds.toFixed(2)} s
+  ratio operator / floor                               ${ratio.toFixed(2)}   (goal <= 1.5)
+  operator peak RSS after the burst                    ${peakAfterBurst.toFixed(0)} MB
+  operator JS heap used with ${IDLE} idle objects          ${heapUsedMb.toFixed(0)} MB
+  operator RSS with ${IDLE} idle objects (+ ${N} active)     ${rssIdle.toFixed(0)} MB (peak ${peakIdle.toFixed(0)} MB, goal <= 200)
+`);
+console.log(
+  `BENCH operator ratio=${ratio.toFixed(2)} rss_mb_1000=${rssIdle.toFixed(0)} peak_rss_mb=${peakIdle.toFixed(0)} n=${N} floor_s=${floorSeconds.toFixed(2)} operator_s=${operatorSeconds.toFixed(2)}`,
+);
