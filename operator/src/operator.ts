@@ -10,6 +10,7 @@ import {
   draftTrainingReconciler,
   recordTerminalError,
 } from "./controllers/drafttraining/controller.ts";
+import { MANAGED_SELECTOR, trimJob, trimPod, trimToMetadata } from "./controllers/shared/cache.ts";
 import { KubeClient } from "./lib/client.ts";
 import type { Clock } from "./lib/clock.ts";
 import type { Config } from "./lib/config.ts";
@@ -60,9 +61,12 @@ export function buildOperator(opts: OperatorOptions): Manager {
   const deps: DraftTrainingDeps = {
     client,
     drafts: manager.informer(DraftTrainings),
-    jobs: manager.informer(Jobs),
-    pods: manager.informer(Pods),
-    deployments: manager.informer(Deployments),
+    jobs: manager.informer(Jobs, { labelSelector: MANAGED_SELECTOR, transform: trimJob }),
+    pods: manager.informer(Pods, { labelSelector: MANAGED_SELECTOR, transform: trimPod }),
+    deployments: manager.informer(Deployments, {
+      labelSelector: MANAGED_SELECTOR,
+      transform: trimToMetadata,
+    }),
     evals: manager.informer(AcceptanceEvals),
     events,
     image: config.runtimeImage,

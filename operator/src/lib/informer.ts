@@ -23,6 +23,11 @@ export interface EventHandler<T> {
 }
 
 export interface InformerOptions {
+  /**
+   * Trims each object before it is cached (like controller-runtime's cache transforms): keep only
+   * what reconcilers read, so caching thousands of Jobs or Pods costs little memory.
+   */
+  transform?: (obj: KubeObject) => KubeObject;
   /** Namespaces to watch; undefined or empty = all namespaces. */
   namespaces?: readonly string[];
   labelSelector?: string;
@@ -80,7 +85,7 @@ export class Informer<T extends KubeObject> {
     const current = this.#cache.get(written.metadata.namespace, written.metadata.name ?? "");
     // basedOn undefined: a create, recorded only while the watch has not delivered it yet.
     if (current?.metadata?.resourceVersion !== basedOn?.metadata?.resourceVersion) return;
-    this.#cache.upsert(written);
+    this.#cache.upsert((this.#opts.transform ? this.#opts.transform(written) : written) as T);
   }
 
   hasSynced(): boolean {
@@ -196,7 +201,8 @@ export class Informer<T extends KubeObject> {
       .finally(() => this.#watches.delete(handle));
   }
 
-  #upsert(obj: T): void {
+  #upsert(raw: T): void {
+    const obj = (this.#opts.transform ? this.#opts.transform(raw) : raw) as T;
     const old = this.#cache.upsert(obj);
     const stored = this.#cache.get(obj.metadata?.namespace, obj.metadata?.name ?? "") as T;
     if (!old) this.#emit("add", stored);

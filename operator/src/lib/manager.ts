@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { Client } from "./client.ts";
 import { type Clock, realClock } from "./clock.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
-import { Informer } from "./informer.ts";
+import { Informer, type InformerOptions } from "./informer.ts";
 import { LeaderElector } from "./leaderelection.ts";
 import { silentLogger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -76,7 +76,10 @@ export class Manager {
   }
 
   /** The shared informer for a kind (created on first use; one per apiVersion/kind). */
-  informer<T extends KubeObject>(r: Resource<T>): Informer<T> {
+  informer<T extends KubeObject>(
+    r: Resource<T>,
+    opts: Pick<InformerOptions, "labelSelector" | "transform"> = {},
+  ): Informer<T> {
     const id = `${r.apiVersion}/${r.kind}`;
     let inf = this.#informers.get(id);
     if (!inf) {
@@ -84,6 +87,7 @@ export class Manager {
         namespaces: this.#opts.namespaces,
         clock: this.#clock,
         logger: this.logger,
+        ...opts,
       });
       this.#informers.set(id, inf);
     }

@@ -236,20 +236,22 @@ export function draftTrainingReconciler(deps: DraftTrainingDeps) {
           }
           return;
         }
-        const claim = desired.storageClaim(dt, layout);
-        if (claim) await applyDesired(claim);
-        if (action.stage === "Regenerate" && dt.spec.backend === "deepspec") {
-          for (const obj of desired.regenServer(dt, layout, ctx, regenServerTask(dt, layout)))
-            await applyDesired(obj);
-        }
-        if (action.stage === "Train" && dt.spec.resources.nodes > 1)
-          await applyDesired(desired.trainService(dt));
-        await applyDesired(desired.taskConfigMap(dt, action.stage, stageTask(dt, action.stage, layout)));
-        const job = (await applyDesired(
-          desired.stageJob(dt, action.stage, layout, ctx, { suspend: action.suspend }),
-        )) as JobWire;
-        deps.jobs.recordWrite(undefined, job);
-        return job;
+        // A stage's objects are independent (the Job's pods wait for their ConfigMap and claim), so
+        // they are applied together: one round trip of latency instead of one per object.
+        const objects = [
+          desired.storageClaim(dt, layout),
+          ...(action.stage === "Regenerate" && dt.spec.backend === "deepspec"
+            ? desired.regenServer(dt, layout, ctx, regenServerTask(dt, layout))
+            : []),
+          action.stage === "Train" && dt.spec.resources.nodes > 1 ? desired.trainService(dt) : undefined,
+          desired.taskConfigMap(dt, action.stage, stageTask(dt, action.stage, layout)),
+        ].filter((o): o is desired.DesiredObject => o !== undefined);
+        const [job] = await Promise.all([
+          applyDesired(desired.stageJob(dt, action.stage, layout, ctx, { suspend: action.suspend })),
+          ...objects.map(applyDesired),
+        ]);
+        deps.jobs.recordWrite(undefined, job as JobWire);
+        return job as JobWire;
       }
       case "createEvaluation": {
         const ae = desired.acceptanceEval(dt, latestCheckpointUri(layout));

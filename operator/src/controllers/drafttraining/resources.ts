@@ -5,6 +5,7 @@
 import { API_VERSION } from "../../api/common.ts";
 import type { DraftTraining } from "../../api/kinds.ts";
 import { EXIT_CODES, FAIL_JOB_EXIT_CODES } from "../../contract/exitCodes.ts";
+import { MANAGED_BY } from "../shared/cache.ts";
 import { childName } from "../shared/names.ts";
 import { dropEmpty, runtimePodTemplate } from "../shared/pod.ts";
 import { childNames, STAGE_SLUG, type StageName, type StorageLayout } from "./plan.ts";
@@ -22,7 +23,7 @@ export type DesiredObject = {
 
 export const LABELS = {
   name: "app.kubernetes.io/name",
-  managedBy: "app.kubernetes.io/managed-by",
+  managedBy: MANAGED_BY.key,
   owner: "specops.dev/drafttraining",
   stage: "specops.dev/stage",
 } as const;
@@ -52,7 +53,7 @@ function meta(dt: DraftTraining, name: string, stage?: StageName) {
     namespace: dt.metadata.namespace ?? "default",
     labels: dropEmpty({
       [LABELS.name]: "specops",
-      [LABELS.managedBy]: "specops-operator",
+      [LABELS.managedBy]: MANAGED_BY.value,
       [LABELS.owner]: dt.metadata.name,
       [LABELS.stage]: stage ? STAGE_SLUG[stage] : undefined,
     }) as Record<string, string>,

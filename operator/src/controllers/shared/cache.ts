@@ -1,0 +1,60 @@
+// What the operator caches of the kinds it creates: only objects it manages (label selector) and only
+// the fields its reconcilers read (transforms). Pod templates, volumes and env are never read back,
+// and at thousands of Jobs they would be most of the operator's memory.
+import type { KubeObject } from "../../lib/resources.ts";
+
+/** Every object the operator creates carries this label (see each controller's desired state). */
+export const MANAGED_BY = { key: "app.kubernetes.io/managed-by", value: "specops-operator" } as const;
+export const MANAGED_SELECTOR = `${MANAGED_BY.key}=${MANAGED_BY.value}`;
+
+type Any = Record<string, unknown>;
+const pick = (o: unknown, keys: string[]): Any | undefined => {
+  if (!o || typeof o !== "object") return undefined;
+  const out: Any = {};
+  for (const k of keys) if ((o as Any)[k] !== undefined) out[k] = (o as Any)[k];
+  return out;
+};
+
+function meta(obj: KubeObject) {
+  return pick(obj.metadata, [
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "deletionTimestamp",
+    "creationTimestamp",
+  ]);
+}
+
+/** Jobs: identity, suspend and shape, and the whole status. */
+export const trimJob = (obj: KubeObject): KubeObject =>
+  ({
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: meta(obj),
+    spec: pick((obj as Any).spec, [
+      "suspend",
+      "completions",
+      "parallelism",
+      "completionMode",
+      "backoffLimit",
+    ]),
+    status: (obj as Any).status,
+  }) as KubeObject;
+
+/** Pods: identity and status (phase, IP, container terminations). */
+export const trimPod = (obj: KubeObject): KubeObject =>
+  ({
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: meta(obj),
+    status: pick((obj as Any).status, ["phase", "podIP", "containerStatuses", "conditions", "startTime"]),
+  }) as KubeObject;
+
+/** Objects whose existence is all that is read (e.g. the regeneration server's Deployment). */
+export const trimToMetadata = (obj: KubeObject): KubeObject =>
+  ({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: meta(obj) }) as KubeObject;
