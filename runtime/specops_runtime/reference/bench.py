@@ -16,6 +16,7 @@ and without speculation. The last line is machine-readable:
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,11 @@ from .draft_config import SharedWeights, load_draft
 from .sampling import SamplingParams
 from .speculative import Generator
 from .target import load_target
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
 
 
 def _ctx(root: Path, name: str) -> RunContext:
@@ -77,41 +83,57 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     started = time.perf_counter()
 
-    recipe = {"numLayers": args.target_layers} if args.target_layers != 3 else {}
-    target = tasks.make_target({"tinyTarget": recipe}, _ctx(root, "target"))["targetModel"]
-    common = {"targetModel": target, "seed": 0, "threads": args.threads}
+    os.environ["SPECOPS_TORCH_THREADS"] = str(args.threads)
+    os.environ["SPECOPS_PVC_ROOT"] = str(root)  # pvc://bench/<stage> = <root>/bench/<stage>
+    out = root / "bench"
+    name = "tiny-qwen3" if args.target_layers == 3 else f"tiny-qwen3-l{args.target_layers}"
+    target = {"uri": f"builtin://{name}"}
+    target_path = tasks.target_path({"target": target}, _ctx(out, "target"))
     prepared = tasks.prepare_data(
         {
-            **common,
-            "tasks": [{"name": n, "samples": args.samples} for n in data.TASK_NAMES],
-            "evalSamples": args.eval_samples,
+            "prompts": {"uri": "builtin://tiny-mix"},
+            "maxSamples": 3 * args.samples,
+            "heldOutFraction": 0.0,
+            "seed": 0,
         },
-        _ctx(root, "data"),
+        _ctx(out, "data"),
     )
     regenerated = tasks.regenerate(
         {
-            **common,
-            "trainData": prepared["trainData"],
+            "target": target,
+            "inputPath": prepared["outputs"]["dataPaths"][0],
             "temperature": 1.0,
             "topP": 1.0,
-            "topK": 0,
-            "maxNewTokens": args.max_new_tokens,
+            "topK": -1,
+            "maxTokens": args.max_new_tokens,
+            "concurrency": 64,
         },
-        _ctx(root, "regenerate"),
+        _ctx(out, "regenerate"),
     )
-    cache = tasks.target_cache({**common, "trainData": regenerated["trainData"]}, _ctx(root, "cache"))
-    print(f"target {target} ({args.target_layers} decoder layers)")
+    cache = tasks.target_cache(
+        {
+            "target": target,
+            "method": "dspark",
+            "dataPaths": regenerated["outputs"]["dataPaths"],
+            "minLossTokens": 0,
+        },
+        _ctx(out, "cache"),
+    )
+    print(f"target {target_path} ({args.target_layers} decoder layers)")
     print(
-        f"data: {regenerated['regenerated']} regenerated samples, {cache['tokens']} cached tokens, "
-        f"layers {cache['targetLayerIds']} ({time.perf_counter() - started:.0f}s)"
+        f"data: {regenerated['details']['regenerated']} regenerated samples, "
+        f"{cache['details']['tokens']} cached "
+        f"tokens, layers {cache['details']['targetLayerIds']} ({time.perf_counter() - started:.0f}s)"
     )
 
     evaluation = {
-        **common,
-        "evalData": prepared["evalDir"],
-        "temperature": 1.0,
-        "maxNewTokens": args.max_new_tokens,
-        "speculativeLength": args.block_size,
+        "target": target,
+        "tasks": [{"name": n, "samples": args.eval_samples} for n in data.TASK_NAMES],
+        "decoding": {
+            "temperature": 1.0,
+            "maxNewTokens": args.max_new_tokens,
+            "speculativeLength": args.block_size,
+        },
     }
     taus: dict[str, float] = {}
     speedups: dict[str, float] = {}
@@ -120,34 +142,47 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         trained = tasks.train(
             {
-                **common,
+                "target": target,
                 "method": method,
-                "targetCache": cache["targetCache"],
-                "epochs": args.epochs,
-                "blockSize": args.block_size,
+                "draft": {"blockSize": args.block_size},
+                "training": {"epochs": args.epochs, "globalBatchSize": 32, "learningRate": 3e-3, "seed": 0},
+                "targetCachePath": cache["outputs"]["targetCachePath"],
             },
-            _ctx(root, f"train-{method}"),
+            _ctx(out, f"train-{method}"),
         )
         train_s = time.perf_counter() - t0
+        checkpoint = trained["outputs"]["checkpoint"]["path"]
         result = tasks.evaluate(
-            {**evaluation, "draftModel": trained["checkpoint"]}, _ctx(root, f"eval-{method}")
+            {
+                **evaluation,
+                "method": method,
+                "draft": {"uri": f"pvc://bench/train-{method}"},
+                "baseline": True,
+            },
+            _ctx(out, f"eval-{method}"),
         )
-        ok = greedy_lossless(Path(target), trained["checkpoint"], 10, 32)
+        ok = greedy_lossless(target_path, checkpoint, 10, 32)
         lossless = lossless and ok
-        summary = result["summary"]
+        rows = result["evaluation"]["results"]
+        summary = {
+            key: _mean(rows, key)
+            for key in ("tau", "verifyRate", "tokensPerSecond", "baselineTokensPerSecond", "speedup")
+        }
         taus[method], speedups[method] = summary["tau"], summary["speedup"] or 0.0
         print(
-            f"\n[{method}] trained {trained['steps']} steps in {train_s:.0f}s, "
-            f"final loss {trained['finalLoss']:.3f}, greedy lossless={str(ok).lower()}"
+            f"\n[{method}] trained {trained['training']['step']} steps in {train_s:.0f}s, "
+            f"final loss {trained['training'].get('loss', float('nan')):.3f}, "
+            f"greedy lossless={str(ok).lower()}"
         )
         print(
             f"  {'task':6} {'tau':>6} {'verify':>7} {'tok/s spec':>11} {'tok/s base':>11} "
             f"{'speedup':>8}  accept@i"
         )
-        for task, row in result["tasks"].items():
+        for row in rows:
             accept = " ".join(f"{a:.2f}" for a in row["acceptanceByPosition"])
             print(
-                f"  {task:6} {row['tau']:6.3f} {row['verifyRate']:7.3f} {row['tokensPerSecond']:11.1f} "
+                f"  {row['name']:6} {row['tau']:6.3f} {row['verifyRate']:7.3f} "
+                f"{row['tokensPerSecond']:11.1f} "
                 f"{row['baselineTokensPerSecond']:11.1f} {row['speedup']:8.2f}  {accept}"
             )
         print(
@@ -157,25 +192,19 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     untrained = tasks.evaluate(
-        {
-            **evaluation,
-            "draftModel": "untrained",
-            "method": methods[-1],
-            "blockSize": args.block_size,
-            "targetLayerIds": cache["targetLayerIds"],
-            "measureBaseline": False,
-        },
-        _ctx(root, "eval-untrained"),
+        {**evaluation, "method": methods[-1], "draft": {"uri": "builtin://untrained-draft"}},
+        _ctx(out, "eval-untrained"),
     )
-    tau_untrained = untrained["summary"]["tau"]
+    tau_untrained = _mean(untrained["evaluation"]["results"], "tau")
     print(f"\n[untrained {methods[-1]}] macro tau {tau_untrained:.3f}")
 
     profile = tasks.profile(
-        {**common, "batchSizes": [1, 2, 4, 8, 16, 32, 64, 128], "repeats": 20}, _ctx(root, "profile")
+        {"target": target, "batchSizes": [1, 2, 4, 8, 16, 32, 64, 128], "contextLength": 64, "repeats": 20},
+        _ctx(out, "profile"),
     )
     print("\nSPS(B) of the target (context 64 tokens):")
     print(f"  {'B':>4} {'step ms':>8} {'steps/s':>9} {'tokens/s':>10}")
-    for row in profile["table"]:
+    for row in profile["details"]["table"]:
         print(
             f"  {row['tokens']:4d} {row['stepTimeMs']:8.2f} {row['stepsPerSecond']:9.1f} "
             f"{row['tokensPerSecond']:10.0f}"

@@ -1,4 +1,5 @@
-"""A minimal run context for the reference tasks (the agent passes an object with the same shape)."""
+"""A minimal run context for calling the reference tasks in-process (the agent passes its own
+TaskContext, which has the same methods)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ class RunContext:
         self.reports.append(fields)
         if self.echo:
             print("progress", fields, file=sys.stderr, flush=True)
+
+    def resolve(self, uri: str, field: str = "uri") -> str:
+        """Same mapping as the agent's context (pvc:// via $SPECOPS_PVC_ROOT, builtin:// kept)."""
+        from ..agent import locations
+
+        return locations.resolve(uri, {}, field)
+
+    def should_stop(self) -> bool:
+        return False
 
     def log(self, message: str) -> None:
         self.logs.append(message)

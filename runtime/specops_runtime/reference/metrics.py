@@ -156,3 +156,20 @@ class VllmMetrics:
 
     def gauge_waiting(self, delta: int) -> None:
         self._l(self.waiting).inc(delta)
+
+    def totals(self, positions: int) -> dict:
+        """Counter totals the serving task mirrors into the agent's progress."""
+
+        def value(name: str, **extra: str) -> float:
+            labels = {"model_name": self.model_name, "engine": self.engine, **extra}
+            return self.registry.get_sample_value(name, labels) or 0.0
+
+        return {
+            "drafts": value("vllm:spec_decode_num_drafts_total"),
+            "accepted": value("vllm:spec_decode_num_accepted_tokens_total"),
+            "acceptedByPosition": [
+                value("vllm:spec_decode_num_accepted_tokens_per_pos_total", position=str(i))
+                for i in range(positions)
+            ],
+            "generationTokens": value("vllm:generation_tokens_total"),
+        }

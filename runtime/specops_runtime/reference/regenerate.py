@@ -23,6 +23,7 @@ class RegenerateSettings:
     temperature: float = 0.7
     top_p: float = 0.8
     top_k: int = 20
+    min_p: float = 0.0
     max_new_tokens: int = 48
     batch_size: int = 64
     seed: int = 0
@@ -63,14 +64,17 @@ def sample_answers(
         mask[row, width - len(prompt) :] = 1
     torch.manual_seed(generator_seed)
     sampling = settings.temperature > 0
+    # Never run past the target's positions (a long maxTokens on a tiny target stops at its size).
+    room = max(1, int(getattr(model.config, "max_position_embeddings", 1 << 30)) - width)
     out = model.generate(
         input_ids=ids.to(device),
         attention_mask=mask.to(device),
-        max_new_tokens=settings.max_new_tokens,
+        max_new_tokens=min(settings.max_new_tokens, room),
         do_sample=sampling,
         temperature=settings.temperature if sampling else None,
         top_p=settings.top_p if sampling else None,
         top_k=settings.top_k if sampling else None,
+        min_p=settings.min_p if sampling and settings.min_p > 0 else None,
         eos_token_id=eos,
         pad_token_id=PAD,
     )

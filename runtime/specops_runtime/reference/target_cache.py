@@ -39,14 +39,18 @@ class CachedSample:
         return int(self.input_ids.shape[0])
 
 
-def encode_row(row: dict, tokenizer, max_length: int) -> tuple[list[int], int] | None:
-    """Prompt + answer ids (+ eos) and the answer's start; None when nothing of the answer fits."""
+def encode_row(
+    row: dict, tokenizer, max_length: int, min_loss_tokens: int = 0
+) -> tuple[list[int], int] | None:
+    """Prompt + answer ids (+ eos) and the answer's start; None when nothing of the answer fits or
+    fewer than ``min_loss_tokens`` supervised tokens (answer + eos) remain."""
     prompt = tokenizer.chat_prompt(prompt_messages(row))
     answer = row.get("answer_ids")
     if answer is None:
         answer = tokenizer.encode(row["conversations"][-1]["content"])
     ids = (prompt + list(answer) + [EOS])[:max_length]
-    return (ids, len(prompt)) if len(ids) > len(prompt) + 1 else None
+    supervised = len(ids) - len(prompt)
+    return (ids, len(prompt)) if supervised > 1 and supervised >= min_loss_tokens else None
 
 
 @torch.no_grad()
@@ -61,11 +65,16 @@ def build_cache(
     batch_size: int = 32,
     max_shard_samples: int = 4096,
     report: Callable[..., None] | None = None,
+    min_loss_tokens: int = 0,
 ) -> dict:
     rows = [r for src in sources for r in read_jsonl(src) if r.get("status", "success") == "success"]
-    encoded = [e for e in (encode_row(r, tokenizer, max_length) for r in rows) if e is not None]
+    encoded = [
+        e for e in (encode_row(r, tokenizer, max_length, min_loss_tokens) for r in rows) if e is not None
+    ]
     if not encoded:
-        raise ValueError("trainData: no usable regenerated samples")
+        raise ValueError(
+            f"params.dataPaths: no usable samples (of {len(rows)}) with >= {min_loss_tokens} answer tokens"
+        )
     output_dir.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
     capture = HiddenCapture(model, layer_ids)
@@ -107,7 +116,7 @@ def build_cache(
                 if len(pending) >= max_shard_samples:
                     flush()
             if report:
-                report(stage="target_cache", step=min(start + batch_size, len(encoded)), total=len(encoded))
+                report(stage="target-cache", step=min(start + batch_size, len(encoded)), total=len(encoded))
         flush()
     finally:
         capture.close()
@@ -121,6 +130,7 @@ def build_cache(
         "chat_template": type(tokenizer).__name__,
         "max_length": max_length,
         "num_samples": len(encoded),
+        "dropped_samples": len(rows) - len(encoded),
         "num_tokens": total_tokens,
         "shards": shards,
     }
@@ -131,7 +141,7 @@ def build_cache(
 def read_manifest(cache_dir: Path) -> dict:
     path = Path(cache_dir) / MANIFEST
     if not path.exists():
-        raise ValueError(f"targetCache: no {MANIFEST} in {cache_dir}")
+        raise FileNotFoundError(f"params.targetCachePath: no {MANIFEST} in {cache_dir}")
     return json.loads(path.read_text())
 
 

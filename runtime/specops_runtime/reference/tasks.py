@@ -1,459 +1,570 @@
-"""Entry points of the ``reference`` backend, one per task kind.
+"""Entry points of the ``reference`` backend: ``fn(params, ctx)`` with the contract's Task params
+(runtime/contract/task.schema.json, the same names the operator writes) and the agent's ctx
+(``report``, ``log``, ``output_dir``, ``work_dir``, ``resolve``, ``should_stop``).
 
-Every function is ``fn(params: dict, ctx) -> dict`` where ``ctx`` has ``report(**fields)``,
-``log(msg)``, ``output_dir`` and ``work_dir`` (see ``context.RunContext``). Results are JSON-able.
-A bad parameter raises ``ValueError`` whose message starts with the field name.
+Params are validated and defaulted against the Task schema on entry (``contract_params.checked``,
+idempotent after the agent), translated to the internals' arguments in ``contract_params``, and
+results come back as the contract's sections (``outputs``, ``training``, ``evaluation``,
+``profile``; extras in ``details``). Output file names come from contract ``stageOutputs``.
 
-Common parameters
-  targetModel   checkpoint directory (HF layout) or "specops/tiny-qwen3" (default: the tiny target,
-                trained once and cached by recipe hash under cacheDir)
-  tinyTarget    recipe overrides for the tiny target {hiddenSize, numLayers, numHeads,
-                numKeyValueHeads, intermediateSize, trainSteps, batchSize, learningRate,
-                samplesPerTask, seed} (each distinct recipe is trained once and cached)
-  cacheDir      cache root (default $SPECOPS_CACHE_DIR or ~/.cache/specops)
-  device        "cpu" / "cuda" (default: cuda when available)
-  threads       torch CPU threads (default 1; tiny models run fastest single-threaded)
-  seed          random seed (default 0)
-  outputDir     where results go (default ctx.output_dir)
+Locations: ``target.uri`` builtin://tiny-qwen3 (or tiny-qwen3-l<N>) or a pvc:// / local checkpoint
+written by this backend; ``draft.uri`` a pvc:// / local draft checkpoint directory, its
+``step_latest`` link or the train output holding it, or builtin://untrained-draft (random init).
+hf:// is not read by this backend (exit 15). See ``builtins.py`` for every builtin name.
 
-prepare_data   tasks [{name: math|code|chat, samples, evalSamples?}] (default 300 train / 16 eval
-               each), evalSamples (default 16). Writes train.jsonl (DeepSpec rows) and
-               eval/<task>.jsonl. -> {trainData, evalData: {task: path}, samples, evalSamples}
-regenerate     trainData (jsonl file or a directory holding train.jsonl), temperature (0.7),
-               topP (0.8), topK (20), maxNewTokens (48), batchSize (64).
-               Writes regenerated.jsonl (+ regenerated_error.jsonl); resumable.
-target_cache   trainData (regenerated jsonl, file/dir/list), targetLayerIds (default: low/mid/high
-               spread), maxLength (256), batchSize (32), maxShardSamples (4096).
-               Writes manifest.json + shard_*.safetensors. -> manifest summary
-train          method (eagle3 | dflash | dspark), targetCache (dir), blockSize (4; also the
-               speculative length), numLayers (2; eagle3 always 1), epochs (3) or maxSteps,
-               batchSize (32), learningRate (3e-3), warmupRatio (0.04), tttLength (= blockSize),
-               stepLossDecay (0.8), numAnchors (8), markovRank (dspark 16), confidenceAlpha (1.0),
-               tvWeight (1.0), loggingSteps (10), checkpointingSteps (0 = final only).
-               Writes step_<N>/ + step_latest; resumes from step_latest. -> {checkpoint, ...}
-evaluate       draftModel (checkpoint dir, or "untrained" with method/blockSize/numLayers/
-               targetLayerIds for a random-init baseline of the same shape), evalData (dir of
-               <task>.jsonl or {task: path}; default: fresh prompts from the generators),
-               tasks [{name, samples}] (limit/select), temperature (1.0), topP, topK,
-               maxNewTokens (48), speculativeLength (draft's block size), confidenceThreshold (0),
-               measureBaseline (true). -> {tasks: {task: {samples, tau, acceptanceByPosition,
-               verifyRate, proposals, meanProposalLength, generatedTokens, tokensPerSecond,
-               baselineTokensPerSecond, speedup, confidence? (DSpark: predicted vs observed
-               acceptance by position)}}, summary: macro means} (+ eval_results.json)
-serve          draftModel (optional), speculation ("on" | "off"; off = target only),
-               speculativeLength, confidenceThreshold, host (0.0.0.0), port (8000),
-               servedModelName, maxModelLen (512). Blocks until the server stops.
-profile        batchSizes ([1, 2, 4, 8, 16, 32, 64]), contextLength (64), repeats (20).
-               -> {table: [{tokens, stepTimeMs, stepsPerSecond, tokensPerSecond}]} (+ sps_table.json)
-make_target    (extra) builds / finds the tiny target. -> {targetModel}
+What each entry point reads (defaults are the schema's unless noted "reference default"):
+
+prepare_data   prompts.uri (builtin://tiny-mix | tiny-math | tiny-code | tiny-chat, or a local
+               JSONL of {conversations} / {turns} rows), maxSamples (reference default: 300 per
+               synthetic set), heldOutFraction, seed.
+               -> train.jsonl, eval_datasets/<set>.jsonl (builtin sets: tiny-math, ...)
+regenerate     target, inputPath, temperature, topP, topK (-1 = off), minP, maxTokens (capped at
+               the target's positions), concurrency (= batch size), thinking (must be false).
+               -> train_regen.jsonl (+ train_regen_error.jsonl); resumable
+target_cache   target, method, draft.targetLayerIds (default: low/mid/high spread), dataPaths,
+               maxLength, minLossTokens, batchSize. -> target_cache/
+train          target, method, draft {blockSize, numLayers (reference default 2; eagle3 1),
+               targetLayerIds (must match the cache), dspark {markovRank, confidenceHead},
+               eagle3 {stepLossDecay}}, training {epochs (default 10) | maxSteps, learningRate,
+               warmupRatio, globalBatchSize (= the optimizer batch), checkpointInterval, seed;
+               precision: always fp32 here; perGpuBatchSize, maxLength: not used},
+               targetCachePath (else built from dataPaths into workDir), experiment ("draft").
+               -> checkpoints/specops/<experiment>/step_N + step_latest; resumes from step_latest
+evaluate       target, draft.uri, method (must match the checkpoint), tasks [{name, samples,
+               source.uri}] (source: builtin://tiny-* or a local JSONL; without source:
+               <evalDataDir>/<name>.jsonl, else the synthetic set math|code|chat|tiny-*; builtin
+               sets default to 32 samples), decoding {temperature, maxNewTokens, speculativeLength
+               (default the draft's block size), seed, thinking (must be false)}, baseline.
+               gate, summary: by the agent. -> eval_results.json (full rows)
+serve          target, method (omitted = target alone), draft.uri, speculative
+               {numSpeculativeTokens, adaptiveVerification (DSpark confidence stop at 0.5)},
+               port, servedModelName (default the target URI). Refused: extraEngineArgs,
+               tensorParallelSize > 1, draftFormat native, loadAdaptation Engine. Serves until
+               SIGTERM; /metrics has vLLM's names; tau and acceptance mirrored into progress.
+profile        target, batchSizes, contextLength, repeats (endpoint refused; a draft is not
+               timed). -> sps_table.json
+
+Environment: SPECOPS_CACHE_DIR (tiny target cache), SPECOPS_TORCH_THREADS (default 1),
+SPECOPS_DEVICE (default cuda when available).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import random
+import time
 from pathlib import Path
-from typing import Any
 
+from . import builtins
+from . import contract_params as cp
 from . import data as synthetic
 from .device import configure_threads, pick_device
-from .draft_config import METHODS, SharedWeights, build_draft, draft_config_for_target, load_draft
-from .sampling import SamplingParams
-from .target import default_layer_ids, load_target, recipe_from_params, resolve_target_path
+from .draft_config import SharedWeights, build_draft, draft_config_for_target, load_draft
+from .regenerate import prompt_messages, read_jsonl
+from .target import default_layer_ids, ensure_tiny_target, load_target
 
-# ---------------------------------------------------------------------------------------------
-# parameter helpers
-
-
-def _get(params: dict, key: str, kind: type, default: Any = None, minimum: float | None = None) -> Any:
-    value = params.get(key, default)
-    if value is None:
-        return None
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                value = value.strip().lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        value = kind(value)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{key}: expected {kind.__name__}, got {value!r}") from error
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{key}: must be >= {minimum}")
-    return value
+EVAL_PROMPT_SEED = 7919  # synthetic eval prompts come from their own seed stream
+DEFAULT_PROMPTS_PER_SET = 300
+SERVE_PROGRESS_INTERVAL_S = 1.0
 
 
-def _output_dir(params: dict, ctx) -> Path:
-    out = Path(params.get("outputDir") or ctx.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+def _stage_outputs() -> dict:
+    from ..agent import contract
+
+    return contract.constants()["stageOutputs"]
 
 
-def _cache_root(params: dict) -> Path | None:
-    return Path(params["cacheDir"]) if params.get("cacheDir") else None
+def _setup():
+    configure_threads(None)
+    return pick_device(os.environ.get("SPECOPS_DEVICE") or None)
 
 
-def _setup(params: dict):
-    configure_threads(_get(params, "threads", int, None, 1))
-    return pick_device(params.get("device"))
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
 
 
-def _target_path(params: dict, ctx) -> Path:
-    recipe = recipe_from_params(params.get("tinyTarget"))
-    return resolve_target_path(params.get("targetModel"), _cache_root(params), ctx.report, recipe)
+def _no_hub(uri: str, field: str) -> None:
+    if uri.startswith("hf://"):
+        raise cp.unsupported(field, "hf:// is not read; use builtin:// or stage it onto a PVC")
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def target_path(params: dict, ctx) -> Path:
+    """The target checkpoint directory of ``params.target`` (the tiny target is trained once)."""
+    field = "params.target.uri"
+    uri = params["target"]["uri"]
+    name = builtins.name_of(uri)
+    if name is not None:
+        return ensure_tiny_target(builtins.target_recipe(name, field), report=ctx.report)
+    _no_hub(uri, field)
+    path = Path(ctx.resolve(uri, field))
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"{field}: no target checkpoint (config.json) at {path}")
+    return path
 
 
 def _target(params: dict, ctx, device):
-    path = _target_path(params, ctx)
+    path = target_path(params, ctx)
     model, tokenizer = load_target(path, device)
     return path, model, tokenizer
 
 
-def _task_counts(
-    params: dict, default_train: int, default_eval: int
-) -> tuple[dict[str, int], dict[str, int]]:
-    tasks = params.get("tasks")
-    if tasks is None:
-        tasks = [{"name": name} for name in synthetic.TASK_NAMES]
-    if not isinstance(tasks, list) or not tasks:
-        raise ValueError("tasks: must be a non-empty list of {name, samples}")
-    train, evals = {}, {}
-    for entry in tasks:
-        entry = {"name": entry} if isinstance(entry, str) else entry
-        name = entry.get("name")
-        if name not in synthetic.GENERATORS:
-            raise ValueError(f"tasks.name: unknown task set {name!r}")
-        train[name] = _get(entry, "samples", int, default_train, 0)
-        evals[name] = _get(entry, "evalSamples", int, _get(params, "evalSamples", int, default_eval, 0), 0)
-    return train, evals
+def _max_positions(model) -> int:
+    return int(getattr(model.config, "max_position_embeddings", 1 << 30))
 
 
-def _jsonl_sources(value: Any, field: str, default_name: str) -> list[Path]:
-    if value is None:
-        raise ValueError(f"{field}: required")
-    items = value if isinstance(value, list) else [value]
-    paths = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            path = path / default_name
-        if not path.is_file():
-            raise ValueError(f"{field}: {path} does not exist")
-        paths.append(path)
-    return paths
+def checkpoint_dir(path: Path, field: str) -> Path:
+    """A draft checkpoint: the directory itself, its ``step_latest``, or a train output's latest."""
+    consts = _stage_outputs()["train"]
+    candidates = [path, path / consts["latestLink"]]
+    root = path / consts["checkpointsDir"]
+    if root.is_dir():
+        candidates += [d / consts["latestLink"] for d in sorted(root.iterdir())]
+    for candidate in candidates:
+        if (candidate / "config.json").exists():
+            return candidate.resolve()
+    raise FileNotFoundError(f"{field}: no draft checkpoint (config.json) at {path}")
 
 
-def _sampling(params: dict, default_temperature: float) -> SamplingParams:
-    return SamplingParams(
-        temperature=_get(params, "temperature", float, default_temperature, 0.0),
-        top_k=_get(params, "topK", int, 0, 0),
-        top_p=_get(params, "topP", float, 1.0),
-    ).validate()
+def load_draft_model(
+    uri: str, method: str, block_hint: int | None, seed: int, model, ctx, device, field: str
+):
+    """The draft of ``uri`` (a checkpoint or builtin://untrained-draft) for ``method``."""
+    shared = SharedWeights.from_target(model)
+    name = builtins.name_of(uri)
+    if name is not None:
+        if name != builtins.UNTRAINED_DRAFT:
+            raise FileNotFoundError(f"{field}: unknown builtin {name!r} (known: {builtins.UNTRAINED_DRAFT})")
+        import torch
+
+        shape = cp.draft_overrides(method, {"blockSize": block_hint or cp.DEFAULT_BLOCK_SIZE})
+        config = draft_config_for_target(
+            method, model.config, default_layer_ids(model.config.num_hidden_layers), **shape
+        )
+        torch.manual_seed(seed)
+        return build_draft(config, shared).to(device).eval()
+    _no_hub(uri, field)
+    path = checkpoint_dir(Path(ctx.resolve(uri, field)), field)
+    draft = load_draft(path, shared, device)
+    if draft.config.method != method:
+        raise ValueError(f"params.method: {method}, but the draft at {path} is a {draft.config.method} draft")
+    if max(draft.config.target_layer_ids) >= model.config.num_hidden_layers:
+        raise ValueError(f"{field}: the draft reads target layers the target does not have")
+    return draft
 
 
-# ---------------------------------------------------------------------------------------------
-# task kinds
+# --- prepare-data ----------------------------------------------------------------------------
 
 
-def make_target(params: dict, ctx) -> dict:
-    _setup(params)
-    path = _target_path(params, ctx)
-    return {"targetModel": str(path)}
+def _prompt_rows(params: dict, ctx) -> tuple[list[dict], bool]:
+    """Training rows ({id, task, conversations}) of the prompt set, and whether it is builtin."""
+    field = "params.prompts.uri"
+    uri = params["prompts"]["uri"]
+    name = builtins.name_of(uri)
+    if name is not None:
+        sets = builtins.prompt_tasks(name, field)
+        total = params.get("maxSamples") or DEFAULT_PROMPTS_PER_SET * len(sets)
+        counts = {t: total // len(sets) + (1 if i < total % len(sets) else 0) for i, t in enumerate(sets)}
+        examples = synthetic.mixture(counts, params["seed"])
+        return [synthetic.to_training_row(ex, i) for i, ex in enumerate(examples)], True
+    _no_hub(uri, field)
+    path = Path(ctx.resolve(uri, field))
+    if not path.is_file():
+        raise FileNotFoundError(f"{field}: no JSONL file at {path}")
+    rows = read_jsonl(path)
+    random.Random(params["seed"]).shuffle(rows)
+    rows = rows[: params.get("maxSamples") or len(rows)]
+    out = []
+    for i, row in enumerate(rows):
+        turns = row.get("conversations") or [{"role": "user", "content": t} for t in row.get("turns", [])]
+        if not turns:
+            raise ValueError(f"{field}: row {i} of {path} has neither conversations nor turns")
+        out.append(
+            {
+                "id": row.get("id", f"{path.stem}-{i}"),
+                "task": row.get("task") or path.stem,
+                "conversations": turns,
+            }
+        )
+    return out, False
+
+
+def _eval_row(row: dict) -> dict:
+    turns = row["conversations"]
+    out = {
+        "id": row["id"],
+        "task": row["task"],
+        "turns": [t["content"] for t in turns if t["role"] == "user"],
+    }
+    answers = [t["content"] for t in turns if t["role"] == "assistant"]
+    return {**out, "reference": answers[-1]} if answers else out
 
 
 def prepare_data(params: dict, ctx) -> dict:
-    seed = _get(params, "seed", int, 0)
-    train_counts, eval_counts = _task_counts(params, 300, 16)
-    out = _output_dir(params, ctx)
-    train_path = out / "train.jsonl"
-    rows = [synthetic.to_training_row(ex, i) for i, ex in enumerate(synthetic.mixture(train_counts, seed))]
-    train_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    eval_dir = out / "eval"
-    eval_dir.mkdir(exist_ok=True)
-    eval_paths = {}
-    for name, count in eval_counts.items():
-        # A different seed stream keeps evaluation prompts apart from training prompts.
-        examples = synthetic.generate(name, count, seed + 7919)
-        path = eval_dir / f"{name}.jsonl"
-        path.write_text(
-            "".join(json.dumps(synthetic.to_eval_row(ex, i)) + "\n" for i, ex in enumerate(examples))
-        )
-        eval_paths[name] = str(path)
-    ctx.report(stage="prepare_data", step=len(rows), total=len(rows), message=f"{len(rows)} training rows")
+    p = cp.checked("prepare-data", params, ctx.output_dir)
+    names = _stage_outputs()["prepareData"]
+    rows, builtin = _prompt_rows(p, ctx)
+    held_out = round(len(rows) * p["heldOutFraction"])
+    if p["heldOutFraction"] > 0 and len(rows) > 1:
+        held_out = min(max(1, held_out), len(rows) - 1)
+    train_rows, eval_rows = rows[: len(rows) - held_out], rows[len(rows) - held_out :]
+    train_path = ctx.output_dir / names["trainFile"]
+    _write_jsonl(train_path, train_rows)
+    eval_dir = ctx.output_dir / names["evalDataDir"]
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    by_set: dict[str, list[dict]] = {}
+    for row in eval_rows:
+        name = builtins.eval_set_name(row["task"]) if builtin else row["task"]
+        by_set.setdefault(name, []).append(_eval_row(row))
+    for name, set_rows in by_set.items():
+        _write_jsonl(eval_dir / f"{name}.jsonl", set_rows)
+    ctx.report(
+        stage="prepare-data",
+        step=len(rows),
+        total=len(rows),
+        message=f"{len(train_rows)} train, {held_out} held out",
+    )
     return {
-        "trainData": str(train_path),
-        "evalData": eval_paths,
-        "evalDir": str(eval_dir),
-        "samples": len(rows),
-        "evalSamples": sum(eval_counts.values()),
+        "outputs": {"dataPaths": [str(train_path)], "evalDataDir": str(eval_dir), "samples": len(train_rows)},
+        "details": {"heldOut": {name: len(r) for name, r in by_set.items()}},
     }
+
+
+# --- regenerate ------------------------------------------------------------------------------
+
+
+def _input_file(path: str, field: str) -> Path:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{field}: {path} does not exist")
+    return Path(path)
 
 
 def regenerate(params: dict, ctx) -> dict:
-    from .regenerate import RegenerateSettings, regenerate_file
+    from .regenerate import regenerate_file
 
-    device = _setup(params)
-    sources = _jsonl_sources(params.get("trainData"), "trainData", "train.jsonl")
-    settings = RegenerateSettings(
-        temperature=_get(params, "temperature", float, 0.7, 0.0),
-        top_p=_get(params, "topP", float, 0.8),
-        top_k=_get(params, "topK", int, 20, 0),
-        max_new_tokens=_get(params, "maxNewTokens", int, 48, 1),
-        batch_size=_get(params, "batchSize", int, 64, 1),
-        seed=_get(params, "seed", int, 0),
+    p = cp.checked("regenerate", params, ctx.output_dir)
+    settings = cp.regenerate_settings(p)
+    source = _input_file(p["inputPath"], "params.inputPath")
+    names = _stage_outputs()["regenerate"]
+    device = _setup()
+    _, model, tokenizer = _target(p, ctx, device)
+    out = ctx.output_dir / names["trainFile"]
+    result = regenerate_file(model, tokenizer, source, out, settings, ctx.report)
+    errors = ctx.output_dir / names["errorFile"]
+    outputs = {"dataPaths": [str(out)], "samples": result["regenerated"] + result["skipped"]}
+    if errors.exists():
+        outputs["files"] = [str(errors)]
+    return {"outputs": outputs, "details": {k: result[k] for k in ("regenerated", "skipped", "failed")}}
+
+
+# --- target-cache ----------------------------------------------------------------------------
+
+
+def _layer_ids(draft: dict, model) -> list[int]:
+    layers = model.config.num_hidden_layers
+    ids = cp.layer_ids(draft, default_layer_ids(layers))
+    if any(i >= layers for i in ids):
+        raise ValueError(f"params.draft.targetLayerIds: {ids} outside the target's {layers} layers")
+    return ids
+
+
+def _build_cache(p: dict, ctx, model, tokenizer, path: Path, out: Path) -> dict:
+    from .target_cache import build_cache
+
+    sources = [_input_file(x, f"params.dataPaths[{i}]") for i, x in enumerate(p["dataPaths"])]
+    options = cp.cache_options(p)
+    options["max_length"] = min(options["max_length"], _max_positions(model))
+    return build_cache(
+        model, tokenizer, sources, out, _layer_ids(p["draft"], model), str(path), report=ctx.report, **options
     )
-    if not 0 < settings.top_p <= 1:
-        raise ValueError("topP: must be in (0, 1]")
-    _, model, tokenizer = _target(params, ctx, device)
-    out = _output_dir(params, ctx) / "regenerated.jsonl"
-    results = [regenerate_file(model, tokenizer, src, out, settings, ctx.report) for src in sources]
-    return {
-        "trainData": str(out),
-        "samples": sum(r["samples"] for r in results),
-        "regenerated": sum(r["regenerated"] for r in results),
-        "failed": sum(r["failed"] for r in results),
-    }
 
 
 def target_cache(params: dict, ctx) -> dict:
-    from .target_cache import build_cache
-
-    device = _setup(params)
-    sources = _jsonl_sources(params.get("trainData"), "trainData", "regenerated.jsonl")
-    path, model, tokenizer = _target(params, ctx, device)
-    layer_ids = params.get("targetLayerIds") or default_layer_ids(model.config.num_hidden_layers)
-    if not isinstance(layer_ids, list) or not all(isinstance(i, int) for i in layer_ids):
-        raise ValueError("targetLayerIds: must be a list of integers")
-    out = _output_dir(params, ctx)
-    manifest = build_cache(
-        model,
-        tokenizer,
-        sources,
-        out,
-        layer_ids,
-        str(path),
-        max_length=_get(params, "maxLength", int, 256, 8),
-        batch_size=_get(params, "batchSize", int, 32, 1),
-        max_shard_samples=_get(params, "maxShardSamples", int, 4096, 1),
-        report=ctx.report,
-    )
+    p = cp.checked("target-cache", params, ctx.output_dir)
+    cp.method_of(p)
+    cp.check_draft_extras(p["draft"])
+    device = _setup()
+    path, model, tokenizer = _target(p, ctx, device)
+    out = ctx.output_dir / _stage_outputs()["targetCache"]["dir"]
+    manifest = _build_cache(p, ctx, model, tokenizer, path, out)
     return {
-        "targetCache": str(out),
-        "samples": manifest["num_samples"],
-        "tokens": manifest["num_tokens"],
-        "targetLayerIds": manifest["target_layer_ids"],
-        "shards": len(manifest["shards"]),
+        "outputs": {"targetCachePath": str(out), "samples": manifest["num_samples"]},
+        "details": {
+            "tokens": manifest["num_tokens"],
+            "droppedSamples": manifest["dropped_samples"],
+            "targetLayerIds": manifest["target_layer_ids"],
+            "shards": len(manifest["shards"]),
+        },
     }
 
 
-def _method(params: dict) -> str:
-    method = params.get("method")
-    if method not in METHODS:
-        raise ValueError(f"method: must be one of {', '.join(METHODS)}")
-    return method
+# --- train -----------------------------------------------------------------------------------
 
 
-def _draft_shape(params: dict, method: str, model, layer_ids: list[int], target_name: str):
-    block = _get(params, "blockSize", int, 4, 1)
-    return draft_config_for_target(
-        method,
-        model.config,
-        layer_ids,
-        block_size=block,
-        num_hidden_layers=_get(params, "numLayers", int, 2, 1),
-        num_anchors=_get(params, "numAnchors", int, 8, 1),
-        markov_rank=_get(params, "markovRank", int, None, 0),
-        ttt_length=_get(params, "tttLength", int, block, 1),
-        target_model_name_or_path=target_name,
+def _training_cache(p: dict, ctx, model, tokenizer, path: Path):
+    """(manifest, samples) from targetCachePath, or a cache built from dataPaths into workDir."""
+    from .target_cache import MANIFEST, load_cache
+
+    cache = p.get("targetCachePath")
+    if cache and (Path(cache) / MANIFEST).exists():
+        return load_cache(Path(cache))
+    if not p.get("dataPaths"):
+        if cache:
+            raise FileNotFoundError(f"params.targetCachePath: no target cache at {cache}")
+        raise ValueError("params.targetCachePath: required unless params.dataPaths is given")
+    built = ctx.work_dir / _stage_outputs()["targetCache"]["dir"]
+    ctx.log(
+        f"no target cache{f' at {cache}' if cache else ''}; building one from params.dataPaths in {built}"
     )
+    spec = {k: p[k] for k in ("target", "method", "draft", "dataPaths")} | {
+        "maxLength": p["training"]["maxLength"]
+    }
+    _build_cache(cp.checked("target-cache", spec, ctx.output_dir), ctx, model, tokenizer, path, built)
+    return load_cache(built)
 
 
 def train(params: dict, ctx) -> dict:
-    from .target_cache import load_cache
-    from .train import TrainSettings, train_draft
+    from .train import train_draft
 
-    device = _setup(params)
-    method = _method(params)
-    cache_dir = params.get("targetCache")
-    if not cache_dir:
-        raise ValueError("targetCache: required")
-    manifest, samples = load_cache(Path(cache_dir))
-    path, model, _ = _target(params, ctx, device)
-    if params.get("targetModel") and manifest["target_model_name_or_path"] != str(path):
+    p = cp.checked("train", params, ctx.output_dir)
+    method = cp.method_of(p)
+    shape = cp.draft_overrides(method, p["draft"])
+    settings = cp.train_settings(p)
+    device = _setup()
+    path, model, tokenizer = _target(p, ctx, device)
+    manifest, samples = _training_cache(p, ctx, model, tokenizer, path)
+    ids = manifest["target_layer_ids"]
+    wanted = p["draft"].get("targetLayerIds")
+    if wanted and list(wanted) != list(ids):
+        raise ValueError(f"params.draft.targetLayerIds: {wanted}, but the target cache holds layers {ids}")
+    if manifest["target_model_name_or_path"] != str(path):
         ctx.log(
-            f"warning: cache was built for {manifest['target_model_name_or_path']}, training against {path}"
+            f"warning: the cache was built for {manifest['target_model_name_or_path']}, "
+            f"training against {path}"
         )
-    config = _draft_shape(params, method, model, manifest["target_layer_ids"], str(path))
-    settings = TrainSettings(
-        epochs=_get(params, "epochs", int, 3, 1),
-        max_steps=_get(params, "maxSteps", int, None, 1),
-        batch_size=_get(params, "batchSize", int, 32, 1),
-        learning_rate=_get(params, "learningRate", float, 3e-3, 0.0),
-        warmup_ratio=_get(params, "warmupRatio", float, 0.04, 0.0),
-        seed=_get(params, "seed", int, 0),
-        step_loss_decay=_get(params, "stepLossDecay", float, 0.8, 0.0),
-        tv_weight=_get(params, "tvWeight", float, 1.0, 0.0),
-        confidence_alpha=_get(params, "confidenceAlpha", float, 1.0, 0.0),
-        logging_steps=_get(params, "loggingSteps", int, 10, 1),
-        checkpointing_steps=_get(params, "checkpointingSteps", int, 0, 0),
-    )
-    result = train_draft(
+    if p["training"]["precision"] != "fp32":
+        ctx.log(f"training.precision {p['training']['precision']}: the reference backend trains in fp32")
+    config = draft_config_for_target(method, model.config, ids, target_model_name_or_path=str(path), **shape)
+    consts = _stage_outputs()["train"]
+    out = ctx.output_dir / consts["checkpointsDir"] / cp.experiment_of(p)
+    trained = train_draft(
         config,
         SharedWeights.from_target(model),
         samples,
-        _output_dir(params, ctx),
+        out,
         settings,
         device,
         report=ctx.report,
         log=ctx.log,
     )
-    result["targetModel"] = str(path)
-    return result
+    return cp.train_result(trained, trained["stepsPerEpoch"])
 
 
-def _drafter_from_params(params: dict, model, device):
-    """(draft model or None, layer ids, default speculative length)."""
-    draft_spec = params.get("draftModel")
-    if not draft_spec:
-        return None, None, 0
-    shared = SharedWeights.from_target(model)
-    if draft_spec == "untrained":
-        import torch
-
-        layer_ids = params.get("targetLayerIds") or default_layer_ids(model.config.num_hidden_layers)
-        config = _draft_shape(params, _method(params), model, layer_ids, "")
-        torch.manual_seed(_get(params, "seed", int, 0))
-        draft = build_draft(config, shared).to(device).eval()
-    else:
-        if not (Path(draft_spec) / "config.json").exists():
-            raise ValueError(f"draftModel: {draft_spec} is not a draft checkpoint directory")
-        draft = load_draft(Path(draft_spec), shared, device)
-    return draft, draft.config.target_layer_ids, draft.config.block_size
+# --- eval ------------------------------------------------------------------------------------
 
 
-def _eval_prompts(params: dict, tokenizer) -> dict[str, list[list[int]]]:
-    from .regenerate import prompt_messages, read_jsonl
+def _synthetic_rows(task: str, count: int) -> list[dict]:
+    return [
+        synthetic.to_eval_row(ex, i) for i, ex in enumerate(synthetic.generate(task, count, EVAL_PROMPT_SEED))
+    ]
 
-    seed = _get(params, "seed", int, 0)
-    _, eval_counts = _task_counts(params, 0, 16)
-    if isinstance(params.get("tasks"), list):  # tasks[].samples limits evaluation here
-        for entry in params["tasks"]:
-            if isinstance(entry, dict) and entry.get("samples") is not None:
-                eval_counts[entry["name"]] = _get(entry, "samples", int, 16, 1)
-    source = params.get("evalData")
-    prompts: dict[str, list[list[int]]] = {}
-    for name, count in eval_counts.items():
-        if source is None:
-            rows = [
-                synthetic.to_eval_row(ex, i)
-                for i, ex in enumerate(synthetic.generate(name, count, seed + 7919))
-            ]
-        else:
-            path = Path(source[name]) if isinstance(source, dict) else Path(source) / f"{name}.jsonl"
-            if not path.is_file():
-                raise ValueError(f"evalData: {path} does not exist")
-            rows = read_jsonl(path)[:count]
-        prompts[name] = [tokenizer.chat_prompt(prompt_messages(r)) for r in rows]
-    return prompts
+
+def _jsonl_rows(path: Path, count: int | None, field: str) -> list[dict]:
+    if path.is_dir():
+        raise FileNotFoundError(f"{field}: {path} is a directory, not a JSONL file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{field}: {path} does not exist")
+    return read_jsonl(path)[:count]
+
+
+def eval_rows(task: dict, params: dict, ctx, field: str) -> list[dict]:
+    """Prompt rows of one eval task: its source, else evalDataDir/<name>.jsonl, else a builtin set."""
+    count = task.get("samples")
+    source = task.get("source")
+    if source:
+        src_field = f"{field}.source.uri"
+        name = builtins.name_of(source["uri"])
+        if name is not None:
+            return _synthetic_rows(
+                builtins.eval_source(name, src_field), count or cp.DEFAULT_BUILTIN_EVAL_SAMPLES
+            )
+        _no_hub(source["uri"], src_field)
+        return _jsonl_rows(Path(ctx.resolve(source["uri"], src_field)), count, src_field)
+    if params.get("evalDataDir"):
+        path = Path(params["evalDataDir"]) / f"{task['name']}.jsonl"
+        if path.is_file():
+            return _jsonl_rows(path, count, "params.evalDataDir")
+    synthetic_task = builtins.synthetic_task(task["name"])
+    if synthetic_task is None:
+        raise FileNotFoundError(
+            f"{field}.name: no prompts for {task['name']!r}: give a source, put {task['name']}.jsonl in "
+            f"params.evalDataDir, or use a builtin set (tiny-math, tiny-code, tiny-chat)"
+        )
+    return _synthetic_rows(synthetic_task, count or cp.DEFAULT_BUILTIN_EVAL_SAMPLES)
 
 
 def evaluate(params: dict, ctx) -> dict:
-    from .evaluate import EvalSettings, evaluate_tasks
+    from .evaluate import evaluate_tasks
 
-    device = _setup(params)
-    path, model, tokenizer = _target(params, ctx, device)
-    draft, layer_ids, block = _drafter_from_params(params, model, device)
-    if draft is None:
-        raise ValueError("draftModel: required (a checkpoint directory or 'untrained')")
-    settings = EvalSettings(
-        sampling=_sampling(params, 1.0),
-        max_new_tokens=_get(params, "maxNewTokens", int, 48, 1),
-        speculative_length=_get(params, "speculativeLength", int, block, 1),
-        seed=_get(params, "seed", int, 980406),
-        measure_baseline=_get(params, "measureBaseline", bool, True),
-        confidence_threshold=_get(params, "confidenceThreshold", float, 0.0, 0.0),
+    p = cp.checked("eval", params, ctx.output_dir)
+    method = cp.method_of(p)
+    cp.eval_settings(p, 1, 1)  # refuse unsupported decoding options before loading anything
+    names = [t["name"] for t in p["tasks"]]
+    if len(set(names)) != len(names):
+        raise ValueError("params.tasks: task names must be unique")
+    device = _setup()
+    _, model, tokenizer = _target(p, ctx, device)
+    prompts = {}
+    for i, task in enumerate(p["tasks"]):
+        rows = eval_rows(task, p, ctx, f"params.tasks[{i}]")
+        if not rows:
+            raise ValueError(f"params.tasks[{i}]: {task['name']} has no prompts")
+        prompts[task["name"]] = [tokenizer.chat_prompt(prompt_messages(r)) for r in rows]
+    decoding = p["decoding"]
+    draft = load_draft_model(
+        p["draft"]["uri"],
+        method,
+        decoding.get("speculativeLength"),
+        decoding["seed"],
+        model,
+        ctx,
+        device,
+        "params.draft.uri",
     )
-    prompts = _eval_prompts(params, tokenizer)
-    result = evaluate_tasks(model, draft.drafter(), layer_ids, prompts, settings, ctx.report)
-    result.update(
-        {
-            "method": draft.config.method,
-            "targetModel": str(path),
-            "draftModel": str(params.get("draftModel")),
-            "temperature": settings.sampling.temperature,
+    longest = max(len(x) for rows in prompts.values() for x in rows)
+    room = max(1, _max_positions(model) - longest - draft.config.block_size - 1)
+    settings = cp.eval_settings(p, draft.config.block_size, min(decoding["maxNewTokens"], room))
+    result = evaluate_tasks(
+        model, draft.drafter(), draft.config.target_layer_ids, prompts, settings, ctx.report
+    )
+    (ctx.output_dir / "eval_results.json").write_text(json.dumps(result, indent=2))
+    return {
+        "evaluation": {"results": [cp.task_result(name, row) for name, row in result["tasks"].items()]},
+        "details": {
+            "method": method,
+            "draft": p["draft"]["uri"],
             "speculativeLength": settings.speculative_length,
-        }
-    )
-    (_output_dir(params, ctx) / "eval_results.json").write_text(json.dumps(result, indent=2))
-    return result
+            "maxNewTokens": settings.max_new_tokens,
+            "tasks": {name: cp.eval_details(name, row) for name, row in result["tasks"].items()},
+        },
+    }
 
 
-def build_server_app(params: dict, ctx):
-    """The Starlette app for ``serve`` (separate so tests can run it in a background thread)."""
+# --- serve -----------------------------------------------------------------------------------
+
+
+def build_engine(params: dict, ctx):
+    """(Engine, options) of a serve task: target alone when ``method`` is omitted."""
     from .metrics import VllmMetrics
-    from .server import Engine, EngineConfig, build_app
+    from .server import Engine, EngineConfig
     from .speculative import Generator
 
-    device = _setup(params)
-    path, model, tokenizer = _target(params, ctx, device)
-    speculation = str(params.get("speculation", "on")).lower()
-    if speculation not in ("on", "off"):
-        raise ValueError("speculation: must be 'on' or 'off'")
-    draft, layer_ids, block = (
-        (None, None, 0) if speculation == "off" else _drafter_from_params(params, model, device)
-    )
-    name = params.get("servedModelName") or (str(params.get("targetModel") or "specops/tiny-qwen3"))
+    p = cp.checked("serve", params, ctx.output_dir)
+    options = cp.serve_options(p)
+    device = _setup()
+    path, model, tokenizer = _target(p, ctx, device)
+    draft = None
+    if p.get("method"):
+        if not p.get("draft"):
+            raise ValueError(
+                f"params.draft: method {p['method']} needs a draft here "
+                f"(builtin://{builtins.UNTRAINED_DRAFT} for a random one)"
+            )
+        draft = load_draft_model(
+            p["draft"]["uri"],
+            p["method"],
+            options["speculative_length"],
+            0,
+            model,
+            ctx,
+            device,
+            "params.draft.uri",
+        )
+        if options["confidence_threshold"] and not draft.config.enable_confidence_head:
+            raise ValueError("params.speculative.adaptiveVerification: the draft has no confidence head")
+    name = options["served_model_name"]
     engine = Engine(
-        Generator(model, draft.drafter() if draft is not None else None, layer_ids),
+        Generator(
+            model, draft.drafter() if draft else None, draft.config.target_layer_ids if draft else None
+        ),
         tokenizer,
         EngineConfig(
             model_name=name,
-            speculative_length=_get(params, "speculativeLength", int, block or 4, 1),
-            confidence_threshold=_get(params, "confidenceThreshold", float, 0.0, 0.0),
-            max_model_len=_get(params, "maxModelLen", int, 512, 8),
+            speculative_length=options["speculative_length"] or (draft.config.block_size if draft else 1),
+            confidence_threshold=options["confidence_threshold"],
+            max_model_len=_max_positions(model),
         ),
         VllmMetrics.create(name),
     )
-    ctx.log(f"serving {name} (target {path}, speculation {'on' if draft is not None else 'off'})")
-    return build_app(engine)
+    ctx.log(f"serving {name} (target {path}, speculation {'on' if draft else 'off'})")
+    return engine, options
 
 
-def serve(params: dict, ctx) -> dict:
-    import uvicorn
+def build_server_app(params: dict, ctx):
+    """The Starlette app of a serve task (tests run it in a background thread)."""
+    from .server import build_app
 
-    app = build_server_app(params, ctx)
-    host = params.get("host", "0.0.0.0")
-    port = _get(params, "port", int, 8000, 0)
-    ctx.report(stage="serve", message=f"listening on {host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
-    return {"stopped": True, "host": host, "port": port}
+    return build_app(build_engine(params, ctx)[0])
+
+
+def _mirror_progress(engine, ctx, last: dict) -> dict:
+    """Engine counters -> progress: tau (vLLM's 1 + accepted/drafts), acceptance, tokens/s."""
+    from .acceptance import tau_from_vllm_counters
+
+    now = engine.metrics.totals(engine.config.speculative_length)
+    now["time"] = time.monotonic()
+    fields: dict = {}
+    if now["drafts"]:
+        fields["tauEstimate"] = tau_from_vllm_counters(now["drafts"], now["accepted"])
+        fields["acceptanceByPosition"] = [a / now["drafts"] for a in now["acceptedByPosition"]]
+    if last:
+        elapsed = now["time"] - last["time"]
+        if elapsed > 0:
+            fields["throughput"] = (now["generationTokens"] - last["generationTokens"]) / elapsed
+            fields["throughputUnit"] = "tokens/s"
+    if fields:
+        ctx.report(**fields)
+    return now
+
+
+def serve(params: dict, ctx):
+    """Serves until the agent's stop request (SIGTERM); returns None then (a terminated task)."""
+    from .server import ServerHandle, build_app
+
+    engine, options = build_engine(params, ctx)
+    handle = ServerHandle(build_app(engine), host="0.0.0.0", port=options["port"]).start()
+    ctx.report(stage="serve", message=f"serving {options['served_model_name']} on :{handle.port}")
+    last: dict = {}
+    try:
+        while not ctx.should_stop():
+            time.sleep(SERVE_PROGRESS_INTERVAL_S)
+            last = _mirror_progress(engine, ctx, last)
+    finally:
+        handle.stop()
+    return None
+
+
+# --- profile ---------------------------------------------------------------------------------
 
 
 def profile(params: dict, ctx) -> dict:
     from .profile import profile_sps
 
-    device = _setup(params)
-    path, model, _ = _target(params, ctx, device)
-    sizes = params.get("batchSizes", [1, 2, 4, 8, 16, 32, 64])
-    if not isinstance(sizes, list):
-        raise ValueError("batchSizes: must be a list of positive integers")
-    table = profile_sps(
-        model,
-        [int(b) for b in sizes],
-        _get(params, "contextLength", int, 64, 1),
-        _get(params, "repeats", int, 20, 1),
-    )
-    result = {"targetModel": str(path), "device": str(device), "table": table}
-    (_output_dir(params, ctx) / "sps_table.json").write_text(json.dumps(result, indent=2))
+    p = cp.checked("profile", params, ctx.output_dir)
+    if p.get("endpoint"):
+        raise cp.unsupported("params.endpoint", "profiles its own in-process target only")
+    device = _setup()
+    _, model, _ = _target(p, ctx, device)
+    if p.get("draft"):
+        ctx.log("profile times the target's verification steps; the draft is not timed")
+    table = profile_sps(model, p["batchSizes"], p["contextLength"], p["repeats"])
+    result = cp.profile_result(table, p["contextLength"], str(device))
+    (ctx.output_dir / "sps_table.json").write_text(json.dumps(result, indent=2))
     ctx.report(stage="profile", step=len(table), total=len(table))
     return result
-
-
-TASKS = {
-    "make_target": make_target,
-    "prepare_data": prepare_data,
-    "regenerate": regenerate,
-    "target_cache": target_cache,
-    "train": train,
-    "evaluate": evaluate,
-    "serve": serve,
-    "profile": profile,
-}

@@ -42,7 +42,7 @@ class TrainSettings:
     step_loss_decay: float = 0.8  # eagle3
     tv_weight: float = 1.0  # dspark
     confidence_alpha: float = 1.0  # dspark
-    logging_steps: int = 10
+    logging_steps: int = 0  # 0 = about 100 progress reports per run
     checkpointing_steps: int = 0  # 0 = only the final checkpoint
 
 
@@ -215,7 +215,7 @@ def train_draft(
     log: Callable[[str], None] | None = None,
 ) -> dict:
     if not samples:
-        raise ValueError("targetCache: the cache holds no samples")
+        raise ValueError("params.targetCachePath: the cache holds no samples")
     torch.manual_seed(settings.seed)
     output_dir.mkdir(parents=True, exist_ok=True)
     model = build_draft(config, shared).to(device)
@@ -224,6 +224,7 @@ def train_draft(
     )
     steps_per_epoch = math.ceil(len(samples) / settings.batch_size)
     total = settings.max_steps or settings.epochs * steps_per_epoch
+    logging_steps = settings.logging_steps or max(1, total // 100)
     start_step = 0
     latest = output_dir / "step_latest"
     if latest.exists():
@@ -237,7 +238,8 @@ def train_draft(
     model.train()
     generator = torch.Generator().manual_seed(settings.seed)
     loss_value, acceptance = float("nan"), []
-    window_started, window_samples = time.perf_counter(), 0
+    run_started = window_started = time.perf_counter()
+    window_samples = 0
     for step in range(start_step, total):
         epoch = step // steps_per_epoch
         order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(settings.seed + epoch))
@@ -257,8 +259,10 @@ def train_draft(
         loss_value = float(loss.detach())
         window_samples += len(picked)
         done = step + 1
-        if report and (done % settings.logging_steps == 0 or done == total):
-            elapsed = time.perf_counter() - window_started
+        if report and (done % logging_steps == 0 or done == total):
+            now = time.perf_counter()
+            elapsed = now - window_started
+            per_step = (now - run_started) / max(1, done - start_step)
             report(
                 stage="train",
                 step=done,
@@ -268,8 +272,10 @@ def train_draft(
                 acceptanceByPosition=[round(a, 4) for a in acceptance],
                 tauEstimate=round(survival_tau(acceptance), 4),
                 throughput=round(window_samples / elapsed, 2) if elapsed > 0 else None,
+                throughputUnit="samples/s",
+                etaSeconds=round(per_step * (total - done), 1),
             )
-            window_started, window_samples = time.perf_counter(), 0
+            window_started, window_samples = now, 0
         if settings.checkpointing_steps and done % settings.checkpointing_steps == 0 and done < total:
             _save_checkpoint(model, optimizer, done, output_dir)
     final = _save_checkpoint(model, optimizer, total, output_dir)
@@ -279,6 +285,7 @@ def train_draft(
         "method": config.method,
         "checkpoint": str(final),
         "steps": total,
+        "stepsPerEpoch": steps_per_epoch,
         "resumedFrom": start_step or None,
         "finalLoss": loss_value,
         "acceptanceByPosition": acceptance,

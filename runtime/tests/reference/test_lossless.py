@@ -44,9 +44,7 @@ def test_greedy_speculative_equals_target_greedy(pipeline, target, greedy_refere
     model, _ = target
     prompts, expected = greedy_references
     assert len(prompts) >= 50
-    draft = load_draft(
-        pipeline.trained[method]["checkpoint"], SharedWeights.from_target(model), torch.device("cpu")
-    )
+    draft = load_draft(pipeline.checkpoint(method), SharedWeights.from_target(model), torch.device("cpu"))
     spec = Generator(model, draft.drafter(), draft.config.target_layer_ids)
     accepted = 0
     for prompt, reference in zip(prompts, expected, strict=True):

@@ -15,7 +15,7 @@ from specops_runtime.reference.sampling import SamplingParams
 from specops_runtime.reference.server import ServerHandle
 from specops_runtime.reference.speculative import Generator
 
-from .conftest import context
+from .conftest import TARGET, context
 
 MODEL = "tiny-qwen3"
 MAX_TOKENS = 24
@@ -58,12 +58,17 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 def servers(pipeline):
-    params = {"targetModel": str(pipeline.target_path), "servedModelName": MODEL}
+    params = {"target": TARGET, "servedModelName": MODEL}
     spec_app = tasks.build_server_app(
-        {**params, "draftModel": pipeline.trained["dspark"]["checkpoint"], "speculativeLength": 4},
+        {
+            **params,
+            "method": "dspark",
+            "draft": {"uri": pipeline.draft_uri("dspark")},
+            "speculative": {"numSpeculativeTokens": 4},
+        },
         context(pipeline.root, "serve"),
     )
-    off_app = tasks.build_server_app({**params, "speculation": "off"}, context(pipeline.root, "serve-off"))
+    off_app = tasks.build_server_app(params, context(pipeline.root, "serve-off"))  # no method: target alone
     spec, off = ServerHandle(spec_app).start(), ServerHandle(off_app).start()
     yield spec, off
     spec.stop()
