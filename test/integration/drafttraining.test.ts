@@ -205,6 +205,10 @@ describe("DraftTraining pipeline", () => {
       "Succeeded",
     ]);
     expect(done.status.evaluation).toEqual({ acceptanceEval: "happy-eval", macroTau: 2.6, passed: true });
+    expect(done.status.checkpoint).toEqual({
+      uri: "pvc://happy-storage/specops/drafttrainings/happy/train/checkpoints/specops/draft/step_latest",
+      step: 200,
+    });
     expect(done.status.conditions.find((c: any) => c.type === "Succeeded")).toMatchObject({
       status: "True",
       observedGeneration: 1,
@@ -221,6 +225,19 @@ describe("DraftTraining pipeline", () => {
       .filter((e: any) => e.regarding?.name === "happy")
       .map((e: any) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(["PrepareDataSucceeded", "TrainSucceeded"]));
+
+    // Deleting a finished DraftTraining: children go with it; the claim (Delete policy) too.
+    await kubeRequest(kc, "DELETE", dtPath("happy"));
+    await until("the DraftTraining gone", async () =>
+      (await kubeRequest(kc, "GET", dtPath("happy"))).status === 404 ? true : undefined,
+    );
+    await until("its Jobs gone", async () => {
+      const jobs = await batch.listNamespacedJob({
+        namespace: NS,
+        labelSelector: "specops.dev/drafttraining=happy",
+      });
+      return jobs.items.length === 0 ? true : undefined;
+    });
   });
 
   it("fails at once on a terminal runtime exit, with the runtime's message", async () => {

@@ -23,8 +23,21 @@ const job = (name: string, over: Partial<JobObservation> = {}): JobObservation =
   failedPods: 0,
   ...over,
 });
-const done = (name: string) =>
-  job(name, { complete: true, active: 0, completionTime: "2026-11-28T11:00:00Z" });
+const result = (outputs: object = {}) =>
+  ({
+    apiVersion: "runtime.specops.dev/v1",
+    kind: "Result",
+    status: "succeeded",
+    exitCode: 0,
+    outputs,
+  }) as any;
+const done = (name: string, outputs?: object) =>
+  job(name, {
+    complete: true,
+    active: 0,
+    completionTime: "2026-11-28T11:00:00Z",
+    termination: { exitCode: 0, reason: "success", result: result(outputs), malformed: false },
+  });
 const observed = (jobs: Observed["jobs"], extra: Partial<Observed> = {}): Observed => ({
   jobs,
   missingSecrets: [],
@@ -169,6 +182,29 @@ describe("DraftTraining pipeline", () => {
     const again = decide(dt(undefined, d.status), observed({}, { missingSecrets: ["hf-token"] }), NOW + 5000);
     expect(again.events).toEqual([]);
     expect(again.status.conditions).toEqual(d.status.conditions);
+  });
+
+  it("warns once when a stage succeeds without a valid result", () => {
+    const bare = job("d", {
+      complete: true,
+      active: 0,
+      termination: { exitCode: 0, message: "log tail", malformed: true },
+    });
+    const d = decide(dt(), observed({ PrepareData: bare }), NOW);
+    expect(d.events).toContainEqual(expect.objectContaining({ type: "Warning", reason: "MissingResult" }));
+    expect(decide(dt(undefined, d.status), observed({ PrepareData: bare }), NOW).events).toEqual([]);
+  });
+
+  it("records the checkpoint and its step as soon as training succeeds", () => {
+    const jobs = {
+      PrepareData: done("a"),
+      Regenerate: done("b"),
+      TargetCache: done("c"),
+      Train: done("d", { checkpoint: { path: "/x/step_200", step: 200 } }),
+    };
+    const d = decide(dt(), observed(jobs), NOW);
+    expect(d.status.stage).toBe("Evaluate");
+    expect(d.status.checkpoint).toEqual({ uri: "pvc://c/train/step_latest", step: 200 });
   });
 
   it("keeps lastTransitionTime while conditions hold", () => {

@@ -116,6 +116,14 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   for (const s of stages) {
     const before = previous.get(s.name)?.state;
     if (before === s.state) continue;
+    const termination = s.name === "Evaluate" ? undefined : observed.jobs[s.name]?.termination;
+    if (s.state === "Succeeded" && (!termination?.result || termination.malformed)) {
+      events.push({
+        type: "Warning",
+        reason: "MissingResult",
+        message: `stage ${s.name} succeeded without a valid result in its termination message`,
+      });
+    }
     if (s.state === "Running")
       events.push({
         type: "Normal",
@@ -138,6 +146,12 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   };
 
   const status: DraftTrainingStatus = { ...old, observedGeneration: generation, stages };
+  // The draft exists as soon as training succeeds; the evaluation reads it from here.
+  const trained = observed.jobs.Train;
+  if (trained?.complete) {
+    const step = trained.termination?.result?.outputs?.checkpoint?.step;
+    status.checkpoint = { uri: observed.checkpointUri, ...(step !== undefined ? { step } : {}) };
+  }
   const actions: Action[] = [];
 
   if (observed.missingSecrets.length > 0) {
@@ -191,7 +205,7 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
         ...status,
         stage: "Succeeded",
         conditions,
-        checkpoint: { ...old.checkpoint, uri: observed.checkpointUri },
+        checkpoint: { ...status.checkpoint, uri: observed.checkpointUri },
         evaluation: evaluation ?? old.evaluation,
       }),
       actions: regenTeardown(planned, stages),
