@@ -30,6 +30,8 @@ export interface FakeKubeletOptions {
   policy?: PodPolicy;
   /** IP reported for every pod; a test that serves a pod's HTTP endpoint on loopback uses 127.0.0.1. */
   podIP?: (pod: V1Pod) => string;
+  /** Called once when a pod has been reported Running (e.g. to start its process). */
+  onRunning?: (pod: V1Pod) => void;
 }
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
@@ -144,6 +146,7 @@ export class FakeKubelet {
     if (phase === "Succeeded" || phase === "Failed") return;
     if (phase !== "Running") {
       await this.setRunning(pod);
+      this.opts.onRunning?.(pod);
       return;
     }
     const outcome = this.opts.policy?.(pod);

@@ -169,6 +169,9 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   }
 
   const failed = stages.find((s) => s.state === "Failed");
+  const ended = failed !== undefined || stages.every((s) => terminalStates.has(s.state));
+  // ProgressAvailable describes the running stage's pods; once the pipeline ends there are none.
+  if (ended) conditions = conditions.filter((c) => c.type !== "ProgressAvailable");
   if (failed) {
     set(
       "Succeeded",
