@@ -1,9 +1,9 @@
 // `npm run contract`: writes runtime/contract/*.json (the JSON Schemas, exit codes and constants the
 // Python runtime reads) from the zod source in this folder. `--check` writes nothing and fails when a
 // committed file differs from what would be written (CI drift check).
-import { readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { syncGenerated } from "../sync-generated.ts";
 import { CONTRACT_CONSTANTS } from "./constants.ts";
 import { EXIT_CODES } from "./exitCodes.ts";
 import { toContractJsonSchema } from "./jsonSchema.ts";
@@ -34,24 +34,10 @@ export function generatedContractFiles(root: string): Map<string, string> {
 
 function main(): void {
   const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
-  const check = process.argv.includes("--check");
-  const stale: string[] = [];
-  for (const [path, content] of generatedContractFiles(root)) {
-    let current: string | undefined;
-    try {
-      current = readFileSync(path, "utf8");
-    } catch {
-      current = undefined;
-    }
-    if (current === content) continue;
-    if (check) stale.push(relative(root, path));
-    else writeFileSync(path, content);
-  }
-  if (stale.length > 0) {
-    console.error(`runtime contract files are out of date; run npm run contract:\n  ${stale.join("\n  ")}`);
-    process.exit(1);
-  }
-  console.log(check ? "runtime contract is up to date" : "runtime contract written to runtime/contract/");
+  syncGenerated(root, generatedContractFiles(root), {
+    command: "npm run contract",
+    done: "runtime contract written to runtime/contract/",
+  });
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) main();
