@@ -17,7 +17,7 @@ import type { Config } from "./lib/config.ts";
 import type { Connection, KubeConfigLike } from "./lib/connection.ts";
 import { EventRecorder } from "./lib/events.ts";
 import type { Logger } from "./lib/log.ts";
-import { Manager } from "./lib/manager.ts";
+import { leaderIdentity, Manager } from "./lib/manager.ts";
 import { Deployments, Jobs, Pods } from "./lib/resources.ts";
 
 export interface OperatorOptions {
@@ -45,6 +45,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
       ? {
           name: config.leaseName,
           namespace: config.leaseNamespace,
+          identity: leaderIdentity(config.podName),
           leaseDurationMs: config.leaseDurationMs,
           renewDeadlineMs: config.renewDeadlineMs,
           retryPeriodMs: config.retryPeriodMs,

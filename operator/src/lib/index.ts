@@ -28,6 +28,13 @@ export {
 } from "./conditions.ts";
 export { type Config, ConfigError, configHelp, loadConfig, parseDuration } from "./config.ts";
 export {
+  type Connection,
+  ConnectionError,
+  connectionFromKubeConfig,
+  connectionFromKubeconfigFile,
+  loadConnection,
+} from "./connection.ts";
+export {
   Controller,
   type ControllerOptions,
   controllerOf,
