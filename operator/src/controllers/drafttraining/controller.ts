@@ -261,8 +261,6 @@ export function draftTrainingReconciler(deps: DraftTrainingDeps) {
       case "tearDownRegenServer":
         await tearDownRegenServer(dt);
         return;
-      case "none":
-        return;
     }
   }
 

@@ -31,8 +31,7 @@ export interface Observed {
 export type Action =
   | { type: "runStage"; stage: Exclude<StageName, "Evaluate">; suspend: boolean }
   | { type: "createEvaluation" }
-  | { type: "tearDownRegenServer" }
-  | { type: "none" };
+  | { type: "tearDownRegenServer" };
 
 export interface PipelineEvent {
   type: "Normal" | "Warning";
