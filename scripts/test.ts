@@ -25,6 +25,11 @@ const steps: Step[] = [
     command: ["bash", "runtime/scripts/setup-venv.sh"],
     needs: "runtime/scripts/setup-venv.sh",
   },
+  {
+    name: "python lint and format (ruff)",
+    command: ["bash", "-c", "cd runtime && .venv/bin/ruff check . && .venv/bin/ruff format --check ."],
+    needs: "runtime/requirements-dev.txt",
+  },
   { name: "unit and integration tests (vitest)", command: ["vitest", "run"] },
   {
     name: "runtime tests (pytest)",

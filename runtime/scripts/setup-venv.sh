@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Create or update runtime/.venv with the pinned runtime requirements: the reference backend's
-# (requirements-reference.txt) and the task agent's (requirements-agent.txt: jsonschema).
+# (requirements-reference.txt), the task agent's (requirements-agent.txt: jsonschema) and the
+# development tools the test command runs (requirements-dev.txt: ruff).
 # Idempotent: a stamp file holding the hash of both files (and the Python version) skips the
 # (large) reinstall.
 set -euo pipefail
 
 RUNTIME_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SPECOPS_VENV:-$RUNTIME_DIR/.venv}"
-REQS=("$RUNTIME_DIR/requirements-reference.txt" "$RUNTIME_DIR/requirements-agent.txt")
+REQS=("$RUNTIME_DIR/requirements-reference.txt" "$RUNTIME_DIR/requirements-agent.txt" "$RUNTIME_DIR/requirements-dev.txt")
 PYTHON="${PYTHON:-python3}"
 STAMP="$VENV/.requirements.sha256"
 

@@ -28,7 +28,11 @@ class ProcessGroup:
 
 
 def describe(cmd: list[str], env: dict[str, str]) -> str:
-    shown = {k: v for k, v in redact_env(env).items() if k in _SHOWN_ENV or k.startswith(("SPECOPS_", "VLLM_", "SGLANG_"))}
+    shown = {
+        k: v
+        for k, v in redact_env(env).items()
+        if k in _SHOWN_ENV or k.startswith(("SPECOPS_", "VLLM_", "SGLANG_"))
+    }
     return " ".join(f"{k}={v}" for k, v in sorted(shown.items())) + " " + " ".join(cmd)
 
 

@@ -24,7 +24,10 @@ def acceptance_from_metrics(text: str) -> dict:
             if s.name == "vllm:spec_decode_num_accepted_tokens_per_pos_total":
                 pos = int(s.labels.get("position", 0))
                 per_pos[pos] = per_pos.get(pos, 0.0) + s.value
-            elif s.name in ("vllm:spec_decode_num_drafts_total", "vllm:spec_decode_num_accepted_tokens_total"):
+            elif s.name in (
+                "vllm:spec_decode_num_drafts_total",
+                "vllm:spec_decode_num_accepted_tokens_total",
+            ):
                 sums[s.name] = sums.get(s.name, 0.0) + s.value
             elif s.name == "sglang:spec_accept_length":
                 sglang_tau = s.value

@@ -24,7 +24,9 @@ def speculative_args(params: dict, draft_ref: str | None, fmt: str) -> list[str]
             args += ["--speculative-num-draft-tokens", str(k + 1)]
         if spec.get("loadAdaptation") == "Engine":
             if k is None:
-                raise InvalidTask("params.speculative.numSpeculativeTokens: SGLang adaptive speculation needs topk 1")
+                raise InvalidTask(
+                    "params.speculative.numSpeculativeTokens: SGLang adaptive speculation needs topk 1"
+                )
             args.append("--speculative-adaptive")
     elif method == "dflash":
         if k is not None:  # z-lab DFlash: the block size is the number of draft tokens
@@ -41,7 +43,9 @@ def speculative_args(params: dict, draft_ref: str | None, fmt: str) -> list[str]
     return args
 
 
-def command(params: dict, target_ref: str, draft_ref: str | None, fmt: str, revision: str | None = None) -> list[str]:
+def command(
+    params: dict, target_ref: str, draft_ref: str | None, fmt: str, revision: str | None = None
+) -> list[str]:
     extra = engines.check_extra_args(params.get("extraEngineArgs"))
     engines.require_method_for_draft(params, draft_ref)
     cmd = [

@@ -19,14 +19,20 @@ def speculative_config(params: dict, draft_ref: str | None, fmt: str) -> dict:
     if draft_ref is not None:
         cfg["model"] = draft_ref
     elif method != "dspark":
-        raise InvalidTask("params.draft: vLLM needs a draft model except for dspark targets with a built-in drafter")
+        raise InvalidTask(
+            "params.draft: vLLM needs a draft model except for dspark targets with a built-in drafter"
+        )
     if spec.get("numSpeculativeTokens") is not None:
         cfg["num_speculative_tokens"] = spec["numSpeculativeTokens"]
     if spec.get("loadAdaptation") == "Engine":
         ranges = spec.get("lengthByBatchSize")
         if not ranges:
-            raise InvalidTask("params.speculative.lengthByBatchSize: vLLM load adaptation needs batch-size ranges")
-        cfg["num_speculative_tokens_per_batch_size"] = [[r["minBatch"], r["maxBatch"], r["tokens"]] for r in ranges]
+            raise InvalidTask(
+                "params.speculative.lengthByBatchSize: vLLM load adaptation needs batch-size ranges"
+            )
+        cfg["num_speculative_tokens_per_batch_size"] = [
+            [r["minBatch"], r["maxBatch"], r["tokens"]] for r in ranges
+        ]
     if spec.get("adaptiveVerification"):
         if method != "dspark":
             raise InvalidTask("params.speculative.adaptiveVerification: needs a dspark draft")
@@ -34,7 +40,9 @@ def speculative_config(params: dict, draft_ref: str | None, fmt: str) -> dict:
     return cfg
 
 
-def command(params: dict, target_ref: str, draft_ref: str | None, fmt: str, revision: str | None = None) -> list[str]:
+def command(
+    params: dict, target_ref: str, draft_ref: str | None, fmt: str, revision: str | None = None
+) -> list[str]:
     extra = engines.check_extra_args(params.get("extraEngineArgs"))
     engines.require_method_for_draft(params, draft_ref)
     cmd = [
@@ -52,7 +60,10 @@ def command(params: dict, target_ref: str, draft_ref: str | None, fmt: str, revi
     ]
     # No method: the target alone (answer regeneration, no-speculation baselines).
     if params.get("method"):
-        cmd += ["--speculative-config", json.dumps(speculative_config(params, draft_ref, fmt), separators=(",", ":"))]
+        cmd += [
+            "--speculative-config",
+            json.dumps(speculative_config(params, draft_ref, fmt), separators=(",", ":")),
+        ]
     if revision:
         cmd += ["--revision", revision]
     return cmd + extra

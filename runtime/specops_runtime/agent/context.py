@@ -34,7 +34,11 @@ class TaskContext:
 
     def log(self, msg: str) -> None:
         ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        print(f"{ts} [{self.kind}/{self.backend}] {redact_text(str(msg), dict(os.environ))}", file=sys.stderr, flush=True)
+        print(
+            f"{ts} [{self.kind}/{self.backend}] {redact_text(str(msg), dict(os.environ))}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def resolve(self, uri: str, field: str = "uri") -> str:
         return locations.resolve(uri, self.task, field)

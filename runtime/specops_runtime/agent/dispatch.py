@@ -35,7 +35,11 @@ def resolve(backend: str, kind: str, modules: dict[str, str] | None = None) -> C
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         # Only "this backend is not in the image" is unsupported; a broken import inside it is a bug.
-        if e.name and (module_name == e.name or module_name.startswith(e.name + ".") or e.name in ("torch", "vllm", "sglang")):
+        if e.name and (
+            module_name == e.name
+            or module_name.startswith(e.name + ".")
+            or e.name in ("torch", "vllm", "sglang")
+        ):
             raise Unsupported(f"backend: {backend} is not available in this image ({e.name} missing)") from e
         raise
     fn = getattr(module, fn_name, None)

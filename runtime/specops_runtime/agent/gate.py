@@ -6,7 +6,10 @@ from __future__ import annotations
 def summarize(results: list[dict]) -> dict:
     taus = [r["tau"] for r in results if r.get("tau") is not None]
     speedups = [r["speedup"] for r in results if r.get("speedup") is not None]
-    out = {"macroTau": sum(taus) / len(taus) if taus else 0.0, "samples": sum(int(r.get("samples", 0)) for r in results)}
+    out = {
+        "macroTau": sum(taus) / len(taus) if taus else 0.0,
+        "samples": sum(int(r.get("samples", 0)) for r in results),
+    }
     if speedups:
         out["macroSpeedup"] = sum(speedups) / len(speedups)
     return out
@@ -26,5 +29,7 @@ def verdict(summary: dict, results: list[dict], gate: dict | None) -> dict:
     if gate.get("minSpeedup") is not None:
         got = summary.get("macroSpeedup")
         if got is None or got < gate["minSpeedup"]:
-            reasons.append(f"macro speedup {got if got is None else round(got, 3)} < minSpeedup {gate['minSpeedup']}")
+            reasons.append(
+                f"macro speedup {got if got is None else round(got, 3)} < minSpeedup {gate['minSpeedup']}"
+            )
     return {"verdict": "Failed", "reasons": reasons} if reasons else {"verdict": "Passed"}

@@ -28,7 +28,9 @@ def resolve(uri: str, task: dict, field: str = "uri") -> str:
     if uri.startswith("builtin://"):
         return uri
     if uri.startswith(("s3://", "gs://")):
-        raise Unsupported(f"{field}: {uri.split('://')[0]}:// must be staged onto mounted storage by the operator")
+        raise Unsupported(
+            f"{field}: {uri.split('://')[0]}:// must be staged onto mounted storage by the operator"
+        )
     if uri.startswith("/"):
         return uri
     raise Unsupported(f"{field}: unsupported location {uri!r}")

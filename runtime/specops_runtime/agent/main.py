@@ -40,7 +40,15 @@ def load_task(path: str) -> dict:
         raise InvalidTask(f"task: {path} is not valid JSON ({e})") from e
 
 
-def build_result(task: dict | None, raw_doc: dict | None, returned, reason: str, message: str | None, started: float, start_time: str) -> dict:
+def build_result(
+    task: dict | None,
+    raw_doc: dict | None,
+    returned,
+    reason: str,
+    message: str | None,
+    started: float,
+    start_time: str,
+) -> dict:
     src = task or raw_doc or {}
     consts = contract.constants()
     result: dict = {"apiVersion": consts["apiVersion"], "kind": "Result"}
@@ -73,7 +81,9 @@ def finish_evaluation(result: dict, task: dict) -> str | None:
     if task["kind"] != "eval" or not isinstance(evaluation, dict) or "results" not in evaluation:
         return None
     evaluation.setdefault("summary", gate.summarize(evaluation["results"]))
-    evaluation["gate"] = gate.verdict(evaluation["summary"], evaluation["results"], task["params"].get("gate"))
+    evaluation["gate"] = gate.verdict(
+        evaluation["summary"], evaluation["results"], task["params"].get("gate")
+    )
     if evaluation["gate"]["verdict"] == "Failed":
         return "gate failed: " + "; ".join(evaluation["gate"]["reasons"])
     return None

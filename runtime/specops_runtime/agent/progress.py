@@ -56,25 +56,42 @@ class ProgressState:
         self._lock = threading.Lock()
         self._unknown_warned: set[str] = set()
         start = now_rfc3339()
-        self._data: dict = {"kind": kind, "backend": backend, "state": "starting", "startTime": start, "time": start}
+        self._data: dict = {
+            "kind": kind,
+            "backend": backend,
+            "state": "starting",
+            "startTime": start,
+            "time": start,
+        }
         self.registry = CollectorRegistry()
         r = self.registry
         labels = {"kind": kind, "backend": backend}
-        Gauge("specops_task_info", "The task this pod runs.", ["kind", "backend"], registry=r).labels(**labels).set(1)
+        Gauge("specops_task_info", "The task this pod runs.", ["kind", "backend"], registry=r).labels(
+            **labels
+        ).set(1)
         self._state = Gauge("specops_task_state", "1 for the current lifecycle state.", ["state"], registry=r)
         self._gauges = {
             "step": Gauge("specops_task_step", "Current step.", registry=r),
             "total": Gauge("specops_task_total_steps", "Total steps.", registry=r),
             "epoch": Gauge("specops_task_epoch", "Current (fractional) epoch.", registry=r),
             "loss": Gauge("specops_task_loss", "Latest training loss.", registry=r),
-            "tauEstimate": Gauge("specops_task_tau_estimate", "Estimated tau, bonus token counted.", registry=r),
-            "throughput": Gauge("specops_task_throughput", "Work per second (see /progress unit).", registry=r),
+            "tauEstimate": Gauge(
+                "specops_task_tau_estimate", "Estimated tau, bonus token counted.", registry=r
+            ),
+            "throughput": Gauge(
+                "specops_task_throughput", "Work per second (see /progress unit).", registry=r
+            ),
             "etaSeconds": Gauge("specops_task_eta_seconds", "Estimated seconds left.", registry=r),
         }
         self._acceptance = Gauge(
-            "specops_task_acceptance_rate", "Share of rounds whose i-th draft token survived.", ["position"], registry=r
+            "specops_task_acceptance_rate",
+            "Share of rounds whose i-th draft token survived.",
+            ["position"],
+            registry=r,
         )
-        self._updated = Gauge("specops_task_last_update_timestamp_seconds", "Unix time of the last update.", registry=r)
+        self._updated = Gauge(
+            "specops_task_last_update_timestamp_seconds", "Unix time of the last update.", registry=r
+        )
         self._set_state_gauge("starting")
 
     def _set_state_gauge(self, state: str) -> None:
@@ -108,7 +125,9 @@ class ProgressState:
             elif name == "acceptanceByPosition":
                 clean[name] = [min(1.0, max(0.0, float(x))) for x in value][:64]
             else:
-                clean[name] = str(value)[:1024] if name == "message" else str(value)[:63 if name == "stage" else 32]
+                clean[name] = (
+                    str(value)[:1024] if name == "message" else str(value)[: 63 if name == "stage" else 32]
+                )
         with self._lock:
             for k, v in clean.items():
                 if v is None:

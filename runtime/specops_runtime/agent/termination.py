@@ -53,11 +53,15 @@ def compact(result: dict, max_bytes: int | None = None) -> str:
         lambda d: d.get("outputs", {}).pop("files", None),
         lambda d: d.get("outputs", {}).pop("dataPaths", None),
         lambda d: d.pop("profile", None),
-        lambda d: d.get("evaluation", {}).update(
-            results=[{"name": r.get("name"), "tau": r.get("tau")} for r in d["evaluation"].get("results", [])]
-        )
-        if "evaluation" in d
-        else None,
+        lambda d: (
+            d.get("evaluation", {}).update(
+                results=[
+                    {"name": r.get("name"), "tau": r.get("tau")} for r in d["evaluation"].get("results", [])
+                ]
+            )
+            if "evaluation" in d
+            else None
+        ),
         lambda d: d.get("evaluation", {}).pop("results", None),
         lambda d: d.get("evaluation", {}).get("gate", {}).pop("reasons", None),
     ]

@@ -10,7 +10,13 @@ OUT = "/mnt/specops/pvc/work/dt1/train"
 
 
 def _task(kind, params, backend="deepspec", **extra):
-    doc = {"apiVersion": "runtime.specops.dev/v1", "kind": kind, "backend": backend, "output": {"path": OUT}, "params": params}
+    doc = {
+        "apiVersion": "runtime.specops.dev/v1",
+        "kind": kind,
+        "backend": backend,
+        "output": {"path": OUT},
+        "params": params,
+    }
     doc.update(extra)
     return validate_task(doc)
 
@@ -26,8 +32,19 @@ def test_train_command_maps_every_first_class_field():
             "target": {"uri": "hf://Qwen/Qwen3-8B"},
             "method": "dspark",
             "targetCachePath": "/mnt/specops/pvc/work/cache",
-            "draft": {"blockSize": 5, "numLayers": 3, "targetLayerIds": [1, 9, 17], "dspark": {}, "configOverrides": {"train.torch_compile": "false"}},
-            "training": {"maxSteps": 1000, "learningRate": 0.0003, "globalBatchSize": 64, "perGpuBatchSize": 2},
+            "draft": {
+                "blockSize": 5,
+                "numLayers": 3,
+                "targetLayerIds": [1, 9, 17],
+                "dspark": {},
+                "configOverrides": {"train.torch_compile": "false"},
+            },
+            "training": {
+                "maxSteps": 1000,
+                "learningRate": 0.0003,
+                "globalBatchSize": 64,
+                "perGpuBatchSize": 2,
+            },
         },
         distributed={"nodes": 2, "gpusPerNode": 8, "masterAddr": "dt1-0.dt1"},
     )
@@ -59,7 +76,12 @@ def test_train_command_maps_every_first_class_field():
 def test_eagle3_uses_ttt_length_and_pvc_target_resolves_to_mount():
     t = _task(
         "train",
-        {"target": {"uri": "pvc://models/qwen3-4b"}, "method": "eagle3", "targetCachePath": "/c", "training": {"epochs": 2}},
+        {
+            "target": {"uri": "pvc://models/qwen3-4b"},
+            "method": "eagle3",
+            "targetCachePath": "/c",
+            "training": {"epochs": 2},
+        },
     )
     cmd = commands.train_command(t["params"], t)
     assert "--config" in cmd and cmd[cmd.index("--config") + 1] == "config/eagle3/eagle3_qwen3_4b.py"
@@ -70,7 +92,10 @@ def test_eagle3_uses_ttt_length_and_pvc_target_resolves_to_mount():
 
 
 def test_unknown_target_needs_an_explicit_config():
-    t = _task("train", {"target": {"uri": "hf://meta-llama/Llama-3.1-8B"}, "method": "dflash", "targetCachePath": "/c"})
+    t = _task(
+        "train",
+        {"target": {"uri": "hf://meta-llama/Llama-3.1-8B"}, "method": "dflash", "targetCachePath": "/c"},
+    )
     with pytest.raises(InvalidTask, match=r"^params\.deepspecConfig"):
         commands.train_command(t["params"], t)
     t["params"]["deepspecConfig"] = "config/dflash/my_llama.py"
@@ -85,10 +110,18 @@ def test_managed_override_is_refused():
 
 
 def test_node_env_follows_deepspec_launcher_semantics():
-    t = _task("train", {"target": {"uri": "hf://Qwen/Qwen3-8B"}, "method": "dspark", "targetCachePath": "/c"},
-              distributed={"nodes": 4, "gpusPerNode": 8, "masterAddr": "dt1-0.dt1"})
+    t = _task(
+        "train",
+        {"target": {"uri": "hf://Qwen/Qwen3-8B"}, "method": "dspark", "targetCachePath": "/c"},
+        distributed={"nodes": 4, "gpusPerNode": 8, "masterAddr": "dt1-0.dt1"},
+    )
     env = commands.node_env(t, {"JOB_COMPLETION_INDEX": "2", "LOCAL_RANK": "5", "PATH": "/bin"})
-    assert (env["RANK"], env["WORLD_SIZE"], env["MASTER_ADDR"], env["MASTER_PORT"]) == ("2", "4", "dt1-0.dt1", "29500")
+    assert (env["RANK"], env["WORLD_SIZE"], env["MASTER_ADDR"], env["MASTER_PORT"]) == (
+        "2",
+        "4",
+        "dt1-0.dt1",
+        "29500",
+    )
     assert env["HOME"] == OUT and "LOCAL_RANK" not in env and env["PATH"] == "/bin"
     with pytest.raises(InvalidTask, match=r"^distributed\.nodes"):
         commands.node_env(t, {"JOB_COMPLETION_INDEX": "4"})
@@ -105,7 +138,14 @@ def test_data_commands():
         "--test-size", "0.05", "--seed", "42", "--train-output-path", f"{OUT}/train.jsonl",
         "--test-output-dir", f"{OUT}/eval_datasets", "--skip-existing", "--sample-size", "1000",
     ]  # fmt: skip
-    t = _task("regenerate", {"target": {"uri": "hf://Qwen/Qwen3-4B"}, "inputPath": "/d/train.jsonl", "servers": ["regen-0.svc:8000", "regen-1.svc:8000"]})
+    t = _task(
+        "regenerate",
+        {
+            "target": {"uri": "hf://Qwen/Qwen3-4B"},
+            "inputPath": "/d/train.jsonl",
+            "servers": ["regen-0.svc:8000", "regen-1.svc:8000"],
+        },
+    )
     assert commands.regenerate_command(t["params"], t) == [
         "python", "scripts/data/generate_train_data.py", "--model", "Qwen/Qwen3-4B",
         "--server-address", "regen-0.svc:8000", "regen-1.svc:8000",
@@ -113,7 +153,14 @@ def test_data_commands():
         "--max-tokens", "4096", "--disable-thinking", "--resume",
         "--input-file-path", "/d/train.jsonl", "--output-file-path", f"{OUT}/train_regen.jsonl",
     ]  # fmt: skip
-    t = _task("target-cache", {"target": {"uri": "hf://Qwen/Qwen3-4B"}, "method": "dspark", "dataPaths": ["/d/a.jsonl", "/d/b.jsonl"]})
+    t = _task(
+        "target-cache",
+        {
+            "target": {"uri": "hf://Qwen/Qwen3-4B"},
+            "method": "dspark",
+            "dataPaths": ["/d/a.jsonl", "/d/b.jsonl"],
+        },
+    )
     cmd = commands.target_cache_command(t["params"], t)
     assert cmd[:12] == [
         "python", "scripts/data/prepare_target_cache.py", "--config", "config/dspark/dspark_qwen3_4b.py",

@@ -18,8 +18,17 @@ Saved checkpoint to /mnt/specops/pvc/work/out/checkpoints/specops/draft/step_20
 
 
 def test_parse_train_line():
-    p = parse_train_line("2026-07-01 10:00:00 epoch=2 step=120/3000 loss=3.2500 | elapsed=12.00min | remaining=288.00min")
-    assert p == {"epoch": 2.0, "step": 120, "total": 3000, "loss": 3.25, "elapsedSeconds": 720.0, "etaSeconds": 17280.0}
+    p = parse_train_line(
+        "2026-07-01 10:00:00 epoch=2 step=120/3000 loss=3.2500 | elapsed=12.00min | remaining=288.00min"
+    )
+    assert p == {
+        "epoch": 2.0,
+        "step": 120,
+        "total": 3000,
+        "loss": 3.25,
+        "elapsedSeconds": 720.0,
+        "etaSeconds": 17280.0,
+    }
     assert parse_train_line("Saved checkpoint to /x/step_3") is None
     assert parse_train_line("epoch=0 step=1/2 loss=nan")["step"] == 1
 
@@ -33,7 +42,10 @@ def test_train_progress_feeds_report_with_throughput_and_checkpoint():
     assert [r["step"] for r in steps] == [10, 20, 30]
     assert steps[1]["throughput"] == pytest.approx(10 / 90) and steps[1]["throughputUnit"] == "steps/s"
     assert steps[2]["loss"] == pytest.approx(0.55) and steps[2]["epoch"] == 1.0
-    assert tp.checkpoint == {"path": "/mnt/specops/pvc/work/out/checkpoints/specops/draft/step_20", "step": 20}
+    assert tp.checkpoint == {
+        "path": "/mnt/specops/pvc/work/out/checkpoints/specops/draft/step_20",
+        "step": 20,
+    }
     assert parse_checkpoint_line("Saved checkpoint to /a/b/step_latest.")["step"] is None
 
 

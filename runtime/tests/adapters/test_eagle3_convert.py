@@ -50,9 +50,20 @@ def test_converts_config_and_weights(tmp_path):
         "midlayer.self_attn.q_proj.weight", "midlayer.mlp.down_proj.weight", "midlayer.hidden_norm.weight",
     }  # fmt: skip
     np.testing.assert_array_equal(out["fc.weight"], src["fc.weight"])
-    np.testing.assert_array_equal(out["midlayer.self_attn.q_proj.weight"], src["layers.0.self_attn.q_proj.weight"])
-    assert out["d2t"].dtype == np.int64 and not out["d2t"].any() and out["t2d"].all() and out["t2d"].shape == (V,)
-    assert sorted(info["dropped"]) == ["embed_tokens.weight", "layers.0.self_attn.k_norm.weight", "layers.0.self_attn.q_norm.weight"]
+    np.testing.assert_array_equal(
+        out["midlayer.self_attn.q_proj.weight"], src["layers.0.self_attn.q_proj.weight"]
+    )
+    assert (
+        out["d2t"].dtype == np.int64
+        and not out["d2t"].any()
+        and out["t2d"].all()
+        and out["t2d"].shape == (V,)
+    )
+    assert sorted(info["dropped"]) == [
+        "embed_tokens.weight",
+        "layers.0.self_attn.k_norm.weight",
+        "layers.0.self_attn.q_norm.weight",
+    ]
 
 
 def test_refuses_non_identity_qk_norm(tmp_path):

@@ -44,7 +44,10 @@ def test_vllm_load_adaptation_and_adaptive_verification():
         numSpeculativeTokens=7,
         loadAdaptation="Engine",
         adaptiveVerification=True,
-        lengthByBatchSize=[{"minBatch": 1, "maxBatch": 8, "tokens": 7}, {"minBatch": 9, "maxBatch": 64, "tokens": 0}],
+        lengthByBatchSize=[
+            {"minBatch": 1, "maxBatch": 8, "tokens": 7},
+            {"minBatch": 9, "maxBatch": 64, "tokens": 0},
+        ],
     )
     assert _spec(vllm.command(p, "T", "/d", "deepspec")) == {
         "method": "dspark", "model": "/d", "num_speculative_tokens": 7,
@@ -56,7 +59,17 @@ def test_vllm_load_adaptation_and_adaptive_verification():
 
 
 def test_sglang_methods():
-    base = ["python", "-m", "sglang.launch_server", "--model-path", "Qwen/Qwen3-8B", *HEAD, "--tp-size", "1", "--enable-metrics"]
+    base = [
+        "python",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        "Qwen/Qwen3-8B",
+        *HEAD,
+        "--tp-size",
+        "1",
+        "--enable-metrics",
+    ]
     e3 = sglang.command(_params("eagle3", numSpeculativeTokens=3), "Qwen/Qwen3-8B", "/d", "native")
     assert e3 == base + ["--speculative-algorithm", "EAGLE3", "--speculative-draft-model-path", "/d",
                          "--speculative-num-steps", "3", "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", "4"]  # fmt: skip
@@ -68,13 +81,17 @@ def test_sglang_methods():
     assert zlab[len(base):] == ["--speculative-algorithm", "DFLASH", "--speculative-draft-model-path", "/z",
                                 "--speculative-num-draft-tokens", "16"]  # fmt: skip
     assert sglang.command(_params("dflash"), "T", "/d", "deepspec")[-3] == "DSPARK"
-    adaptive = sglang.command(_params("eagle3", numSpeculativeTokens=3, loadAdaptation="Engine"), "T", "/d", "native")
+    adaptive = sglang.command(
+        _params("eagle3", numSpeculativeTokens=3, loadAdaptation="Engine"), "T", "/d", "native"
+    )
     assert adaptive[-1] == "--speculative-adaptive"
     with pytest.raises(InvalidTask, match="loadAdaptation"):
         sglang.command(_params("dspark", loadAdaptation="Engine"), "T", "/d", "deepspec")
 
 
-@pytest.mark.parametrize("arg", ["--port=9000", "--speculative-config", "--model", "--tp-size=2", "--enable-metrics"])
+@pytest.mark.parametrize(
+    "arg", ["--port=9000", "--speculative-config", "--model", "--tp-size=2", "--enable-metrics"]
+)
 def test_managed_flags_are_refused(arg):
     p = _params("eagle3")
     p["extraEngineArgs"] = ["--max-model-len=8192", arg]
@@ -86,11 +103,17 @@ def test_managed_flags_are_refused(arg):
 def test_extra_args_are_appended():
     p = _params("eagle3")
     p["extraEngineArgs"] = ["--max-model-len=8192", "--gpu-memory-utilization", "0.9"]
-    assert vllm.command(p, "T", "/d", "native")[-3:] == ["--max-model-len=8192", "--gpu-memory-utilization", "0.9"]
+    assert vllm.command(p, "T", "/d", "native")[-3:] == [
+        "--max-model-len=8192",
+        "--gpu-memory-utilization",
+        "0.9",
+    ]
 
 
 def test_draft_format_from_config(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["Qwen3DSparkModel"], "markov_rank": 0}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"architectures": ["Qwen3DSparkModel"], "markov_rank": 0})
+    )
     assert engines.draft_format({"draftFormat": "auto"}, str(tmp_path)) == "deepspec"
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["DFlashDraftModel"]}))
     assert engines.draft_format({"draftFormat": "auto"}, str(tmp_path)) == "native"
@@ -109,7 +132,10 @@ vllm:spec_decode_num_accepted_tokens_per_pos_total{engine="0",model_name="q",pos
 
 
 def test_acceptance_from_engine_metrics():
-    assert serving.acceptance_from_metrics(VLLM_METRICS) == {"tauEstimate": 3.5, "acceptanceByPosition": [0.9, 0.6]}
+    assert serving.acceptance_from_metrics(VLLM_METRICS) == {
+        "tauEstimate": 3.5,
+        "acceptanceByPosition": [0.9, 0.6],
+    }
     sg = '# TYPE sglang:spec_accept_length gauge\nsglang:spec_accept_length{model_name="q"} 4.2\n'
     assert serving.acceptance_from_metrics(sg) == {"tauEstimate": 4.2}
     assert serving.acceptance_from_metrics("") == {}
@@ -127,7 +153,9 @@ def test_target_alone_has_no_speculative_flags():
     p = _target_only_params()
     assert vllm.command(p, "Qwen/Qwen3-8B", None, "native") == [
         "vllm", "serve", "Qwen/Qwen3-8B", *HEAD, "--tensor-parallel-size", "1"]  # fmt: skip
-    assert not [a for a in sglang.command(p, "Qwen/Qwen3-8B", None, "native") if a.startswith("--speculative")]
+    assert not [
+        a for a in sglang.command(p, "Qwen/Qwen3-8B", None, "native") if a.startswith("--speculative")
+    ]
 
 
 @pytest.mark.parametrize("engine", [vllm, sglang])

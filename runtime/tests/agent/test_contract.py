@@ -24,14 +24,32 @@ def test_valid_train_task_gets_schema_defaults(tmp_path):
     [
         ("prepare-data", "deepspec", {"prompts": {"uri": "hf://mlabonne/open-perfectblend"}}),
         ("regenerate", "reference", {"target": {"uri": "builtin://tiny"}, "inputPath": "/d/train.jsonl"}),
-        ("target-cache", "deepspec", {"target": {"uri": "hf://Qwen/Qwen3-4B"}, "method": "eagle3", "dataPaths": ["/d/a.jsonl"]}),
-        ("eval", "deepspec", {"target": {"uri": "hf://Qwen/Qwen3-8B"}, "draft": {"uri": "pvc://c/d"}, "method": "dspark"}),
-        ("serve", "sglang", {"target": {"uri": "hf://Qwen/Qwen3-8B"}, "draft": {"uri": "pvc://c/d"}, "method": "eagle3"}),
+        (
+            "target-cache",
+            "deepspec",
+            {"target": {"uri": "hf://Qwen/Qwen3-4B"}, "method": "eagle3", "dataPaths": ["/d/a.jsonl"]},
+        ),
+        (
+            "eval",
+            "deepspec",
+            {"target": {"uri": "hf://Qwen/Qwen3-8B"}, "draft": {"uri": "pvc://c/d"}, "method": "dspark"},
+        ),
+        (
+            "serve",
+            "sglang",
+            {"target": {"uri": "hf://Qwen/Qwen3-8B"}, "draft": {"uri": "pvc://c/d"}, "method": "eagle3"},
+        ),
         ("profile", "reference", {"target": {"uri": "builtin://tiny"}}),
     ],
 )
 def test_each_kind_accepts_a_minimal_task(tmp_path, kind, backend, params):
-    doc = {"apiVersion": "runtime.specops.dev/v1", "kind": kind, "backend": backend, "output": {"path": "/o"}, "params": params}
+    doc = {
+        "apiVersion": "runtime.specops.dev/v1",
+        "kind": kind,
+        "backend": backend,
+        "output": {"path": "/o"},
+        "params": params,
+    }
     assert validate_task(doc)["kind"] == kind
 
 
@@ -41,7 +59,11 @@ def test_eval_defaults_to_the_nine_benchmarks(tmp_path):
         "kind": "eval",
         "backend": "deepspec",
         "output": {"path": "/o"},
-        "params": {"target": {"uri": "hf://Qwen/Qwen3-8B"}, "draft": {"uri": "pvc://c/d"}, "method": "dspark"},
+        "params": {
+            "target": {"uri": "hf://Qwen/Qwen3-8B"},
+            "draft": {"uri": "pvc://c/d"},
+            "method": "dspark",
+        },
     }
     t = validate_task(doc)
     assert [x["name"] for x in t["params"]["tasks"]][:2] == ["gsm8k", "math500"]
@@ -101,8 +123,12 @@ def test_agent_refuses_missing_task_file(tmp_path):
     import subprocess
     import sys
 
-    env = dict(os.environ, SPECOPS_TERMINATION_LOG=str(tmp_path / "t"), SPECOPS_TASK=str(tmp_path / "nope.json"))
-    rc = subprocess.run([sys.executable, "-m", "specops_runtime.agent"], env=env, capture_output=True).returncode
+    env = dict(
+        os.environ, SPECOPS_TERMINATION_LOG=str(tmp_path / "t"), SPECOPS_TASK=str(tmp_path / "nope.json")
+    )
+    rc = subprocess.run(
+        [sys.executable, "-m", "specops_runtime.agent"], env=env, capture_output=True
+    ).returncode
     assert rc == 10
 
 
@@ -110,7 +136,13 @@ def test_exit_codes_come_from_the_generated_contract():
     codes = contract.exit_codes()
     assert codes["success"] == 0
     assert len(set(codes.values())) == len(codes)
-    assert {"invalidTask", "missingInput", "outOfMemory", "retriableInfrastructure", "gateFailed"} <= codes.keys()
+    assert {
+        "invalidTask",
+        "missingInput",
+        "outOfMemory",
+        "retriableInfrastructure",
+        "gateFailed",
+    } <= codes.keys()
 
 
 def test_constants_mirror_the_operator():

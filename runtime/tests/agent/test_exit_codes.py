@@ -25,7 +25,10 @@ class DistNetworkError(RuntimeError):  # torch.distributed's name
         (RuntimeError("CUDA out of memory. Tried to allocate"), "outOfMemory"),
         (MemoryError(), "outOfMemory"),
         (DistNetworkError("connection to rank 3 lost"), "retriableInfrastructure"),
-        (RuntimeError("NCCL error in: ProcessGroupNCCL.cpp, unhandled system error"), "retriableInfrastructure"),
+        (
+            RuntimeError("NCCL error in: ProcessGroupNCCL.cpp, unhandled system error"),
+            "retriableInfrastructure",
+        ),
         (ConnectionRefusedError(), "retriableInfrastructure"),
         (OSError(errno.EHOSTUNREACH, "no route"), "retriableInfrastructure"),
         (TimeoutError(), "retriableInfrastructure"),

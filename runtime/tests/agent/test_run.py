@@ -25,7 +25,14 @@ def train(params, ctx):
 
 
 def evaluate(params, ctx):
-    return {"evaluation": {"results": [{"name": "gsm8k", "samples": 5, "tau": 2.0}, {"name": "mt-bench", "samples": 5, "tau": 1.5}]}}
+    return {
+        "evaluation": {
+            "results": [
+                {"name": "gsm8k", "samples": 5, "tau": 2.0},
+                {"name": "mt-bench", "samples": 5, "tau": 1.5},
+            ]
+        }
+    }
 
 
 def target_cache(params, ctx):
@@ -55,7 +62,11 @@ def _run_inprocess(tmp_path, doc, monkeypatch):
     monkeypatch.setenv("SPECOPS_TERMINATION_LOG", str(tmp_path / "term"))
     (tmp_path / "task.json").write_text(json.dumps(doc))
     rc = agent_main.run(str(tmp_path / "task.json"), modules=TEST_MODULES, port=0)
-    result = json.loads((tmp_path / "out" / "result.json").read_text()) if (tmp_path / "out" / "result.json").exists() else None
+    result = (
+        json.loads((tmp_path / "out" / "result.json").read_text())
+        if (tmp_path / "out" / "result.json").exists()
+        else None
+    )
     return rc, result, json.loads((tmp_path / "term").read_text())
 
 
@@ -139,7 +150,11 @@ def _get(port, path):
 
 def test_progress_endpoint_serves_json_and_metrics_during_a_deepspec_run(tmp_path, fake_deepspec):
     port = free_port()
-    env = {"SPECOPS_DEEPSPEC_DIR": str(fake_deepspec), "SPECOPS_PROGRESS_PORT": str(port), "FAKE_STEP_SECONDS": "0.1"}
+    env = {
+        "SPECOPS_DEEPSPEC_DIR": str(fake_deepspec),
+        "SPECOPS_PROGRESS_PORT": str(port),
+        "FAKE_STEP_SECONDS": "0.1",
+    }
     proc = run_agent(tmp_path, task(tmp_path), env, wait=False)
     seen = None
     deadline = time.time() + 30
@@ -167,7 +182,11 @@ def test_progress_endpoint_serves_json_and_metrics_during_a_deepspec_run(tmp_pat
 
 def test_sigterm_reaches_the_child_and_exits_143(tmp_path, fake_deepspec):
     port = free_port()
-    env = {"SPECOPS_DEEPSPEC_DIR": str(fake_deepspec), "SPECOPS_PROGRESS_PORT": str(port), "FAKE_STEP_SECONDS": "1"}
+    env = {
+        "SPECOPS_DEEPSPEC_DIR": str(fake_deepspec),
+        "SPECOPS_PROGRESS_PORT": str(port),
+        "FAKE_STEP_SECONDS": "1",
+    }
     proc = run_agent(tmp_path, task(tmp_path), env, wait=False)
     deadline = time.time() + 20
     while time.time() < deadline:
@@ -199,9 +218,13 @@ def test_missing_target_cache_is_missing_input(tmp_path, fake_deepspec):
 
 
 def test_secrets_are_not_printed(tmp_path, fake_deepspec):
-    (fake_deepspec / "train.py").write_text("import os\nprint('token is', os.environ['HF_TOKEN'], flush=True)\n")
+    (fake_deepspec / "train.py").write_text(
+        "import os\nprint('token is', os.environ['HF_TOKEN'], flush=True)\n"
+    )
     rc, out, err, _ = run_agent(
-        tmp_path, task(tmp_path), {"SPECOPS_DEEPSPEC_DIR": str(fake_deepspec), "HF_TOKEN": "hf_supersecretvalue"}
+        tmp_path,
+        task(tmp_path),
+        {"SPECOPS_DEEPSPEC_DIR": str(fake_deepspec), "HF_TOKEN": "hf_supersecretvalue"},
     )
     assert rc == 0
     assert "hf_supersecretvalue" not in out + err and "***" in out + err

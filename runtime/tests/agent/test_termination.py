@@ -7,7 +7,12 @@ from specops_runtime.agent.termination import compact
 
 def _result(n_tasks: int, message: str = "ok") -> dict:
     rows = [
-        {"name": f"task-{i:03d}", "samples": 500, "tau": 3.0 + i / 100, "acceptanceByPosition": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]}
+        {
+            "name": f"task-{i:03d}",
+            "samples": 500,
+            "tau": 3.0 + i / 100,
+            "acceptanceByPosition": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3],
+        }
         for i in range(n_tasks)
     ]
     return {

@@ -95,7 +95,9 @@ def train_opts(params: dict, task: dict) -> list[str]:
         opts["train.num_train_epochs"] = t["epochs"]
     if t.get("maxSteps") is not None:
         opts["train.max_train_steps"] = t["maxSteps"]
-    return model_opts(params, task) + [f"{k}={yaml_value(v)}" for k, v in opts.items()] + override_opts(params)
+    return (
+        model_opts(params, task) + [f"{k}={yaml_value(v)}" for k, v in opts.items()] + override_opts(params)
+    )
 
 
 def _with_opts(cmd: list[str], opts: list[str]) -> list[str]:
@@ -166,7 +168,13 @@ def prepare_data_command(params: dict, task: dict, python: str = "python") -> li
 def regenerate_command(params: dict, task: dict, python: str = "python") -> list[str]:
     if not params.get("servers"):
         raise InvalidTask("params.servers: deepspec regeneration needs OpenAI-compatible target servers")
-    cmd = [python, "scripts/data/generate_train_data.py", "--model", target_ref(params, task), "--server-address"]
+    cmd = [
+        python,
+        "scripts/data/generate_train_data.py",
+        "--model",
+        target_ref(params, task),
+        "--server-address",
+    ]
     cmd += list(params["servers"])
     cmd += [
         "--concurrency",

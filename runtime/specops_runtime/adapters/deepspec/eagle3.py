@@ -79,7 +79,9 @@ def convert(src_dir: str | Path, dst_dir: str | Path) -> dict:
         raise MissingInput(f"params.draft: no config.json in {src_dir}")
     config = json.loads(cfg_path.read_text())
     if not is_deepspec_eagle3(config):
-        raise InvalidTask(f"params.draft: architectures {config.get('architectures')} is not a DeepSpec Eagle3 model")
+        raise InvalidTask(
+            f"params.draft: architectures {config.get('architectures')} is not a DeepSpec Eagle3 model"
+        )
     files = sorted(src_dir.glob("*.safetensors"))
     if not files:
         raise MissingInput(f"params.draft: no *.safetensors in {src_dir}")

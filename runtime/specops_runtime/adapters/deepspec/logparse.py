@@ -64,7 +64,9 @@ class TrainProgress:
                 fields["etaSeconds"] = parsed["etaSeconds"]
             # steps per second between two log lines, from DeepSpec's own elapsed clock
             if "elapsedSeconds" in parsed and self._prev and parsed["elapsedSeconds"] > self._prev[1]:
-                fields["throughput"] = (parsed["step"] - self._prev[0]) / (parsed["elapsedSeconds"] - self._prev[1])
+                fields["throughput"] = (parsed["step"] - self._prev[0]) / (
+                    parsed["elapsedSeconds"] - self._prev[1]
+                )
                 fields["throughputUnit"] = "steps/s"
             if "elapsedSeconds" in parsed:
                 self._prev = (parsed["step"], parsed["elapsedSeconds"])

@@ -163,7 +163,9 @@ def evaluate(params: dict, ctx) -> dict:
     results: list[dict] = []
     runs = commands.eval_commands(params, ctx.task, _python(), os.path.join(repo, "eval.py"))
     for n, (tasks, cmd) in enumerate(runs):
-        ctx.report(stage="eval", step=n, total=len(runs), message="evaluating " + ", ".join(t["name"] for t in tasks))
+        ctx.report(
+            stage="eval", step=n, total=len(runs), message="evaluating " + ", ".join(t["name"] for t in tasks)
+        )
         tail = process.run(cmd, env=env, ctx=ctx, cwd=str(run_dir), tail_lines=2000)
         rows = {r["name"]: r for r in parse_eval_tables("\n".join(tail))}
         for t in tasks:
