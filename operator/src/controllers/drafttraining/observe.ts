@@ -28,6 +28,12 @@ export interface JobObservation {
   failureMessage?: string;
   active: number;
   failedPods: number;
+  /** When the Job was created (RFC 3339), to tell "starting" from "stuck". */
+  createdAt?: string;
+  /** Pods of the Job that exist at all. */
+  pods: number;
+  /** Why a pod cannot be scheduled (the scheduler's message), when one cannot. */
+  unschedulable?: string;
   startTime?: string;
   completionTime?: string;
   /** The most informative pod ending: the latest failure, else the latest success. */
@@ -80,6 +86,12 @@ export function observeJob(job: Wire<V1Job>, pods: Wire<V1Pod>[]): JobObservatio
     failureMessage: failedCondition?.message,
     active: job.status?.active ?? 0,
     failedPods: job.status?.failed ?? 0,
+    createdAt: job.metadata?.creationTimestamp,
+    pods: pods.length,
+    unschedulable: pods
+      .flatMap((p) => p.status?.conditions ?? [])
+      .find((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable")
+      ?.message,
     startTime: job.status?.startTime,
     completionTime: job.status?.completionTime,
     termination: last ? (termination as Termination) : undefined,

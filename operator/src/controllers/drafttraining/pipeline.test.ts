@@ -21,6 +21,8 @@ const job = (name: string, over: Partial<JobObservation> = {}): JobObservation =
   failed: false,
   active: 1,
   failedPods: 0,
+  pods: 1,
+  createdAt: "2026-11-28T11:59:00Z",
   ...over,
 });
 const result = (outputs: object = {}) =>
@@ -205,6 +207,30 @@ describe("DraftTraining pipeline", () => {
     const d = decide(dt(), observed(jobs), NOW);
     expect(d.status.stage).toBe("Evaluate");
     expect(d.status.checkpoint).toEqual({ uri: "pvc://c/train/step_latest", step: 200 });
+  });
+
+  it("says why a stage's pods do not start: unschedulable, or no pod at all after a grace period", () => {
+    const unschedulable = job("t-data", {
+      unschedulable: "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+    });
+    const d = decide(dt(), observed({ PrepareData: unschedulable }), NOW);
+    expect(d.status.conditions?.find((c) => c.type === "PodsScheduled")).toMatchObject({
+      status: "False",
+      reason: "Unschedulable",
+      message:
+        "pods of Job t-data cannot be scheduled: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+    });
+    expect(d.events).toContainEqual(expect.objectContaining({ type: "Warning", reason: "Unschedulable" }));
+
+    const noPods = (createdAt: string) => job("t-data", { pods: 0, active: 0, createdAt });
+    const young = decide(dt(), observed({ PrepareData: noPods("2026-11-28T11:59:30Z") }), NOW);
+    expect(young.status.conditions?.find((c) => c.type === "PodsScheduled")).toBeUndefined();
+    const old = decide(dt(), observed({ PrepareData: noPods("2026-11-28T11:50:00Z") }), NOW);
+    expect(old.status.conditions?.find((c) => c.type === "PodsScheduled")?.reason).toBe("NoPods");
+
+    // Once pods run, the condition goes away.
+    const running = decide(dt(undefined, old.status), observed({ PrepareData: job("t-data") }), NOW);
+    expect(running.status.conditions?.find((c) => c.type === "PodsScheduled")).toBeUndefined();
   });
 
   it("keeps lastTransitionTime while conditions hold", () => {

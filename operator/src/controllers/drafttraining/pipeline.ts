@@ -233,6 +233,15 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   }
   if (old.stage === "Suspended")
     events.push({ type: "Normal", reason: "Resumed", message: `resumed at stage ${current.name}` });
+  const stuck = current.name === "Evaluate" ? undefined : podsNotStarting(observed.jobs[current.name], now);
+  if (stuck) {
+    set("PodsScheduled", "False", stuck.reason, stuck.message);
+    if (old.conditions?.find((c) => c.type === "PodsScheduled")?.reason !== stuck.reason) {
+      events.push({ type: "Warning", reason: stuck.reason, message: stuck.message });
+    }
+  } else {
+    conditions = conditions.filter((c) => c.type !== "PodsScheduled");
+  }
   set(
     "Progressing",
     "True",
@@ -243,6 +252,28 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   set("Succeeded", "Unknown", "InProgress", `stage ${current.name}`);
   const progress = old.progress?.stage === current.name ? old.progress : { stage: current.name };
   return { status: { ...status, stage: current.name, conditions, progress }, actions, events, active: true };
+}
+
+/** A Job that started no pod for this long is stuck (quota, admission, missing PriorityClass...). */
+export const POD_START_GRACE_MS = 60_000;
+
+/** Why the current stage's pods are not running, when they should be by now. */
+function podsNotStarting(job: JobObservation | undefined, now: number) {
+  if (!job || job.complete || job.failed || job.suspended) return undefined;
+  if (job.unschedulable) {
+    return {
+      reason: "Unschedulable",
+      message: `pods of Job ${job.name} cannot be scheduled: ${job.unschedulable}`,
+    };
+  }
+  const age = job.createdAt ? now - Date.parse(job.createdAt) : 0;
+  if (job.pods === 0 && job.failedPods === 0 && age > POD_START_GRACE_MS) {
+    return {
+      reason: "NoPods",
+      message: `Job ${job.name} has created no pod for over ${POD_START_GRACE_MS / 1000}s; \`kubectl describe job ${job.name}\` shows why (quota, admission, PriorityClass)`,
+    };
+  }
+  return undefined;
 }
 
 /** The temporary regeneration server goes away as soon as regeneration is over (or the run ends). */
