@@ -158,6 +158,31 @@ describe("DraftTraining pipeline", () => {
     });
   });
 
+  it("shows training's final figures once the run has succeeded", () => {
+    const train = done("d");
+    train.termination = {
+      exitCode: 0,
+      malformed: false,
+      result: { ...result(), training: { step: 400, totalSteps: 400, loss: 1.1, tauEstimate: 2.5 } },
+    };
+    const jobs = { PrepareData: done("a"), Regenerate: done("b"), TargetCache: done("c"), Train: train };
+    const previous = { progress: { stage: "Train" as const, step: 356, totalSteps: 400, percent: 89 } };
+    const d = decide(
+      dt(undefined, previous),
+      observed(jobs, { evaluation: { name: "e", phase: "Succeeded", macroTau: 2 } }),
+      NOW,
+    );
+    expect(d.status.progress).toEqual({
+      stage: "Train",
+      step: 400,
+      totalSteps: 400,
+      percent: 100,
+      loss: 1.1,
+      tauEstimate: 2.5,
+      lastUpdateTime: "2026-11-28T11:00:00Z",
+    });
+  });
+
   it("succeeds with the checkpoint and the evaluation summary", () => {
     const jobs = { PrepareData: done("a"), Regenerate: done("b"), TargetCache: done("c"), Train: done("d") };
     const d = decide(

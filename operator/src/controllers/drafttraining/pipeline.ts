@@ -209,6 +209,7 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
         conditions,
         checkpoint: { ...status.checkpoint, uri: observed.checkpointUri },
         evaluation: evaluation ?? old.evaluation,
+        progress: finalTrainingProgress(observed.jobs.Train) ?? status.progress,
       }),
       actions: regenTeardown(planned, stages),
       events,
@@ -252,6 +253,25 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   set("Succeeded", "Unknown", "InProgress", `stage ${current.name}`);
   const progress = old.progress?.stage === current.name ? old.progress : { stage: current.name };
   return { status: { ...status, stage: current.name, conditions, progress }, actions, events, active: true };
+}
+
+/** Training's own final figures (from its result), so a finished run does not show the last poll. */
+function finalTrainingProgress(train: JobObservation | undefined): DraftTrainingStatus["progress"] {
+  const t = train?.termination?.result?.training;
+  if (!t) return undefined;
+  return dropUndefined({
+    stage: "Train" as const,
+    step: t.step,
+    totalSteps: t.totalSteps,
+    percent:
+      t.step !== undefined && t.totalSteps
+        ? Math.min(100, Math.floor((100 * t.step) / t.totalSteps))
+        : undefined,
+    epoch: t.epoch,
+    loss: t.loss,
+    tauEstimate: t.tauEstimate,
+    lastUpdateTime: train?.completionTime,
+  });
 }
 
 /** A Job that started no pod for this long is stuck (quota, admission, missing PriorityClass...). */
