@@ -4,6 +4,7 @@ import type { z } from "zod";
 import type { draftTrainingStatus } from "../../api/drafttraining.ts";
 import type { DraftTraining } from "../../api/kinds.ts";
 import { type Condition, setCondition } from "../../lib/conditions.ts";
+import { round } from "../shared/progress.ts";
 import type { JobObservation } from "./observe.ts";
 import { plannedStages, type StageName } from "./plan.ts";
 
@@ -268,8 +269,8 @@ function finalTrainingProgress(train: JobObservation | undefined): DraftTraining
         ? Math.min(100, Math.floor((100 * t.step) / t.totalSteps))
         : undefined,
     epoch: t.epoch,
-    loss: t.loss,
-    tauEstimate: t.tauEstimate,
+    loss: round(t.loss),
+    tauEstimate: round(t.tauEstimate),
     lastUpdateTime: train?.completionTime,
   });
 }

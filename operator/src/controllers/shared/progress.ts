@@ -68,4 +68,4 @@ export function statusProgress(p: Progress, now: number): StatusProgress {
 }
 
 /** Four significant decimals: enough for humans, and status does not churn on float noise. */
-const round = (x: number | undefined) => (x === undefined ? undefined : Math.round(x * 1e4) / 1e4);
+export const round = (x: number | undefined) => (x === undefined ? undefined : Math.round(x * 1e4) / 1e4);
