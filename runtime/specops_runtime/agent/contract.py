@@ -24,6 +24,11 @@ def constants() -> dict:
     return load("constants.json")
 
 
+def stage_outputs() -> dict:
+    """File names each pipeline stage leaves in its output directory (operator and runtime agree)."""
+    return constants()["stageOutputs"]
+
+
 def exit_codes() -> dict[str, int]:
     """Exit reason name -> numeric code."""
     return {name: d["code"] for name, d in load("exit-codes.json")["exitCodes"].items()}

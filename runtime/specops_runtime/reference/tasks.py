@@ -56,6 +56,7 @@ import random
 import time
 from pathlib import Path
 
+from ..agent.contract import stage_outputs
 from . import builtins
 from . import contract_params as cp
 from . import data as synthetic
@@ -67,12 +68,6 @@ from .target import default_layer_ids, ensure_tiny_target, load_target
 EVAL_PROMPT_SEED = 7919  # synthetic eval prompts come from their own seed stream
 DEFAULT_PROMPTS_PER_SET = 300
 SERVE_PROGRESS_INTERVAL_S = 1.0
-
-
-def _stage_outputs() -> dict:
-    from ..agent import contract
-
-    return contract.constants()["stageOutputs"]
 
 
 def _setup():
@@ -121,7 +116,7 @@ def _max_positions(model) -> int:
 
 def checkpoint_dir(path: Path, field: str) -> Path:
     """A draft checkpoint: the directory itself, its ``step_latest``, or a train output's latest."""
-    consts = _stage_outputs()["train"]
+    consts = stage_outputs()["train"]
     candidates = [path, path / consts["latestLink"]]
     root = path / consts["checkpointsDir"]
     if root.is_dir():
@@ -208,7 +203,7 @@ def _eval_row(row: dict) -> dict:
 
 def prepare_data(params: dict, ctx) -> dict:
     p = cp.checked("prepare-data", params, ctx.output_dir)
-    names = _stage_outputs()["prepareData"]
+    names = stage_outputs()["prepareData"]
     rows, builtin = _prompt_rows(p, ctx)
     held_out = round(len(rows) * p["heldOutFraction"])
     if p["heldOutFraction"] > 0 and len(rows) > 1:
@@ -251,7 +246,7 @@ def regenerate(params: dict, ctx) -> dict:
     p = cp.checked("regenerate", params, ctx.output_dir)
     settings = cp.regenerate_settings(p)
     source = _input_file(p["inputPath"], "params.inputPath")
-    names = _stage_outputs()["regenerate"]
+    names = stage_outputs()["regenerate"]
     device = _setup()
     _, model, tokenizer = _target(p, ctx, device)
     out = ctx.output_dir / names["trainFile"]
@@ -291,7 +286,7 @@ def target_cache(params: dict, ctx) -> dict:
     cp.check_draft_extras(p["draft"])
     device = _setup()
     path, model, tokenizer = _target(p, ctx, device)
-    out = ctx.output_dir / _stage_outputs()["targetCache"]["dir"]
+    out = ctx.output_dir / stage_outputs()["targetCache"]["dir"]
     manifest = _build_cache(p, ctx, model, tokenizer, path, out)
     return {
         "outputs": {"targetCachePath": str(out), "samples": manifest["num_samples"]},
@@ -318,7 +313,7 @@ def _training_cache(p: dict, ctx, model, tokenizer, path: Path):
         if cache:
             raise FileNotFoundError(f"params.targetCachePath: no target cache at {cache}")
         raise ValueError("params.targetCachePath: required unless params.dataPaths is given")
-    built = ctx.work_dir / _stage_outputs()["targetCache"]["dir"]
+    built = ctx.work_dir / stage_outputs()["targetCache"]["dir"]
     ctx.log(
         f"no target cache{f' at {cache}' if cache else ''}; building one from params.dataPaths in {built}"
     )
@@ -351,7 +346,7 @@ def train(params: dict, ctx) -> dict:
     if p["training"]["precision"] != "fp32":
         ctx.log(f"training.precision {p['training']['precision']}: the reference backend trains in fp32")
     config = draft_config_for_target(method, model.config, ids, target_model_name_or_path=str(path), **shape)
-    consts = _stage_outputs()["train"]
+    consts = stage_outputs()["train"]
     out = ctx.output_dir / consts["checkpointsDir"] / cp.experiment_of(p)
     trained = train_draft(
         config,

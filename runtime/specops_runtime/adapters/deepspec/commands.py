@@ -7,7 +7,7 @@ import os
 import re
 
 from ...agent import locations
-from ...agent.contract import constants
+from ...agent.contract import constants, stage_outputs
 from ...agent.errors import InvalidTask
 
 DEFAULT_DEEPSPEC_DIR = "/opt/deepspec"
@@ -112,7 +112,8 @@ def train_command(params: dict, task: dict, python: str = "python") -> list[str]
 
 def checkpoint_root(task: dict, params: dict) -> str:
     """finalize_cfg puts checkpoints at ~/checkpoints/<project>/<exp>; HOME is the output dir."""
-    return os.path.join(task["output"]["path"], "checkpoints", "specops", params.get("experiment") or "draft")
+    checkpoints = stage_outputs()["train"]["checkpointsDir"]  # checkpoints/<project>, project "specops"
+    return os.path.join(task["output"]["path"], checkpoints, params.get("experiment") or "draft")
 
 
 def node_env(task: dict, environ: dict[str, str]) -> dict[str, str]:
@@ -155,9 +156,9 @@ def prepare_data_command(params: dict, task: dict, python: str = "python") -> li
         "--seed",
         str(params.get("seed", 42)),
         "--train-output-path",
-        os.path.join(out, "train.jsonl"),
+        os.path.join(out, stage_outputs()["prepareData"]["trainFile"]),
         "--test-output-dir",
-        os.path.join(out, "eval_datasets"),
+        os.path.join(out, stage_outputs()["prepareData"]["evalDataDir"]),
         "--skip-existing",
     ]
     if params.get("maxSamples") is not None:
@@ -197,7 +198,7 @@ def regenerate_command(params: dict, task: dict, python: str = "python") -> list
         "--input-file-path",
         params["inputPath"],
         "--output-file-path",
-        os.path.join(task["output"]["path"], "train_regen.jsonl"),
+        os.path.join(task["output"]["path"], stage_outputs()["regenerate"]["trainFile"]),
     ]
     return cmd
 
@@ -208,7 +209,7 @@ def target_cache_command(params: dict, task: dict, python: str = "python") -> li
         cmd += ["--train-data-path", p]
     cmd += [
         "--output-dir",
-        os.path.join(task["output"]["path"], "target_cache"),
+        os.path.join(task["output"]["path"], stage_outputs()["targetCache"]["dir"]),
         "--local-batch-size",
         str(params.get("batchSize", 16)),
         "--min-loss-tokens",

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from ...agent.contract import stage_outputs
 from ...agent.errors import InvalidTask, MissingInput, Unsupported
 from .. import process
 from . import commands
@@ -48,7 +49,8 @@ def prepare_data(params: dict, ctx) -> dict:
     ctx.report(stage="download", message="downloading and splitting prompts")
     cmd = commands.prepare_data_command(params, ctx.task, _python())
     process.run(cmd, env=commands.node_env(ctx.task, dict(os.environ)), ctx=ctx, cwd=repo)
-    train = ctx.output_dir / "train.jsonl"
+    names = stage_outputs()["prepareData"]
+    train = ctx.output_dir / names["trainFile"]
     if not train.exists():
         raise MissingInput(f"output.path: download_and_split wrote no {train}")
     with open(train, encoding="utf-8") as f:
@@ -56,7 +58,7 @@ def prepare_data(params: dict, ctx) -> dict:
     return {
         "outputs": {
             "dataPaths": [str(train)],
-            "evalDataDir": str(ctx.output_dir / "eval_datasets"),
+            "evalDataDir": str(ctx.output_dir / names["evalDataDir"]),
             "samples": samples,
         }
     }
@@ -68,10 +70,11 @@ def regenerate(params: dict, ctx) -> dict:
     cmd = commands.regenerate_command(params, ctx.task, _python())
     ctx.report(stage="regenerate", message=f"regenerating with {len(params['servers'])} server(s)")
     process.run(cmd, env=commands.node_env(ctx.task, dict(os.environ)), ctx=ctx, cwd=repo)
-    out = ctx.output_dir / "train_regen.jsonl"
+    names = stage_outputs()["regenerate"]
+    out = ctx.output_dir / names["trainFile"]
     with open(out, encoding="utf-8") as f:
         samples = sum(1 for line in f if line.strip())
-    files = [str(p) for p in [ctx.output_dir / "train_regen_error.jsonl"] if p.exists()]
+    files = [str(p) for p in [ctx.output_dir / names["errorFile"]] if p.exists()]
     return {"outputs": {"dataPaths": [str(out)], "samples": samples, **({"files": files} if files else {})}}
 
 
@@ -81,11 +84,11 @@ def target_cache(params: dict, ctx) -> dict:
     cmd = commands.target_cache_command(params, ctx.task, _python())
     ctx.report(stage="target-cache", message="caching target hidden states")
     process.run(cmd, env=commands.node_env(ctx.task, dict(os.environ)), ctx=ctx, cwd=repo)
-    return {"outputs": {"targetCachePath": str(ctx.output_dir / "target_cache")}}
+    return {"outputs": {"targetCachePath": str(ctx.output_dir / stage_outputs()["targetCache"]["dir"])}}
 
 
 def _latest_checkpoint(root: str) -> dict | None:
-    latest = Path(root) / "step_latest"
+    latest = Path(root) / stage_outputs()["train"]["latestLink"]
     if not latest.exists():
         return None
     target = latest.resolve()
@@ -101,7 +104,7 @@ def train(params: dict, ctx) -> dict:
     env = commands.node_env(ctx.task, dict(os.environ))
     cmd = commands.train_command(params, ctx.task, _python())
     root = commands.checkpoint_root(ctx.task, params)
-    if (Path(root) / "step_latest").exists():
+    if (Path(root) / stage_outputs()["train"]["latestLink"]).exists():
         ctx.report(message=f"resuming from {root}/step_latest")
     tracker = TrainProgress(ctx.report)
     ctx.report(stage="train")
