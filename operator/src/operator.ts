@@ -18,7 +18,7 @@ import type { Connection, KubeConfigLike } from "./lib/connection.ts";
 import { EventRecorder } from "./lib/events.ts";
 import type { Logger } from "./lib/log.ts";
 import { leaderIdentity, Manager } from "./lib/manager.ts";
-import { Deployments, Jobs, Pods } from "./lib/resources.ts";
+import { Deployments, Jobs, Pods } from "./lib/rest.ts";
 
 export interface OperatorOptions {
   /** loadConnection() in a pod; a client-node KubeConfig in tests. */

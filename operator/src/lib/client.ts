@@ -5,7 +5,7 @@
 import { fetch } from "undici";
 import { type Connection, connectionFromKubeConfig, type KubeConfigLike } from "./connection.ts";
 import { ApiError } from "./errors.ts";
-import { collectionPath, type KubeObject, objectPath, type Resource } from "./resources.ts";
+import { collectionPath, type KubeObject, objectPath, type Resource } from "./rest.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, parseDuration } from "./config.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { parseDuration } from "./time.ts";
 
 describe("loadConfig", () => {
   it("has validated defaults", () => {

@@ -2,22 +2,10 @@
 // env vars over defaults. loadConfig is pure (argv and env are parameters) and throws ConfigError
 // naming the flag and env var of every bad value, so start-up fails with one clear message.
 import { z } from "zod";
+import { parseDuration } from "./time.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
-}
-
-/** Go-style durations: "500ms", "30s", "5m", "1h30m". Returns milliseconds. */
-export function parseDuration(s: string): number | undefined {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(s); m; m = re.exec(s)) {
-    total += Number(m[1]) * (units[m[2] as string] as number);
-    matched = re.lastIndex;
-  }
-  return s.length > 0 && matched === s.length ? total : undefined;
 }
 
 const duration = z

@@ -16,7 +16,7 @@ import { silentLogger } from "./log.ts";
 import { Metrics, type ReconcileOutcome } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
 import type { RateLimiter } from "./ratelimit.ts";
-import { type KubeObject, keyOf, parseKey } from "./resources.ts";
+import { type KubeObject, keyOf, parseKey } from "./rest.ts";
 
 export interface ReconcileContext {
   key: string;

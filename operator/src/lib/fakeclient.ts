@@ -4,7 +4,7 @@
 // every call, and can be told to fail the next call of a verb.
 import type { Client, ListResult, PatchOptions, WatchEventType, WatchHandle } from "./client.ts";
 import { ApiError } from "./errors.ts";
-import type { KubeObject, Resource } from "./resources.ts";
+import type { KubeObject, Resource } from "./rest.ts";
 
 export type Verb = "get" | "list" | "watch" | "create" | "replace" | "patch" | "delete";
 

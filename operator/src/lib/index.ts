@@ -7,7 +7,6 @@ export {
   statusUnchanged,
   updateStatus,
 } from "./apply.ts";
-export type { Store } from "./cache.ts";
 export {
   type Client,
   KubeClient,
@@ -26,7 +25,7 @@ export {
   removeCondition,
   setCondition,
 } from "./conditions.ts";
-export { type Config, ConfigError, configHelp, loadConfig, parseDuration } from "./config.ts";
+export { type Config, ConfigError, configHelp, loadConfig } from "./config.ts";
 export {
   type Connection,
   ConnectionError,
@@ -62,7 +61,10 @@ export { type LeaderElectionOptions, LeaderElector } from "./leaderelection.ts";
 export { createLogger, type Logger, silentLogger } from "./log.ts";
 export { type LeaderElectionConfig, leaderIdentity, Manager, type ManagerOptions } from "./manager.ts";
 export { Metrics } from "./metrics.ts";
+export { dropUndefined } from "./objects.ts";
 export { WorkQueue } from "./queue.ts";
 export { defaultRateLimiter, type RateLimiter } from "./ratelimit.ts";
 export { redact, redactString } from "./redact.ts";
-export * from "./resources.ts";
+export * from "./rest.ts";
+export type { Store } from "./store.ts";
+export { microTime, parseDuration } from "./time.ts";

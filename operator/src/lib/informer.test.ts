@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ManualClock } from "./clock.ts";
 import { apiError, FakeClient } from "./fakeclient.ts";
 import { Informer } from "./informer.ts";
-import { ConfigMaps } from "./resources.ts";
+import { ConfigMaps } from "./rest.ts";
 
 const until = async (cond: () => boolean, what = "condition") => {
   for (let i = 0; i < 2000; i++) {

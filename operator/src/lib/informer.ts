@@ -9,12 +9,12 @@
 // Namespaces: one list/watch per configured namespace (or one cluster-wide). Per-namespace watches
 // need only namespaced RBAC (a Role per namespace), which is what a restricted install grants.
 import type { Logger } from "pino";
-import { Cache, type Store } from "./cache.ts";
 import type { Client, WatchEventType } from "./client.ts";
 import { type Clock, realClock, sleep } from "./clock.ts";
 import { ApiError, isGone } from "./errors.ts";
 import { silentLogger } from "./log.ts";
-import type { KubeObject, Resource } from "./resources.ts";
+import type { KubeObject, Resource } from "./rest.ts";
+import { Cache, type Store } from "./store.ts";
 
 export interface EventHandler<T> {
   add?(obj: T): void;

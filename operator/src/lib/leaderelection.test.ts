@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ManualClock } from "./clock.ts";
 import { FakeClient } from "./fakeclient.ts";
 import { LeaderElector } from "./leaderelection.ts";
-import { Leases } from "./resources.ts";
+import { Leases } from "./rest.ts";
 
 const until = async (cond: () => boolean, what = "condition") => {
   for (let i = 0; i < 5000; i++) {

@@ -10,10 +10,10 @@ import type { Logger } from "pino";
 import type { Client } from "./client.ts";
 import { type Clock, realClock, sleep } from "./clock.ts";
 import { isConflict, isNotFound } from "./errors.ts";
-import { microTime } from "./events.ts";
 import { silentLogger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { Leases, type Wire } from "./resources.ts";
+import { Leases, type Wire } from "./rest.ts";
+import { microTime } from "./time.ts";
 
 type V1Lease = Wire<V1LeaseModel>;
 

@@ -13,7 +13,7 @@ import { Informer, type InformerOptions } from "./informer.ts";
 import { LeaderElector } from "./leaderelection.ts";
 import { silentLogger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import type { KubeObject, Resource } from "./resources.ts";
+import type { KubeObject, Resource } from "./rest.ts";
 import { type HealthServer, startHealthServer } from "./server.ts";
 
 export interface LeaderElectionConfig {
