@@ -33,6 +33,8 @@ interface TlsAndAuth {
   token?: string;
   tokenFile?: string;
   basic?: { username: string; password: string };
+  /** TCP + TLS handshake deadline. Default 10 s. */
+  connectTimeoutMs?: number;
 }
 
 export function connect(o: TlsAndAuth): Connection {
@@ -43,6 +45,7 @@ export function connect(o: TlsAndAuth): Connection {
       key: o.key,
       servername: o.servername,
       rejectUnauthorized: o.insecure ? false : undefined,
+      timeout: o.connectTimeoutMs ?? 10_000,
     },
     keepAliveTimeout: 30_000,
   });

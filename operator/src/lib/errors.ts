@@ -13,6 +13,24 @@ export class ApiError extends Error {
     this.body = body;
     this.headers = headers;
   }
+
+  /** The server's Retry-After (seconds or an HTTP date) in ms, when it sent one (429, some 503s). */
+  get retryAfterMs(): number | undefined {
+    return parseRetryAfter(this.headers["retry-after"]);
+  }
+}
+
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** A request that got no complete answer within its deadline (a hung or unreachable API server). */
+export class RequestTimeoutError extends Error {
+  override name = "RequestTimeoutError";
 }
 
 /** Throw from reconcile to stop retrying a key: the input cannot succeed until it changes. */
