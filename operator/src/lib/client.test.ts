@@ -1,7 +1,7 @@
 // KubeClient against real local sockets: an API server that accepts and never answers (the edge a
 // hung kube-apiserver presents), one that throttles, one that pages. No fakes of the client itself.
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { KubeClient } from "./client.ts";
 import { connect } from "./connection.ts";
@@ -158,5 +158,59 @@ describe("KubeClient throttling and paging", () => {
       ["4", "1", "a=b"],
       ["4", "2", "a=b"],
     ]);
+  });
+});
+
+/** A tiny HTTP CONNECT proxy on 127.0.0.1 that records each tunnel it opens. */
+async function connectProxy(): Promise<{ url: string; tunnels: string[] }> {
+  const tunnels: string[] = [];
+  const server = createHttpServer();
+  server.on("connect", (req, client: Socket, head: Buffer) => {
+    tunnels.push(req.url ?? "");
+    const [host, port] = (req.url ?? "").split(":");
+    const upstream = tcpConnect(Number(port), host, () => {
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on("error", () => client.destroy());
+    client.on("error", () => upstream.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  servers.push({
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  });
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, tunnels };
+}
+
+describe("KubeClient through proxies", () => {
+  const apiServer = () =>
+    httpServer((_req, res) => {
+      res.end(JSON.stringify({ metadata: { name: "a" } }));
+    });
+
+  it("tunnels through the cluster's proxy-url", async () => {
+    const server = await apiServer();
+    const proxy = await connectProxy();
+    const client = new KubeClient(connect({ server, proxyUrl: proxy.url }));
+    expect(await client.get(ConfigMaps, "ns", "a")).toEqual({ metadata: { name: "a" } });
+    expect(proxy.tunnels).toEqual([new URL(server).host]);
+  });
+
+  it("follows HTTP(S)_PROXY, and NO_PROXY exempts the API server", async () => {
+    const server = await apiServer();
+    const proxy = await connectProxy();
+    const viaEnv = new KubeClient(connect({ server, proxyEnv: { HTTP_PROXY: proxy.url } }));
+    await viaEnv.get(ConfigMaps, "ns", "a");
+    expect(proxy.tunnels).toHaveLength(1);
+    const exempt = new KubeClient(
+      connect({ server, proxyEnv: { HTTP_PROXY: proxy.url, NO_PROXY: "127.0.0.1" } }),
+    );
+    await exempt.get(ConfigMaps, "ns", "a");
+    expect(proxy.tunnels).toHaveLength(1);
   });
 });

@@ -191,7 +191,7 @@ export class KubeClient implements Client {
     const done = (async () => {
       try {
         const res = await fetch(url, {
-          headers: { ...this.#conn.headers(), accept: "application/json" },
+          headers: { ...(await this.#conn.headers()), accept: "application/json" },
           dispatcher: this.#conn.dispatcher,
           signal,
         });
@@ -315,7 +315,7 @@ export class KubeClient implements Client {
           res = await fetch(this.#url(path, query), {
             method,
             headers: {
-              ...this.#conn.headers(),
+              ...(await this.#conn.headers()),
               accept: "application/json",
               ...(body !== undefined ? { "content-type": contentType } : {}),
             },
