@@ -68,7 +68,7 @@ export function isGone(err: unknown): boolean {
   return statusCode(err) === 410;
 }
 
-/** The API server's Status message from an ApiException body, or the error's own message. */
+/** The API server's Status message from an ApiError body, or the error's own message. */
 export function apiMessage(err: unknown): string {
   if (statusCode(err) !== undefined) {
     const raw = (err as { body?: unknown }).body;
