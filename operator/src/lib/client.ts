@@ -200,7 +200,7 @@ export class KubeClient implements Client {
     const done = (async () => {
       try {
         const res = await fetch(url, {
-          headers: { ...(await this.#conn.headers()), accept: "application/json" },
+          headers: { ...(await untilAborted(this.#conn.headers(), signal)), accept: "application/json" },
           dispatcher: this.#conn.dispatcher,
           signal,
         });
@@ -327,7 +327,7 @@ export class KubeClient implements Client {
           res = await fetch(this.#url(path, query), {
             method,
             headers: {
-              ...(await this.#conn.headers()),
+              ...(await untilAborted(this.#conn.headers(), signal)),
               accept: "application/json",
               ...(body !== undefined ? { "content-type": contentType } : {}),
             },
@@ -358,6 +358,16 @@ export class KubeClient implements Client {
       deadline.cancel();
     }
   }
+}
+
+/** p, or signal's reason once it aborts first (an exec credential plugin that hangs, say). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function parseJson(text: string): unknown {
