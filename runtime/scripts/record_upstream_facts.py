@@ -520,7 +520,11 @@ def sglang_facts(src: WheelSource) -> dict:
             else []
         )
         for cls in classes:
-            eagle3_loaders[cls] = {"module": path, "hasQkNorm": "q_norm" in text}
+            eagle3_loaders[cls] = {
+                "module": path,
+                "hasQkNorm": "q_norm" in text,
+                "fcAuxFromLayerIds": "len(layer_ids) if layer_ids else 3" in text,
+            }
     qwen3 = src.read("sglang/srt/models/qwen3.py")
     fn = _function(ast.parse(qwen3), "set_eagle3_layers_to_capture")
     add = None
