@@ -199,3 +199,14 @@ def test_engine_metric_names_the_agent_reads_exist_upstream():
     ):
         assert f"vllm:{name}_total" in source and VLLM["metrics"]["names"][f"vllm:{name}"] == "counter"
     assert "sglang:spec_accept_length" in source and "sglang:spec_accept_length" in SGL["metrics"]["names"]
+
+
+def test_the_facts_were_recorded_from_the_versions_the_dockerfile_pins():
+    import re
+
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    arg = {m[1]: m[2] for m in re.finditer(r"^ARG (\w+)=(\S+)$", dockerfile, re.M)}
+    assert arg["VLLM_IMAGE"].endswith(":v" + VLLM["source"]["version"])
+    assert arg["SGLANG_IMAGE"].endswith(":v" + SGL["source"]["version"])
+    assert DS["source"]["commit"].startswith(arg["DEEPSPEC_COMMIT"])
+    assert f"github.com/{DS['source']['repository']}.git" in dockerfile
