@@ -72,7 +72,7 @@ def test_greedy_untrained_draft_is_still_lossless(target, greedy_references):
 # the drafter's context update between rounds is exercised), for each method, at temperature 0.7 and
 # 1.0 with top-p, against the exact target-only distribution under the same sampling settings.
 
-VOCAB, NEW_TOKENS, GAMMA, SAMPLES = 4, 5, 2, 600
+VOCAB, NEW_TOKENS, GAMMA, SAMPLES = 4, 5, 2, 400
 PROMPT = [1, 2, 0]
 SETTINGS = {
     "t0.7-p0.9": SamplingParams(temperature=0.7, top_p=0.9),
