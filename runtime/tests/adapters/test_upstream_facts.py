@@ -210,3 +210,13 @@ def test_the_facts_were_recorded_from_the_versions_the_dockerfile_pins():
     assert arg["SGLANG_IMAGE"].endswith(":v" + SGL["source"]["version"])
     assert DS["source"]["commit"].startswith(arg["DEEPSPEC_COMMIT"])
     assert f"github.com/{DS['source']['repository']}.git" in dockerfile
+
+
+def test_adapter_constants_are_deepspecs():
+    assert commands.EAGLE3_EVAL_LAYERS == DS["eval"]["eagle3DraftNumHiddenLayers"]
+    for name, config in DS["configs"].items():
+        if name.startswith("config/dspark/"):
+            assert config["defaults"]["model.confidence_head_alpha"] == commands.DSPARK_CONFIDENCE_ALPHA
+        if name.startswith("config/dflash/"):  # DeepSpec's DFlash: no confidence head, no Markov head
+            assert config["defaults"]["model.confidence_head_alpha"] == 0.0
+            assert config["defaults"]["model.markov_rank"] == 0
