@@ -38,6 +38,7 @@ const steps: Step[] = [
       "runtime/Dockerfile",
       "scripts/images/python-base.Containerfile",
       "scripts/images/node-base.Containerfile",
+      "scripts/images/engine-stand-in-base.Containerfile",
     ],
     needs: "runtime/.venv/bin/hadolint",
   },

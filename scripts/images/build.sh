@@ -136,10 +136,12 @@ reference_image() {
 }
 
 # The vllm and sglang targets need their upstream images (vllm/vllm-openai, lmsysorg/sglang), which
-# cannot be pulled here; their own layers are built on the Python base instead, to run the agent.
+# cannot be pulled here; their own layers are built on a stand-in base instead, to run the agent.
 engine_layer_images() {
-  build -f runtime/Dockerfile --target vllm --build-arg "VLLM_IMAGE=$PYTHON_BASE_IMAGE" -t "$VLLM_LAYER_IMAGE" .
-  build -f runtime/Dockerfile --target sglang --build-arg "SGLANG_IMAGE=$PYTHON_BASE_IMAGE" -t "$SGLANG_LAYER_IMAGE" .
+  build -f scripts/images/engine-stand-in-base.Containerfile --build-arg "PYTHON_IMAGE=$PYTHON_BASE_IMAGE" \
+    -t "$ENGINE_STAND_IN_BASE_IMAGE" scripts/images
+  build -f runtime/Dockerfile --target vllm --build-arg "VLLM_IMAGE=$ENGINE_STAND_IN_BASE_IMAGE" -t "$VLLM_LAYER_IMAGE" .
+  build -f runtime/Dockerfile --target sglang --build-arg "SGLANG_IMAGE=$ENGINE_STAND_IN_BASE_IMAGE" -t "$SGLANG_LAYER_IMAGE" .
 }
 
 timed() {

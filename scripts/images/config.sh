@@ -16,10 +16,12 @@ PYTHON_BASE_IMAGE="localhost/specops-base/python:3.11-$DEBIAN_RELEASE-$BASE_KEY"
 NODE_BASE_IMAGE="localhost/specops-base/node:$NODE_VERSION-$DEBIAN_RELEASE-$BASE_KEY"
 OPERATOR_IMAGE=localhost/specops-operator:dev
 REFERENCE_IMAGE=localhost/specops-runtime:reference
-# The vllm and sglang targets' own layers (agent, user, entrypoint) built on the Python base in place
-# of the upstream engine images, which no registry here serves: the agent layer, without an engine.
-VLLM_LAYER_IMAGE=localhost/specops-runtime:vllm-layer-on-python-base
-SGLANG_LAYER_IMAGE=localhost/specops-runtime:sglang-layer-on-python-base
+# The vllm and sglang targets' own layers (agent, user, entrypoint) built on a stand-in for the
+# upstream engine images, which no registry here serves (scripts/images/engine-stand-in-base.Containerfile):
+# the agent layer, without an engine.
+ENGINE_STAND_IN_BASE_IMAGE="localhost/specops-base/engine-stand-in:$BASE_KEY"
+VLLM_LAYER_IMAGE=localhost/specops-runtime:vllm-layer-on-stand-in
+SGLANG_LAYER_IMAGE=localhost/specops-runtime:sglang-layer-on-stand-in
 # podman's default ulimits can exceed a sandbox's hard limits, and runc fails to start a container
 # then: ask for the hard open-files limit, and at most 32768 processes (higher values were refused
 # here even below the hard limit).
