@@ -50,6 +50,9 @@ export function imagesUnavailable(config: ImagesConfig, images: string[]): strin
     : undefined;
   if (spawnSync("podman", ["--version"]).error)
     return recorded ?? "podman is not installed (run scripts/images/build.sh)";
+  // Rootful podman: build.sh builds into root's storage, and the tests hand mounts to the images' users.
+  if (process.getuid?.() !== 0)
+    return "the image tests need root (rootful podman, mounts owned by the images' users)";
   const missing = images.filter((image) => spawnSync("podman", ["image", "exists", image]).status !== 0);
   if (missing.length === 0) return undefined;
   return `image ${missing.join(", ")} not built: ${recorded ?? "run scripts/images/build.sh"}`;
