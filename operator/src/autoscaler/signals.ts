@@ -25,8 +25,10 @@ export interface Signals {
   running: number | null;
   waiting: number | null;
   ttftP50: number | null;
+  ttftP90: number | null;
   ttftP95: number | null;
   tpotP50: number | null;
+  tpotP90: number | null;
   tpotP95: number | null;
   tokensPerSecondPerUser: number | null;
   generationTokensPerSecond: number | null;
@@ -40,25 +42,45 @@ interface PodSamples {
   pod: string;
   time: number | undefined;
   samples: Sample[];
+  /** Samples by series name, built once per scrape. */
+  byName: Map<string, Sample[]>;
 }
 
-const seriesKey = (pod: string, labels: Record<string, string>, drop?: string) =>
-  `${pod}\u0000${Object.keys(labels)
-    .filter((k) => k !== drop)
-    .sort()
-    .map((k) => `${k}=${labels[k]}`)
-    .join(",")}`;
+const seriesKey = (pod: string, labels: Record<string, string>, drop?: string) => {
+  let key = `${pod}\u0000`;
+  for (const k of Object.keys(labels).sort()) if (k !== drop) key += `${k}=${labels[k]},`;
+  return key;
+};
 
 function parsed(s: Scrape): PodSamples {
   const exposition = s.exposition ?? parseExposition(s.text ?? "");
-  return { pod: s.pod, time: s.time, samples: exposition.samples };
+  const byName = new Map<string, Sample[]>();
+  for (const sample of exposition.samples) {
+    const list = byName.get(sample.name);
+    if (list) list.push(sample);
+    else byName.set(sample.name, [sample]);
+  }
+  return { pod: s.pod, time: s.time, samples: exposition.samples, byName };
 }
+
+const keyCache = new WeakMap<Sample, string>();
 
 /** Samples of one exact series name, keyed by pod + labels (minus `drop`). */
 function byKey(pods: PodSamples[], name: string, drop?: string): Map<string, Sample> {
   const out = new Map<string, Sample>();
   for (const p of pods)
-    for (const s of p.samples) if (s.name === name) out.set(seriesKey(p.pod, s.labels, drop), s);
+    for (const s of p.byName.get(name) ?? []) {
+      if (drop) {
+        out.set(seriesKey(p.pod, s.labels, drop), s);
+        continue;
+      }
+      let key = keyCache.get(s);
+      if (key === undefined || !key.startsWith(`${p.pod}\u0000`)) {
+        key = seriesKey(p.pod, s.labels);
+        keyCache.set(s, key);
+      }
+      out.set(key, s);
+    }
   return out;
 }
 
@@ -155,7 +177,7 @@ export function histogramQuantile(q: number, buckets: Map<number, number>): numb
 function histogramQuantiles(
   ctx: DeltaContext,
   family: string,
-): { p50: number | null; p95: number | null } | null {
+): { p50: number | null; p90: number | null; p95: number | null } | null {
   const counts = increases(ctx, `${family}_count`, `${family}_created`);
   if (counts.size === 0) return null;
   const countBefore = byKey(ctx.before, `${family}_count`);
@@ -180,7 +202,11 @@ function histogramQuantiles(
     const bound = le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
     merged.set(bound, (merged.get(bound) ?? 0) + inc);
   }
-  return { p50: histogramQuantile(0.5, merged), p95: histogramQuantile(0.95, merged) };
+  return {
+    p50: histogramQuantile(0.5, merged),
+    p90: histogramQuantile(0.9, merged),
+    p95: histogramQuantile(0.95, merged),
+  };
 }
 
 function gaugeValues(pods: PodSamples[], name: string): number[] {
@@ -229,8 +255,10 @@ export function deriveSignals(startScrapes: Scrape[], endScrapes: Scrape[], wind
     running: null,
     waiting: null,
     ttftP50: null,
+    ttftP90: null,
     ttftP95: null,
     tpotP50: null,
+    tpotP90: null,
     tpotP95: null,
     tokensPerSecondPerUser: null,
     generationTokensPerSecond: null,
@@ -267,11 +295,13 @@ function deriveForEngine(ctx: DeltaContext, engine: EngineMetrics): Partial<Sign
 
   const ttft = histogramQuantiles(ctx, p + engine.histograms.ttft);
   out.ttftP50 = ttft?.p50 ?? null;
+  out.ttftP90 = ttft?.p90 ?? null;
   out.ttftP95 = ttft?.p95 ?? null;
   for (const family of engine.histograms.tpot) {
     const tpot = histogramQuantiles(ctx, p + family);
     if (!tpot) continue;
     out.tpotP50 = tpot.p50;
+    out.tpotP90 = tpot.p90;
     out.tpotP95 = tpot.p95;
     break;
   }
@@ -336,8 +366,8 @@ function sglangAcceptance(ctx: DeltaContext, engine: EngineMetrics): Partial<Sig
   let plain = 0;
   let count = 0;
   for (const pod of ctx.after) {
-    for (const s of pod.samples) {
-      if (s.name !== name || !(s.value >= 1)) continue;
+    for (const s of pod.byName.get(name) ?? []) {
+      if (!(s.value >= 1)) continue;
       const w = perPod.get(pod.pod) ?? 0;
       weighted += s.value * w;
       weights += w;
