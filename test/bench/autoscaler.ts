@@ -75,7 +75,7 @@ const GRIDS: Record<string, PolicySpec[]> = {
   ),
 };
 const SPECOPS: PolicySpec = { kind: "specops", headroom: 0.35, scaleDownStabilizationSeconds: 300 };
-const ORACLE_MARGINS = [1.0, 1.2];
+const ORACLE_MARGINS = [1.0, 1.2, 1.5, 1.8];
 const STATIC_FACTORS = [1.0, 1.3, 1.6, 2.0];
 
 interface Outcome {

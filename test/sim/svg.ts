@@ -31,6 +31,7 @@ export function chart(trace: Trace, runs: { name: string; result: SimResult }[])
   const yRate = (v: number) => top + plotH - (v / maxRate) * plotH;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<title>${esc(trace.name)}: replicas per policy and SLO-breach minutes</title>`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${left}" y="18" font-size="13">${esc(trace.name)}: replicas per policy (lines), request rate (grey area), SLO-breach minutes (ticks)</text>`,
   ];
