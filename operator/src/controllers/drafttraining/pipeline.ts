@@ -4,7 +4,9 @@ import type { z } from "zod";
 import type { draftTrainingStatus } from "../../api/drafttraining.ts";
 import type { DraftTraining } from "../../api/kinds.ts";
 import { type Condition, setCondition } from "../../lib/conditions.ts";
-import { round } from "../shared/progress.ts";
+import { dropUndefined } from "../../lib/objects.ts";
+import { percentOf, round } from "../shared/progress.ts";
+import type { JobStage } from "./desired.ts";
 import type { JobObservation } from "./observe.ts";
 import { plannedStages, type StageName } from "./plan.ts";
 
@@ -13,6 +15,8 @@ type StageStatus = NonNullable<DraftTrainingStatus["stages"]>[number];
 
 export interface EvalObservation {
   name: string;
+  /** Generation of the DraftTraining the AcceptanceEval was made for (0 when not recorded). */
+  generation: number;
   phase?: "Pending" | "Running" | "Succeeded" | "Failed";
   macroTau?: number;
   verdict?: "Passed" | "Failed" | "NotEvaluated";
@@ -23,15 +27,16 @@ export interface EvalObservation {
 export interface Observed {
   jobs: Partial<Record<StageName, JobObservation>>;
   evaluation?: EvalObservation;
-  /** Secrets the spec references that do not exist. */
-  missingSecrets: string[];
   /** Where the latest checkpoint is, as a URI. */
   checkpointUri: string;
 }
 
 export type Action =
-  | { type: "runStage"; stage: Exclude<StageName, "Evaluate">; suspend: boolean }
-  | { type: "createEvaluation" }
+  /** Bring the stage's children to their desired state; suspend is the operator's (absent under Kueue). */
+  | { type: "runStage"; stage: JobStage; suspend?: boolean }
+  /** Delete a failed stage's Job (or AcceptanceEval) from an older generation, so it runs again. */
+  | { type: "restartStage"; stage: StageName }
+  | { type: "runEvaluation" }
   | { type: "tearDownRegenServer" };
 
 export interface PipelineEvent {
@@ -50,11 +55,24 @@ export interface Decision {
 
 const terminalStates = new Set(["Succeeded", "Skipped"]);
 
+/** A failed child from before the latest spec change: the stage runs again with the new spec. */
+const staleFailure = (child: { generation: number } | undefined, failed: boolean, generation: number) =>
+  child !== undefined && failed && child.generation < generation;
+
+const rerunning = (name: StageName, generation: number): StageStatus => ({
+  name,
+  state: "Pending",
+  attempts: 0,
+  message: `runs again with the changed spec (generation ${generation})`,
+});
+
 function stageFromJob(
   name: StageName,
   job: JobObservation | undefined,
   previous: StageStatus | undefined,
+  generation: number,
 ): StageStatus {
+  if (job && staleFailure(job, job.failed, generation)) return rerunning(name, generation);
   if (!job) {
     // A finished stage whose Job was deleted stays finished: its output is on storage.
     if (previous && terminalStates.has(previous.state)) return previous;
@@ -80,11 +98,22 @@ function stageFromJob(
     const why = job.termination?.message ?? job.failureMessage ?? job.failureReason ?? "failed";
     return { ...base, state: "Failed", message: why };
   }
+  if (job.suspended && job.queue) {
+    // Kueue keeps a queued Job suspended until it admits it (and suspends it again on eviction).
+    const why = job.suspendedMessage ? `: ${job.suspendedMessage}` : "";
+    return { ...base, state: "Pending", message: `waiting for quota in Kueue queue ${job.queue}${why}` };
+  }
   if (job.suspended) return { ...base, state: "Suspended", message: "suspended" };
   return base;
 }
 
-function evaluationStage(ev: EvalObservation | undefined, previous: StageStatus | undefined): StageStatus {
+function evaluationStage(
+  ev: EvalObservation | undefined,
+  previous: StageStatus | undefined,
+  generation: number,
+): StageStatus {
+  if (ev && staleFailure(ev, ev.phase === "Failed" || ev.verdict === "Failed", generation))
+    return rerunning("Evaluate", generation);
   if (!ev)
     return previous && terminalStates.has(previous.state)
       ? previous
@@ -109,8 +138,8 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   const planned = plannedStages(dt);
   const stages = planned.map((name) =>
     name === "Evaluate"
-      ? evaluationStage(observed.evaluation, previous.get(name))
-      : stageFromJob(name, observed.jobs[name], previous.get(name)),
+      ? evaluationStage(observed.evaluation, previous.get(name), generation ?? 0)
+      : stageFromJob(name, observed.jobs[name], previous.get(name), generation ?? 0),
   );
   const events: PipelineEvent[] = [];
   for (const s of stages) {
@@ -153,20 +182,6 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
     status.checkpoint = { uri: observed.checkpointUri, ...(step !== undefined ? { step } : {}) };
   }
   const actions: Action[] = [];
-
-  if (observed.missingSecrets.length > 0) {
-    const message = `Secret ${observed.missingSecrets.join(", ")} referenced by the spec does not exist in namespace ${dt.metadata.namespace}`;
-    set("Ready", "False", "SecretMissing", message);
-    if (old.conditions?.find((c) => c.type === "Ready")?.reason !== "SecretMissing") {
-      events.push({ type: "Warning", reason: "SecretMissing", message });
-    }
-    return {
-      status: { ...status, stage: old.stage ?? "Pending", conditions },
-      actions,
-      events,
-      active: false,
-    };
-  }
 
   const failed = stages.find((s) => s.state === "Failed");
   const ended = failed !== undefined || stages.every((s) => terminalStates.has(s.state));
@@ -218,11 +233,28 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
     };
   }
 
-  const suspended = dt.spec.suspend;
-  if (current.name === "Evaluate") {
-    if (!observed.evaluation) actions.push({ type: "createEvaluation" });
+  // Under Kueue the Jobs' suspension is Kueue's; the operator's own suspend applies only without it.
+  const kueue = dt.spec.queueName !== undefined;
+  const suspended = !kueue && dt.spec.suspend;
+  const ev = observed.evaluation;
+  const restart = planned.find((name) =>
+    name === "Evaluate"
+      ? staleFailure(ev, ev?.phase === "Failed" || ev?.verdict === "Failed", generation ?? 0)
+      : staleFailure(observed.jobs[name], observed.jobs[name]?.failed === true, generation ?? 0),
+  );
+  if (restart) {
+    // The old child goes first; the next pass (its deletion event) starts the stage afresh.
+    actions.push({ type: "restartStage", stage: restart });
+    if (old.stage === "Failed")
+      events.push({
+        type: "Normal",
+        reason: "Rerunning",
+        message: `spec changed (generation ${generation}): stage ${restart} runs again`,
+      });
+  } else if (current.name === "Evaluate") {
+    actions.push({ type: "runEvaluation" });
   } else {
-    actions.push({ type: "runStage", stage: current.name, suspend: suspended });
+    actions.push({ type: "runStage", stage: current.name, ...(kueue ? {} : { suspend: suspended }) });
   }
   actions.push(...regenTeardown(planned, stages));
 
@@ -235,7 +267,8 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   }
   if (old.stage === "Suspended")
     events.push({ type: "Normal", reason: "Resumed", message: `resumed at stage ${current.name}` });
-  const stuck = current.name === "Evaluate" ? undefined : podsNotStarting(observed.jobs[current.name], now);
+  const job = current.name === "Evaluate" ? undefined : observed.jobs[current.name];
+  const stuck = podsNotStarting(job, now);
   if (stuck) {
     set("PodsScheduled", "False", stuck.reason, stuck.message);
     if (old.conditions?.find((c) => c.type === "PodsScheduled")?.reason !== stuck.reason) {
@@ -244,13 +277,28 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   } else {
     conditions = conditions.filter((c) => c.type !== "PodsScheduled");
   }
+  const notStarting = containersNotStarting(job);
+  if (notStarting) {
+    set("ContainersStarted", "False", notStarting.reason, notStarting.message);
+    if (old.conditions?.find((c) => c.type === "ContainersStarted")?.message !== notStarting.message) {
+      events.push({ type: "Warning", reason: notStarting.reason, message: notStarting.message });
+    }
+  } else {
+    conditions = conditions.filter((c) => c.type !== "ContainersStarted");
+  }
+  if (kueue) {
+    const admission = kueueAdmission(job, dt.spec.queueName ?? "");
+    if (admission) set("Admitted", admission.status, admission.reason, admission.message);
+  } else {
+    conditions = conditions.filter((c) => c.type !== "Admitted");
+  }
   set(
     "Progressing",
     "True",
     `${current.name}Running`,
     `stage ${current.name} is ${current.state.toLowerCase()}`,
   );
-  set("Ready", "False", "InProgress", `stage ${current.name}`);
+  set("Ready", "False", notStarting?.reason ?? "InProgress", notStarting?.message ?? `stage ${current.name}`);
   set("Succeeded", "Unknown", "InProgress", `stage ${current.name}`);
   const progress = old.progress?.stage === current.name ? old.progress : { stage: current.name };
   return { status: { ...status, stage: current.name, conditions, progress }, actions, events, active: true };
@@ -264,10 +312,7 @@ function finalTrainingProgress(train: JobObservation | undefined): DraftTraining
     stage: "Train" as const,
     step: t.step,
     totalSteps: t.totalSteps,
-    percent:
-      t.step !== undefined && t.totalSteps
-        ? Math.min(100, Math.floor((100 * t.step) / t.totalSteps))
-        : undefined,
+    percent: percentOf(t.step, t.totalSteps),
     epoch: t.epoch,
     loss: round(t.loss),
     tauEstimate: round(t.tauEstimate),
@@ -297,15 +342,39 @@ function podsNotStarting(job: JobObservation | undefined, now: number) {
   return undefined;
 }
 
-/** The temporary regeneration server goes away as soon as regeneration is over (or the run ends). */
+/** The kubelet's own words on why a pod's container does not start (a missing Secret, an image). */
+function containersNotStarting(job: JobObservation | undefined) {
+  const p = job?.containerProblem;
+  if (!job || !p || job.complete || job.failed) return undefined;
+  // The kubelet names the Secret: `secret "hf-token" not found`, `couldn't find key K in Secret ns/name`.
+  const secret = /secrets? "[^"]+" not found|in Secret /.test(p.message);
+  return {
+    reason: secret ? "SecretMissing" : p.reason,
+    message: `pod ${p.pod} of Job ${job.name} cannot start (${p.reason}): ${p.message}`,
+  };
+}
+
+/** Kueue's decision on the current stage's Job, read from its suspension. */
+function kueueAdmission(job: JobObservation | undefined, queue: string) {
+  if (!job || job.complete || job.failed) return undefined;
+  if (job.suspended)
+    return {
+      status: "False" as const,
+      reason: "WaitingForQuota",
+      message: `Job ${job.name} waits for quota in Kueue queue ${queue}${job.suspendedMessage ? ` (${job.suspendedMessage})` : ""}`,
+    };
+  return {
+    status: "True" as const,
+    reason: "Admitted",
+    message: `Job ${job.name} admitted by Kueue (queue ${queue})`,
+  };
+}
+
+/** The temporary regeneration server goes away once regeneration is over; a suspended stage keeps it. */
 function regenTeardown(planned: StageName[], stages: StageStatus[]): Action[] {
   if (!planned.includes("Regenerate")) return [];
   const regen = stages.find((s) => s.name === "Regenerate");
-  return regen && regen.state !== "Running" && regen.state !== "Pending"
+  return regen && (regen.state === "Succeeded" || regen.state === "Failed" || regen.state === "Skipped")
     ? [{ type: "tearDownRegenServer" }]
     : [];
-}
-
-function dropUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
