@@ -1,10 +1,10 @@
 // The DraftTraining controller: its identity (names, field manager, finalizer, the kinds it reads
 // and writes), what it is given (informers, clients), and how its pieces fit. Pure modules compute
-// (plan, runtimetasks, desired, observe, pipeline); thin I/O modules act (read, children, teardown,
-// poll, status, failures), and reconcile.ts runs one pass through them.
+// (plan, runtimetasks, desired, observe, stages, health, pipeline); thin I/O modules act (read,
+// children, teardown, poll, status, failures), and reconcile.ts runs one pass through them.
 
 import type { V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
-import type { AcceptanceEvalStatus } from "../../api/acceptanceeval.ts";
+import type { AcceptanceEvalSpec, AcceptanceEvalStatus } from "../../api/acceptanceeval.ts";
 import { API_VERSION } from "../../api/common.ts";
 import {
   acceptanceEvalKind,
@@ -29,7 +29,7 @@ export const FINALIZER = "specops.dev/drafttraining-cleanup";
  * the raw one and must not be read.
  */
 export type DraftTrainingObject = DraftTraining & KubeObject & { invalid?: string };
-export type AcceptanceEvalObject = KubeObject & { spec?: unknown; status?: AcceptanceEvalStatus };
+export type AcceptanceEvalObject = KubeObject & { spec?: AcceptanceEvalSpec; status?: AcceptanceEvalStatus };
 export type JobObject = Wire<V1Job>;
 export type PodObject = Wire<V1Pod>;
 export type ConfigMapObject = Wire<V1ConfigMap>;

@@ -7,11 +7,12 @@ import { type Condition, setCondition } from "../../lib/conditions.ts";
 import { dropUndefined } from "../../lib/objects.ts";
 import { percentOf, round } from "../shared/progress.ts";
 import type { JobStage } from "./desired.ts";
+import { containersNotStarting, kueueAdmission, podsNotStarting } from "./health.ts";
 import type { JobObservation } from "./observe.ts";
 import { plannedStages, type StageName } from "./plan.ts";
+import { evaluationStage, type StageStatus, stageFromJob, staleFailure, terminalStates } from "./stages.ts";
 
 export type DraftTrainingStatus = z.infer<typeof draftTrainingStatus>;
-type StageStatus = NonNullable<DraftTrainingStatus["stages"]>[number];
 
 export interface EvalObservation {
   name: string;
@@ -51,84 +52,6 @@ export interface Decision {
   events: PipelineEvent[];
   /** The pipeline is still moving: poll progress and look again. */
   active: boolean;
-}
-
-const terminalStates = new Set(["Succeeded", "Skipped"]);
-
-/** A failed child from before the latest spec change: the stage runs again with the new spec. */
-const staleFailure = (child: { generation: number } | undefined, failed: boolean, generation: number) =>
-  child !== undefined && failed && child.generation < generation;
-
-const rerunning = (name: StageName, generation: number): StageStatus => ({
-  name,
-  state: "Pending",
-  attempts: 0,
-  message: `runs again with the changed spec (generation ${generation})`,
-});
-
-function stageFromJob(
-  name: StageName,
-  job: JobObservation | undefined,
-  previous: StageStatus | undefined,
-  generation: number,
-): StageStatus {
-  if (job && staleFailure(job, job.failed, generation)) return rerunning(name, generation);
-  if (!job) {
-    // A finished stage whose Job was deleted stays finished: its output is on storage.
-    if (previous && terminalStates.has(previous.state)) return previous;
-    return { name, state: "Pending", attempts: 0 };
-  }
-  const attempts = job.failedPods + (job.complete ? 1 : job.active > 0 ? 1 : 0);
-  const base: StageStatus = {
-    name,
-    state: "Running",
-    job: job.name,
-    attempts,
-    ...(job.startTime ? { startTime: job.startTime } : {}),
-  };
-  if (job.complete) {
-    return {
-      ...base,
-      state: "Succeeded",
-      ...(job.completionTime ? { completionTime: job.completionTime } : {}),
-      message: job.termination?.message ?? "completed",
-    };
-  }
-  if (job.failed) {
-    const why = job.termination?.message ?? job.failureMessage ?? job.failureReason ?? "failed";
-    return { ...base, state: "Failed", message: why };
-  }
-  if (job.suspended && job.queue) {
-    // Kueue keeps a queued Job suspended until it admits it (and suspends it again on eviction).
-    const why = job.suspendedMessage ? `: ${job.suspendedMessage}` : "";
-    return { ...base, state: "Pending", message: `waiting for quota in Kueue queue ${job.queue}${why}` };
-  }
-  if (job.suspended) return { ...base, state: "Suspended", message: "suspended" };
-  return base;
-}
-
-function evaluationStage(
-  ev: EvalObservation | undefined,
-  previous: StageStatus | undefined,
-  generation: number,
-): StageStatus {
-  if (ev && staleFailure(ev, ev.phase === "Failed" || ev.verdict === "Failed", generation))
-    return rerunning("Evaluate", generation);
-  if (!ev)
-    return previous && terminalStates.has(previous.state)
-      ? previous
-      : { name: "Evaluate", state: "Pending", attempts: 0 };
-  const base: StageStatus = { name: "Evaluate", state: "Running", job: ev.name, attempts: 1 };
-  if (ev.phase === "Succeeded") {
-    if (ev.verdict === "Failed")
-      return { ...base, state: "Failed", message: `gate failed: ${(ev.reasons ?? []).join("; ")}` };
-    return { ...base, state: "Succeeded", message: `macro tau ${ev.macroTau?.toFixed(2) ?? "?"}` };
-  }
-  if (ev.phase === "Failed") {
-    const gate = ev.verdict === "Failed" ? `gate failed: ${(ev.reasons ?? []).join("; ")}` : undefined;
-    return { ...base, state: "Failed", message: gate ?? ev.message ?? "evaluation failed" };
-  }
-  return base;
 }
 
 export function decide(dt: DraftTraining, observed: Observed, now: number): Decision {
@@ -318,56 +241,6 @@ function finalTrainingProgress(train: JobObservation | undefined): DraftTraining
     tauEstimate: round(t.tauEstimate),
     lastUpdateTime: train?.completionTime,
   });
-}
-
-/** A Job that started no pod for this long is stuck (quota, admission, missing PriorityClass...). */
-export const POD_START_GRACE_MS = 60_000;
-
-/** Why the current stage's pods are not running, when they should be by now. */
-function podsNotStarting(job: JobObservation | undefined, now: number) {
-  if (!job || job.complete || job.failed || job.suspended) return undefined;
-  if (job.unschedulable) {
-    return {
-      reason: "Unschedulable",
-      message: `pods of Job ${job.name} cannot be scheduled: ${job.unschedulable}`,
-    };
-  }
-  const age = job.createdAt ? now - Date.parse(job.createdAt) : 0;
-  if (job.pods === 0 && job.failedPods === 0 && age > POD_START_GRACE_MS) {
-    return {
-      reason: "NoPods",
-      message: `Job ${job.name} has created no pod for over ${POD_START_GRACE_MS / 1000}s; \`kubectl describe job ${job.name}\` shows why (quota, admission, PriorityClass)`,
-    };
-  }
-  return undefined;
-}
-
-/** The kubelet's own words on why a pod's container does not start (a missing Secret, an image). */
-function containersNotStarting(job: JobObservation | undefined) {
-  const p = job?.containerProblem;
-  if (!job || !p || job.complete || job.failed) return undefined;
-  // The kubelet names the Secret: `secret "hf-token" not found`, `couldn't find key K in Secret ns/name`.
-  const secret = /secrets? "[^"]+" not found|in Secret /.test(p.message);
-  return {
-    reason: secret ? "SecretMissing" : p.reason,
-    message: `pod ${p.pod} of Job ${job.name} cannot start (${p.reason}): ${p.message}`,
-  };
-}
-
-/** Kueue's decision on the current stage's Job, read from its suspension. */
-function kueueAdmission(job: JobObservation | undefined, queue: string) {
-  if (!job || job.complete || job.failed) return undefined;
-  if (job.suspended)
-    return {
-      status: "False" as const,
-      reason: "WaitingForQuota",
-      message: `Job ${job.name} waits for quota in Kueue queue ${queue}${job.suspendedMessage ? ` (${job.suspendedMessage})` : ""}`,
-    };
-  return {
-    status: "True" as const,
-    reason: "Admitted",
-    message: `Job ${job.name} admitted by Kueue (queue ${queue})`,
-  };
 }
 
 /** The temporary regeneration server goes away once regeneration is over; a suspended stage keeps it. */

@@ -6,9 +6,9 @@ import { draftTrainingResource } from "../../api/kinds.ts";
 import { TerminalError } from "../../lib/errors.ts";
 import { apiError, FakeClient } from "../../lib/fakeclient.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { ConfigMaps, Deployments, type KubeObject, Services } from "../../lib/rest.ts";
+import { ConfigMaps, type KubeObject } from "../../lib/rest.ts";
 import { ChildApplyError } from "./children.ts";
-import { type DraftTrainingObject, DraftTrainings } from "./controller.ts";
+import { type DraftTrainingObject, DraftTrainings, RESOURCES } from "./controller.ts";
 import { regenServer } from "./desired.ts";
 import { describeFailure, recordTerminalError } from "./failures.ts";
 import { storageLayout } from "./plan.ts";
@@ -48,11 +48,7 @@ describe("tearing down the regeneration server", () => {
       },
     );
     const client = new FakeClient();
-    for (const o of built)
-      client.seed(
-        o.kind === "ConfigMap" ? ConfigMaps : o.kind === "Service" ? Services : Deployments,
-        o as never,
-      );
+    for (const o of built) client.seed(RESOURCES.forObject(o), o);
     const cache = cacheOf(built);
     await tearDownRegenServer(
       { client, deployments: cache, services: cache, configMaps: cache, jobs: cache, evals: cache },
