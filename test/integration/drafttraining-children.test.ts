@@ -1,9 +1,9 @@
 // DraftTraining children on a real API server, level-triggered: a deleted child of the running
 // stage comes back, suspend keeps the regeneration server (at zero replicas) and resume brings it
 // back, a failed run whose spec changes runs again, Kueue's admission shows in status, a long name
-// works, and an admission denial shows in status and Events. The operator runs as a user holding
+// works, and an admission denial or a missing permission shows in status and Events. The operator runs as a user holding
 // exactly the generated ClusterRole; the fake kubelet plays the pods (no container runtime here).
-import { AppsV1Api, BatchV1Api, CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import { AppsV1Api, BatchV1Api, CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { childNames } from "../../operator/src/controllers/drafttraining/plan.ts";
 import { labelValue } from "../../operator/src/controllers/shared/names.ts";
@@ -363,5 +363,93 @@ describe("names and errors", () => {
       async () => ((await condition("denied", "Reconciled")) === undefined ? true : undefined),
       45_000,
     );
+  });
+});
+
+describe("a missing permission", () => {
+  it("shows in status and as a Warning Event, naming the verb and resource the server refused", async () => {
+    const ns = "dt-rbac-tests";
+    await ensureNamespace(kc, ns);
+    // Its own identity (a ServiceAccount token), so the other tests' roles do not add up with this one.
+    const sa = "specops-missing-rbac";
+    await core
+      .createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } })
+      .catch((err) => {
+        if (err?.code !== 409) throw err;
+      });
+    const rules = OPERATOR_RBAC_RULES.map((r) =>
+      r.resources.includes("configmaps")
+        ? { ...r, verbs: r.verbs.filter((v) => v !== "create" && v !== "patch") }
+        : r,
+    );
+    for (const [plural, obj] of [
+      [
+        "clusterroles",
+        { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: sa }, rules },
+      ],
+      [
+        "clusterrolebindings",
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "ClusterRoleBinding",
+          metadata: { name: sa },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: sa },
+          subjects: [{ kind: "ServiceAccount", name: sa, namespace: ns }],
+        },
+      ],
+    ] as const) {
+      const r = await kubeRequest(
+        kc,
+        "PATCH",
+        `/apis/rbac.authorization.k8s.io/v1/${plural}/${sa}?fieldManager=specops-tests&force=true`,
+        obj,
+        "application/apply-patch+yaml",
+      );
+      expect(r.status, JSON.stringify(r.body)).toBeLessThan(300);
+    }
+    const token = await kubeRequest(kc, "POST", `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
+      apiVersion: "authentication.k8s.io/v1",
+      kind: "TokenRequest",
+      spec: { expirationSeconds: 3600 },
+    });
+    expect(token.status, JSON.stringify(token.body)).toBe(201);
+    const saKc = new KubeConfig();
+    const cluster = kc.getCurrentCluster();
+    saKc.loadFromOptions({
+      clusters: [{ name: "c", server: cluster?.server ?? "", caData: cluster?.caData }],
+      users: [{ name: sa, token: token.body.status.token }],
+      contexts: [{ name: "c", cluster: "c", user: sa }],
+      currentContext: "c",
+    });
+    const limited = await startOperator(saKc, { namespace: ns, progressPort: progress.port });
+    try {
+      const m = tiny("no-configmaps");
+      m.metadata.namespace = ns;
+      const res = await kubeRequest(
+        kc,
+        "POST",
+        `/apis/specops.dev/v1alpha1/namespaces/${ns}/drafttrainings`,
+        m,
+      );
+      expect(res.status).toBe(201);
+      const path = `/apis/specops.dev/v1alpha1/namespaces/${ns}/drafttrainings/no-configmaps`;
+      const cond = await until("Reconciled=False", async () => {
+        const dt = (await kubeRequest(kc, "GET", path)).body;
+        const c = dt?.status?.conditions?.find((x: any) => x.type === "Reconciled");
+        return c?.status === "False" ? c : undefined;
+      });
+      expect(cond.reason).toBe("Forbidden");
+      expect(cond.message).toContain("applying ConfigMap no-configmaps-data-task");
+      expect(cond.message).toContain('cannot patch resource "configmaps"');
+      const event = await until("a Warning Event", async () => {
+        const events = await kubeRequest(kc, "GET", `/apis/events.k8s.io/v1/namespaces/${ns}/events`);
+        return events.body.items.find(
+          (e: any) => e.regarding?.name === "no-configmaps" && e.reason === "Forbidden",
+        );
+      });
+      expect(event.type).toBe("Warning");
+    } finally {
+      await limited.stop();
+    }
   });
 });

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { example } from "../../../../test/fixtures/examples.ts";
 import type { PatchOptions } from "../../lib/client.ts";
 import type { ReconcileContext } from "../../lib/controller.ts";
+import { TerminalError } from "../../lib/errors.ts";
 import { apiError, FakeClient } from "../../lib/fakeclient.ts";
 import { Informer } from "../../lib/informer.ts";
 import { silentLogger } from "../../lib/log.ts";
@@ -40,10 +41,11 @@ afterEach(async () => {
   for (const s of stops.splice(0)) await s();
 });
 
-async function setup() {
+async function setup(edit?: (spec: any) => void) {
   const client = new StatusFailingClient();
   const m = example("tiny-drafttraining.yaml");
   m.metadata = { name: "t", namespace: "ns", finalizers: [FINALIZER] } as typeof m.metadata;
+  edit?.(m.spec);
   client.seed(DraftTrainings, m as never);
   const informer = <T extends KubeObject>(r: Resource<T>, transform?: (o: KubeObject) => KubeObject) => {
     const i = new Informer<T>(client, r, transform ? { transform } : {});
@@ -117,5 +119,14 @@ describe("DraftTraining reconcile", () => {
     expect(t.client.objects(PersistentVolumeClaims).map((o) => o.metadata?.name)).toEqual(["t-storage"]);
     const ok = t.client.objects(DraftTrainings)[0] as any;
     expect(ok.status.conditions.find((c: any) => c.type === "Reconciled")).toBeUndefined();
+  });
+
+  it("refuses an object the schema refuses as terminal (parsed once by the informer), with reason InvalidSpec", async () => {
+    const t = await setup((s) => (s.method = "medusa"));
+    const err = await t.run().catch((e) => e);
+    expect(err).toBeInstanceOf(TerminalError);
+    expect(err.reason).toBe("InvalidSpec");
+    expect(err.message).toMatch(/^invalid DraftTraining: spec.method: /);
+    expect(t.client.objects(Jobs)).toEqual([]);
   });
 });
