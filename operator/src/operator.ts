@@ -40,9 +40,12 @@ export interface OperatorOptions {
 
 export function buildOperator(opts: OperatorOptions): Manager {
   const { config, logger } = opts;
-  const client = new KubeClient(opts.connection);
   const manager = new Manager({
-    client,
+    client: new KubeClient(opts.connection, {
+      requestTimeoutMs: config.requestTimeoutMs,
+      watchInactivityTimeoutMs: config.watchInactivityTimeoutMs,
+    }),
+    cacheSyncTimeoutMs: config.cacheSyncTimeoutMs,
     namespaces: config.namespaces,
     port: config.port,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
@@ -59,6 +62,8 @@ export function buildOperator(opts: OperatorOptions): Manager {
         }
       : undefined,
   });
+  // Controllers write through the manager's client: fenced by leadership.
+  const client = manager.client;
   const events = new EventRecorder({
     client,
     reportingController: "specops.dev/operator",

@@ -9,12 +9,19 @@ export {
 } from "./apply.ts";
 export {
   type Client,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_WATCH_INACTIVITY_TIMEOUT_MS,
+  type DeleteOptions,
   KubeClient,
+  type KubeClientOptions,
+  type ListOptions,
   type PatchOptions,
+  type RequestOptions,
   type WatchEventType,
   type WatchHandle,
+  type WriteOptions,
 } from "./client.ts";
-export { type Clock, ManualClock, realClock, sleep } from "./clock.ts";
+export { type Clock, deadlineSignal, ManualClock, realClock, sleep } from "./clock.ts";
 export {
   type Condition,
   type ConditionInput,
@@ -29,8 +36,10 @@ export { type Config, ConfigError, configHelp, loadConfig } from "./config.ts";
 export {
   type Connection,
   ConnectionError,
+  connect,
   connectionFromKubeConfig,
   connectionFromKubeconfigFile,
+  type LoadConnectionOptions,
   loadConnection,
 } from "./connection.ts";
 export {
@@ -45,18 +54,22 @@ export {
 } from "./controller.ts";
 export { semanticEqual } from "./equality.ts";
 export {
+  ApiError,
   apiMessage,
   ConflictError,
   isConflict,
   isGone,
   isNotFound,
+  RequestTimeoutError,
   statusCode,
   TerminalError,
 } from "./errors.ts";
 export { EventRecorder, type EventType, eventKey } from "./events.ts";
 export { apiError, FakeClient } from "./fakeclient.ts";
+export { FencedClient, NotLeaderError } from "./fencedclient.ts";
 export { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizers.ts";
-export { type EventHandler, Informer, type InformerOptions } from "./informer.ts";
+export { type EventHandler, Informer, type InformerOptions, InformerSyncError } from "./informer.ts";
+export { findKubeconfigFiles, loadKubeconfig, mergeKubeconfigs } from "./kubeconfig.ts";
 export { type LeaderElectionOptions, LeaderElector } from "./leaderelection.ts";
 export { createLogger, type Logger, silentLogger } from "./log.ts";
 export { type LeaderElectionConfig, leaderIdentity, Manager, type ManagerOptions } from "./manager.ts";
