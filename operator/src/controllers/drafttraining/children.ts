@@ -10,6 +10,7 @@ import { draftTrainingSpec } from "../../api/drafttraining.ts";
 import { apply } from "../../lib/apply.ts";
 import { semanticEqual } from "../../lib/equality.ts";
 import { apiMessage, statusCode } from "../../lib/errors.ts";
+import type { Informer } from "../../lib/informer.ts";
 import type { KubeObject } from "../../lib/rest.ts";
 import {
   type DraftTrainingDeps,
@@ -98,14 +99,14 @@ export async function syncStage(
   // Under Kueue the regeneration server follows the Job's actual suspension (admission).
   const effective = suspend ?? (existing ? existing.spec?.suspend === true : true);
   const { job, others } = stageChildren(started, stage, storageLayout(started), ctx, { suspend: effective });
-  const cached = (o: DesiredObject): KubeObject | undefined => {
-    const name = o.metadata.name;
-    if (o.kind === "ConfigMap") return deps.configMaps.store.get(ns, name);
-    if (o.kind === "Service") return deps.services.store.get(ns, name);
-    if (o.kind === "PersistentVolumeClaim") return deps.claims.store.get(ns, name);
-    if (o.kind === "Deployment") return deps.deployments.store.get(ns, name);
-    return undefined;
+  const informers: Record<string, Informer<KubeObject> | undefined> = {
+    ConfigMap: deps.configMaps as Informer<KubeObject>,
+    Service: deps.services,
+    PersistentVolumeClaim: deps.claims,
+    Deployment: deps.deployments,
+    Job: deps.jobs as Informer<KubeObject>,
   };
+  const cached = (o: DesiredObject) => informers[o.kind]?.store.get(ns, o.metadata.name);
   const todo = others.map(withAppliedHash).filter((o) => drifted(o, cached(o)));
   const jobMissing = !existing;
   const suspendDrifted =
@@ -116,9 +117,13 @@ export async function syncStage(
   if (todo.length === 0) return undefined;
   // Independent objects (the Job's pods wait for their ConfigMap and claim): one round trip.
   const applied = await applyAll(deps, todo);
-  const createdJob = jobMissing ? (applied.at(-1) as JobObject) : undefined;
-  if (createdJob) deps.jobs.recordWrite(undefined, createdJob);
-  return createdJob;
+  // Into the caches at once, so the next pass (often triggered before the watch delivers these
+  // writes) does not apply them again.
+  applied.forEach((written, i) => {
+    const o = todo[i] as DesiredObject;
+    informers[o.kind]?.recordWrite(cached(o), written);
+  });
+  return jobMissing ? (applied.at(-1) as JobObject) : undefined;
 }
 
 /** The evaluation gate's AcceptanceEval, applied when missing or drifted. */

@@ -7,6 +7,7 @@ import { realClock } from "../../lib/clock.ts";
 import { type Condition, setCondition } from "../../lib/conditions.ts";
 import type { ReconcileContext } from "../../lib/controller.ts";
 import { apiMessage, isConflict, statusCode, type TerminalError } from "../../lib/errors.ts";
+import { NotLeaderError } from "../../lib/fencedclient.ts";
 import { redactString } from "../../lib/redact.ts";
 import type { DraftTrainingDeps } from "./controller.ts";
 import { conditionsOf, ownedStatus, writeStatus } from "./status.ts";
@@ -18,7 +19,10 @@ export interface SyncFailure {
 
 /** What the user should read about an error, or undefined for routine ones (409 conflicts). */
 export function describeFailure(err: unknown): SyncFailure | undefined {
-  if (isConflict(err)) return undefined;
+  // Routine, or not this replica's to report: a lost optimistic lock, a replica that is not (or no
+  // longer) the leader, a pass cut short by shutdown.
+  if (isConflict(err) || err instanceof NotLeaderError || (err as Error)?.name === "AbortError")
+    return undefined;
   const code = statusCode(err);
   const raw =
     code !== undefined && !(err as Error).message.startsWith("applying ")
