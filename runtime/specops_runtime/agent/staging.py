@@ -397,7 +397,7 @@ def publish_task(params: dict, ctx) -> dict:
     loc = publish_location(ctx.task)
     if loc is None:
         raise InvalidTask("publish: a publish task needs publish.uri")
-    src = Path(params["source"])
+    src = Path(params["source"]).resolve()  # e.g. step_latest, a link to the newest checkpoint
     if not src.exists():
         raise MissingInput(f"params.source: {src} does not exist")
     done = sync_up(src, loc, lambda m: ctx.report(message=m), stop=ctx.stop_event)
