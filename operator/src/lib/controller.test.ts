@@ -4,7 +4,7 @@ import { ConflictError, TerminalError } from "./errors.ts";
 import { apiError, FakeClient } from "./fakeclient.ts";
 import { Informer } from "./informer.ts";
 import { Metrics } from "./metrics.ts";
-import { ConfigMaps, Pods } from "./resources.ts";
+import { ConfigMaps, Pods } from "./rest.ts";
 
 const until = async (cond: () => boolean, what = "condition", ms = 5000) => {
   const deadline = Date.now() + ms;

@@ -1,7 +1,7 @@
 // What the operator caches of the kinds it creates: only objects it manages (label selector) and only
 // the fields its reconcilers read (transforms). Pod templates, volumes and env are never read back,
 // and at thousands of Jobs they would be most of the operator's memory.
-import type { KubeObject } from "../../lib/resources.ts";
+import type { KubeObject } from "../../lib/rest.ts";
 
 /** Every object the operator creates carries this label (see each controller's desired state). */
 export const MANAGED_BY = { key: "app.kubernetes.io/managed-by", value: "specops-operator" } as const;
@@ -15,7 +15,7 @@ const pick = (o: unknown, keys: string[]): Any | undefined => {
   return out;
 };
 
-function meta(obj: KubeObject) {
+function trimmedMetadata(obj: KubeObject) {
   return pick(obj.metadata, [
     "name",
     "namespace",
@@ -35,7 +35,7 @@ export const trimJob = (obj: KubeObject): KubeObject =>
   ({
     apiVersion: obj.apiVersion,
     kind: obj.kind,
-    metadata: meta(obj),
+    metadata: trimmedMetadata(obj),
     spec: pick((obj as Any).spec, [
       "suspend",
       "completions",
@@ -51,10 +51,19 @@ export const trimPod = (obj: KubeObject): KubeObject =>
   ({
     apiVersion: obj.apiVersion,
     kind: obj.kind,
-    metadata: meta(obj),
+    metadata: trimmedMetadata(obj),
     status: pick((obj as Any).status, ["phase", "podIP", "containerStatuses", "conditions", "startTime"]),
   }) as KubeObject;
 
 /** Objects whose existence is all that is read (e.g. the regeneration server's Deployment). */
 export const trimToMetadata = (obj: KubeObject): KubeObject =>
-  ({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: meta(obj) }) as KubeObject;
+  ({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: trimmedMetadata(obj) }) as KubeObject;
+
+/** ConfigMaps: identity and data (a task document is compared with its desired content each pass). */
+export const trimConfigMap = (obj: KubeObject): KubeObject =>
+  ({
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: trimmedMetadata(obj),
+    data: (obj as Any).data,
+  }) as KubeObject;
