@@ -20,17 +20,19 @@ function draftTraining(file: string, edit?: (spec: any) => void): DraftTraining 
 }
 
 describe("stage plan", () => {
-  it("runs regeneration and evaluation only when asked", () => {
+  it("runs regeneration, evaluation and publishing only when asked", () => {
     expect(plannedStages(draftTraining("drafttraining-qwen3-8b-dspark.yaml"))).toEqual([
       "PrepareData",
       "Regenerate",
       "TargetCache",
       "Train",
       "Evaluate",
+      "Publish",
     ]);
     const bare = draftTraining("drafttraining-qwen3-8b-dspark.yaml", (s) => {
       s.data.regenerate.enabled = false;
       delete s.evaluation;
+      delete s.output;
     });
     expect(plannedStages(bare)).toEqual(["PrepareData", "TargetCache", "Train"]);
   });

@@ -132,7 +132,10 @@ export function stageJob(
   const jobName = names.job(stage);
   const multiNode = stage === "Train" && dt.spec.resources.nodes > 1;
   const nodes = stage === "Train" ? dt.spec.resources.nodes : 1;
-  const gpus = stage === "PrepareData" || stage === "Regenerate" ? 0 : dt.spec.resources.gpusPerNode;
+  const gpus =
+    stage === "PrepareData" || stage === "Regenerate" || stage === "Publish"
+      ? 0
+      : dt.spec.resources.gpusPerNode;
   const distributedEnv =
     stage === "Train" || stage === "TargetCache"
       ? [
