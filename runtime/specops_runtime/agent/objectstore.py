@@ -84,8 +84,6 @@ def filesystem(loc: Location, env: dict[str, str] | None = None):
             client_kwargs=client,
             config_kwargs=config,
             skip_instance_cache=True,
-            # Only s3fs's own retries of transient errors; a refused credential fails at once.
-            retries=3,
         )
     if loc.scheme == "gs":
         # The JSON-API filesystem itself: gcsfs's default class adds experimental gRPC calls for

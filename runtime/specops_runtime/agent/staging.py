@@ -312,15 +312,14 @@ def sync_up(
         return loc.path if single else f"{loc.path}/{rel}"
 
     def listing() -> dict[str, dict]:
+        # fs.exists() answers False for refused credentials and unreachable stores alike; info()
+        # and find() raise what the store said.
         if single:
             try:
                 return {loc.path: fs.info(loc.path)}
             except FileNotFoundError:
-                if not fs.exists(loc.bucket):
-                    raise
+                fs.info(loc.bucket)  # raises for a missing bucket; a missing object is fine
                 return {}
-        if not fs.exists(loc.bucket):
-            raise FileNotFoundError(f"bucket {loc.bucket} does not exist")
         return fs.find(loc.path, detail=True)
 
     try:

@@ -65,7 +65,7 @@ def run_agent(tmp_path: Path, task: dict, env: dict) -> tuple[int, dict]:
 
 
 def prompts_jsonl(path: Path, count: int = 24) -> Path:
-    from specops_runtime.reference import synthetic
+    from specops_runtime.reference import data as synthetic
 
     examples = synthetic.mixture({"math": count // 2, "code": count - count // 2}, 7)
     rows = [synthetic.to_training_row(ex, i) for i, ex in enumerate(examples)]
