@@ -135,7 +135,7 @@ describe("DraftTraining with object stores (MinIO)", () => {
       "Succeeded",
     );
     const uri = "s3://ml-drafts/qwen3-8b/dspark-block7";
-    expect(dt.status.output).toMatchObject({
+    expect(dt.status.output, JSON.stringify(dt.status, null, 1)).toMatchObject({
       uri,
       files: expect.any(Number),
       checksum: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
