@@ -1,7 +1,10 @@
 // KubeClient against real local sockets: an API server that accepts and never answers (the edge a
 // hung kube-apiserver presents), one that throttles, one that pages. No fakes of the client itself.
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { KubeClient } from "./client.ts";
 import { connect } from "./connection.ts";
@@ -57,12 +60,29 @@ describe("KubeClient deadlines (hung API server: accepts, never answers)", () =>
   it("a request fails with RequestTimeoutError within its deadline", async () => {
     const client = new KubeClient(connect({ server: await hungServer() }), { requestTimeoutMs: 300 });
     const r = await elapsed(client.get(ConfigMaps, "ns", "a"));
-    expect(r.error).toBeInstanceOf(RequestTimeoutError);
+    expect(r.error, String(r.error)).toBeInstanceOf(RequestTimeoutError);
     expect((r.error as Error).message).toMatch(
       /GET \/api\/v1\/namespaces\/ns\/configmaps\/a: no complete answer within 300 ms/,
     );
-    expect(r.ms).toBeGreaterThanOrEqual(280);
-    expect(r.ms).toBeLessThan(3000);
+    expect(r.ms, `failed after ${r.ms} ms`).toBeGreaterThanOrEqual(280);
+    expect(r.ms, `failed after ${r.ms} ms`).toBeLessThan(3000);
+  });
+
+  it("a hanging exec credential plugin does not outlive the deadline", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "exec-"));
+    writeFileSync(join(dir, "login.sh"), "#!/bin/sh\nsleep 3\n"); // waits for a browser login that never comes
+    chmodSync(join(dir, "login.sh"), 0o755);
+    const server = await httpServer((_req, res) => res.end("{}"));
+    const conn = connect({
+      server,
+      exec: {
+        user: "oidc",
+        config: { apiVersion: "client.authentication.k8s.io/v1", command: join(dir, "login.sh") },
+      },
+    });
+    const r = await elapsed(new KubeClient(conn, { requestTimeoutMs: 300 }).get(ConfigMaps, "ns", "a"));
+    expect(r.error, String(r.error)).toBeInstanceOf(RequestTimeoutError);
+    expect(r.ms).toBeLessThan(2500);
   });
 
   it("the caller's signal aborts a list at once", async () => {

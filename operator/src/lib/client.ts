@@ -16,6 +16,8 @@ import { collectionPath, type KubeObject, objectPath, type Resource } from "./re
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
 
 export interface WatchHandle {
+  /** Resolves once the server accepted the watch (2xx headers); rejects like done on an HTTP error. */
+  readonly opened?: Promise<void>;
   /** Resolves when the stream ends normally (server close, inactivity, stop()); rejects on HTTP errors. */
   readonly done: Promise<void>;
   stop(): void;
@@ -188,10 +190,17 @@ export class KubeClient implements Client {
     };
     const live = [stopped.signal, idle.signal, ...(opts.signal ? [opts.signal] : [])];
     const signal = AbortSignal.any(live);
+    let markOpened!: () => void;
+    let failOpen!: (err: unknown) => void;
+    const opened = new Promise<void>((resolve, reject) => {
+      markOpened = resolve;
+      failOpen = reject;
+    });
+    opened.catch(() => {}); // done carries the same error to whoever waits
     const done = (async () => {
       try {
         const res = await fetch(url, {
-          headers: { ...(await this.#conn.headers()), accept: "application/json" },
+          headers: { ...(await untilAborted(this.#conn.headers(), signal)), accept: "application/json" },
           dispatcher: this.#conn.dispatcher,
           signal,
         });
@@ -205,6 +214,7 @@ export class KubeClient implements Client {
           );
         }
         touch();
+        markOpened();
         // One JSON event per line; a line may arrive split across chunks.
         let pending = "";
         const decoder = new TextDecoder();
@@ -223,6 +233,7 @@ export class KubeClient implements Client {
           }
         }
       } catch (err) {
+        failOpen(err);
         // stop(), the caller's signal or inactivity: a normal end (the informer resumes).
         if (signal.aborted) return;
         if (err instanceof ApiError) throw err;
@@ -236,9 +247,10 @@ export class KubeClient implements Client {
         throw err;
       } finally {
         idleTimer.cancel();
+        failOpen(new Error("watch ended before it opened")); // no-op once opened
       }
     })();
-    return { done, stop: () => stopped.abort() };
+    return { opened, done, stop: () => stopped.abort() };
   }
 
   create<T extends KubeObject>(r: Resource<T>, obj: T, opts: WriteOptions = {}): Promise<T> {
@@ -315,7 +327,7 @@ export class KubeClient implements Client {
           res = await fetch(this.#url(path, query), {
             method,
             headers: {
-              ...(await this.#conn.headers()),
+              ...(await untilAborted(this.#conn.headers(), signal)),
               accept: "application/json",
               ...(body !== undefined ? { "content-type": contentType } : {}),
             },
@@ -346,6 +358,16 @@ export class KubeClient implements Client {
       deadline.cancel();
     }
   }
+}
+
+/** p, or signal's reason once it aborts first (an exec credential plugin that hangs, say). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function parseJson(text: string): unknown {

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   existsSync,
@@ -7,10 +8,14 @@ import {
   utimesSync,
   writeFileSync,
 } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { TLSSocket } from "node:tls";
 import { describe, expect, it } from "vitest";
+import { KubeClient } from "./client.ts";
 import { ConnectionError, connect, connectionFromKubeconfigFile, loadConnection } from "./connection.ts";
+import { ConfigMaps } from "./rest.ts";
 
 function kubeconfig(user: object, cluster: object = { server: "https://10.0.0.1:6443/" }): string {
   const dir = mkdtempSync(join(tmpdir(), "kc-"));
@@ -170,7 +175,72 @@ describe("KUBECONFIG lists and --context (kubectl's merge)", () => {
   });
 });
 
+/** A test CA, a server certificate for 127.0.0.1 and two client certificates, made with openssl. */
+function testPki(dir: string) {
+  const sh = (cmd: string) => execFileSync("bash", ["-c", cmd], { cwd: dir, stdio: "pipe" });
+  const key = (name: string) => `-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${name}.key`;
+  sh(`openssl req -x509 ${key("ca")} -out ca.crt -subj /CN=test-ca -days 1`);
+  const sign = (name: string, cn: string, ext: string) =>
+    sh(
+      `openssl req ${key(name)} -out ${name}.csr -subj /CN=${cn} && printf '${ext}' > ${name}.ext && ` +
+        `openssl x509 -req -in ${name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out ${name}.crt -days 1 -extfile ${name}.ext`,
+    );
+  sign("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1");
+  sign("client-1", "client-1", "extendedKeyUsage=clientAuth");
+  sign("client-2", "client-2", "extendedKeyUsage=clientAuth");
+  const read = (f: string) => readFileSync(join(dir, f));
+  return { ca: read("ca.crt"), server: { cert: read("server.crt"), key: read("server.key") }, read };
+}
+
+const hasOpenssl = (() => {
+  try {
+    execFileSync("openssl", ["version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 describe("client certificate files", () => {
+  it.skipIf(!hasOpenssl)(
+    "presents the rotated client certificate once the files change (real mTLS)",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "pki-"));
+      const pki = testPki(dir);
+      // The server answers with the common name of the certificate the client presented.
+      const server = createHttpsServer(
+        { ...pki.server, ca: pki.ca, requestCert: true, rejectUnauthorized: true },
+        (req, res) => {
+          const cn = (req.socket as TLSSocket).getPeerCertificate().subject?.CN;
+          res.end(JSON.stringify({ metadata: { name: cn } }));
+        },
+      );
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      try {
+        writeFileSync(join(dir, "tls.crt"), pki.read("client-1.crt"));
+        writeFileSync(join(dir, "tls.key"), pki.read("client-1.key"));
+        const client = new KubeClient(
+          connect({
+            server: `https://127.0.0.1:${(server.address() as { port: number }).port}`,
+            ca: pki.ca,
+            certFile: join(dir, "tls.crt"),
+            keyFile: join(dir, "tls.key"),
+            fileCheckIntervalMs: 0,
+          }),
+        );
+        expect((await client.get(ConfigMaps, "ns", "x")).metadata?.name).toBe("client-1");
+        writeFileSync(join(dir, "tls.crt"), pki.read("client-2.crt")); // cert-manager renews the Secret
+        writeFileSync(join(dir, "tls.key"), pki.read("client-2.key"));
+        const later = new Date(Date.now() + 5000);
+        utimesSync(join(dir, "tls.crt"), later, later);
+        expect((await client.get(ConfigMaps, "ns", "x")).metadata?.name).toBe("client-2");
+      } finally {
+        server.closeAllConnections();
+        server.close();
+      }
+    },
+  );
+
   it("re-reads rotated certificate files: a new pool with the new certificate", () => {
     const dir = mkdtempSync(join(tmpdir(), "kc-"));
     writeFileSync(join(dir, "tls.crt"), "cert-1");

@@ -135,6 +135,24 @@ describe("Controller", () => {
     await t.stop();
   });
 
+  it("retries a throttled (429) reconcile no sooner than the server's Retry-After", async () => {
+    const times: number[] = [];
+    const t = await setup(async () => {
+      times.push(Date.now());
+      if (times.length === 1) {
+        const throttled = apiError(429, "TooManyRequests", "slow down");
+        Object.assign(throttled, { headers: { "retry-after": "0.2" } });
+        throw throttled;
+      }
+    });
+    t.client.seed(ConfigMaps, cm("a"));
+    t.controller.start();
+    await until(() => times.length === 2);
+    // The per-key backoff alone would retry after 5 ms.
+    expect((times[1] as number) - (times[0] as number)).toBeGreaterThanOrEqual(190);
+    await t.stop();
+  });
+
   it("requeues after the requested delay", async () => {
     const times: number[] = [];
     const t = await setup(async () => {

@@ -4,7 +4,9 @@
 //   - return {requeueAfterMs} → run again after that delay (polling), backoff reset;
 //   - throw                  → retry with per-key exponential backoff;
 //   - throw TerminalError    → no retry; onTerminalError records it (e.g. a Failed condition);
-//   - 409 / ConflictError    → routine optimistic-lock loss: requeue with backoff, info log, not an error.
+//   - 409 / ConflictError    → routine optimistic-lock loss: requeue with backoff, info log, not an error;
+//   - an error carrying the server's Retry-After (a 429 the client could not wait out) → retried
+//     no sooner than that.
 // Reconcile is level-based: it gets only the key and must read current state from the caches.
 import { randomUUID } from "node:crypto";
 import type { V1OwnerReference } from "@kubernetes/client-node";
@@ -221,8 +223,12 @@ export class Controller<T extends KubeObject = KubeObject> {
       return "requeue";
     }
     this.#metrics.reconcileErrors.inc(labels);
-    ctx.log.error({ err, retries: this.queue.retries(ctx.key) }, "reconcile failed; retrying with backoff");
-    this.queue.addRateLimited(ctx.key);
+    const retryAfterMs = (err as { retryAfterMs?: number } | null)?.retryAfterMs;
+    ctx.log.error(
+      { err, retries: this.queue.retries(ctx.key), retryAfterMs },
+      "reconcile failed; retrying with backoff",
+    );
+    this.queue.addRateLimited(ctx.key, typeof retryAfterMs === "number" ? retryAfterMs : 0);
     return "error";
   }
 }

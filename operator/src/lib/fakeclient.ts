@@ -116,11 +116,14 @@ export class FakeClient implements Client {
     try {
       this.#record("watch", r, namespace);
     } catch (err) {
-      return { done: Promise.reject(err), stop() {} };
+      const opened = Promise.reject(err);
+      opened.catch(() => {});
+      return { opened, done: Promise.reject(err), stop() {} };
     }
     const w: Watcher = { plural: r.plural, namespace, onEvent: onEvent as Watcher["onEvent"], end };
     this.#watchers.add(w);
     return {
+      opened: Promise.resolve(),
       done,
       stop: () => {
         this.#watchers.delete(w);

@@ -102,11 +102,12 @@ describe("Informer", () => {
     expect(informer.hasSynced()).toBe(false);
     await until(() => clock.pendingTimers() > 0, "backoff timer");
     clock.advance(300); // second ≤ 240 ms
-    await informer.waitForSync();
     await until(() => client.actions.filter((a) => a.verb === "watch").length === 1);
+    expect(informer.hasSynced()).toBe(false); // listed, but the watch was refused: not synced yet
     await until(() => clock.pendingTimers() > 0, "backoff timer");
     clock.advance(200);
     await until(() => client.actions.filter((a) => a.verb === "watch").length === 2);
+    await informer.waitForSync();
     await client.create(ConfigMaps, cm("c"));
     expect(events).toEqual(["add a", "add c"]);
     expect(client.actions.filter((a) => a.verb === "list")).toHaveLength(3); // a watch error resumes, no relist
@@ -195,6 +196,14 @@ describe("Informer", () => {
       /does not serve v1 configmaps \(404\); is its CRD installed/,
     );
     await missing.informer.stop();
+  });
+
+  it("a watch refused with 403 after a good list fails waitForSync naming the watch verb", async () => {
+    const { client, informer } = setup();
+    client.failNext("watch", apiError(403, "Forbidden", 'configmaps is forbidden: User "op" cannot watch'));
+    informer.start();
+    await expect(informer.waitForSync()).rejects.toThrow(/needs verb "watch" on resource "configmaps"/);
+    await informer.stop();
   });
 
   it("waits at least the server's Retry-After after a 429", async () => {

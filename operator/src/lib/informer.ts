@@ -7,8 +7,9 @@
 //    resourceVersion it saw.
 //  - A watch that ends normally (the server's timeoutSeconds, the client's inactivity timeout, a
 //    closed connection) resumes from the last resourceVersion.
-//  - A list refused with 403/404 before the first sync fails waitForSync with a message naming the
-//    resource and the missing verb (or CRD), so start-up fails instead of waiting forever.
+//  - Synced = listed and the watch accepted. A list or watch refused with 403/404 before that fails
+//    waitForSync with a message naming the resource and the missing verb (or CRD), so start-up
+//    fails instead of waiting forever.
 // Namespaces: one list/watch per configured namespace (or one cluster-wide). Per-namespace watches
 // need only namespaced RBAC (a Role per namespace), which is what a restricted install grants.
 import type { Logger } from "pino";
@@ -155,7 +156,6 @@ export class Informer<T extends KubeObject> {
       try {
         if (resourceVersion === undefined) {
           resourceVersion = await this.#relist(namespace);
-          this.#markSynced(namespace);
           failures = 0;
           log.debug({ resourceVersion }, "listed");
         }
@@ -174,7 +174,7 @@ export class Informer<T extends KubeObject> {
         const verb = resourceVersion === undefined ? "list" : "watch";
         const explained = this.#explain(err, verb, namespace);
         this.#lastError = explained;
-        if (verb === "list" && !this.hasSynced() && explained instanceof InformerSyncError) {
+        if (!this.hasSynced() && explained instanceof InformerSyncError) {
           this.#syncError = explained;
           for (const w of this.#syncWaiters.splice(0)) w.reject(explained);
         }
@@ -236,6 +236,11 @@ export class Informer<T extends KubeObject> {
       },
     );
     this.#watches.add(handle);
+    // Synced once listed and watching: a role that may list but not watch fails start-up too.
+    (handle.opened ?? Promise.resolve()).then(
+      () => this.#markSynced(namespace),
+      () => {},
+    );
     return handle.done
       .then(() => {
         if (failure) throw failure;

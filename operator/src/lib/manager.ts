@@ -165,7 +165,7 @@ export class Manager {
       this.#rejectStopped(err as Error);
       throw err;
     }
-    if (!synced) return;
+    if (!synced || this.#stopping) return;
     log.info({ informers: [...this.#informers.values()].map((i) => i.resource.plural) }, "caches synced");
 
     const le = this.#opts.leaderElection;

@@ -3,15 +3,12 @@
 // (plan, runtimetasks, desired, observe, stages, health, pipeline); thin I/O modules act (read,
 // children, teardown, poll, status, failures), and reconcile.ts runs one pass through them.
 
+import { createHash } from "node:crypto";
 import type { V1ConfigMap, V1Job, V1Pod } from "@kubernetes/client-node";
 import type { AcceptanceEvalSpec, AcceptanceEvalStatus } from "../../api/acceptanceeval.ts";
 import { API_VERSION } from "../../api/common.ts";
-import {
-  acceptanceEvalKind,
-  type DraftTraining,
-  draftTrainingKind,
-  draftTrainingResource,
-} from "../../api/kinds.ts";
+import { type DraftTrainingSpec, draftTrainingSpec } from "../../api/drafttraining.ts";
+import { acceptanceEvalKind, type DraftTraining, draftTrainingKind } from "../../api/kinds.ts";
 import type { Client } from "../../lib/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { EventRecorder } from "../../lib/events.ts";
@@ -38,15 +35,39 @@ export const DraftTrainings = customResource<DraftTrainingObject>(API_VERSION, d
 export const AcceptanceEvals = customResource<AcceptanceEvalObject>(API_VERSION, acceptanceEvalKind);
 export const RESOURCES = new ResourceTable([...CORE_RESOURCES, DraftTrainings, AcceptanceEvals]);
 
-/** The DraftTraining informer's transform: validate and default once per change, not per reconcile. */
+/** Parsed specs by uid, reused while the spec is unchanged: status writes and metadata edits do not re-parse. */
+const parsedSpecs = new Map<string, { digest: string; spec?: DraftTrainingSpec; invalid?: string }>();
+const PARSED_SPECS_MAX = 20_000;
+
+/**
+ * The DraftTraining informer's transform: the spec is validated and defaulted (zod with the CRD's
+ * CEL rules) once per change of the spec, not on every reconcile or status change.
+ */
 export function parseDraftTraining(raw: KubeObject): KubeObject {
-  const parsed = draftTrainingResource.safeParse(raw);
-  if (parsed.success) return parsed.data as DraftTrainingObject;
-  const issue = parsed.error.issues[0];
-  return {
-    ...raw,
-    invalid: `invalid DraftTraining: ${issue?.path.join(".")}: ${issue?.message}`,
-  } as KubeObject;
+  const uid = raw.metadata?.uid;
+  // A digest, not the JSON itself: at thousands of objects the strings would cost megabytes.
+  const digest = createHash("sha1")
+    .update(JSON.stringify((raw as { spec?: unknown }).spec) ?? "")
+    .digest("base64");
+  let parsed = uid ? parsedSpecs.get(uid) : undefined;
+  if (parsed?.digest !== digest) {
+    const result = draftTrainingSpec.safeParse((raw as { spec?: unknown }).spec);
+    const issue = result.success ? undefined : result.error.issues[0];
+    parsed = result.success
+      ? { digest, spec: result.data }
+      : {
+          digest,
+          invalid: `invalid DraftTraining: ${["spec", ...(issue?.path ?? [])].join(".")}: ${issue?.message}`,
+        };
+    if (uid) {
+      parsedSpecs.delete(uid);
+      parsedSpecs.set(uid, parsed);
+      // Oldest first: entries of deleted objects age out.
+      if (parsedSpecs.size > PARSED_SPECS_MAX) parsedSpecs.delete(parsedSpecs.keys().next().value as string);
+    }
+  }
+  if (parsed.invalid) return { ...raw, invalid: parsed.invalid } as KubeObject;
+  return { ...raw, spec: parsed.spec } as DraftTrainingObject;
 }
 
 export interface DraftTrainingDeps {

@@ -9,6 +9,7 @@ import type { ReconcileContext } from "../../lib/controller.ts";
 import { apiMessage, isConflict, statusCode, type TerminalError } from "../../lib/errors.ts";
 import { NotLeaderError } from "../../lib/fencedclient.ts";
 import { redactString } from "../../lib/redact.ts";
+import { ChildApplyError } from "./children.ts";
 import type { DraftTrainingDeps } from "./controller.ts";
 import { conditionsOf, ownedStatus, writeStatus } from "./status.ts";
 
@@ -24,10 +25,8 @@ export function describeFailure(err: unknown): SyncFailure | undefined {
   if (isConflict(err) || err instanceof NotLeaderError || (err as Error)?.name === "AbortError")
     return undefined;
   const code = statusCode(err);
-  const raw =
-    code !== undefined && !(err as Error).message.startsWith("applying ")
-      ? apiMessage(err)
-      : ((err as Error)?.message ?? String(err));
+  // A ChildApplyError already says which child, with the server's message; others get the server's.
+  const raw = err instanceof ChildApplyError ? err.message : apiMessage(err);
   const message = redactString(raw).slice(0, 2048);
   let reason = "ReconcileError";
   if (/denied (the )?request/.test(raw)) reason = "AdmissionDenied";

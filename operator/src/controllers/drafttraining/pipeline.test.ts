@@ -250,6 +250,24 @@ describe("DraftTraining pipeline", () => {
     expect(next.actions[0]).toEqual({ type: "runStage", stage: "PrepareData", suspend: false });
   });
 
+  it("runs a failed evaluation gate again once the spec changes (e.g. a new minTau)", () => {
+    const jobs = { PrepareData: done("a"), Regenerate: done("b"), TargetCache: done("c"), Train: done("d") };
+    const gate = {
+      name: "t-eval",
+      generation: 2,
+      phase: "Succeeded" as const,
+      verdict: "Failed" as const,
+      reasons: ["low"],
+    };
+    const failed = decide(dt(), observed(jobs, { evaluation: gate }), NOW);
+    expect(failed.status.stage).toBe("Failed");
+    const changed = dt(undefined, failed.status);
+    changed.metadata.generation = 3;
+    const rerun = decide(changed, observed(jobs, { evaluation: gate }), NOW);
+    expect(rerun.actions[0]).toEqual({ type: "restartStage", stage: "Evaluate" });
+    expect(rerun.status.stage).toBe("Evaluate");
+  });
+
   it("keeps the regeneration server while regeneration is suspended", () => {
     const d = decide(
       dt((s) => (s.suspend = true)),
