@@ -64,6 +64,14 @@ export class ProcessKubelet {
     writeFileSync(taskFile, task);
     const terminationLog = join(dir, "termination-log");
     const env: Record<string, string> = { ...process.env } as Record<string, string>;
+    // As a kubelet does: envFrom Secrets first (keys become variables, with the optional prefix),
+    // then env entries, which win.
+    for (const from of container.envFrom ?? []) {
+      if (!from.secretRef?.name) continue;
+      const secret = await this.#core.readNamespacedSecret({ name: from.secretRef.name, namespace: ns });
+      for (const [k, v] of Object.entries(secret.data ?? {}))
+        env[`${from.prefix ?? ""}${k}`] = Buffer.from(v, "base64").toString("utf8");
+    }
     for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
     env[RUNTIME_ENV.pvcRoot] = this.#opts.storageRoot;
     env[RUNTIME_ENV.task] = taskFile;

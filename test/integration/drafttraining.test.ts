@@ -306,7 +306,8 @@ describe("DraftTraining pipeline", () => {
     await create(
       tiny(
         "secretless",
-        (s) => (s.target = { uri: "builtin://tiny-qwen3", credentialsSecretRef: { name: "hf-token" } }),
+        // The data stage reads the prompts, so its pods need the prompts' Secret (not the target's).
+        (s) => (s.data.prompts = { uri: "builtin://tiny-mix", credentialsSecretRef: { name: "hf-token" } }),
       ),
     );
     const cond = await until("SecretMissing", async () => {

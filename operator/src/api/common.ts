@@ -1,7 +1,7 @@
 // Building blocks shared by the three SpecOps kinds. Every field carries a description: it becomes
 // `kubectl explain` text through the generated CRDs.
 import { z } from "zod";
-import { atMostOne, exactlyOne, withRules } from "./rules.ts";
+import { atMostOne, type CelRule, exactlyOne, withRules } from "./rules.ts";
 
 export const GROUP = "specops.dev";
 export const VERSION = "v1alpha1";
@@ -66,8 +66,10 @@ export const secretRef = z
   .object({ name: objectName("Secret") })
   .describe(
     "A Secret in the same namespace whose keys become environment variables of the pods that read this " +
-      "location (HF_TOKEN for hf://, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for s3://, " +
-      "GOOGLE_APPLICATION_CREDENTIALS_JSON for gs://). Credentials are never written inline.",
+      "location (HF_TOKEN for hf://, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and optionally " +
+      "AWS_SESSION_TOKEN for s3://, GOOGLE_APPLICATION_CREDENTIALS_JSON (a service-account key) for gs://). " +
+      "Omit it to use the pod's cloud identity (IRSA, GKE Workload Identity) through the default " +
+      "credential chain. Credentials are never written inline.",
   );
 
 const HF = "hf://[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*";
@@ -76,6 +78,84 @@ const GS = String.raw`gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/[^\s@]*)?`;
 const PVC = String.raw`pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^\s@]*)?`;
 const BUILTIN = "builtin://[a-z0-9][a-z0-9.-]*";
 const uriPattern = (...alternatives: string[]) => new RegExp(`^(${alternatives.join("|")})$`);
+
+/** Where an s3:// or gs:// location is served from, beside its URI (S3-compatible stores, emulators). */
+export const objectStoreFields = {
+  endpoint: z
+    .string()
+    .max(512)
+    .regex(/^https?:\/\/[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(\/[^\s]*)?$/, {
+      error: "must be an http(s) URL such as https://minio.storage.svc:9000",
+    })
+    .optional()
+    .describe(
+      "Endpoint of the store for s3:// (MinIO, Ceph RGW, Cloudflare R2, ...) or gs:// (a private or " +
+        "emulated GCS endpoint); default the provider's own.",
+    ),
+  region: z
+    .string()
+    .max(64)
+    .regex(/^[a-z0-9-]+$/, { error: "must be a region name such as us-east-1" })
+    .optional()
+    .describe("Region of an s3:// bucket, e.g. us-east-1 (auto for R2); default the client's."),
+  pathStyle: z
+    .boolean()
+    .optional()
+    .describe(
+      "Address s3:// buckets by path (endpoint/bucket/key) instead of by virtual host; most " +
+        "S3-compatible stores need it.",
+    ),
+};
+
+// What S3 and GCS refuse as bucket names beyond the characters and lengths the URI patterns check
+// (docs: AWS "Bucket naming rules", Google Cloud "Bucket names").
+export const objectStoreRules: CelRule[] = [
+  {
+    rule: "!has(self.region) || self.uri.startsWith('s3://')",
+    message: "region applies only to s3:// locations",
+    fieldPath: ".region",
+  },
+  {
+    rule: "!has(self.pathStyle) || self.uri.startsWith('s3://')",
+    message: "pathStyle applies only to s3:// locations",
+    fieldPath: ".pathStyle",
+  },
+  {
+    rule: "!has(self.endpoint) || self.uri.startsWith('s3://') || self.uri.startsWith('gs://')",
+    message: "endpoint applies only to s3:// and gs:// locations",
+    fieldPath: ".endpoint",
+  },
+  {
+    rule: "!self.uri.matches('^(s3|gs)://[^/]*[.][.]')",
+    message: "bucket names may not contain two adjacent periods",
+    fieldPath: ".uri",
+  },
+  {
+    rule: "!self.uri.matches('^(s3|gs)://[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+(/|$)')",
+    message: "bucket names may not be IP addresses",
+    fieldPath: ".uri",
+  },
+  {
+    rule: "!self.uri.matches('^s3://(xn--|sthree-|amzn-s3-demo-)')",
+    message: "S3 bucket names may not start with xn--, sthree- or amzn-s3-demo-",
+    fieldPath: ".uri",
+  },
+  {
+    rule: "!self.uri.matches('^s3://[^/]*(-s3alias|--ol-s3|[.]mrap|--x-s3|--table-s3)(/|$)')",
+    message: "S3 bucket names may not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3",
+    fieldPath: ".uri",
+  },
+  {
+    rule: "!self.uri.matches('^gs://([^/]*[.])?[a-z0-9_-]{64,}([.]|/|$)')",
+    message: "GCS bucket names are at most 63 characters, or 222 with dots and at most 63 between them",
+    fieldPath: ".uri",
+  },
+  {
+    rule: "!self.uri.matches('^gs://(goog|[^/]*(google|g00gle|googl3|go0gle|g0ogle))')",
+    message: "GCS bucket names may not start with goog or contain google or a misspelling of it",
+    fieldPath: ".uri",
+  },
+];
 
 const MODEL_URI_HELP =
   "hf://org/name (Hugging Face), s3://bucket/path, gs://bucket/path, pvc://claim/path (a PVC in the " +
@@ -95,6 +175,7 @@ export const modelSource = withRules(
       .optional()
       .describe("Git revision (branch, tag or commit) of an hf:// model. Pin it for reproducible runs."),
     credentialsSecretRef: secretRef.optional(),
+    ...objectStoreFields,
   }),
   [
     {
@@ -102,6 +183,7 @@ export const modelSource = withRules(
       message: "revision is only meaningful for hf:// URIs",
       fieldPath: ".revision",
     },
+    ...objectStoreRules,
   ],
 ).describe("A model location.");
 export type ModelSource = z.infer<typeof modelSource>;
@@ -109,8 +191,8 @@ export type ModelSource = z.infer<typeof modelSource>;
 const DATA_URI_HELP =
   "hf://org/dataset, s3://bucket/file.jsonl, gs://bucket/file.jsonl, pvc://claim/path or builtin://name " +
   "(a synthetic set shipped with the runtime, reference backend only)";
-export const datasetSource = z
-  .object({
+export const datasetSource = withRules(
+  z.object({
     uri: z
       .string()
       .max(512)
@@ -118,11 +200,13 @@ export const datasetSource = z
       .describe(`Where the data lives: ${DATA_URI_HELP}.`),
     revision: z.string().max(128).optional().describe("Git revision of an hf:// dataset."),
     credentialsSecretRef: secretRef.optional(),
-  })
-  .describe("A dataset location (JSONL, one sample per line, or a Hugging Face dataset).");
+    ...objectStoreFields,
+  }),
+  objectStoreRules,
+).describe("A dataset location (JSONL, one sample per line, or a Hugging Face dataset).");
 
-export const outputLocation = z
-  .object({
+export const outputLocation = withRules(
+  z.object({
     uri: z
       .string()
       .max(512)
@@ -131,8 +215,10 @@ export const outputLocation = z
       })
       .describe("Where results are copied: s3://bucket/path, gs://bucket/path or pvc://claim/path."),
     credentialsSecretRef: secretRef.optional(),
-  })
-  .describe("A location the operator's pods write to.");
+    ...objectStoreFields,
+  }),
+  objectStoreRules,
+).describe("A location the operator's pods write to.");
 
 export const draftMethod = z
   .enum(["dspark", "dflash", "eagle3"])

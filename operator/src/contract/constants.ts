@@ -12,6 +12,7 @@ export const TASK_KINDS = [
   "eval",
   "serve",
   "profile",
+  "publish",
 ] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
 
@@ -27,6 +28,8 @@ export const BACKENDS_BY_KIND = {
   eval: ["deepspec", "reference"],
   serve: ["vllm", "sglang", "reference"],
   profile: ["reference", "vllm", "sglang"],
+  // The agent itself copies; any image carrying it will do.
+  publish: ["deepspec", "reference", "vllm", "sglang"],
 } as const satisfies Record<TaskKind, readonly RuntimeBackend[]>;
 
 /** Where the task document is mounted (overridden by --task or SPECOPS_TASK). */

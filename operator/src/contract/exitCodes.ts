@@ -60,8 +60,7 @@ export const EXIT_CODES = {
     code: 15,
     retriable: false,
     podFailurePolicyAction: "FailJob",
-    description:
-      "This image cannot run the task: the backend/kind pair is not implemented or a URI scheme needs staging.",
+    description: "This image cannot run the task: the backend/kind pair or an option is not implemented.",
   },
   terminated: {
     code: 143,

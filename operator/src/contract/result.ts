@@ -38,6 +38,19 @@ export const result = z
         targetCachePath: z.string().optional().describe("Target cache written."),
         samples: z.int().min(0).optional().describe("Samples written."),
         files: z.array(z.string()).max(256).optional().describe("Other files written."),
+        published: z
+          .object({
+            uri: z.string().describe("Where the product was copied (task.publish)."),
+            files: z.int().min(0).describe("Files at the location."),
+            sizeBytes: z.int().min(0).describe("Their total size."),
+            checksum: z
+              .string()
+              .describe("sha256 over the sorted `name size md5` lines of the files, verified in the store."),
+            copiedFiles: z.int().min(0).optional().describe("Files sent by this run."),
+            skippedFiles: z.int().min(0).optional().describe("Files already there, not sent again."),
+          })
+          .optional()
+          .describe("The copy to the object store, once every file is verified there."),
       })
       .optional()
       .describe("What the task produced."),

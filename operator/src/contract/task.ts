@@ -4,7 +4,7 @@
 // SpecServe spec.
 import { z } from "zod";
 import { acceptanceEvalSpec } from "../api/acceptanceeval.ts";
-import { draftMethod, modelSource } from "../api/common.ts";
+import { draftMethod, modelSource, objectStoreFields, objectStoreRules } from "../api/common.ts";
 import { draftShape, hyperparameters, regeneration, trainingData } from "../api/drafttraining.ts";
 import { withRules } from "../api/rules.ts";
 import { speculative } from "../api/specserve.ts";
@@ -67,6 +67,10 @@ const storage = z
       .record(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/), localPath("Mount path of the claim."))
       .optional()
       .describe("Mount path of each claim named by pvc:// URIs; default <SPECOPS_PVC_ROOT>/<claim>."),
+    stagingDir: localPath(
+      "Where s3:// and gs:// inputs are copied before the task runs (<stagingDir>/<scheme>/<bucket>/<key>); " +
+        "default <workDir>/staged. On shared storage, later stages find them already there.",
+    ).optional(),
   })
   .describe("How URIs map onto the pod's volumes.");
 
@@ -101,6 +105,25 @@ const common = {
   output,
   workDir: localPath("Scratch directory; default <output.path>/.work.").optional(),
   storage: storage.optional(),
+  publish: withRules(
+    z.object({
+      uri: z
+        .string()
+        .max(512)
+        .regex(/^(s3|gs):\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](\/[^\s@]*)?$/, {
+          error: "must be s3://bucket/path or gs://bucket/path",
+        })
+        .describe("The object-store location."),
+      ...objectStoreFields,
+    }),
+    objectStoreRules,
+  )
+    .optional()
+    .describe(
+      "After success, copy the task's product to this s3:// or gs:// location: the checkpoint of train, " +
+        "params.source of publish, the result JSON of eval (<uri>/result.json, or the uri itself when it " +
+        "ends in .json). Credentials come from the pod's environment.",
+    ),
 };
 
 const backendFor = (kind: TaskKind) =>
@@ -281,6 +304,17 @@ const profileTask = z.object({
     .describe("Measure the engine's steps-per-second table SPS(B)."),
 });
 
+const publishTask = z.object({
+  ...common,
+  kind: z.literal("publish"),
+  backend: backendFor("publish"),
+  params: z
+    .object({
+      source: localPath("Checkpoint folder (or file) on storage to copy to publish.uri."),
+    })
+    .describe("Copy a finished stage's product to an object store, resumable file by file."),
+});
+
 export const TASK_VARIANTS = {
   "prepare-data": prepareDataTask,
   regenerate: regenerateTask,
@@ -289,6 +323,7 @@ export const TASK_VARIANTS = {
   eval: evalTask,
   serve: serveTask,
   profile: profileTask,
+  publish: publishTask,
 } as const satisfies Record<TaskKind, z.ZodObject>;
 
 export const task = z
@@ -300,6 +335,7 @@ export const task = z
     evalTask,
     serveTask,
     profileTask,
+    publishTask,
   ])
   .describe("A SpecOps runtime task.");
 export type Task = z.infer<typeof task>;

@@ -1,6 +1,6 @@
 """Turn the task's URIs into what a backend opens: a local path on mounted storage, a Hub id, or a
-builtin:// name. Object stores (s3://, gs://) are not read here: the operator must stage them onto
-storage first (this image carries no object-store client)."""
+builtin:// name. Object stores (s3://, gs://) resolve to their copy on mounted storage, made before
+the task runs (staging.stage_inputs)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ def resolve(uri: str, task: dict, field: str = "uri") -> str:
     if uri.startswith("builtin://"):
         return uri
     if uri.startswith(("s3://", "gs://")):
-        raise Unsupported(
-            f"{field}: {uri.split('://')[0]}:// must be staged onto mounted storage by the operator"
-        )
+        staged = (task.get("_staged") or {}).get(uri) or (task.get("_staged") or {}).get(uri.rstrip("/"))
+        if staged is None:
+            raise MissingInput(f"{field}: {uri} was not staged onto mounted storage before the task ran")
+        return staged
     if uri.startswith("/"):
         return uri
     raise Unsupported(f"{field}: unsupported location {uri!r}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jsonschema
 
-from . import contract, dispatch, gate, termination
+from . import contract, dispatch, gate, staging, termination
 from .context import TaskContext
 from .errors import GateFailed, InvalidTask, Terminated, classify
 from .progress import ProgressServer, ProgressState, now_rfc3339
@@ -107,6 +107,34 @@ def write_result(result: dict, ctx: TaskContext | None) -> None:
         result.pop("resultPath", None)
 
 
+def publish_outputs(result: dict, task: dict, ctx: TaskContext) -> str:
+    """After success, copies the eval's result JSON or the train's checkpoint to task.publish;
+    records what arrived in outputs.published, or fails the result with the store's message."""
+    try:
+        loc = staging.publish_location(task)
+        if loc is None:
+            return "success"
+        checkpoint = (result.get("outputs") or {}).get("checkpoint") or {}
+        if task["kind"] == "eval":
+            src, loc = (
+                ctx.output_dir / contract.constants()["resultFile"],
+                staging.result_object(loc, contract.constants()["resultFile"]),
+            )
+        elif checkpoint.get("path"):
+            src = Path(checkpoint["path"])
+        else:
+            src = ctx.output_dir
+        published = staging.sync_up(src, loc, lambda m: ctx.report(message=m), stop=ctx.stop_event)
+        result.setdefault("outputs", {})["published"] = published
+        reason = "success"
+    except BaseException as e:  # noqa: BLE001 - a failed copy is the task's failure, named
+        reason = classify(e)
+        result.update(status="failed", reason=reason, exitCode=contract.exit_code(reason), message=str(e))
+        log.error("%s: %s", reason, e)
+    write_result(result, ctx)
+    return reason
+
+
 def _install_sigterm(ctx: TaskContext, state: ProgressState) -> None:
     grace = float(os.environ.get("SPECOPS_TERMINATION_GRACE_SECONDS", _DEFAULT_GRACE_S))
     main_done = threading.Event()
@@ -158,7 +186,11 @@ def run(task_path: str, modules: dict[str, str] | None = None, port: int | None 
         if threading.current_thread() is threading.main_thread():
             _install_sigterm(ctx, state)
         ctx.prepare_dirs()
-        fn = dispatch.resolve(task["backend"], task["kind"], modules)
+        if task["kind"] == "publish":
+            fn = staging.publish_task
+        else:
+            fn = dispatch.resolve(task["backend"], task["kind"], modules)
+            staging.stage_inputs(task, lambda m: ctx.report(message=m), ctx.stop_event)
         returned = fn(task["params"], ctx)
         if ctx.should_stop() and returned is None:
             raise Terminated("terminated before the task finished")
@@ -179,6 +211,8 @@ def run(task_path: str, modules: dict[str, str] | None = None, port: int | None 
             reason = GateFailed.reason
             result.update(status="failed", reason=reason, exitCode=contract.exit_code(reason), message=failed)
     write_result(result, ctx)
+    if reason == "success" and task is not None and task["kind"] != "publish" and ctx is not None:
+        reason = publish_outputs(result, task, ctx)
     termination.write(result)
     if state is not None:
         state.set_state("succeeded" if reason == "success" else "failed")

@@ -182,7 +182,7 @@ BASE_TRAIN = {"target": TARGET, "method": "eagle3", "targetCachePath": "/nonexis
         (
             tasks.evaluate,
             {"target": {"uri": "s3://bucket/model"}, "draft": TARGET, "method": "dflash"},
-            "unsupported",
+            "missingInput",  # not staged: the agent stages object stores before dispatch
             "params.target.uri",
         ),
         (tasks.profile, {"target": {"uri": "pvc://nope/model"}}, "missingInput", "params.target.uri"),

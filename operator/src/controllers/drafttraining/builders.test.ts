@@ -20,17 +20,19 @@ function draftTraining(file: string, edit?: (spec: any) => void): DraftTraining 
 }
 
 describe("stage plan", () => {
-  it("runs regeneration and evaluation only when asked", () => {
+  it("runs regeneration, evaluation and publishing only when asked", () => {
     expect(plannedStages(draftTraining("drafttraining-qwen3-8b-dspark.yaml"))).toEqual([
       "PrepareData",
       "Regenerate",
       "TargetCache",
       "Train",
       "Evaluate",
+      "Publish",
     ]);
     const bare = draftTraining("drafttraining-qwen3-8b-dspark.yaml", (s) => {
       s.data.regenerate.enabled = false;
       delete s.evaluation;
+      delete s.output;
     });
     expect(plannedStages(bare)).toEqual(["PrepareData", "TargetCache", "Train"]);
   });
@@ -121,7 +123,8 @@ describe("stage Jobs", () => {
       limits: { "nvidia.com/gpu": "8", cpu: "96", memory: "1600Gi" },
       requests: { cpu: "96", memory: "1600Gi" },
     });
-    expect(c.envFrom).toEqual([{ secretRef: { name: "hf-token" } }, { secretRef: { name: "s3-writer" } }]);
+    // Training reads the target only: the output Secret (s3-writer) belongs to the Publish stage.
+    expect(c.envFrom).toEqual([{ secretRef: { name: "hf-token" } }]);
     expect(c.env).toEqual(
       expect.arrayContaining([
         { name: "RANK", value: "0" },
@@ -196,6 +199,27 @@ describe("stage Jobs", () => {
       "s3-writer",
     ]);
     expect(credentialSecrets(draftTraining("tiny-drafttraining.yaml"))).toEqual([]);
+  });
+
+  it("gives each stage's pods only the Secrets of the locations that stage reads or writes", () => {
+    const dt = draftTraining("drafttraining-qwen3-8b-dspark.yaml", (s) => {
+      s.data.prompts.credentialsSecretRef = { name: "s3-reader" };
+    });
+    expect(credentialSecrets(dt, "PrepareData")).toEqual(["s3-reader"]);
+    expect(credentialSecrets(dt, "Train")).toEqual(["hf-token"]);
+    expect(credentialSecrets(dt, "Publish")).toEqual(["s3-writer"]);
+    const publishJob = stageJob(
+      dt,
+      "Publish",
+      storageLayout(dt),
+      { defaultImage: "img", progressPort: 9090 },
+      {
+        suspend: false,
+      },
+    ) as any;
+    expect(publishJob.spec.template.spec.containers[0].envFrom).toEqual([
+      { secretRef: { name: "s3-writer" } },
+    ]);
   });
 
   it("keeps child names within 63 characters", () => {

@@ -67,13 +67,24 @@ function childMetadata(dt: DraftTraining, name: string, stage?: StageName) {
   };
 }
 
-/** Secrets referenced by the spec; their keys become env vars of the pods (never copied anywhere). */
-export function credentialSecrets(dt: DraftTraining): string[] {
-  const refs = [
-    dt.spec.target.credentialsSecretRef,
-    dt.spec.data.prompts.credentialsSecretRef,
-    dt.spec.output?.credentialsSecretRef,
-  ];
+/**
+ * Secrets referenced by the spec; their keys become env vars of the pods (never copied anywhere).
+ * A stage's pods get only the Secrets of the locations that stage reads or writes, so an input's
+ * and the output's Secrets, which hold the same key names, do not meet in one environment.
+ */
+export function credentialSecrets(dt: DraftTraining, stage?: StageName): string[] {
+  const { target, data, output } = dt.spec;
+  const byStage: Record<StageName, (typeof target.credentialsSecretRef)[]> = {
+    PrepareData: [data.prompts.credentialsSecretRef],
+    Regenerate: [target.credentialsSecretRef],
+    TargetCache: [target.credentialsSecretRef],
+    Train: [target.credentialsSecretRef],
+    Evaluate: [],
+    Publish: [output?.credentialsSecretRef],
+  };
+  const refs = stage
+    ? byStage[stage]
+    : [target.credentialsSecretRef, data.prompts.credentialsSecretRef, output?.credentialsSecretRef];
   return [...new Set(refs.flatMap((r) => (r ? [r.name] : [])))];
 }
 
@@ -132,7 +143,10 @@ export function stageJob(
   const jobName = names.job(stage);
   const multiNode = stage === "Train" && dt.spec.resources.nodes > 1;
   const nodes = stage === "Train" ? dt.spec.resources.nodes : 1;
-  const gpus = stage === "PrepareData" || stage === "Regenerate" ? 0 : dt.spec.resources.gpusPerNode;
+  const gpus =
+    stage === "PrepareData" || stage === "Regenerate" || stage === "Publish"
+      ? 0
+      : dt.spec.resources.gpusPerNode;
   const distributedEnv =
     stage === "Train" || stage === "TargetCache"
       ? [
@@ -184,7 +198,7 @@ export function stageJob(
         gpus,
         taskConfigMap: names.taskConfigMap(stage),
         claimName: layout.claimName,
-        credentialSecrets: credentialSecrets(dt),
+        credentialSecrets: credentialSecrets(dt, stage),
         progressPort: ctx.progressPort,
         env: distributedEnv,
         labels: m.labels,
@@ -236,7 +250,7 @@ export function regenServer(
     gpus: regen.gpusPerReplica,
     taskConfigMap: names.regenServerTask,
     claimName: layout.claimName,
-    credentialSecrets: credentialSecrets(dt),
+    credentialSecrets: credentialSecrets(dt, "Regenerate"),
     progressPort: ctx.progressPort,
     labels: { ...m.labels, ...selector },
     ports: [{ name: "http", containerPort: REGEN_SERVER_PORT }],

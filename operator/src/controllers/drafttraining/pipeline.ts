@@ -10,6 +10,7 @@ import type { JobStage } from "./desired.ts";
 import { containersNotStarting, kueueAdmission, podsNotStarting } from "./health.ts";
 import type { JobObservation } from "./observe.ts";
 import { plannedStages, type StageName } from "./plan.ts";
+import { inSpecTerms, publishedOutput } from "./publish.ts";
 import { evaluationStage, type StageStatus, stageFromJob, staleFailure, terminalStates } from "./stages.ts";
 
 export type DraftTrainingStatus = z.infer<typeof draftTrainingStatus>;
@@ -59,11 +60,13 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   const old = dt.status ?? {};
   const previous = new Map((old.stages ?? []).map((s) => [s.name, s]));
   const planned = plannedStages(dt);
-  const stages = planned.map((name) =>
-    name === "Evaluate"
-      ? evaluationStage(observed.evaluation, previous.get(name), generation ?? 0)
-      : stageFromJob(name, observed.jobs[name], previous.get(name), generation ?? 0),
-  );
+  const stages = planned
+    .map((name) =>
+      name === "Evaluate"
+        ? evaluationStage(observed.evaluation, previous.get(name), generation ?? 0)
+        : stageFromJob(name, observed.jobs[name], previous.get(name), generation ?? 0),
+    )
+    .map((s) => (s.name === "Publish" && s.message ? { ...s, message: inSpecTerms(s.message) } : s));
   const events: PipelineEvent[] = [];
   for (const s of stages) {
     const before = previous.get(s.name)?.state;
@@ -104,6 +107,8 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
     const step = trained.termination?.result?.outputs?.checkpoint?.step;
     status.checkpoint = { uri: observed.checkpointUri, ...(step !== undefined ? { step } : {}) };
   }
+  const output = publishedOutput(observed.jobs.Publish);
+  if (output) status.output = output;
   const actions: Action[] = [];
 
   const failed = stages.find((s) => s.state === "Failed");
@@ -131,7 +136,8 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
 
   const current = stages.find((s) => !terminalStates.has(s.state));
   if (!current) {
-    set("Succeeded", "True", "PipelineSucceeded", `draft trained: ${observed.checkpointUri}`);
+    const copied = status.output ? `, copied to ${status.output.uri}` : "";
+    set("Succeeded", "True", "PipelineSucceeded", `draft trained: ${observed.checkpointUri}${copied}`);
     set("Ready", "True", "Succeeded", "the trained draft is ready");
     set("Progressing", "False", "Succeeded", "all stages done");
     const evaluation = observed.evaluation

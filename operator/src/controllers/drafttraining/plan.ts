@@ -6,11 +6,12 @@ import type { DraftTraining } from "../../api/kinds.ts";
 import { DEFAULT_PVC_ROOT } from "../../contract/constants.ts";
 import { parseDuration } from "../../lib/time.ts";
 import { childName, serviceName } from "../shared/names.ts";
+import { publishesOutput } from "./publish.ts";
 
 export const MASTER_PORT = 29500;
 export const REGEN_SERVER_PORT = 8000;
 
-export type StageName = "PrepareData" | "Regenerate" | "TargetCache" | "Train" | "Evaluate";
+export type StageName = "PrepareData" | "Regenerate" | "TargetCache" | "Train" | "Evaluate" | "Publish";
 
 export const STAGE_SLUG: Record<StageName, string> = {
   PrepareData: "data",
@@ -18,14 +19,16 @@ export const STAGE_SLUG: Record<StageName, string> = {
   TargetCache: "cache",
   Train: "train",
   Evaluate: "eval",
+  Publish: "publish",
 };
 
-/** Stages in the order they run; regeneration and evaluation are optional. */
+/** Stages in the order they run; regeneration, evaluation and publishing (to s3:// or gs://) are optional. */
 export function plannedStages(dt: DraftTraining): StageName[] {
   const stages: StageName[] = ["PrepareData"];
   if (dt.spec.data.regenerate.enabled) stages.push("Regenerate");
   stages.push("TargetCache", "Train");
   if (dt.spec.evaluation) stages.push("Evaluate");
+  if (publishesOutput(dt)) stages.push("Publish");
   return stages;
 }
 

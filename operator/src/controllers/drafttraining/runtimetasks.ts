@@ -5,6 +5,7 @@ import type { DraftTraining } from "../../api/kinds.ts";
 import { RUNTIME_API_VERSION, STAGE_OUTPUTS } from "../../contract/constants.ts";
 import type { TaskInput } from "../../contract/task.ts";
 import { childNames, REGEN_SERVER_PORT, type StageName, type StorageLayout, stageDir } from "./plan.ts";
+import { publishTask } from "./publish.ts";
 
 /** Experiment name: checkpoints land in <train dir>/checkpoints/specops/<experiment>/step_N. */
 export const EXPERIMENT = "draft";
@@ -39,6 +40,8 @@ export function stageTask(
     },
     output: { path: stageDir(layout, stage) },
     backend: spec.backend,
+    // s3:// and gs:// inputs are staged once on the shared storage; later stages find them there.
+    storage: { stagingDir: `${layout.root}/staged` },
   };
   const distributed = {
     nodes: stage === "Train" ? spec.resources.nodes : 1,
@@ -94,6 +97,12 @@ export function stageTask(
           maxLength: spec.training.maxLength,
         },
       };
+    case "Publish":
+      return publishTask(
+        dt,
+        common,
+        `${layout.root}/train/${STAGE_OUTPUTS.train.checkpointsDir}/${EXPERIMENT}/${STAGE_OUTPUTS.train.latestLink}`,
+      );
     case "Train":
       return {
         ...common,

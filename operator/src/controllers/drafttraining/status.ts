@@ -34,6 +34,7 @@ export function ownedStatus(status: DraftTrainingStatus | undefined): DraftTrain
     stages: s.stages,
     progress: s.progress,
     checkpoint: s.checkpoint,
+    output: s.output,
     evaluation: s.evaluation,
   });
 }
