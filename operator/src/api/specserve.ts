@@ -2,8 +2,8 @@
 import { z } from "zod";
 import {
   acceptanceByPosition,
+  builtInDraft,
   conditions,
-  draftMethod,
   duration,
   gpuCount,
   modelSource,
@@ -12,6 +12,7 @@ import {
   podResources,
   runtimeImage,
   servingEngine,
+  servingMethod,
 } from "./common.ts";
 import { exactlyOne, immutable, withRules } from "./rules.ts";
 
@@ -39,12 +40,13 @@ export const servedDraft = withRules(
     draftTrainingRef: z
       .object({ name: objectName("DraftTraining") })
       .optional()
-      .describe("Serve the draft a DraftTraining produced; a new checkpoint goes through the rollout gate."),
+      .describe("Serve the draft a DraftTraining produced (its status.checkpoint); waits while it trains."),
+    builtIn: builtInDraft.optional(),
   }),
   [
     {
-      rule: exactlyOne("source", "draftTrainingRef"),
-      message: "set exactly one of draft.source or draft.draftTrainingRef",
+      rule: exactlyOne("source", "draftTrainingRef", "builtIn"),
+      message: "set exactly one of draft.source, draft.draftTrainingRef or draft.builtIn",
     },
   ],
 ).describe("The draft model.");
@@ -146,7 +148,7 @@ export const specServeSpec = withRules(
   z.object({
     target: modelSource.describe("The served target model. Immutable."),
     draft: servedDraft,
-    method: draftMethod.describe("Speculative method, always passed to the engine explicitly. Immutable."),
+    method: servingMethod.describe("Speculative method, always passed to the engine explicitly. Immutable."),
     engine: servingEngine.default("vllm"),
     speculative: speculative.prefault({}),
     extraEngineArgs: z
@@ -191,12 +193,32 @@ export const specServeSpec = withRules(
       .prefault({})
       .describe("Acceptance drift detection (traffic mix changes lower tau without a change in load)."),
     resources: podResources
-      .extend({ gpusPerReplica: gpuCount("GPUs per replica (tensor parallel size).", 1) })
+      .extend({
+        gpusPerReplica: gpuCount("GPUs per node of a replica (tensor parallel size).", 1),
+        nodesPerReplica: z
+          .int()
+          .min(1)
+          .max(64)
+          .default(1)
+          .describe(
+            "Nodes (pods) per replica; above 1 a replica is a LeaderWorkerSet group (its CRD must be installed).",
+          ),
+      })
       .prefault({})
       .describe("Compute of each replica."),
     placement: placement.optional(),
     runtime: runtimeImage.optional(),
     port: z.int().min(1).max(65535).default(8000).describe("Port of the OpenAI-compatible endpoint."),
+    apiKeySecretRef: z
+      .object({
+        name: objectName("Secret"),
+        key: z.string().min(1).max(253).describe("Key in the Secret holding the API key."),
+      })
+      .optional()
+      .describe(
+        "Require this API key on the endpoint (Authorization: Bearer); read by the engine from the Secret, " +
+          "never written inline.",
+      ),
   }),
   [
     immutable("target"),
@@ -211,6 +233,16 @@ export const specServeSpec = withRules(
       rule: "!self.speculative.adaptiveVerification || (self.method == 'dspark' && self.engine == 'vllm')",
       message: "speculative.adaptiveVerification needs method dspark on engine vllm",
       fieldPath: ".speculative.adaptiveVerification",
+    },
+    {
+      rule: "self.method == 'mtp' ? has(self.draft.builtIn) : (!has(self.draft.builtIn) || self.method == 'dspark')",
+      message: "method mtp needs draft.builtIn, and draft.builtIn needs method mtp or dspark",
+      fieldPath: ".draft",
+    },
+    {
+      rule: "self.resources.nodesPerReplica == 1 || self.engine != 'reference'",
+      message: "the reference engine serves a replica in one pod",
+      fieldPath: ".resources.nodesPerReplica",
     },
     {
       rule: "self.engine == 'reference' || !self.target.uri.startsWith('builtin://')",
@@ -255,6 +287,15 @@ export const specServeStatus = z
       .optional()
       .describe("Replicas the autoscaler (or spec.replicas) asks for."),
     selector: z.string().optional().describe("Label selector of the replicas' pods (scale subresource)."),
+    state: z
+      .enum(["Pending", "WaitingForDraft", "Progressing", "Ready", "Degraded", "Paused", "Failed"])
+      .optional()
+      .describe("One word for where the SpecServe is (kubectl get ss)."),
+    draft: z
+      .string()
+      .max(512)
+      .optional()
+      .describe("The draft being served: its URI, or built-in (inside the target checkpoint)."),
     endpoint: z.string().optional().describe("In-cluster URL of the OpenAI-compatible endpoint."),
     signals: measuredSignals.optional(),
     decisions: z
