@@ -10,7 +10,15 @@ import {
   draftTrainingReconciler,
   recordTerminalError,
 } from "./controllers/drafttraining/controller.ts";
-import { MANAGED_SELECTOR, trimJob, trimPod, trimToMetadata } from "./controllers/shared/cache.ts";
+import { MANAGED_SELECTOR, trimDeployment, trimJob, trimPod } from "./controllers/shared/cache.ts";
+import {
+  draftTrainingToSpecServes,
+  podToSpecServe,
+  recordTerminalError as recordSpecServeError,
+  CONTROLLER_NAME as SPECSERVE_CONTROLLER,
+  SpecServes,
+  specServeReconciler,
+} from "./controllers/specserve/controller.ts";
 import { KubeClient } from "./lib/client.ts";
 import type { Clock } from "./lib/clock.ts";
 import type { Config } from "./lib/config.ts";
@@ -71,7 +79,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
     pods: manager.informer(Pods, { labelSelector: MANAGED_SELECTOR, transform: trimPod }),
     deployments: manager.informer(Deployments, {
       labelSelector: MANAGED_SELECTOR,
-      transform: trimToMetadata,
+      transform: trimDeployment,
     }),
     evals: manager.informer(AcceptanceEvals),
     events,
@@ -100,6 +108,30 @@ export function buildOperator(opts: OperatorOptions): Manager {
     ],
     reconcile: draftTrainingReconciler(deps),
     onTerminalError: recordTerminalError(deps),
+    workers: config.workers,
+  });
+  const specServes = manager.informer(SpecServes);
+  const specServeDeps = {
+    client,
+    specServes,
+    drafts: deps.drafts,
+    deployments: deps.deployments,
+    pods: deps.pods,
+    events,
+    image: config.runtimeImage,
+    progressPort: opts.progressPort ?? PROGRESS_DEFAULT_PORT,
+    clock: opts.clock,
+  };
+  manager.controller({
+    name: SPECSERVE_CONTROLLER,
+    for: specServes,
+    owns: [deps.deployments],
+    watches: [
+      { informer: deps.pods, map: podToSpecServe },
+      { informer: deps.drafts, map: draftTrainingToSpecServes(specServes) },
+    ],
+    reconcile: specServeReconciler(specServeDeps),
+    onTerminalError: recordSpecServeError(specServeDeps),
     workers: config.workers,
   });
   return manager;

@@ -58,3 +58,13 @@ export const trimPod = (obj: KubeObject): KubeObject =>
 /** Objects whose existence is all that is read (e.g. the regeneration server's Deployment). */
 export const trimToMetadata = (obj: KubeObject): KubeObject =>
   ({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: meta(obj) }) as KubeObject;
+
+/** Deployments: identity, replicas and the whole status (the template is never read back). */
+export const trimDeployment = (obj: KubeObject): KubeObject =>
+  ({
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: meta(obj),
+    spec: pick((obj as Any).spec, ["replicas"]),
+    status: (obj as Any).status,
+  }) as KubeObject;
