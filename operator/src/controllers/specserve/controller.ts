@@ -242,6 +242,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
       progressPort: deps.progressPort,
       task,
       draft: draft?.display ?? "",
+      draftUri: draft?.source?.uri,
     };
     const applyOne = (obj: desired.DesiredObject) =>
       apply(deps.client, obj as KubeObject, applyOpts) as Promise<KubeObject>;

@@ -161,6 +161,26 @@ describe("Deployment", () => {
   });
 });
 
+describe("storage", () => {
+  it("a DraftTraining checkpoint on pvc:// mounts its claim where the runtime resolves pvc:// URIs", () => {
+    const ss = specServe({
+      draft: { source: { uri: "pvc://tiny-dflash-storage/train/checkpoints/draft/latest" } },
+    });
+    const d = desired.deployment(ss, {
+      ...build(ss).ctx,
+      draftUri: "pvc://tiny-dflash-storage/train/checkpoints/draft/latest",
+    }) as any;
+    expect(d.spec.template.spec.volumes).toContainEqual({
+      name: "storage",
+      persistentVolumeClaim: { claimName: "tiny-dflash-storage" },
+    });
+    expect(container(d).volumeMounts).toContainEqual({
+      name: "storage",
+      mountPath: "/mnt/specops/pvc/tiny-dflash-storage",
+    });
+  });
+});
+
 describe("LeaderWorkerSet for multi-node replicas", () => {
   it("one group per replica; the leader serves and is probed, workers join it", () => {
     const ss = specServe({ replicas: 2, resources: { gpusPerReplica: 8, nodesPerReplica: 2 } });

@@ -33,6 +33,8 @@ export interface BuildContext {
   task: unknown;
   /** The served draft's display value (URI or built-in), hashed into a pod label. */
   draft: string;
+  /** URI of the served draft, when it has one (its pvc:// claim is mounted). */
+  draftUri?: string;
 }
 
 function ownerReference(ss: SpecServe) {
@@ -66,6 +68,11 @@ export function credentialSecrets(ss: SpecServe): string[] {
 export const referencedSecrets = (ss: SpecServe): string[] => [
   ...new Set([...credentialSecrets(ss), ...(ss.spec.apiKeySecretRef ? [ss.spec.apiKeySecretRef.name] : [])]),
 ];
+
+/** The claim a pvc:// model lives on (a DraftTraining's checkpoint is on its storage claim). */
+export function claimOf(uri: string | undefined): string | undefined {
+  return uri?.startsWith("pvc://") ? uri.slice("pvc://".length).split("/")[0] : undefined;
+}
 
 export function taskConfigMap(ss: SpecServe, task: unknown): DesiredObject {
   return {
@@ -102,6 +109,8 @@ export function serverPodTemplate(ss: SpecServe, ctx: BuildContext, role?: "lead
     resources: spec.resources,
     gpus: spec.resources.gpusPerReplica,
     taskConfigMap: childNames(ss).taskConfigMap,
+    // One claim per pod: the draft's (a DraftTraining checkpoint), else the target's.
+    claimName: claimOf(ctx.draftUri) ?? claimOf(spec.target.uri),
     credentialSecrets: credentialSecrets(ss),
     progressPort: ctx.progressPort,
     env: [
