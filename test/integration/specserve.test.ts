@@ -357,7 +357,7 @@ describe("GitOps co-ownership (autoscaling on: spec.replicas is the autoscaler's
     await ssa(withoutReplicas);
     await readyAt("gitops", 1);
 
-    const seen: number[] = [];
+    const seen: number[] = [(await getSs("gitops")).spec.replicas];
     const errors: string[] = [];
     let stop = false;
     const appliers = [ssa, csa].map(async (applyOnce) => {

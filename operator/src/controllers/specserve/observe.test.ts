@@ -69,7 +69,6 @@ describe("foldStatus", () => {
           updatedReplicas: 2,
         },
         pods: [],
-        missingSecrets: [],
       },
       now,
     );
@@ -102,7 +101,6 @@ describe("foldStatus", () => {
           updatedReplicas: 1,
         },
         pods: [],
-        missingSecrets: [],
       },
       now,
     );
@@ -124,7 +122,6 @@ describe("foldStatus", () => {
           updatedReplicas: 2,
         },
         pods: [crashLooping, pulling],
-        missingSecrets: [],
       },
       now,
     );
@@ -151,7 +148,7 @@ describe("foldStatus", () => {
   });
 
   it("waiting for a draft, a failed DraftTraining, missing LWS and missing Secrets block Ready", () => {
-    const base = { workload: undefined, pods: [], missingSecrets: [] as string[] };
+    const base = { workload: undefined, pods: [] };
     const waiting = foldStatus(
       ss,
       { ...base, draft: { state: "waiting", reason: "DraftTraining", message: "training" } },
@@ -168,8 +165,29 @@ describe("foldStatus", () => {
     expect(cond(failed, "Degraded")).toMatchObject({ status: "True", reason: "DraftTrainingFailed" });
     const lws = foldStatus(ss, { ...base, draft: ready, lwsMissing: true }, now);
     expect(cond(lws, "Ready")).toMatchObject({ status: "False", reason: "LeaderWorkerSetNotInstalled" });
-    const secret = foldStatus(ss, { ...base, draft: ready, missingSecrets: ["hf-token"] }, now);
+    const waitingOnSecret = pod("chat-4", {
+      containerStatuses: [
+        {
+          name: "runtime",
+          restartCount: 0,
+          state: {
+            waiting: { reason: "CreateContainerConfigError", message: 'secret "endpoint-key" not found' },
+          },
+        },
+      ],
+    });
+    const secret = foldStatus(
+      ss,
+      {
+        ...base,
+        draft: ready,
+        pods: [waitingOnSecret],
+        workload: { kind: "Deployment", replicas: 2, readyReplicas: 0 },
+      },
+      now,
+    );
     expect(cond(secret, "Ready")).toMatchObject({ status: "False", reason: "SecretNotFound" });
+    expect(cond(secret, "Degraded")?.message).toMatch(/secret "endpoint-key" not found/);
   });
 
   it("an unchanged observation gives an identical status (no status churn)", () => {
@@ -184,7 +202,6 @@ describe("foldStatus", () => {
         updatedReplicas: 2,
       },
       pods: [],
-      missingSecrets: [],
     };
     const first = foldStatus(ss, o, now);
     const second = foldStatus({ ...ss, status: first }, o, now + 60_000);

@@ -10,9 +10,9 @@ import { type Condition, setCondition } from "../../lib/conditions.ts";
 import type { Wire } from "../../lib/rest.ts";
 import { parseTermination } from "../drafttraining/observe.ts";
 import { RUNTIME_CONTAINER } from "../shared/pod.ts";
+import { endpointOf } from "./desired.ts";
 import type { DraftPlan } from "./plan.ts";
 import { selectorString } from "./plan.ts";
-import { endpointOf } from "./resources.ts";
 
 export type SpecServeStatus = z.infer<typeof specServeStatus>;
 
@@ -30,14 +30,19 @@ export interface ServeObservation {
   draft: DraftPlan;
   workload?: WorkloadObservation;
   pods: Wire<V1Pod>[];
-  missingSecrets: string[];
   /** Set when nodesPerReplica > 1 and the LeaderWorkerSet CRD is not installed. */
   lwsMissing?: boolean;
   paused?: boolean;
 }
 
 interface PodProblem {
-  reason: "ImagePullFailed" | "UnschedulableGPU" | "Unschedulable" | "CrashLoop";
+  reason:
+    | "SecretNotFound"
+    | "ContainerConfigError"
+    | "ImagePullFailed"
+    | "UnschedulableGPU"
+    | "Unschedulable"
+    | "CrashLoop";
   message: string;
 }
 
@@ -62,6 +67,14 @@ export function podProblem(pods: Wire<V1Pod>[]): PodProblem | undefined {
           `${t.message ? `: ${t.message}` : ""}; restarted ${cs?.restartCount ?? 0} times`,
       });
     }
+    if (waiting?.reason === "CreateContainerConfigError" || waiting?.reason === "CreateContainerError") {
+      // The kubelet's own words, e.g. secret "hf-token" not found (model credentials, the API key).
+      const secret = /secret/i.test(waiting.message ?? "");
+      problems.push({
+        reason: secret ? "SecretNotFound" : "ContainerConfigError",
+        message: `pod ${name} cannot start: ${waiting.message ?? waiting.reason}${secret ? "; create the Secret (credentialsSecretRef, apiKeySecretRef)" : ""}`,
+      });
+    }
     if (
       waiting?.reason === "ImagePullBackOff" ||
       waiting?.reason === "ErrImagePull" ||
@@ -83,7 +96,14 @@ export function podProblem(pods: Wire<V1Pod>[]): PodProblem | undefined {
       });
     }
   }
-  const order = ["CrashLoop", "ImagePullFailed", "UnschedulableGPU", "Unschedulable"];
+  const order = [
+    "CrashLoop",
+    "SecretNotFound",
+    "ContainerConfigError",
+    "ImagePullFailed",
+    "UnschedulableGPU",
+    "Unschedulable",
+  ];
   return problems.sort((a, b) => order.indexOf(a.reason) - order.indexOf(b.reason))[0];
 }
 
@@ -110,13 +130,6 @@ export function foldStatus(ss: SpecServe, o: ServeObservation, now: number): Spe
       reason: "LeaderWorkerSetNotInstalled",
       message:
         "resources.nodesPerReplica > 1 needs the LeaderWorkerSet CRD (leaderworkerset.x-k8s.io/v1); install LWS or use one node per replica",
-    };
-  } else if (o.missingSecrets.length > 0) {
-    blocked = {
-      type: "Ready",
-      status: "False",
-      reason: "SecretNotFound",
-      message: `Secret ${o.missingSecrets.join(", ")} not found in namespace ${ss.metadata.namespace}`,
     };
   }
 

@@ -6,7 +6,7 @@ import type { ModelSource } from "../../api/common.ts";
 import type { SpecServe } from "../../api/kinds.ts";
 import { RUNTIME_API_VERSION } from "../../contract/constants.ts";
 import type { TaskInput } from "../../contract/task.ts";
-import { MANAGED_BY } from "../shared/cache.ts";
+import { MANAGED_BY } from "../shared/informers.ts";
 import { childName } from "../shared/names.ts";
 
 export const LABELS = {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { type SpecServe, specServeResource } from "../../api/kinds.ts";
 import { parseTask } from "../../contract/task.ts";
+import * as desired from "./desired.ts";
 import { ANNOTATIONS, LABELS, planDraft, serveTask } from "./plan.ts";
-import * as desired from "./resources.ts";
 
 function specServe(spec: Record<string, unknown>, meta: Record<string, unknown> = {}): SpecServe {
   return specServeResource.parse({
