@@ -87,11 +87,32 @@ export const autoscaling = withRules(
     ).default("5m"),
     maxScaleUpRate: z.int().min(1).max(10000).default(4).describe("Most replicas added per minute."),
     maxScaleDownRate: z.int().min(1).max(10000).default(1).describe("Most replicas removed per minute."),
+    tolerance: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.1)
+      .describe("Relative change in desired replicas ignored as noise (0.1: act only beyond 10%)."),
+    spsTable: z
+      .object({
+        configMapName: objectName("ConfigMap"),
+        key: z.string().min(1).max(253).default("sps.json").describe("Key holding the table."),
+      })
+      .optional()
+      .describe(
+        "Measured steps-per-second table SPS(B) for spec.resources.gpuProduct (docs/benchmarks.md#sps-table); the first-principles model when unset.",
+      ),
   }),
   [
     {
       rule: "self.minReplicas <= self.maxReplicas",
       message: "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
+      fieldPath: ".minReplicas",
+    },
+    {
+      rule: "!self.enabled || self.minReplicas >= 1",
+      message:
+        "autoscaling.minReplicas must be at least 1 while autoscaling is enabled (no scale from zero yet)",
       fieldPath: ".minReplicas",
     },
   ],
@@ -126,6 +147,12 @@ export const speculative = withRules(
       .max(16)
       .optional()
       .describe("Draft length per batch-size range when loadAdaptation is Engine (vLLM)."),
+    lengthTuning: z
+      .enum(["Off", "Recommend", "Apply"])
+      .default("Recommend")
+      .describe(
+        "Draft length per batch-size range tuned to load from live acceptance and SPS(B): Off, Recommend (status only) or Apply (vLLM with loadAdaptation Engine; never over a lengthByBatchSize the user set).",
+      ),
     adaptiveVerification: z
       .boolean()
       .default(false)
