@@ -3,7 +3,7 @@
 // the metric names, as JSON (seconds, tokens per second; null where the scrapes cannot tell).
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { parseDuration } from "../lib/config.ts";
+import { parseDuration } from "../lib/time.ts";
 import { deriveSignals } from "./signals.ts";
 
 const usage = "usage: npm run signals -- T0.prom T1.prom --window 30s";
