@@ -209,6 +209,18 @@ export const specServeSpec = withRules(
           .describe("A new draft may lose at most this share of the current draft's tau."),
         canaryReplicas: z.int().min(1).max(100).default(1).describe("Replicas that try a new draft first."),
         analysisWindow: positiveDuration("How long the canary is measured.").default("10m"),
+        minRounds: z
+          .int()
+          .min(1)
+          .max(100_000_000)
+          .default(2000)
+          .describe("Verification rounds both the canary and the current draft need before a decision."),
+        confidence: z
+          .number()
+          .min(0.5)
+          .max(0.9999)
+          .default(0.95)
+          .describe("One-sided confidence of the bound a promotion or rollback must clear."),
       })
       .prefault({})
       .describe("Gate for rolling out a new draft."),
@@ -346,6 +358,18 @@ export const specServeStatus = z
         currentDraft: z.string().optional().describe("Draft serving most traffic."),
         candidateDraft: z.string().optional().describe("Draft being tried."),
         candidateTau: z.number().min(0).optional().describe("Candidate's measured tau."),
+        currentTau: z.number().min(0).optional().describe("Current draft's tau over the same window."),
+        candidateRounds: z
+          .int()
+          .min(0)
+          .optional()
+          .describe("Verification rounds the candidate was measured on."),
+        currentRounds: z
+          .int()
+          .min(0)
+          .optional()
+          .describe("Verification rounds the current draft was measured on."),
+        startTime: z.string().optional().describe("When the canary started (RFC 3339)."),
         message: z.string().max(1024).optional().describe("Details."),
       })
       .optional()
