@@ -59,6 +59,8 @@ export interface SpecServeDeps {
   image: string;
   progressPort: number;
   clock?: Clock;
+  /** Reads a pod's /metrics text (the rollout gate's per-pod scrapes); tests point it elsewhere. */
+  scrapeMetrics?: (url: string, signal: AbortSignal) => Promise<string>;
 }
 
 /** Pod → its SpecServe, by the owner label every serving pod carries. */

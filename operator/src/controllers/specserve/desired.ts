@@ -35,6 +35,8 @@ export interface BuildContext {
   draft: string;
   /** URI of the served draft, when it has one (its pvc:// claim is mounted). */
   draftUri?: string;
+  /** The canary of a draft rollout: its own name, Task, replicas and a canary label. */
+  canary?: boolean;
 }
 
 function ownerReference(ss: SpecServe) {
@@ -74,11 +76,11 @@ export function claimOf(uri: string | undefined): string | undefined {
   return uri?.startsWith("pvc://") ? uri.slice("pvc://".length).split("/")[0] : undefined;
 }
 
-export function taskConfigMap(ss: SpecServe, task: unknown): DesiredObject {
+export function taskConfigMap(ss: SpecServe, task: unknown, canary = false): DesiredObject {
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
-    metadata: meta(ss, childNames(ss).taskConfigMap),
+    metadata: meta(ss, canary ? childNames(ss).canaryTaskConfigMap : childNames(ss).taskConfigMap),
     data: { "task.json": `${JSON.stringify(task, null, 2)}\n` },
   };
 }
@@ -99,8 +101,9 @@ export function serverPodTemplate(ss: SpecServe, ctx: BuildContext, role?: "lead
   const { spec } = ss;
   const labels = {
     ...meta(ss, "").labels,
-    [LABELS.draft]: shortHash(ctx.draft),
+    [LABELS.draft]: draftLabel(ctx.draft),
     ...(role ? { "specops.dev/role": role } : {}),
+    ...(ctx.canary ? { [LABELS.canary]: "true" } : {}),
   };
   const template = runtimePodTemplate({
     defaultImage: ctx.image,
@@ -108,7 +111,7 @@ export function serverPodTemplate(ss: SpecServe, ctx: BuildContext, role?: "lead
     placement: spec.placement,
     resources: spec.resources,
     gpus: spec.resources.gpusPerReplica,
-    taskConfigMap: childNames(ss).taskConfigMap,
+    taskConfigMap: ctx.canary ? childNames(ss).canaryTaskConfigMap : childNames(ss).taskConfigMap,
     // One claim per pod: the draft's (a DraftTraining checkpoint), else the target's.
     claimName: claimOf(ctx.draftUri) ?? claimOf(spec.target.uri),
     credentialSecrets: credentialSecrets(ss),
@@ -133,13 +136,16 @@ export function serverPodTemplate(ss: SpecServe, ctx: BuildContext, role?: "lead
 }
 
 export function deployment(ss: SpecServe, ctx: BuildContext): DesiredObject {
+  const names = childNames(ss);
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: meta(ss, childNames(ss).server, { [ANNOTATIONS.runtimeImage]: ctx.image }),
+    metadata: meta(ss, ctx.canary ? names.canary : names.server, { [ANNOTATIONS.runtimeImage]: ctx.image }),
     spec: {
-      replicas: ss.spec.replicas,
-      selector: { matchLabels: selectorLabels(ss) },
+      replicas: ctx.canary ? ss.spec.rollout.canaryReplicas : ss.spec.replicas,
+      selector: {
+        matchLabels: { ...selectorLabels(ss), ...(ctx.canary ? { [LABELS.canary]: "true" } : {}) },
+      },
       // GPUs are scarce: never start a replica beyond the count to roll (surge 0, one down at a time).
       strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
       // A model load of many minutes is progress, not a stall.
@@ -199,6 +205,9 @@ export function podDisruptionBudget(ss: SpecServe): DesiredObject {
     spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(ss) } },
   };
 }
+
+/** The value of a pod's draft label: a short hash of the draft it serves. */
+export const draftLabel = (draft: string) => shortHash(draft);
 
 export const endpointOf = (ss: SpecServe) =>
   `http://${childNames(ss).service}.${ss.metadata.namespace ?? "default"}.svc:${ss.spec.port}/v1`;

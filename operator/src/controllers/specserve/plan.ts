@@ -15,6 +15,8 @@ export const LABELS = {
   owner: "specops.dev/specserve",
   /** Short hash of the served draft, so a canary's pods and an InferencePool can tell drafts apart. */
   draft: "specops.dev/draft",
+  /** On the pods of a rollout's canary Deployment. */
+  canary: "specops.dev/canary",
 } as const;
 
 export const ANNOTATIONS = {
@@ -32,7 +34,14 @@ export const SERVER_OUTPUT_PATH = "/tmp/specops-serve";
 
 export const childNames = (ss: SpecServe) => {
   const base = ss.metadata.name ?? "";
-  return { server: base, taskConfigMap: childName(base, "task"), service: base, pdb: base };
+  return {
+    server: base,
+    taskConfigMap: childName(base, "task"),
+    canary: childName(base, "canary"),
+    canaryTaskConfigMap: childName(base, "canary-task"),
+    service: base,
+    pdb: base,
+  };
 };
 
 /** Labels selecting every serving pod of a SpecServe (the status selector, the Service, the PDB). */
