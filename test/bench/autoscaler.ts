@@ -59,7 +59,7 @@ const run = (trace: Trace, spec: PolicySpec, initialReplicas: number) =>
 
 // --- the grids ------------------------------------------------------------------------------------------
 const GRIDS: Record<string, PolicySpec[]> = {
-  "KubeAI concurrency target": [64, 96, 128].flatMap((targetRequests) =>
+  "KubeAI concurrency target": [64, 128].flatMap((targetRequests) =>
     [120, 600].map((windowSeconds): PolicySpec => ({ kind: "kubeai", targetRequests, windowSeconds })),
   ),
   "Queue length (KEDA)": [2, 5].map((targetWaiting): PolicySpec => ({ kind: "queue", targetWaiting })),
@@ -74,9 +74,9 @@ const GRIDS: Record<string, PolicySpec[]> = {
     (headroom): PolicySpec => ({ kind: "planner", headroom, profiledTau: null }),
   ),
 };
-const SPECOPS: PolicySpec = { kind: "specops", headroom: 0.1, scaleDownStabilizationSeconds: 300 };
-const ORACLE_MARGINS = [1.0, 1.15, 1.3];
-const STATIC_FACTORS = [1.0, 1.2, 1.4, 1.7, 2.0];
+const SPECOPS: PolicySpec = { kind: "specops", headroom: 0.35, scaleDownStabilizationSeconds: 300 };
+const ORACLE_MARGINS = [1.0, 1.2];
+const STATIC_FACTORS = [1.0, 1.3, 1.6, 2.0];
 
 interface Outcome {
   spec: PolicySpec;
@@ -104,7 +104,7 @@ function best(outcomes: Outcome[]): Outcome {
 
 const started = performance.now();
 const need = traces.map((t) => t.minutes.map((m) => requiredReplicas(params, m)));
-const initial = need.map((n) => Math.min(params.maxReplicas, Math.ceil((n[0] ?? 1) * 1.25)));
+const initial = need.map((n) => Math.min(params.maxReplicas, Math.ceil((n[0] ?? 1) * 1.5)));
 const runAll = (spec: PolicySpec) => Promise.all(traces.map((t, i) => run(t, spec, initial[i] as number)));
 
 const gridRuns = Object.fromEntries(

@@ -28,6 +28,7 @@ export interface Cohort {
   prefillLeft: number;
   tokensLeft: number;
   firstTokenAt?: number;
+  finishedAt?: number;
 }
 
 class Histogram {
@@ -69,6 +70,8 @@ export class Replica {
     prompt: 0,
     success: 0,
   };
+  /** Requests in the batch, averaged over the last step (what a scrape at any moment would see). */
+  meanRunning = 0;
   ttft = new Histogram(TTFT_BUCKETS);
   tpot = new Histogram(TPOT_BUCKETS);
   readonly id: string;
@@ -164,6 +167,7 @@ export function stepReplica(r: Replica, params: SimParams, t: number, dt: number
       running += room;
     }
   }
+  const inBatch = [...r.prefilling, ...r.decoding];
   let R = 0;
   let ctxSum = 0;
   for (const c of r.decoding) {
@@ -240,6 +244,7 @@ export function stepReplica(r: Replica, params: SimParams, t: number, dt: number
         speed: 1 / tpot,
       });
       c.tokensLeft = 0;
+      c.finishedAt = finish;
       return true;
     }
     r.counters.generation += tokens * c.n;
@@ -254,6 +259,9 @@ export function stepReplica(r: Replica, params: SimParams, t: number, dt: number
     const wall = dt - at;
     if (!advance(c, at, (steps * wall) / dt, wall)) r.decoding.push(c);
   }
+  let requestSeconds = 0;
+  for (const c of inBatch) requestSeconds += c.n * Math.min(dt, (c.finishedAt ?? t + dt) - t);
+  r.meanRunning = requestSeconds / dt;
   return done;
 }
 
@@ -283,7 +291,7 @@ export function renderMetrics(r: Replica, params: SimParams): string {
   for (const c of r.decoding) decodingN += c.n;
   let waiting = 0;
   for (const c of r.queue) waiting += c.n;
-  gauge("vllm:num_requests_running", r.running());
+  gauge("vllm:num_requests_running", r.meanRunning);
   gauge("vllm:num_requests_waiting", waiting);
   gauge("vllm:kv_cache_usage_perc", Math.min(1, (decodingN * 1000) / 600000));
   counter("vllm:prompt_tokens", r.counters.prompt);

@@ -37,7 +37,7 @@ export interface SimParams {
 }
 
 export const DEFAULT_PARAMS: SimParams = {
-  stepSeconds: 2,
+  stepSeconds: 3,
   decisionIntervalSeconds: 30,
   model: QWEN3_8B_H200,
   draftSecondsPerStep: 0.0004,

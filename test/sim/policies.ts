@@ -200,7 +200,7 @@ export interface SpecOpsKnobs {
   scaleDownStabilizationSeconds: number;
 }
 
-export const SPECOPS_DEFAULTS: SpecOpsKnobs = { headroom: 0.1, scaleDownStabilizationSeconds: 300 };
+export const SPECOPS_DEFAULTS: SpecOpsKnobs = { headroom: 0.35, scaleDownStabilizationSeconds: 300 };
 
 export const specopsPolicy =
   (knobs: SpecOpsKnobs = SPECOPS_DEFAULTS): PolicyFactory =>
@@ -214,6 +214,8 @@ export const specopsPolicy =
       maxScaleUpPerMinute: 8,
       maxScaleDownPerMinute: 2,
       headroom: knobs.headroom,
+      backlogDrainSeconds: 60,
+      tauLookaheadSeconds: params.coldStartSeconds.max,
       staleAfterSeconds: 3 * params.decisionIntervalSeconds,
       slo: sloOf(params),
       shape: shapeOf(params),

@@ -121,6 +121,8 @@ const policy: ReplicaPolicy = {
   maxScaleUpPerMinute: 4,
   maxScaleDownPerMinute: 1,
   headroom: 0.1,
+  backlogDrainSeconds: 60,
+  tauLookaheadSeconds: 300,
   staleAfterSeconds: 60,
   slo,
   shape: DEFAULT_SHAPE,
@@ -292,6 +294,47 @@ describe("replica decision", () => {
     const o2 = { ...o, now: 1100, signalsTime: 1100, currentReplicas: target };
     const second = decideReplicas(policy, sps, o2, settled(o2)).decision;
     expect(second.desiredReplicas).toBe(target);
+  });
+
+  it("a falling tau is projected ahead: replicas rise before tau has finished falling", () => {
+    const o1 = observe({}, { running: 450, requestsPerSecond: 125 });
+    const s1 = decideReplicas(policy, sps, o1, settled(o1));
+    expect(s1.decision.figures.projectedTau).toBeCloseTo(s1.decision.figures.tau ?? 0, 2);
+    // 30 s later tau is 0.2 lower: the capacity is planned for tau one lookahead (300 s) further down.
+    const o2 = {
+      ...observe({}, { running: 450, requestsPerSecond: 125, tau: tauAt(CODE, 7) - 0.2 }),
+      now: 1030,
+      signalsTime: 1030,
+    };
+    const s2 = decideReplicas(policy, sps, o2, s1.state);
+    expect(s2.decision.figures.projectedTau ?? 9).toBeLessThan((s2.decision.figures.tau ?? 0) - 0.5);
+    const steady = decideReplicas(
+      policy,
+      sps,
+      { ...o2, signals: signals({ running: 450, requestsPerSecond: 125, tau: tauAt(CODE, 7) - 0.2 }) },
+      settled(o2),
+    );
+    expect(s2.decision.figures.recommendation ?? 0).toBeGreaterThan(
+      steady.decision.figures.recommendation ?? 0,
+    );
+  });
+
+  it("never cancels pods still starting, and never scales down before a full window after start", () => {
+    const low = observe(
+      { currentReplicas: 10, readyReplicas: 8, scrapedReplicas: 8 },
+      { running: 20, requestsPerSecond: 5 },
+    );
+    const state = { ...settled(low), startedAt: 0 };
+    const d = decideReplicas(policy, sps, low, state).decision;
+    expect(d.desiredReplicas).toBe(10);
+    expect(d.message).toMatch(/starting/);
+    const fresh = decideReplicas(
+      policy,
+      sps,
+      { ...low, readyReplicas: 10, scrapedReplicas: 10 },
+      settled(low),
+    ).decision;
+    expect(fresh.desiredReplicas).toBe(10); // first decision: no history to stabilise on
   });
 
   it("a measured breach forces one more replica even when the model thinks capacity suffices", () => {

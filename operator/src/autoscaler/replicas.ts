@@ -23,6 +23,10 @@ export interface ReplicaPolicy {
   maxScaleDownPerMinute: number;
   /** Spare capacity kept above the demand (0.1 = 10%). */
   headroom: number;
+  /** Waiting requests count as this much extra arrival rate: waiting / backlogDrainSeconds. */
+  backlogDrainSeconds: number;
+  /** A falling tau or a rising load is projected this far ahead (about a cold start), so new pods are ready in time. */
+  tauLookaheadSeconds: number;
   /** Signals older than this are stale. */
   staleAfterSeconds: number;
   slo: Slo;
@@ -52,6 +56,12 @@ export interface AutoscalerState {
   correction: Correction;
   /** Running + waiting at the previous decision, to estimate arrivals. */
   lastQueue?: { time: number; requests: number };
+  /** Smoothed tau and its slope (per second), to act on a falling tau before latency breaks. */
+  tauTrend?: { time: number; tau: number; slope: number };
+  /** Smoothed arrival rate and its slope (per second), to start pods ahead of a rising load. */
+  rateTrend?: { time: number; rate: number; slope: number };
+  /** First decision: no scale-down before a full down-stabilisation window of recommendations. */
+  startedAt?: number;
 }
 
 export const initialState = (): AutoscalerState => ({
@@ -81,6 +91,8 @@ export interface ReplicaDecision {
   metricsAvailable: boolean;
   figures: {
     tau?: number;
+    /** Tau the capacity was computed for: the measured one, or lower when it is falling. */
+    projectedTau?: number;
     arrivalRate?: number;
     concurrency?: number;
     maxConcurrencyPerReplica?: number;
@@ -120,11 +132,22 @@ function corrected(
 ): Correction {
   if (perReplica < 1) return prev;
   const p = operatingPoint(sps, perReplica, tau, policy.numSpeculativeTokens, work, policy.shape);
-  const blend = (old: number, measured: number | null, predicted: number, lo: number, hi: number) =>
-    measured === null || !(predicted > 0) ? old : 0.7 * old + 0.3 * clamp(measured / predicted, lo, hi);
+  // Only a measurement near its SLO says something about the tail there (histogram buckets are
+  // coarse far below it, and the tail ratio changes with load).
+  const blend = (
+    old: number,
+    measured: number | null,
+    predicted: number,
+    target: number | undefined,
+    lo: number,
+    hi: number,
+  ) =>
+    measured === null || !(predicted > 0) || target === undefined || measured < 0.5 * target
+      ? old
+      : 0.7 * old + 0.3 * clamp(measured / predicted, lo, hi);
   return {
-    tpot: blend(prev.tpot, s.tpotP95, p.tpotP95, 0.7, 3),
-    ttft: blend(prev.ttft, s.ttftP95, p.ttftP95, 0.5, 6),
+    tpot: blend(prev.tpot, s.tpotP95, p.tpotP95, policy.slo.tpotP95, 0.8, 2.5),
+    ttft: blend(prev.ttft, s.ttftP95, p.ttftP95, policy.slo.ttftP95, 0.5, 4),
   };
 }
 
@@ -163,7 +186,13 @@ export function decideReplicas(
   const coverage = obs.scrapedReplicas > 0 ? obs.readyReplicas / obs.scrapedReplicas : 1;
   const queue = (s.running + s.waiting) * coverage;
   const k = policy.numSpeculativeTokens;
-  const tau = s.tau ?? 1;
+  const measuredTau = s.tau ?? 1;
+  // Tau trend: smoothed slope; a falling tau is projected one lookahead ahead (never a rising one).
+  const prevTrend = state.tauTrend;
+  const dtTrend = prevTrend ? obs.now - prevTrend.time : 0;
+  const slope =
+    prevTrend && dtTrend > 0 ? 0.5 * prevTrend.slope + 0.5 * ((measuredTau - prevTrend.tau) / dtTrend) : 0;
+  const tau = Math.max(1, measuredTau + Math.min(0, slope) * policy.tauLookaheadSeconds);
   const work: Workload = {
     promptTokens:
       s.promptTokensPerSecond && s.requestsPerSecond
@@ -178,14 +207,32 @@ export function decideReplicas(
   const growth = state.lastQueue
     ? (queue - state.lastQueue.requests) / Math.max(1, obs.now - state.lastQueue.time)
     : 0;
-  const arrivalRate = Math.max(0, completions + growth);
+  const measuredRate = Math.max(0, completions + growth);
+  const prevRate = state.rateTrend;
+  const smoothedRate = prevRate ? 0.5 * prevRate.rate + 0.5 * measuredRate : measuredRate;
+  const dtRate = prevRate ? obs.now - prevRate.time : 0;
+  const rateSlope =
+    prevRate && dtRate > 0 ? 0.7 * prevRate.slope + 0.3 * ((smoothedRate - prevRate.rate) / dtRate) : 0;
+  // Plan for the load one lookahead ahead when it is rising; never below what arrives now.
+  const arrivalRate = Math.max(
+    measuredRate,
+    smoothedRate + Math.max(0, rateSlope) * policy.tauLookaheadSeconds,
+  );
   const perReplicaNow = obs.readyReplicas > 0 ? (s.running * coverage) / obs.readyReplicas : 0;
   const correction = corrected(state.correction, sps, s, perReplicaNow, tau, policy, work);
 
   const best = maxConcurrency(sps, tau, k, work, policy.shape, policy.slo, correction);
-  const next: AutoscalerState = { ...state, correction, lastQueue: { time: obs.now, requests: queue } };
+  const next: AutoscalerState = {
+    ...state,
+    correction,
+    lastQueue: { time: obs.now, requests: queue },
+    tauTrend: { time: obs.now, tau: measuredTau, slope },
+    rateTrend: { time: obs.now, rate: smoothedRate, slope: rateSlope },
+    startedAt: state.startedAt ?? obs.now,
+  };
   const figures: ReplicaDecision["figures"] = {
-    tau: round(tau),
+    tau: round(measuredTau),
+    projectedTau: round(tau),
     arrivalRate: round(arrivalRate),
     concurrency: round(queue),
     measuredTokensPerSecondPerUser: s.tokensPerSecondPerUser ?? undefined,
@@ -203,9 +250,12 @@ export function decideReplicas(
     figures.maxConcurrencyPerReplica = best.requests;
     figures.requestsPerSecondPerReplica = round(best.requestsPerSecond);
     figures.predictedTokensPerSecondPerUser = round(best.tokensPerSecondPerUser);
-    const byRate = (arrivalRate * (1 + policy.headroom)) / best.requestsPerSecond;
-    const byQueue = (queue * (1 + policy.headroom)) / best.requests;
-    raw = Math.ceil(Math.max(byRate, byQueue) - 1e-9);
+    // Waiting requests are demand to drain within backlogDrainSeconds, on top of the arrivals; the
+    // running ones must fit at the highest concurrency that keeps the SLOs.
+    const backlog = (s.waiting * coverage) / policy.backlogDrainSeconds;
+    const byRate = ((arrivalRate + backlog) * (1 + policy.headroom)) / best.requestsPerSecond;
+    const byConcurrency = (s.running * coverage * (1 + policy.headroom)) / best.requests;
+    raw = Math.ceil(Math.max(byRate, byConcurrency) - 1e-9);
     reasonNote = `demand ${round(arrivalRate, 2)} req/s, ${round(queue, 1)} in flight; a replica keeps the SLOs up to ${best.requests} requests (${round(best.requestsPerSecond, 2)} req/s) at tau ${round(tau, 2)}`;
   }
   // Measured breach: at least one more replica, whatever the model says.
@@ -260,6 +310,14 @@ export function decideReplicas(
     };
   }
   if (recommendation < current) {
+    if (obs.now - (next.startedAt ?? obs.now) < policy.scaleDownStabilizationSeconds)
+      return { decision: decision(current, "Stabilizing", reasonNote), state: next };
+    // Never cancel a scale-up still on its way: pods starting now were asked for by a recent demand.
+    if (obs.readyReplicas < current)
+      return {
+        decision: decision(current, "Stabilizing", `${reasonNote}; pods still starting`),
+        state: next,
+      };
     // Slow down: the highest recommendation of the down window.
     const stable = Math.max(...within(policy.scaleDownStabilizationSeconds).map((r) => r.replicas));
     if (stable >= current) return { decision: decision(current, "Stabilizing", reasonNote), state: next };
