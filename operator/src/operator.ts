@@ -14,10 +14,19 @@ import { draftTrainingReconciler } from "./controllers/drafttraining/reconcile.t
 import {
   MANAGED_SELECTOR,
   trimConfigMap,
+  trimDeployment,
   trimJob,
   trimPod,
   trimToMetadata,
 } from "./controllers/shared/informers.ts";
+import {
+  draftTrainingToSpecServes,
+  podToSpecServe,
+  CONTROLLER_NAME as SPECSERVE_CONTROLLER,
+  SpecServes,
+} from "./controllers/specserve/controller.ts";
+import { recordTerminalError as recordSpecServeError } from "./controllers/specserve/failures.ts";
+import { specServeReconciler } from "./controllers/specserve/reconcile.ts";
 import { KubeClient } from "./lib/client.ts";
 import type { Clock } from "./lib/clock.ts";
 import type { Config } from "./lib/config.ts";
@@ -78,7 +87,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
     pods: manager.informer(Pods, { labelSelector: MANAGED_SELECTOR, transform: trimPod }),
     deployments: manager.informer(Deployments, {
       labelSelector: MANAGED_SELECTOR,
-      transform: trimToMetadata,
+      transform: trimDeployment,
     }),
     configMaps: manager.informer(ConfigMaps, { labelSelector: MANAGED_SELECTOR, transform: trimConfigMap }),
     services: manager.informer(Services, { labelSelector: MANAGED_SELECTOR, transform: trimToMetadata }),
@@ -113,6 +122,30 @@ export function buildOperator(opts: OperatorOptions): Manager {
     ],
     reconcile: draftTrainingReconciler(deps),
     onTerminalError: recordTerminalError(deps),
+    workers: config.workers,
+  });
+  const specServes = manager.informer(SpecServes);
+  const specServeDeps = {
+    client,
+    specServes,
+    drafts: deps.drafts,
+    deployments: deps.deployments,
+    pods: deps.pods,
+    events,
+    image: config.runtimeImage,
+    progressPort: opts.progressPort ?? PROGRESS_DEFAULT_PORT,
+    clock: opts.clock,
+  };
+  manager.controller({
+    name: SPECSERVE_CONTROLLER,
+    for: specServes,
+    owns: [deps.deployments, deps.configMaps, deps.services],
+    watches: [
+      { informer: deps.pods, map: podToSpecServe },
+      { informer: deps.drafts, map: draftTrainingToSpecServes(specServes) },
+    ],
+    reconcile: specServeReconciler(specServeDeps),
+    onTerminalError: recordSpecServeError(specServeDeps),
     workers: config.workers,
   });
   return manager;

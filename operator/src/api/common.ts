@@ -228,6 +228,23 @@ export const draftMethod = z
   );
 export type DraftMethod = z.infer<typeof draftMethod>;
 
+/** Methods an engine can serve: the trainable ones plus mtp, whose heads live in the target's weights. */
+export const servingMethod = z
+  .enum([...draftMethod.options, "mtp"])
+  .describe(
+    "Speculative method passed to the engine: dspark, dflash, eagle3, or mtp (multi-token-prediction heads " +
+      "inside the target checkpoint, e.g. DeepSeek's; needs draft.builtIn).",
+  );
+export type ServingMethod = z.infer<typeof servingMethod>;
+
+/** The draft ships inside the target checkpoint: no separate draft model is loaded. */
+export const builtInDraft = z
+  .object({})
+  .describe(
+    "The draft ships inside the target checkpoint (DeepSeek MTP heads; the DSpark drafter of " +
+      "DeepSeek-V4-Pro-DSpark): the engine loads it from the target, no draft model is given.",
+  );
+
 export const jobBackend = z
   .enum(["deepspec", "reference"])
   .default("deepspec")

@@ -2,8 +2,8 @@
 import { z } from "zod";
 import {
   acceptanceByPosition,
+  builtInDraft,
   conditions,
-  draftMethod,
   duration,
   gpuCount,
   modelSource,
@@ -13,6 +13,7 @@ import {
   positiveDuration,
   runtimeImage,
   servingEngine,
+  servingMethod,
 } from "./common.ts";
 import { exactlyOne, immutable, withRules } from "./rules.ts";
 
@@ -40,12 +41,13 @@ export const servedDraft = withRules(
     draftTrainingRef: z
       .object({ name: objectName("DraftTraining") })
       .optional()
-      .describe("Serve the draft a DraftTraining produced; a new checkpoint goes through the rollout gate."),
+      .describe("Serve the draft a DraftTraining produced (its status.checkpoint); waits while it trains."),
+    builtIn: builtInDraft.optional(),
   }),
   [
     {
-      rule: exactlyOne("source", "draftTrainingRef"),
-      message: "set exactly one of draft.source or draft.draftTrainingRef",
+      rule: exactlyOne("source", "draftTrainingRef", "builtIn"),
+      message: "set exactly one of draft.source, draft.draftTrainingRef or draft.builtIn",
     },
   ],
 ).describe("The draft model.");
@@ -174,7 +176,7 @@ export const specServeSpec = withRules(
   z.object({
     target: modelSource.describe("The served target model. Immutable."),
     draft: servedDraft,
-    method: draftMethod.describe("Speculative method, always passed to the engine explicitly. Immutable."),
+    method: servingMethod.describe("Speculative method, always passed to the engine explicitly. Immutable."),
     engine: servingEngine.default("vllm"),
     speculative: speculative.prefault({}),
     extraEngineArgs: z
@@ -207,6 +209,18 @@ export const specServeSpec = withRules(
           .describe("A new draft may lose at most this share of the current draft's tau."),
         canaryReplicas: z.int().min(1).max(100).default(1).describe("Replicas that try a new draft first."),
         analysisWindow: positiveDuration("How long the canary is measured.").default("10m"),
+        minRounds: z
+          .int()
+          .min(1)
+          .max(100_000_000)
+          .default(2000)
+          .describe("Verification rounds both the canary and the current draft need before a decision."),
+        confidence: z
+          .number()
+          .min(0.5)
+          .max(0.9999)
+          .default(0.95)
+          .describe("One-sided confidence of the bound a promotion or rollback must clear."),
       })
       .prefault({})
       .describe("Gate for rolling out a new draft."),
@@ -219,12 +233,32 @@ export const specServeSpec = withRules(
       .prefault({})
       .describe("Acceptance drift detection (traffic mix changes lower tau without a change in load)."),
     resources: podResources
-      .extend({ gpusPerReplica: gpuCount("GPUs per replica (tensor parallel size).", 1) })
+      .extend({
+        gpusPerReplica: gpuCount("GPUs per node of a replica (tensor parallel size).", 1),
+        nodesPerReplica: z
+          .int()
+          .min(1)
+          .max(64)
+          .default(1)
+          .describe(
+            "Nodes (pods) per replica; above 1 a replica is a LeaderWorkerSet group (its CRD must be installed).",
+          ),
+      })
       .prefault({})
       .describe("Compute of each replica."),
     placement: placement.optional(),
     runtime: runtimeImage.optional(),
     port: z.int().min(1).max(65535).default(8000).describe("Port of the OpenAI-compatible endpoint."),
+    apiKeySecretRef: z
+      .object({
+        name: objectName("Secret"),
+        key: z.string().min(1).max(253).describe("Key in the Secret holding the API key."),
+      })
+      .optional()
+      .describe(
+        "Require this API key on the endpoint (Authorization: Bearer); read by the engine from the Secret, " +
+          "never written inline.",
+      ),
   }),
   [
     immutable("target"),
@@ -239,6 +273,16 @@ export const specServeSpec = withRules(
       rule: "!self.speculative.adaptiveVerification || (self.method == 'dspark' && self.engine == 'vllm')",
       message: "speculative.adaptiveVerification needs method dspark on engine vllm",
       fieldPath: ".speculative.adaptiveVerification",
+    },
+    {
+      rule: "self.method == 'mtp' ? has(self.draft.builtIn) : (!has(self.draft.builtIn) || self.method == 'dspark')",
+      message: "method mtp needs draft.builtIn, and draft.builtIn needs method mtp or dspark",
+      fieldPath: ".draft",
+    },
+    {
+      rule: "self.resources.nodesPerReplica == 1 || self.engine != 'reference'",
+      message: "the reference engine serves a replica in one pod",
+      fieldPath: ".resources.nodesPerReplica",
     },
     {
       rule: "self.engine == 'reference' || !self.target.uri.startsWith('builtin://')",
@@ -283,6 +327,15 @@ export const specServeStatus = z
       .optional()
       .describe("Replicas the autoscaler (or spec.replicas) asks for."),
     selector: z.string().optional().describe("Label selector of the replicas' pods (scale subresource)."),
+    state: z
+      .enum(["Pending", "WaitingForDraft", "Progressing", "Ready", "Degraded", "Paused", "Failed"])
+      .optional()
+      .describe("One word for where the SpecServe is (kubectl get ss)."),
+    draft: z
+      .string()
+      .max(512)
+      .optional()
+      .describe("The draft being served: its URI, or built-in (inside the target checkpoint)."),
     endpoint: z.string().optional().describe("In-cluster URL of the OpenAI-compatible endpoint."),
     signals: measuredSignals.optional(),
     decisions: z
@@ -305,6 +358,18 @@ export const specServeStatus = z
         currentDraft: z.string().optional().describe("Draft serving most traffic."),
         candidateDraft: z.string().optional().describe("Draft being tried."),
         candidateTau: z.number().min(0).optional().describe("Candidate's measured tau."),
+        currentTau: z.number().min(0).optional().describe("Current draft's tau over the same window."),
+        candidateRounds: z
+          .int()
+          .min(0)
+          .optional()
+          .describe("Verification rounds the candidate was measured on."),
+        currentRounds: z
+          .int()
+          .min(0)
+          .optional()
+          .describe("Verification rounds the current draft was measured on."),
+        startTime: z.string().optional().describe("When the canary started (RFC 3339)."),
         message: z.string().max(1024).optional().describe("Details."),
       })
       .optional()

@@ -93,3 +93,13 @@ export const trimConfigMap = (obj: KubeObject): KubeObject =>
     metadata: trimmedMetadata(obj),
     dataDigest: dataDigest((obj as Any).data),
   }) as KubeObject;
+
+/** Deployments: identity, replicas and the whole status (the template is never read back). */
+export const trimDeployment = (obj: KubeObject): KubeObject =>
+  ({
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: trimmedMetadata(obj),
+    spec: pick((obj as Any).spec, ["replicas"]),
+    status: (obj as Any).status,
+  }) as KubeObject;
