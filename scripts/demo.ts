@@ -160,7 +160,7 @@ try {
           samples: 16,
           source: { uri: `builtin://${name}` },
         })),
-        decoding: { maxNewTokens: 48, speculativeLength: dt.spec.draft?.blockSize },
+        decoding: { maxNewTokens: 48, numSpeculativeTokens: dt.spec.draft?.blockSize },
         baseline: true,
       },
     };
