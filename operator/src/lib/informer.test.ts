@@ -69,6 +69,39 @@ describe("Informer", () => {
     await informer.stop();
   });
 
+  it("still tells handlers of an own write recorded before its watch event arrived, once", async () => {
+    // Watch events held back, as when a write's response arrives before its watch event.
+    class HeldWatchClient extends FakeClient {
+      readonly held: (() => void)[] = [];
+      override watch(...[r, ns, opts, onEvent]: Parameters<FakeClient["watch"]>) {
+        return super.watch(r, ns, opts, (type, obj) => this.held.push(() => onEvent(type, obj)));
+      }
+    }
+    const client = new HeldWatchClient();
+    const informer = new Informer(client, ConfigMaps, { clock: new ManualClock() });
+    const events: string[] = [];
+    informer.addHandler({
+      add: (o) => events.push(`add ${o.metadata?.name}`),
+      update: (old, o) => events.push(`update ${old.data?.v}->${o.data?.v}`),
+    });
+    client.seed(ConfigMaps, cm("a"));
+    informer.start();
+    await informer.waitForSync();
+    await until(() => client.actions.some((a) => a.verb === "watch"), "watch");
+    const before = informer.store.get("ns1", "a");
+    const written = await client.patch(ConfigMaps, "ns1", "a", { data: { v: "2" } }, { type: "merge" });
+    informer.recordWrite(before, written);
+    expect(informer.store.get("ns1", "a")?.data?.v).toBe("2");
+    expect(events).toEqual(["add a"]); // recording notifies nobody
+    for (const deliver of client.held.splice(0)) deliver();
+    expect(events).toEqual(["add a", "update a->2"]); // its watch event does, once
+    const created = await client.create(ConfigMaps, cm("b"));
+    informer.recordWrite(undefined, created);
+    for (const deliver of client.held.splice(0)) deliver();
+    expect(events).toEqual(["add a", "update a->2", "add b"]);
+    await informer.stop();
+  });
+
   it("relists on 410 Gone and reports objects deleted while the watch was down", async () => {
     const { client, clock, informer, events } = setup();
     client.seed(ConfigMaps, cm("a"));

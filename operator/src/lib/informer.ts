@@ -14,7 +14,7 @@ import type { Client, WatchEventType } from "./client.ts";
 import { type Clock, realClock, sleep } from "./clock.ts";
 import { ApiError, isGone } from "./errors.ts";
 import { silentLogger } from "./log.ts";
-import type { KubeObject, Resource } from "./resources.ts";
+import { type KubeObject, keyOf, type Resource } from "./resources.ts";
 
 export interface EventHandler<T> {
   add?(obj: T): void;
@@ -49,6 +49,8 @@ export class Informer<T extends KubeObject> {
   readonly #synced = new Set<string | undefined>();
   readonly #syncWaiters: (() => void)[] = [];
   readonly #watches = new Set<{ stop(): void }>();
+  /** Own writes recorded ahead of their watch event, by object key. */
+  readonly #recorded = new Map<string, { resourceVersion: string; before: T | undefined }>();
   #abort = new AbortController();
   #loops: Promise<void>[] = [];
   #started = false;
@@ -86,6 +88,9 @@ export class Informer<T extends KubeObject> {
     // basedOn undefined: a create, recorded only while the watch has not delivered it yet.
     if (current?.metadata?.resourceVersion !== basedOn?.metadata?.resourceVersion) return;
     this.#cache.upsert((this.#opts.transform ? this.#opts.transform(written) : written) as T);
+    // The write's watch event then carries a version the cache already holds; it must still reach
+    // the handlers (other controllers watching this kind learn of the write only from it).
+    this.#recorded.set(keyOf(written), { resourceVersion: written.metadata.resourceVersion, before: current });
   }
 
   hasSynced(): boolean {
@@ -203,14 +208,29 @@ export class Informer<T extends KubeObject> {
 
   #upsert(raw: T): void {
     const obj = (this.#opts.transform ? this.#opts.transform(raw) : raw) as T;
+    const recorded = this.#takeRecorded(obj);
     const old = this.#cache.upsert(obj);
     const stored = this.#cache.get(obj.metadata?.namespace, obj.metadata?.name ?? "") as T;
     if (!old) this.#emit("add", stored);
     else if (old.metadata?.resourceVersion !== stored.metadata?.resourceVersion)
       this.#emit("update", stored, old);
+    else if (recorded) {
+      if (recorded.before) this.#emit("update", stored, recorded.before);
+      else this.#emit("add", stored);
+    }
+  }
+
+  /** The recorded own write this watch event delivers, if any; any event for the object ends the record. */
+  #takeRecorded(obj: T): { before: T | undefined } | undefined {
+    const key = keyOf(obj);
+    const recorded = this.#recorded.get(key);
+    if (!recorded) return undefined;
+    this.#recorded.delete(key);
+    return recorded.resourceVersion === obj.metadata?.resourceVersion ? recorded : undefined;
   }
 
   #remove(obj: T): void {
+    this.#recorded.delete(keyOf(obj));
     const old = this.#cache.remove(obj);
     if (old) this.#emit("delete", old);
   }
