@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
+import type { WatchEventType, WatchHandle } from "./client.ts";
 import { ManualClock } from "./clock.ts";
 import { apiError, FakeClient } from "./fakeclient.ts";
 import { Informer } from "./informer.ts";
-import { ConfigMaps } from "./resources.ts";
+import { ConfigMaps, type KubeObject, type Resource } from "./resources.ts";
 
 const until = async (cond: () => boolean, what = "condition") => {
   for (let i = 0; i < 2000; i++) {
@@ -73,7 +74,12 @@ describe("Informer", () => {
     // Watch events held back, as when a write's response arrives before its watch event.
     class HeldWatchClient extends FakeClient {
       readonly held: (() => void)[] = [];
-      override watch(...[r, ns, opts, onEvent]: Parameters<FakeClient["watch"]>) {
+      override watch<T extends KubeObject>(
+        r: Resource<T>,
+        ns: string | undefined,
+        opts: { resourceVersion: string },
+        onEvent: (type: WatchEventType, obj: T) => void,
+      ): WatchHandle {
         return super.watch(r, ns, opts, (type, obj) => this.held.push(() => onEvent(type, obj)));
       }
     }

@@ -90,7 +90,10 @@ export class Informer<T extends KubeObject> {
     this.#cache.upsert((this.#opts.transform ? this.#opts.transform(written) : written) as T);
     // The write's watch event then carries a version the cache already holds; it must still reach
     // the handlers (other controllers watching this kind learn of the write only from it).
-    this.#recorded.set(keyOf(written), { resourceVersion: written.metadata.resourceVersion, before: current });
+    this.#recorded.set(keyOf(written), {
+      resourceVersion: written.metadata.resourceVersion,
+      before: current,
+    });
   }
 
   hasSynced(): boolean {
