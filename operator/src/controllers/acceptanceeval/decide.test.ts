@@ -43,7 +43,7 @@ const evaluation = {
 function job(over: Partial<JobObservation> & { message?: object; exitCode?: number } = {}): JobObservation {
   const { message, exitCode = 0, ...rest } = over;
   return {
-    name: "tiny-dflash-eval-g1",
+    name: "tiny-dflash-acceptance-g1",
     suspended: false,
     complete: false,
     failed: false,
@@ -104,7 +104,7 @@ describe("AcceptanceEval decisions", () => {
     expect(d.actions).toEqual([{ type: "runEval", draft }]);
     expect(d.status).toMatchObject({
       phase: "Running",
-      job: "tiny-dflash-eval-g1",
+      job: "tiny-dflash-acceptance-g1",
       draft,
       startTime: "2026-12-01T10:00:00.000Z",
       observedGeneration: 1,
@@ -234,15 +234,19 @@ describe("AcceptanceEval decisions", () => {
     const old: AcceptanceEvalStatus = {
       observedGeneration: 1,
       phase: "Succeeded",
-      job: "tiny-dflash-eval-g1",
+      job: "tiny-dflash-acceptance-g1",
       summary: { macroTau: 2, samples: 64 },
     };
-    const d = decide(withStatus(ae, old), observed(ae, { staleJobs: ["tiny-dflash-eval-g1"] }), NOW);
+    const d = decide(withStatus(ae, old), observed(ae, { staleJobs: ["tiny-dflash-acceptance-g1"] }), NOW);
     expect(d.actions).toEqual([
-      { type: "deleteJob", name: "tiny-dflash-eval-g1" },
+      { type: "deleteJob", name: "tiny-dflash-acceptance-g1" },
       { type: "runEval", draft },
     ]);
     expect(d.status.summary).toBeUndefined();
-    expect(d.status).toMatchObject({ phase: "Running", job: "tiny-dflash-eval-g2", observedGeneration: 2 });
+    expect(d.status).toMatchObject({
+      phase: "Running",
+      job: "tiny-dflash-acceptance-g2",
+      observedGeneration: 2,
+    });
   });
 });
