@@ -175,10 +175,10 @@ try {
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
-  console.log("  NAME                  PHASE       DRAFT                       TAU     VERDICT");
+  console.log("  NAME                     PHASE       DRAFT                       TAU     VERDICT");
   for (const [name, s] of Object.entries(done)) {
     console.log(
-      `  ${name.padEnd(21)} ${String(s.phase).padEnd(11)} ${String(s.draft?.name ?? "-").padEnd(27)} ${String(s.summary?.macroTau ?? "-").padEnd(7)} ${s.gate?.verdict ?? "-"}`,
+      `  ${name.padEnd(24)} ${String(s.phase).padEnd(11)} ${String(s.draft?.name ?? "-").padEnd(27)} ${String(s.summary?.macroTau ?? "-").padEnd(7)} ${s.gate?.verdict ?? "-"}`,
     );
     const failed = s.conditions?.find((c) => c.type === "Succeeded" && c.status === "False");
     if (failed) throw new Error(`AcceptanceEval ${name} failed: ${failed.message}`);
