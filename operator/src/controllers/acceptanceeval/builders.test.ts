@@ -7,6 +7,7 @@ import type { DraftTraining } from "../../api/kinds.ts";
 import { validateResource } from "../../api/validate.ts";
 import { EXIT_CODES } from "../../contract/exitCodes.ts";
 import { parseTask } from "../../contract/task.ts";
+import { credentialSecrets, evalJob, taskConfigMap } from "./desired.ts";
 import {
   childNames,
   claims,
@@ -15,8 +16,7 @@ import {
   resolveDraft,
   taskSetFingerprint,
 } from "./plan.ts";
-import { credentialSecrets, evalJob, taskConfigMap } from "./resources.ts";
-import { evalTask } from "./tasks.ts";
+import { evalTask } from "./runtimetasks.ts";
 import { summarize, type TaskResult, verdict } from "./verdict.ts";
 
 const ctx = { defaultImage: "ghcr.io/specops/runtime:0.1.0", progressPort: 9090 };

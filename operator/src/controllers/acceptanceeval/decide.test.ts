@@ -18,7 +18,6 @@ function observed(ae: AcceptanceEval, over: Partial<Observed> = {}): Observed {
   return {
     draft: { state: "ready", draft },
     staleJobs: [],
-    missingSecrets: [],
     output: outputLayout(ae),
     ...over,
   };
@@ -44,6 +43,7 @@ function job(over: Partial<JobObservation> & { message?: object; exitCode?: numb
   const { message, exitCode = 0, ...rest } = over;
   return {
     name: "tiny-dflash-acceptance-g1",
+    generation: 0,
     suspended: false,
     complete: false,
     failed: false,
@@ -112,12 +112,19 @@ describe("AcceptanceEval decisions", () => {
     expect(d.events.map((e) => e.reason)).toEqual(["Started"]);
   });
 
-  it("waits on a missing Secret before starting", () => {
+  it("says why a running Job's pod does not start, in the kubelet's words", () => {
     const ae = tiny();
-    const d = decide(ae, observed(ae, { missingSecrets: ["hf-token"] }), NOW);
-    expect(d.actions).toEqual([]);
-    expect(d.recheck).toBe(true);
-    expect(cond(d.status, "Succeeded")).toMatchObject({ status: "Unknown", reason: "SecretMissing" });
+    const stuck = job({
+      containerProblem: {
+        pod: "tiny-dflash-acceptance-g1-x",
+        reason: "CreateContainerConfigError",
+        message: 'secret "hf-token" not found',
+      },
+    });
+    const d = decide(ae, observed(ae, { job: stuck }), NOW);
+    expect(d.actions).toEqual([{ type: "runEval", draft }]);
+    expect(cond(d.status, "ContainersStarted")).toMatchObject({ status: "False", reason: "SecretMissing" });
+    expect(d.events.map((e) => e.reason)).toEqual(["Started", "SecretMissing"]);
   });
 
   it("folds a finished Job's figures into status with the summary, verdict and Events", () => {

@@ -5,6 +5,8 @@ import type { z } from "zod";
 import type { acceptanceEvalStatus } from "../../api/acceptanceeval.ts";
 import type { AcceptanceEval } from "../../api/kinds.ts";
 import { type Condition, setCondition } from "../../lib/conditions.ts";
+import { dropUndefined } from "../../lib/objects.ts";
+import { containersNotStarting, podsNotStarting } from "../drafttraining/health.ts";
 import type { JobObservation, Termination } from "../drafttraining/observe.ts";
 import { childNames, type DraftResolution, type OutputLayout, type ResolvedDraft } from "./plan.ts";
 import { summarize, type TaskResult, verdict } from "./verdict.ts";
@@ -17,11 +19,10 @@ export interface Observed {
   job?: JobObservation;
   /** Jobs of earlier generations that still exist. */
   staleJobs: string[];
-  /** Secrets the spec references that do not exist. */
-  missingSecrets: string[];
   output: OutputLayout;
 }
 
+/** runEval: bring this generation's Job and task ConfigMap to their desired state (level-triggered). */
 export type Action = { type: "runEval"; draft: ResolvedDraft } | { type: "deleteJob"; name: string };
 
 export interface EvalEvent {
@@ -34,8 +35,6 @@ export interface Decision {
   status: AcceptanceEvalStatus;
   actions: Action[];
   events: EvalEvent[];
-  /** Waiting on something that is not watched (Secrets): look again later. */
-  recheck: boolean;
 }
 
 const round = (x: number | undefined, digits = 4) =>
@@ -91,20 +90,19 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
     : { conditions: old.conditions as AcceptanceEvalStatus["conditions"] };
   const actions: Action[] = observed.staleJobs.map((name) => ({ type: "deleteJob" as const, name }));
   const events: EvalEvent[] = [];
-  const finish = (
-    status: Omit<AcceptanceEvalStatus, "conditions" | "observedGeneration">,
-    recheck = false,
-  ) => {
+  const finish = (status: Omit<AcceptanceEvalStatus, "conditions" | "observedGeneration">) => {
+    if (status.phase !== "Running")
+      conditions = conditions.filter((c) => c.type !== "PodsScheduled" && c.type !== "ContainersStarted");
     const next = dropUndefined({ ...status, observedGeneration: generation, conditions });
-    if (next.phase !== previousPhase) events.push(...phaseEvents(next));
-    return { status: next, actions, events, recheck };
+    if (next.phase !== previousPhase) events.unshift(...phaseEvents(next));
+    return { status: next, actions, events };
   };
 
   const job = observed.job;
   if (!job) {
     // This generation already ended and its Job was removed: its figures stand.
     if (sameGeneration && (old.phase === "Succeeded" || old.phase === "Failed"))
-      return { status: old, actions, events, recheck: false };
+      return { status: old, actions, events };
     const d = observed.draft;
     if (d.state !== "ready") {
       set("DraftReady", "False", d.reason, d.message);
@@ -122,13 +120,6 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
       return finish({ ...base, phase: "Pending" });
     }
     set("DraftReady", "True", "DraftResolved", `measuring ${d.draft.uri}`);
-    if (observed.missingSecrets.length > 0) {
-      const message = `Secret ${observed.missingSecrets.join(", ")} referenced by the spec does not exist in namespace ${ae.metadata.namespace}`;
-      set("Succeeded", "Unknown", "SecretMissing", message);
-      if (previousReason("Succeeded") !== "SecretMissing")
-        events.push({ type: "Warning", reason: "SecretMissing", message });
-      return finish({ ...base, phase: "Pending", draft: d.draft }, true);
-    }
     actions.push({ type: "runEval", draft: d.draft });
     const jobName = childNames(ae).job;
     set("Succeeded", "Unknown", "Running", `Job ${jobName} is evaluating`);
@@ -200,7 +191,21 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
     set("Succeeded", "False", f.reason, f.message);
     return finish({ ...running, phase: "Failed", completionTime: ended() });
   }
+  // Still running: its children stay as desired (a deleted task ConfigMap comes back).
+  if (draft) actions.push({ type: "runEval", draft });
   set("Succeeded", "Unknown", "Running", `Job ${job.name} is evaluating`);
+  for (const [type, problem] of [
+    ["PodsScheduled", podsNotStarting(job, now)],
+    ["ContainersStarted", containersNotStarting(job)],
+  ] as const) {
+    if (!problem) {
+      conditions = conditions.filter((c) => c.type !== type);
+      continue;
+    }
+    set(type, "False", problem.reason, problem.message);
+    if (previousReason(type) !== problem.reason)
+      events.push({ type: "Warning", reason: problem.reason, message: problem.message });
+  }
   return finish({ ...running, phase: "Running" });
 }
 
@@ -239,8 +244,4 @@ function phaseEvents(status: AcceptanceEvalStatus): EvalEvent[] {
     default:
       return [];
   }
-}
-
-function dropUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

@@ -3,16 +3,13 @@
 // mounted). Pure builders; the reconciler applies what they return.
 import { API_VERSION } from "../../api/common.ts";
 import type { AcceptanceEval } from "../../api/kinds.ts";
-import { podFailurePolicy } from "../drafttraining/resources.ts";
-import { MANAGED_BY } from "../shared/cache.ts";
+import { type DesiredObject, podFailurePolicy } from "../drafttraining/desired.ts";
+import { MANAGED_BY } from "../shared/informers.ts";
+import { labelValue } from "../shared/names.ts";
 import { dropEmpty, runtimePodTemplate, SCRATCH_PATH } from "../shared/pod.ts";
 import { childNames, claims, type ResolvedDraft } from "./plan.ts";
 
-export type DesiredObject = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace: string; labels?: Record<string, string>; ownerReferences?: object[] };
-} & Record<string, unknown>;
+export type { DesiredObject };
 
 export const LABELS = {
   name: "app.kubernetes.io/name",
@@ -36,15 +33,15 @@ function meta(ae: AcceptanceEval, name: string) {
     labels: {
       [LABELS.name]: "specops",
       [LABELS.managedBy]: MANAGED_BY.value,
-      [LABELS.owner]: ae.metadata.name ?? "",
+      [LABELS.owner]: labelValue(ae.metadata.name ?? ""),
       [LABELS.generation]: String(ae.metadata.generation ?? 1),
     },
     ownerReferences: [
       {
         apiVersion: API_VERSION,
         kind: "AcceptanceEval",
-        name: ae.metadata.name,
-        uid: ae.metadata.uid,
+        name: ae.metadata.name ?? "",
+        uid: ae.metadata.uid ?? "",
         controller: true,
         blockOwnerDeletion: true,
       },
