@@ -103,7 +103,7 @@ export const speculative = withRules(
       .max(32)
       .optional()
       .describe(
-        "Draft tokens per round (vLLM num_speculative_tokens; SGLang steps/block size); default from the draft.",
+        "Draft tokens k per round (vLLM num_speculative_tokens = k; SGLang verifies k + 1: EAGLE3 steps k, DFLASH/DSPARK draft tokens k + 1); default from the draft.",
       ),
     loadAdaptation: z
       .enum(["Off", "Engine"])

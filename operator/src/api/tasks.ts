@@ -79,7 +79,9 @@ export const taskResult = z
       .array(z.number().min(0).max(1))
       .max(64)
       .optional()
-      .describe("Share of rounds whose i-th draft token was accepted."),
+      .describe(
+        "Of the rounds whose proposal reached draft position i, the share that accepted it (DeepSpec's accept_rate@i).",
+      ),
     verifyRate: z
       .number()
       .min(0)

@@ -9,6 +9,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..agent.errors import Unsupported
 from . import engines, process
 from .deepspec import eagle3
 
@@ -63,7 +64,7 @@ def _watch(ctx, port: int, health: str, metrics: str, interval: float) -> None:
             pass
 
 
-def resolve_draft(params: dict, ctx) -> tuple[str | None, str, dict]:
+def resolve_draft(params: dict, ctx, engine: str) -> tuple[str | None, str, dict]:
     if not params.get("draft"):
         return None, "native", {}
     ref = ctx.resolve(params["draft"]["uri"], "params.draft.uri")
@@ -71,16 +72,21 @@ def resolve_draft(params: dict, ctx) -> tuple[str | None, str, dict]:
     extra: dict = {}
     cfg = engines.read_config(ref)
     if params.get("method") == "eagle3" and cfg and eagle3.is_deepspec_eagle3(cfg):
-        ctx.report(stage="convert", message="converting DeepSpec Eagle3 draft to the engine layout")
-        converted = eagle3.convert(ref, ctx.work_dir / "draft-eagle3")
+        ctx.report(stage="convert", message=f"converting DeepSpec Eagle3 draft to {engine}'s Eagle3 layout")
+        converted = eagle3.convert(ref, ctx.work_dir / f"draft-eagle3-{engine}", engine)
         extra["convertedDraft"] = converted["path"]
         ref, fmt = converted["path"], "native"
+    elif params.get("method") == "eagle3" and fmt == "deepspec":
+        raise Unsupported(
+            "params.draft.uri: a DeepSpec Eagle3 draft must be converted for the engine; give a local path "
+            "(pvc://) to its checkpoint with config.json"
+        )
     return ref, fmt, extra
 
 
 def serve(params: dict, ctx, build_command, health: str, metrics: str, engine: str) -> dict:
     target = ctx.resolve(params["target"]["uri"], "params.target.uri")
-    draft, fmt, extra = resolve_draft(params, ctx)
+    draft, fmt, extra = resolve_draft(params, ctx, engine)
     cmd = build_command(params, target, draft, fmt, params["target"].get("revision"))
     ctx.report(stage="starting", message=f"starting {engine}")
     interval = float(os.environ.get("SPECOPS_ENGINE_POLL_SECONDS", "10"))

@@ -29,8 +29,10 @@ def speculative_args(params: dict, draft_ref: str | None, fmt: str) -> list[str]
                 )
             args.append("--speculative-adaptive")
     elif method == "dflash":
-        if k is not None:  # z-lab DFlash: the block size is the number of draft tokens
-            args += ["--speculative-num-draft-tokens", str(k)]
+        # SGLang's DFLASH --speculative-num-draft-tokens is the verify window (its block size), which
+        # includes the anchor token: k draft tokens (vLLM's num_speculative_tokens) verify k + 1.
+        if k is not None:
+            args += ["--speculative-num-draft-tokens", str(k + 1)]
     else:  # dspark: block size gamma, one step, topk 1, gamma + 1 tokens verified
         if k is not None:
             args += ["--speculative-dspark-block-size", str(k)]

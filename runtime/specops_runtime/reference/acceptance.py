@@ -1,15 +1,18 @@
-"""Acceptance arithmetic with DeepSpec's conventions (pure; no torch).
+"""Acceptance arithmetic with DeepSpec's conventions (pure; no torch), as its evaluator computes
+them (deepspec/eval/base_evaluator.py at afdfa7c).
 
 One *round* (a "proposal") drafts ``proposal_len`` tokens; the target accepts the first
 ``accepted`` of them and then emits one more token (the correction on a reject, the bonus token
-when all were accepted). Hence:
+when all were accepted). A round whose accepted drafts contain EOS ends there: its proposal counts
+up to and including the EOS, the EOS counts as accepted, and no bonus token follows. Hence:
 
-- tau ("accept_len")      = sum(accepted + 1) / #proposals          (bonus counted)
-- verify_rate              = sum(accepted + 1) / (sum(proposal_len) + #proposals)
-- accept_rate@i            = share of rounds whose i-th draft token (0-based) survived
+- tau ("accept_len")      = sum(emitted) / #proposals, emitted = accepted + 1 (accepted at EOS)
+- verify_rate              = sum(emitted) / (sum(proposal_len) + #proposals)
+- accept_rate@i            = of the rounds whose proposal reached position i (proposal_len > i),
+                             the share whose i-th draft token (0-based) survived
 - vLLM counters            : drafts = #proposals, draft_tokens = sum(proposal_len),
                              accepted = sum(accepted), per_pos[i] = #rounds with accepted > i;
-                             tau = 1 + accepted / drafts.
+                             tau = 1 + accepted / drafts, per-position = per_pos[i] / drafts.
 """
 
 from __future__ import annotations
@@ -36,14 +39,22 @@ class AcceptanceStats:
     draft_tokens: int = 0
     accepted_tokens: int = 0
     accepted_per_position: list[int] = field(default_factory=list)
+    proposals_per_position: list[int] = field(default_factory=list)
+    emitted: int = 0  # tokens the rounds produced: accepted + 1 each, without the +1 at EOS
 
-    def add(self, proposal_len: int, accepted: int) -> None:
+    def add(self, proposal_len: int, accepted: int, bonus: bool = True) -> None:
+        """One round; ``bonus=False`` for a round cut at an accepted EOS (proposal_len and accepted
+        then both count up to and including the EOS)."""
         Round(proposal_len, accepted)  # validates
         self.proposals += 1
         self.draft_tokens += proposal_len
         self.accepted_tokens += accepted
-        if len(self.accepted_per_position) < proposal_len:
-            self.accepted_per_position.extend([0] * (proposal_len - len(self.accepted_per_position)))
+        self.emitted += accepted + (1 if bonus else 0)
+        for counts in (self.accepted_per_position, self.proposals_per_position):
+            if len(counts) < proposal_len:
+                counts.extend([0] * (proposal_len - len(counts)))
+        for i in range(proposal_len):
+            self.proposals_per_position[i] += 1
         for i in range(accepted):
             self.accepted_per_position[i] += 1
 
@@ -54,21 +65,23 @@ class AcceptanceStats:
         return self
 
     def merge(self, other: AcceptanceStats) -> AcceptanceStats:
-        out = AcceptanceStats(
+        def add_lists(a: list[int], b: list[int]) -> list[int]:
+            n = max(len(a), len(b))
+            return [x + y for x, y in zip(a + [0] * (n - len(a)), b + [0] * (n - len(b)), strict=True)]
+
+        return AcceptanceStats(
             self.proposals + other.proposals,
             self.draft_tokens + other.draft_tokens,
             self.accepted_tokens + other.accepted_tokens,
+            add_lists(self.accepted_per_position, other.accepted_per_position),
+            add_lists(self.proposals_per_position, other.proposals_per_position),
+            self.emitted + other.emitted,
         )
-        n = max(len(self.accepted_per_position), len(other.accepted_per_position))
-        a = self.accepted_per_position + [0] * (n - len(self.accepted_per_position))
-        b = other.accepted_per_position + [0] * (n - len(other.accepted_per_position))
-        out.accepted_per_position = [x + y for x, y in zip(a, b, strict=True)]
-        return out
 
     @property
     def emitted_tokens(self) -> int:
-        """Tokens produced by the rounds: accepted drafts plus one target token per round."""
-        return self.accepted_tokens + self.proposals
+        """Tokens produced by the rounds: accepted drafts plus one target token per round not cut at EOS."""
+        return self.emitted
 
     def tau(self) -> float:
         return self.emitted_tokens / self.proposals if self.proposals else 0.0
@@ -78,9 +91,12 @@ class AcceptanceStats:
         return self.emitted_tokens / denominator if denominator else 0.0
 
     def accept_rate_by_position(self) -> list[float]:
-        if not self.proposals:
-            return []
-        return [count / self.proposals for count in self.accepted_per_position]
+        """DeepSpec's accept_rate@i; positions no proposal reached are left out (it prints '-')."""
+        return [
+            accepted / reached
+            for accepted, reached in zip(self.accepted_per_position, self.proposals_per_position, strict=True)
+            if reached
+        ]
 
     def mean_proposal_len(self) -> float:
         return self.draft_tokens / self.proposals if self.proposals else 0.0

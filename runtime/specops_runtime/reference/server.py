@@ -81,6 +81,7 @@ class Engine:
                     self.metrics.observe_itl(now - last_event[0])
                 last_event[0] = now
                 emitted.extend(event.tokens)
+                self.metrics.set_kv_tokens(len(prompt) + len(emitted))
                 text = self.tokenizer.decode(emitted)
                 if text.startswith(sent) and len(text) > len(sent):
                     on_text(text[len(sent) :])
@@ -98,6 +99,7 @@ class Engine:
                 )
             finally:
                 self.metrics.gauge_running(-1)
+                self.metrics.set_kv_tokens(0)  # the sequence's KV slots are freed
             e2e = time.perf_counter() - enqueued
             self.metrics.record_request(
                 len(prompt),
@@ -111,14 +113,18 @@ class Engine:
 
 
 def spec_metrics(result: GenerationResult) -> dict:
-    stats = result.stats
+    """vLLM-style per-request figures from the engine's own round counts, the same counts the
+    /metrics counters add up (vLLM counts a round's accepted drafts before cutting at EOS)."""
+    stats = result.engine_stats
     return {
         "num_spec_steps": stats.proposals,
         "num_draft_tokens": stats.draft_tokens,
         "num_accepted_draft_tokens": stats.accepted_tokens,
-        "mean_acceptance_length": stats.tau() if stats.proposals else None,
+        "mean_acceptance_length": 1 + stats.accepted_tokens / stats.proposals if stats.proposals else None,
         "draft_acceptance_rate": stats.accepted_tokens / stats.draft_tokens if stats.draft_tokens else None,
-        "acceptance_by_position": stats.accept_rate_by_position(),
+        "acceptance_by_position": [a / stats.proposals for a in stats.accepted_per_position]
+        if stats.proposals
+        else [],
     }
 
 

@@ -47,7 +47,9 @@ class GenerationResult:
     tokens: list[int]
     finish_reason: str  # "stop" (eos) or "length"
     prompt_tokens: int
-    stats: AcceptanceStats = field(default_factory=AcceptanceStats)
+    stats: AcceptanceStats = field(default_factory=AcceptanceStats)  # DeepSpec's evaluator conventions
+    # The engine's raw round counts (vLLM counts a round's accepted drafts before cutting at EOS).
+    engine_stats: AcceptanceStats = field(default_factory=AcceptanceStats)
     time_to_first_token: float = 0.0
     elapsed: float = 0.0
     target_steps: int = 0  # target forward passes after prefill
@@ -102,7 +104,14 @@ class Generator:
                     break
             result.tokens.extend(kept)
             if speculative:
-                result.stats.add(proposal_len, accepted)
+                result.engine_stats.add(proposal_len, accepted)
+                # DeepSpec's convention: an EOS among the accepted drafts ends the round there
+                # (proposal and accepted counted up to the EOS, no bonus token).
+                eos_at = next((i for i, t in enumerate(tokens[:accepted]) if t == self.eos), None)
+                if eos_at is None:
+                    result.stats.add(proposal_len, accepted)
+                else:
+                    result.stats.add(eos_at + 1, eos_at + 1, bonus=False)
             if on_round:
                 on_round(RoundEvent(proposal_len, accepted, kept, speculative))
             return done

@@ -484,18 +484,24 @@ def build_engine(params: dict, ctx):
         if options["confidence_threshold"] and not draft.config.enable_confidence_head:
             raise ValueError("params.speculative.adaptiveVerification: the draft has no confidence head")
     name = options["served_model_name"]
+    config = EngineConfig(
+        model_name=name,
+        speculative_length=options["speculative_length"] or (draft.config.block_size if draft else 1),
+        confidence_threshold=options["confidence_threshold"],
+        max_model_len=_max_positions(model),
+    )
     engine = Engine(
         Generator(
             model, draft.drafter() if draft else None, draft.config.target_layer_ids if draft else None
         ),
         tokenizer,
-        EngineConfig(
-            model_name=name,
-            speculative_length=options["speculative_length"] or (draft.config.block_size if draft else 1),
-            confidence_threshold=options["confidence_threshold"],
-            max_model_len=_max_positions(model),
+        config,
+        # One sequence at a time: its KV budget is the model's context length.
+        VllmMetrics.create(
+            name,
+            num_speculative_tokens=config.speculative_length if draft else 0,
+            kv_capacity_tokens=config.max_model_len,
         ),
-        VllmMetrics.create(name),
     )
     ctx.log(f"serving {name} (target {path}, speculation {'on' if draft else 'off'})")
     return engine, options

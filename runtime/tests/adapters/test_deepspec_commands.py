@@ -56,7 +56,7 @@ def test_train_command_maps_every_first_class_field():
         "model.num_draft_layers=3",
         "model.target_layer_ids=[1, 9, 17]",
         "model.markov_rank=64",
-        "model.enable_confidence_head=true",
+        "model.confidence_head_alpha=1.0",
         'project_name="specops"',
         'exp_name="draft"',
         "seed=42",
@@ -123,6 +123,11 @@ def test_node_env_follows_deepspec_launcher_semantics():
         "29500",
     )
     assert env["HOME"] == OUT and "LOCAL_RANK" not in env and env["PATH"] == "/bin"
+    # HOME moves onto the output volume; the Hub cache is placed deliberately, not under it
+    assert env["HF_HOME"] == "/tmp/.cache/huggingface"
+    moved = commands.node_env(t, {"JOB_COMPLETION_INDEX": "2", "HOME": "/home/specops"})
+    assert moved["HOME"] == OUT and moved["HF_HOME"] == "/home/specops/.cache/huggingface"
+    assert commands.node_env(t, {"RANK": "0", "HF_HOME": "/models/hf"})["HF_HOME"] == "/models/hf"
     with pytest.raises(InvalidTask, match=r"^distributed\.nodes"):
         commands.node_env(t, {"JOB_COMPLETION_INDEX": "4"})
     t["distributed"].pop("masterAddr")
@@ -171,16 +176,47 @@ def test_data_commands():
     assert 'model.target_model_name_or_path="Qwen/Qwen3-4B"' in _opts(cmd)
 
 
-def test_eval_commands_group_by_sample_count():
+def test_eval_runs_every_requested_set_in_one_driver_run_with_per_task_caps():
     t = _task("eval", {
         "target": {"uri": "hf://Qwen/Qwen3-8B"}, "draft": {"uri": "pvc://work/dt1/step_latest"}, "method": "dspark",
-        "tasks": [{"name": "gsm8k"}, {"name": "mt-bench"}, {"name": "humaneval", "samples": 20}],
+        "tasks": [{"name": "gsm8k"}, {"name": "mt-bench", "samples": 10}, {"name": "my-chat", "samples": 7,
+                   "source": {"uri": "pvc://data/chat.jsonl"}}, {"name": "my-code", "source": {"uri": "pvc://data/c.jsonl"}}],
     })  # fmt: skip
-    runs = commands.eval_commands(t["params"], t, script="/opt/deepspec/eval.py")
-    assert len(runs) == 2
-    assert runs[0][1] == [
-        "python", "/opt/deepspec/eval.py", "--target_name_or_path", "Qwen/Qwen3-8B",
-        "--draft_name_or_path", "/mnt/specops/pvc/work/dt1/step_latest",
-        "--max-new-tokens", "2048", "--temperature", "1", "--seed", "980406", "--task", "gsm8k", "--task", "mt-bench",
+    cmd = commands.eval_command(t["params"], t, {"gsm8k": 500, "mt-bench": 80}, repo="/opt/deepspec")
+    assert cmd == [
+        "python", "-m", "specops_runtime.adapters.deepspec.eval_driver", "--deepspec-dir", "/opt/deepspec",
+        "--tasks", '[["gsm8k",500],["mt-bench",10],["my-chat",7],["my-code",null]]', "--",
+        "--target_name_or_path", "Qwen/Qwen3-8B", "--draft_name_or_path", "/mnt/specops/pvc/work/dt1/step_latest",
+        "--max-new-tokens", "2048", "--temperature", "1", "--seed", "980406",
     ]  # fmt: skip
-    assert runs[1][1][-4:] == ["--task", "humaneval", "--num-samples", "20"]
+
+
+def test_eagle3_layer_count_uses_deepspec_key_and_must_be_one():
+    params = {"target": {"uri": "hf://Qwen/Qwen3-8B"}, "method": "eagle3", "targetCachePath": "/c"}
+    t = _task("train", {**params, "draft": {"numLayers": 1, "eagle3": {"stepLossDecay": 0.7}}})
+    opts = _opts(commands.train_command(t["params"], t))
+    assert "model.draft_num_hidden_layers=1" in opts and "model.step_loss_decay=0.7" in opts
+    assert not any(o.startswith("model.num_draft_layers") for o in opts)
+    t = _task("train", {**params, "draft": {"numLayers": 2}})
+    with pytest.raises(InvalidTask, match=r"^params\.draft\.numLayers: .*draft_num_hidden_layers == 1"):
+        commands.train_command(t["params"], t)
+
+
+def test_dspark_confidence_head_is_its_loss_weight():
+    params = {"target": {"uri": "hf://Qwen/Qwen3-4B"}, "method": "dspark", "targetCachePath": "/c"}
+    t = _task("train", {**params, "draft": {"dspark": {"confidenceHead": False, "markovRank": 0}}})
+    opts = _opts(commands.train_command(t["params"], t))
+    assert "model.confidence_head_alpha=0.0" in opts and "model.markov_rank=0" in opts
+    assert not any("enable_confidence_head" in o for o in opts)
+
+
+def test_thinking_regeneration_passes_deepspecs_reasoning_flags():
+    params = {"target": {"uri": "hf://Qwen/Qwen3-4B"}, "inputPath": "/d/t.jsonl", "servers": ["s:8000"]}
+    t = _task("regenerate", {**params, "thinking": True})
+    cmd = commands.regenerate_command(t["params"], t)
+    assert "--enable-thinking" in cmd and "--is-reasoning-model" in cmd and "--disable-thinking" not in cmd
+    t = _task("regenerate", params)
+    cmd = commands.regenerate_command(t["params"], t)
+    assert (
+        "--disable-thinking" in cmd and "--enable-thinking" not in cmd and "--is-reasoning-model" not in cmd
+    )

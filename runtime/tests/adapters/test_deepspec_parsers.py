@@ -1,8 +1,11 @@
 """DeepSpec's training log lines and evaluation table, on realistic sample text."""
 
+import json
+from pathlib import Path
+
 import pytest
 
-from specops_runtime.adapters.deepspec.evaltable import parse_eval_tables
+from specops_runtime.adapters.deepspec.evaltable import EVAL_COLUMNS_NO_HEADER, parse_eval_tables
 from specops_runtime.adapters.deepspec.logparse import TrainProgress, parse_checkpoint_line, parse_train_line
 
 TRAIN_LOG = """\
@@ -33,6 +36,30 @@ def test_parse_train_line():
     assert parse_train_line("epoch=0 step=1/2 loss=nan")["step"] == 1
 
 
+def _format(template: str, **values) -> str:
+    """Fill DeepSpec's recorded f-string (training_logger._print_summary) with values."""
+    body = template[2:-1]  # f'...'
+    for expr, value in values.items():
+        body = body.replace("{" + expr + "}", str(value))
+    return body
+
+
+def test_train_line_with_and_without_loss_from_the_recorded_format():
+    log = FACTS["trainLog"]
+    assert "{loss_text}" in log["line"]  # DeepSpec omits loss= when the summary has no train/loss
+    common = dict(current_epoch=3, global_step=40, max_train_steps=900)
+    line = _format(log["line"], loss_text="", **common)
+    line = line.replace("{session_elapsed / 60:.1f}", "2.5").replace("{remaining_min:.1f}", "54.0")
+    parsed = parse_train_line("2026-07-01 10:00:00 " + line)
+    assert parsed == {"epoch": 3.0, "step": 40, "total": 900, "elapsedSeconds": 150.0, "etaSeconds": 3240.0}
+    with_loss = line.replace("/900", "/900 loss=0.8125")
+    assert parse_train_line(with_loss)["loss"] == 0.8125
+    reports = []
+    tp = TrainProgress(lambda **f: reports.append(f))
+    tp(line)
+    assert reports[0]["step"] == 40 and "loss" not in reports[0]
+
+
 def test_train_progress_feeds_report_with_throughput_and_checkpoint():
     reports = []
     tp = TrainProgress(lambda **f: reports.append(f))
@@ -49,45 +76,42 @@ def test_train_progress_feeds_report_with_throughput_and_checkpoint():
     assert parse_checkpoint_line("Saved checkpoint to /a/b/step_latest.")["step"] is None
 
 
-EVAL_OUTPUT = """\
-{
-    "target_name_or_path": "Qwen/Qwen3-8B"
-}
-gsm8k: 100%|##########| 500/500 [10:00<00:00]
-+---------------+--------------+-------------+----------+------------+-------------+---------+------------+--------+----------+---------------+---------------+---------------+
-|    dataset    | target_model | draft_model | #propose | accept_len | verify_rate | samples | out_tokens | tok/s  | verify/s | accept_rate@0 | accept_rate@1 | accept_rate@2 |
-+---------------+--------------+-------------+----------+------------+-------------+---------+------------+--------+----------+---------------+---------------+---------------+
-|     gsm8k     |   Qwen3-8B   |   step_20   |  6.00+1  |    6.17    |    0.8814   |   500   |   151234   | 210.50 |  34.12   |     0.9712    |     0.9301    |     0.8899    |
-|    mt-bench   |   Qwen3-8B   |   step_20   |  6.00+1  |    3.72    |    0.5314   |    80   |   40210    | 150.25 |  40.39   |     0.8101    |     0.6512    |       -       |
-+---------------+--------------+-------------+----------+------------+-------------+---------+------------+--------+----------+---------------+---------------+---------------+
-"""
-
-OLD_LAYOUT = """\
-+---------+--------------+-------------+----------+------------+-------------+---------------+---------------+
-| dataset | target_model | draft_model | #propose | accept_len | verify_rate | accept_rate@0 | accept_rate@1 |
-+---------+--------------+-------------+----------+------------+-------------+---------------+---------------+
-| math500 |   Qwen3-4B   |  dflash_b7  |  6.00+1  |    4.85    |    0.6929   |     0.9000    |     0.8000    |
-+---------+--------------+-------------+----------+------------+-------------+---------------+---------------+
-"""
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+EVAL_STDOUT = (FIXTURES / "deepspec_eval_stdout.txt").read_text()
+FACTS = json.loads((FIXTURES / "upstream_facts.json").read_text())["deepspec"]
 
 
-def test_parse_eval_table():
-    rows = parse_eval_tables(EVAL_OUTPUT)
-    assert rows[0] == {
-        "name": "gsm8k",
-        "tau": 6.17,
-        "samples": 500,
-        "verifyRate": 0.8814,
-        "acceptanceByPosition": [0.9712, 0.9301, 0.8899],
-        "tokensPerSecond": 210.5,
-    }
-    assert rows[1]["name"] == "mt-bench" and rows[1]["acceptanceByPosition"] == [0.8101, 0.6512]
+def test_eval_fixture_has_deepspecs_recorded_columns():
+    header = next(line for line in EVAL_STDOUT.splitlines() if "| dataset" in line)
+    cells = [c.strip() for c in header.strip()[1:-1].split("|")]
+    fixed = FACTS["eval"]["tableColumns"]
+    assert cells[: len(fixed)] == fixed and tuple(fixed) == EVAL_COLUMNS_NO_HEADER
+    template = FACTS["eval"]["positionColumn"]
+    assert cells[len(fixed) :] == [template.format(i=i) for i in range(len(cells) - len(fixed))]
 
 
-def test_parse_eval_table_older_layout_and_tabs():
-    assert parse_eval_tables(OLD_LAYOUT) == [
-        {"name": "math500", "tau": 4.85, "verifyRate": 0.6929, "acceptanceByPosition": [0.9, 0.8]}
+def test_parse_eval_table_real_layout():
+    rows = parse_eval_tables(EVAL_STDOUT)
+    assert rows == [
+        {
+            "name": "gsm8k",
+            "tau": 6.17,
+            "verifyRate": 0.8819,
+            "acceptanceByPosition": [0.9712, 0.9301, 0.8899, 0.85, 0.8101, 0.7712, 0.7003],
+        },
+        {
+            "name": "my-chat",
+            "tau": 3.72,
+            "verifyRate": 0.5725,
+            "acceptanceByPosition": [0.8101, 0.6512, 0.5, 0.4, 0.33, 0.25],  # '-': no proposal reached @6
+        },
     ]
-    tabs = "dataset\ttarget_model\tdraft_model\t#propose\taccept_len\tverify_rate\naime25\tQ\tD\t6.00+1\t5.01\t0.7157\n"
-    assert parse_eval_tables(tabs)[0]["tau"] == 5.01
+
+
+def test_parse_headerless_per_dataset_rows_line_by_line():
+    """What the agent sees while eval.py runs: one headerless row after each dataset."""
+    lines = EVAL_STDOUT.splitlines()
+    found = [r["name"] for line in lines for r in parse_eval_tables(line, columns=EVAL_COLUMNS_NO_HEADER)]
+    assert found[:2] == ["gsm8k", "my-chat"]  # the per-dataset rows, before the final table
+    assert parse_eval_tables(lines[-3]) == []  # without the header or columns, a lone row is not guessed
     assert parse_eval_tables("no table here\n| a | b |\n") == []

@@ -77,7 +77,7 @@ def test_sglang_methods():
     assert ds[len(base):] == ["--speculative-algorithm", "DSPARK", "--speculative-draft-model-path", "/d",
                               "--speculative-dspark-block-size", "7", "--speculative-num-steps", "1",
                               "--speculative-eagle-topk", "1", "--speculative-num-draft-tokens", "8"]  # fmt: skip
-    zlab = sglang.command(_params("dflash", numSpeculativeTokens=16), "Qwen/Qwen3-8B", "/z", "native")
+    zlab = sglang.command(_params("dflash", numSpeculativeTokens=15), "Qwen/Qwen3-8B", "/z", "native")
     assert zlab[len(base):] == ["--speculative-algorithm", "DFLASH", "--speculative-draft-model-path", "/z",
                                 "--speculative-num-draft-tokens", "16"]  # fmt: skip
     assert sglang.command(_params("dflash"), "T", "/d", "deepspec")[-3] == "DSPARK"
@@ -162,3 +162,23 @@ def test_target_alone_has_no_speculative_flags():
 def test_a_draft_without_method_is_refused(engine):
     with pytest.raises(InvalidTask, match="params.method"):
         engine.command(_target_only_params(), "Qwen/Qwen3-8B", "/drafts/x", "native")
+
+
+def test_dflash_draft_tokens_mean_the_same_on_both_engines():
+    """numSpeculativeTokens = k draft tokens: vLLM's num_speculative_tokens is k; SGLang's DFLASH
+    --speculative-num-draft-tokens is the verify window, anchor included (an alias of its block size)."""
+    import json as _json
+    from pathlib import Path
+
+    facts = _json.loads(
+        (Path(__file__).resolve().parents[1] / "fixtures" / "upstream_facts.json").read_text()
+    )
+    assert "verify window" in facts["sglang"]["speculativeFlagHelp"]["--speculative-dflash-block-size"]
+    for k in (1, 7, 15):
+        p = _params("dflash", numSpeculativeTokens=k)
+        assert _spec(vllm.command(p, "T", "/z", "native"))["num_speculative_tokens"] == k
+        cmd = sglang.command(p, "T", "/z", "native")
+        assert cmd[cmd.index("--speculative-num-draft-tokens") + 1] == str(k + 1)
+        ds = sglang.command(_params("dspark", numSpeculativeTokens=k), "T", "/d", "deepspec")
+        assert ds[ds.index("--speculative-num-draft-tokens") + 1] == str(k + 1)
+        assert ds[ds.index("--speculative-dspark-block-size") + 1] == str(k)

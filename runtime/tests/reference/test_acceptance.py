@@ -53,3 +53,27 @@ def test_confidence_calibration_counts_only_reached_positions():
     assert calibration["roundsByPosition"] == [3, 2, 1]
     assert calibration["predictedByPosition"] == pytest.approx([2.5 / 3, 0.7, 0.5])
     assert calibration["observedByPosition"] == pytest.approx([2 / 3, 1 / 2, 1.0])
+
+
+def test_accept_rate_at_i_divides_by_the_rounds_that_reached_i():
+    """DeepSpec's accept_rate@i (base_evaluator: accepted_at_pos / proposals_at_pos): a round whose
+    proposal was shorter (DSpark's confidence cut, a round cut at EOS) does not count at i."""
+    stats = AcceptanceStats().extend([(7, 7), (3, 3), (7, 2)])
+    # @3: one round accepted it, two proposals reached it (the 3-token round did not): 1/2, not 1/3
+    assert stats.accept_rate_by_position() == pytest.approx([1, 1, 2 / 3, 1 / 2, 1 / 2, 1 / 2, 1 / 2])
+    assert stats.proposals_per_position == [3, 3, 3, 2, 2, 2, 2]
+    # the vLLM-style per-position share over all drafts differs here, which is why both exist
+    assert [a / stats.proposals for a in stats.accepted_per_position][3] == pytest.approx(1 / 3)
+
+
+def test_round_cut_at_eos_counts_up_to_eos_and_no_bonus():
+    """A round whose accepted drafts hold EOS at index 2 (of 7 drafted, 5 accepted): DeepSpec counts
+    proposal 3, accepted 3, acceptance length 3 (no bonus)."""
+    stats = AcceptanceStats()
+    stats.add(7, 4)  # an ordinary round: 4 accepted + 1
+    stats.add(3, 3, bonus=False)  # the EOS round
+    assert stats.emitted_tokens == 5 + 3
+    assert stats.tau() == pytest.approx(8 / 2)  # counting a bonus would give 9 / 2
+    assert stats.verify_rate() == pytest.approx(8 / (10 + 2))
+    merged = stats.merge(AcceptanceStats().extend([(2, 0)]))
+    assert merged.emitted_tokens == 9 and merged.tau() == pytest.approx(9 / 3)

@@ -171,9 +171,15 @@ def test_outputs_equal_target_greedy_and_metrics_match_tau(servers, target):
     assert delta("vllm:request_time_per_output_token_seconds_count") > 0
     assert metric(after, "vllm:num_requests_running") == 0 and metric(after, "vllm:num_requests_waiting") == 0
     assert re.search(r'vllm:spec_decode_num_drafts_total\{engine="0",model_name="tiny-qwen3"\}', after)
-    # The target-only server never drafts.
+    assert metric(after, "vllm:kv_cache_usage_perc") == 0  # nothing running: no KV slots held
+    # vLLM pre-creates every position's per-position series; before any request they read 0
+    positions = re.findall(
+        r'vllm:spec_decode_num_accepted_tokens_per_pos_total\{[^}]*position="(\d+)"', before
+    )
+    assert sorted(map(int, set(positions))) == list(range(4))
+    # The target-only server has no spec-decode series at all (vLLM registers none without speculation).
     _, off_metrics = get(off.url + "/metrics")
-    assert metric(off_metrics, "vllm:spec_decode_num_drafts_total") == 0
+    assert "spec_decode" not in off_metrics and "vllm:kv_cache_usage_perc" in off_metrics
     assert metric(off_metrics, "vllm:request_success_total") == len(prompts())
 
 

@@ -47,22 +47,39 @@ def target_ref(params: dict, task: dict) -> str:
     return locations.resolve(params["target"]["uri"], task, "params.target.uri")
 
 
+# DeepSpec's Eagle3 evaluator asserts draft_num_hidden_layers == 1 (deepspec/eval/eagle3/evaluator.py).
+EAGLE3_EVAL_LAYERS = 1
+# DeepSpec's DSpark configs weight the confidence loss 1.0; the head exists iff the weight is > 0.
+DSPARK_CONFIDENCE_ALPHA = 1.0
+
+
 def model_opts(params: dict, task: dict) -> list[str]:
+    """The model.* keys, named as each method's DeepSpec config names them (parse_opts_to_config
+    raises KeyError on a key the config lacks)."""
     draft, method = params.get("draft") or {}, params["method"]
     opts = {"model.target_model_name_or_path": target_ref(params, task)}
     if method == "eagle3":
         opts["model.ttt_length"] = draft.get("blockSize", 7)
         if draft.get("eagle3"):
             opts["model.step_loss_decay"] = draft["eagle3"]["stepLossDecay"]
+        if draft.get("numLayers") is not None:
+            if draft["numLayers"] != EAGLE3_EVAL_LAYERS:
+                raise InvalidTask(
+                    f"params.draft.numLayers: DeepSpec's Eagle3 evaluator requires "
+                    f"model.draft_num_hidden_layers == {EAGLE3_EVAL_LAYERS}, got {draft['numLayers']}"
+                )
+            opts["model.draft_num_hidden_layers"] = draft["numLayers"]
     else:
         opts["model.block_size"] = draft.get("blockSize", 7)
-    if draft.get("numLayers") is not None:
-        opts["model.num_draft_layers"] = draft["numLayers"]
+        if draft.get("numLayers") is not None:
+            opts["model.num_draft_layers"] = draft["numLayers"]
     if draft.get("targetLayerIds") is not None:
         opts["model.target_layer_ids"] = draft["targetLayerIds"]
     if method == "dspark" and draft.get("dspark"):
         opts["model.markov_rank"] = draft["dspark"]["markovRank"]
-        opts["model.enable_confidence_head"] = draft["dspark"]["confidenceHead"]
+        opts["model.confidence_head_alpha"] = (
+            DSPARK_CONFIDENCE_ALPHA if draft["dspark"]["confidenceHead"] else 0.0
+        )
     return [f"{k}={yaml_value(v)}" for k, v in opts.items()]
 
 
@@ -136,6 +153,10 @@ def node_env(task: dict, environ: dict[str, str]) -> dict[str, str]:
         MASTER_ADDR=master,
         MASTER_PORT=environ.get("MASTER_PORT") or str(dist.get("masterPort", 29500)),
         HOME=task["output"]["path"],
+        # HOME moves onto the output volume (finalize_cfg writes ~/checkpoints there); the Hub cache
+        # stays where it was, so model downloads do not land in every stage's output.
+        HF_HOME=environ.get("HF_HOME")
+        or os.path.join(environ.get("HOME") or "/tmp", ".cache", "huggingface"),
         PYTHONUNBUFFERED="1",
     )
     env.pop("LOCAL_RANK", None)  # set by torchrun-style launchers; DeepSpec derives it per spawned worker
@@ -191,7 +212,11 @@ def regenerate_command(params: dict, task: dict, python: str = "python") -> list
         "--max-tokens",
         str(params.get("maxTokens", 4096)),
     ]
-    if not params.get("thinking", False):
+    # generate_train_data.py: --enable-thinking / --disable-thinking set the chat template's
+    # enable_thinking; --is-reasoning-model keeps the answer's reasoning_content as "thinking".
+    if params.get("thinking", False):
+        cmd += ["--enable-thinking", "--is-reasoning-model"]
+    else:
         cmd.append("--disable-thinking")
     cmd += [
         "--resume",
@@ -219,35 +244,40 @@ def target_cache_command(params: dict, task: dict, python: str = "python") -> li
     return _with_opts(cmd, opts + override_opts(params))
 
 
-def eval_commands(
-    params: dict, task: dict, python: str = "python", script: str = "eval.py"
-) -> list[tuple[list[dict], list[str]]]:
-    """One eval.py run per distinct sample count (eval.py takes one --num-samples for all tasks).
-    eval.py reads ./eval_datasets/<task>.jsonl, so it runs from a directory holding that folder."""
+EVAL_DRIVER = "specops_runtime.adapters.deepspec.eval_driver"
+
+
+def eval_tasks(params: dict, standard: dict[str, int]) -> list[tuple[str, int | None]]:
+    """(name, sample cap) per requested task in order; a standard set defaults to DeepSpec's own cap,
+    a custom set to all its rows (DeepSpec reads a None cap as no cap)."""
+    return [(t["name"], t.get("samples") or standard.get(t["name"])) for t in params.get("tasks") or []]
+
+
+def eval_command(
+    params: dict, task: dict, standard: dict[str, int], python: str = "python", repo: str | None = None
+) -> list[str]:
+    """eval.py fixes its task list in parse_args (args.tasks = TASKS): the driver parses eval.py's own
+    flags with eval.py's parse_args, replaces args.tasks with the requested sets and caps, and spawns
+    eval.py's main the way eval.py does. Everything after "--" is an eval.py flag."""
     draft = locations.resolve(params["draft"]["uri"], task, "params.draft.uri")
     decoding = params.get("decoding") or {}
-    groups: dict[int | None, list[dict]] = {}
-    for t in params.get("tasks") or []:
-        groups.setdefault(t.get("samples"), []).append(t)
-    runs = []
-    for samples, tasks in groups.items():
-        cmd = [
-            python,
-            script,
-            "--target_name_or_path",
-            target_ref(params, task),
-            "--draft_name_or_path",
-            draft,
-            "--max-new-tokens",
-            str(decoding.get("maxNewTokens", 2048)),
-            "--temperature",
-            str(decoding.get("temperature", 1.0)),
-            "--seed",
-            str(decoding.get("seed", 980406)),
-        ]
-        for t in tasks:
-            cmd += ["--task", t["name"]]
-        if samples is not None:
-            cmd += ["--num-samples", str(samples)]
-        runs.append((tasks, cmd))
-    return runs
+    return [
+        python,
+        "-m",
+        EVAL_DRIVER,
+        "--deepspec-dir",
+        repo or deepspec_dir(),
+        "--tasks",
+        json.dumps(eval_tasks(params, standard), separators=(",", ":")),
+        "--",
+        "--target_name_or_path",
+        target_ref(params, task),
+        "--draft_name_or_path",
+        draft,
+        "--max-new-tokens",
+        str(decoding.get("maxNewTokens", 2048)),
+        "--temperature",
+        str(decoding.get("temperature", 1.0)),
+        "--seed",
+        str(decoding.get("seed", 980406)),
+    ]

@@ -1,5 +1,6 @@
-"""Parse DeepSpec's training stdout: `<ts> epoch=E step=S/MAX loss=L | elapsed=Xmin | remaining=Ymin`,
-plus checkpoint and resume notices."""
+"""Parse DeepSpec's training stdout: `<ts> epoch=E step=S/MAX[ loss=L] | elapsed=Xmin | remaining=Ymin`
+(deepspec/utils/training_logger.py prints loss= only when the summary has train/loss), plus
+checkpoint and resume notices."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
 TRAIN_LINE = re.compile(
-    rf"epoch=(?P<epoch>\d+(?:\.\d+)?)\s+step=(?P<step>\d+)/(?P<total>\d+)\s+loss=(?P<loss>{_NUM})"
+    rf"epoch=(?P<epoch>\d+(?:\.\d+)?)\s+step=(?P<step>\d+)/(?P<total>\d+)(?:\s+loss=(?P<loss>{_NUM}))?"
     rf"(?:.*?elapsed=(?P<elapsed>{_NUM})\s*min)?(?:.*?remaining=(?P<remaining>{_NUM})\s*min)?"
 )
 SAVED = re.compile(r"Saved checkpoint to (?P<path>\S+)")
@@ -23,8 +24,9 @@ def parse_train_line(line: str) -> dict | None:
         "epoch": float(m["epoch"]),
         "step": int(m["step"]),
         "total": int(m["total"]),
-        "loss": float(m["loss"]),
     }
+    if m["loss"] is not None:
+        out["loss"] = float(m["loss"])
     if m["elapsed"] is not None:
         out["elapsedSeconds"] = float(m["elapsed"]) * 60
     if m["remaining"] is not None:
@@ -59,7 +61,7 @@ class TrainProgress:
     def __call__(self, line: str) -> None:
         parsed = parse_train_line(line)
         if parsed:
-            fields = {k: parsed[k] for k in ("epoch", "step", "total", "loss")}
+            fields = {k: parsed[k] for k in ("epoch", "step", "total", "loss") if k in parsed}
             if "etaSeconds" in parsed:
                 fields["etaSeconds"] = parsed["etaSeconds"]
             # steps per second between two log lines, from DeepSpec's own elapsed clock

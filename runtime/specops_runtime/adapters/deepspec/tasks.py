@@ -11,7 +11,7 @@ from ...agent.contract import stage_outputs
 from ...agent.errors import InvalidTask, MissingInput, Unsupported
 from .. import process
 from . import commands
-from .evaltable import parse_eval_tables
+from .evaltable import EVAL_COLUMNS_NO_HEADER, parse_eval_tables
 from .logparse import TrainProgress
 
 BENCHMARK_SAMPLES = {
@@ -118,7 +118,7 @@ def train(params: dict, ctx) -> dict:
     if ckpt:
         result["outputs"] = {"checkpoint": {k: v for k, v in ckpt.items() if v is not None}}
     if tracker.last:
-        result["training"] = {k: tracker.last[k] for k in ("step", "epoch", "loss")} | {
+        result["training"] = {k: tracker.last[k] for k in ("step", "epoch", "loss") if k in tracker.last} | {
             "totalSteps": tracker.last["total"]
         }
     if tracker.resumed_from:
@@ -126,11 +126,21 @@ def train(params: dict, ctx) -> dict:
     return result
 
 
-def _eval_dir(params: dict, ctx, repo: str) -> Path:
-    """A run directory whose ./eval_datasets holds every requested task's JSONL."""
+def _rows(path: Path) -> int:
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def _eval_dir(params: dict, ctx, repo: str) -> tuple[Path, dict[str, int]]:
+    """A run directory whose ./eval_datasets holds exactly the requested sets (DeepSpec asserts each
+    file it opens exists), and the rows each set has."""
     run_dir = ctx.work_dir / "eval"
     data = run_dir / "eval_datasets"
+    if data.exists():
+        for old in data.iterdir():
+            old.unlink()
     data.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, int] = {}
     for i, t in enumerate(params["tasks"]):
         if t.get("source"):
             src = Path(ctx.resolve(t["source"]["uri"], f"params.tasks[{i}].source.uri"))
@@ -139,11 +149,9 @@ def _eval_dir(params: dict, ctx, repo: str) -> Path:
             src = base / f"{t['name']}.jsonl"
         if not src.exists():
             raise MissingInput(f"params.tasks[{i}]: {src} does not exist")
-        link = data / f"{t['name']}.jsonl"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(src)
-    return run_dir
+        (data / f"{t['name']}.jsonl").symlink_to(src)
+        rows[t["name"]] = _rows(src)
+    return run_dir, rows
 
 
 def evaluate(params: dict, ctx) -> dict:
@@ -161,21 +169,29 @@ def evaluate(params: dict, ctx) -> dict:
     for name in (t["name"] for t in params["tasks"] if t["name"] not in BENCHMARK_SAMPLES):
         if not any(t.get("source") for t in params["tasks"] if t["name"] == name):
             raise InvalidTask(f"params.tasks: custom task {name} needs a source")
-    run_dir = _eval_dir(params, ctx, repo)
+    run_dir, rows = _eval_dir(params, ctx, repo)
     env = commands.node_env(ctx.task, dict(os.environ))
+    # The driver imports specops_runtime in DeepSpec's interpreter: keep the agent's package importable.
+    package_root = str(Path(__file__).resolve().parents[3])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    cmd = commands.eval_command(params, ctx.task, BENCHMARK_SAMPLES, _python(), repo)
+    names = [t["name"] for t in params["tasks"]]
+    ctx.report(stage="eval", step=0, total=len(names), message="evaluating " + ", ".join(names))
+    done: dict[str, dict] = {}
+
+    def on_line(line: str) -> None:  # DeepSpec prints one headerless row per finished set
+        for row in parse_eval_tables(line, columns=EVAL_COLUMNS_NO_HEADER):
+            if row["name"] in rows and row["name"] not in done:
+                done[row["name"]] = row
+                ctx.report(step=len(done), tauEstimate=sum(r["tau"] for r in done.values()) / len(done))
+
+    tail = process.run(cmd, env=env, ctx=ctx, cwd=str(run_dir), tail_lines=2000, on_line=on_line)
+    final = {r["name"]: r for r in parse_eval_tables("\n".join(tail))}
     results: list[dict] = []
-    runs = commands.eval_commands(params, ctx.task, _python(), os.path.join(repo, "eval.py"))
-    for n, (tasks, cmd) in enumerate(runs):
-        ctx.report(
-            stage="eval", step=n, total=len(runs), message="evaluating " + ", ".join(t["name"] for t in tasks)
-        )
-        tail = process.run(cmd, env=env, ctx=ctx, cwd=str(run_dir), tail_lines=2000)
-        rows = {r["name"]: r for r in parse_eval_tables("\n".join(tail))}
-        for t in tasks:
-            row = rows.get(t["name"])
-            if row is None:
-                raise MissingInput(f"params.tasks: eval.py printed no result row for {t['name']}")
-            row.setdefault("samples", t.get("samples") or BENCHMARK_SAMPLES.get(t["name"], 0))
-            results.append(row)
-        ctx.report(step=n + 1, tauEstimate=sum(r["tau"] for r in results) / len(results))
+    for t, (name, cap) in zip(params["tasks"], commands.eval_tasks(params, BENCHMARK_SAMPLES), strict=True):
+        row = final.get(name) or done.get(name)
+        if row is None:
+            raise MissingInput(f"params.tasks: DeepSpec's evaluator printed no result row for {t['name']}")
+        row["samples"] = min(rows[name], cap) if cap else rows[name]
+        results.append(row)
     return {"evaluation": {"results": results}}
