@@ -29,10 +29,13 @@ export const APPLIED_HASH = "specops.dev/applied-hash";
 export class ChildApplyError extends Error {
   override name = "ChildApplyError";
   readonly code: number | undefined;
+  /** The server's Retry-After, which the controller waits out before retrying. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(obj: DesiredObject, cause: unknown) {
     super(`applying ${obj.kind} ${obj.metadata.name}: ${apiMessage(cause)}`, { cause });
     this.code = statusCode(cause);
+    this.retryAfterMs = (cause as { retryAfterMs?: number } | null)?.retryAfterMs;
   }
 }
 
