@@ -127,6 +127,17 @@ export const acceptanceEvalSpec = withRules(
       fieldPath: ".gate.minTauPerTask",
     },
     {
+      rule: "has(self.draft.specServeRef) || self.backend != 'deepspec' || !self.baseline",
+      message: "baseline needs backend reference: DeepSpec's evaluator does not decode without speculation",
+      fieldPath: ".baseline",
+    },
+    {
+      rule: "has(self.draft.specServeRef) || self.backend != 'deepspec' || !has(self.decoding.numSpeculativeTokens)",
+      message:
+        "decoding.numSpeculativeTokens needs backend reference: DeepSpec decodes with the draft's own block size",
+      fieldPath: ".decoding.numSpeculativeTokens",
+    },
+    {
       rule: "self.backend == 'reference' || !has(self.target) || !self.target.uri.startsWith('builtin://')",
       message: "builtin:// models exist only for the reference backend",
       fieldPath: ".backend",

@@ -111,8 +111,8 @@ describe("the eval Task and Job", () => {
         target: { uri: "hf://Qwen/Qwen3-8B" },
         draft: { uri: checkpoint },
         method: "dspark",
-        decoding: { temperature: 1, maxNewTokens: 2048, numSpeculativeTokens: 7 },
-        baseline: true,
+        decoding: { temperature: 1, maxNewTokens: 2048 },
+        baseline: false,
         gate: { minTau: 4, minTauPerTask: { gsm8k: 5.5 } },
       },
     });
