@@ -1,6 +1,6 @@
 // `npm run demo`: SpecOps end to end on this machine. A real kube-apiserver, etcd and
 // kube-controller-manager (built from Go modules on first use), the operator, and a kubelet stand-in
-// that runs each pod's runtime container as a local process (there is no container runtime here).
+// that runs each pod's runtime container as a local process (there is no real kubelet node here yet).
 // A DraftTraining on the reference backend then really prepares data, regenerates answers with the
 // tiny target, caches its hidden states and trains a draft, and its evaluation gate measures it; the
 // AcceptanceEval of examples/tiny-acceptanceeval.yaml then measures the trained draft against an

@@ -30,7 +30,19 @@ const steps: Step[] = [
     command: ["bash", "-c", "cd runtime && .venv/bin/ruff check . && .venv/bin/ruff format --check ."],
     needs: "runtime/requirements-dev.txt",
   },
-  { name: "unit and integration tests (vitest)", command: ["vitest", "run"] },
+  {
+    name: "Dockerfile lint (hadolint)",
+    command: [
+      "runtime/.venv/bin/hadolint",
+      "operator/Dockerfile",
+      "runtime/Dockerfile",
+      "scripts/images/python-base.Containerfile",
+      "scripts/images/node-base.Containerfile",
+      "scripts/images/engine-stand-in-base.Containerfile",
+    ],
+    needs: "runtime/.venv/bin/hadolint",
+  },
+  { name: "unit, integration and image tests (vitest)", command: ["vitest", "run"] },
   {
     name: "runtime tests (pytest)",
     command: [python, "-m", "pytest", "-q", "runtime/tests"],

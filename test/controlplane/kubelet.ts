@@ -1,4 +1,4 @@
-// Test edge, not a real kubelet: there is no container runtime here, so this stand-in plays the
+// Test edge, not a real kubelet: there is no real kubelet node here, so this stand-in plays the
 // node's part through the API exactly as a kubelet would — it registers a GPU Node, binds pending
 // pods to it (there is no scheduler), reports them Running and Ready, and ends them with the exit
 // code and termination message a test asks for. A container whose Secret reference cannot be

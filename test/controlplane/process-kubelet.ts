@@ -1,4 +1,4 @@
-// Test and demo edge, not a real kubelet: there is no container runtime on these machines, so each
+// Test and demo edge, not a real kubelet: there is no real kubelet node here yet, so each
 // SpecOps pod's runtime container runs as a local process of the project's Python runtime instead
 // of an image. The pod's task ConfigMap becomes a file, its storage claims become folders under one
 // local root (the container's mount paths are rewritten to them), its scratch emptyDir a folder of

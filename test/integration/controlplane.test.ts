@@ -1,5 +1,5 @@
 // The test control plane itself: the real Job controller and garbage collector run, and the fake
-// kubelet (test edge: no container runtime here) binds pods, runs them and ends them with the exit
+// kubelet (test edge: no real kubelet node here) binds pods, runs them and ends them with the exit
 // code and termination message asked for, as a kubelet reports them.
 import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

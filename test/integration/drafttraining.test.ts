@@ -1,6 +1,6 @@
 // The DraftTraining controller end to end on a real API server: the operator runs in-process, the
 // real Job controller and garbage collector run in kube-controller-manager, the fake kubelet plays
-// the pods and a loopback server plays their progress endpoint (test edge: no container runtime).
+// the pods and a loopback server plays their progress endpoint (test edge: no real kubelet node).
 import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";

@@ -1,6 +1,6 @@
 // Runs the operator in-process against the test control plane, with the fake kubelet playing pods
 // and a loopback HTTP server playing the runtime pods' progress endpoint (the test edge: there is no
-// container runtime here, so no real pod serves it).
+// real kubelet node here, so no real pod serves it).
 import { createServer, type Server } from "node:http";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { loadConfig } from "../../operator/src/lib/config.ts";
