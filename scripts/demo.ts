@@ -2,11 +2,12 @@
 // kube-controller-manager (built from Go modules on first use), the operator, and a kubelet stand-in
 // that runs each pod's runtime container as a local process (there is no real kubelet node here yet).
 // A DraftTraining on the reference backend then really prepares data, regenerates answers with the
-// tiny target, caches its hidden states and trains a draft; the demo finally measures the trained
-// draft's acceptance against an untrained one with the runtime's eval task, and serves it: a
-// SpecServe on the reference engine answers an OpenAI request through its Service.
+// tiny target, caches its hidden states and trains a draft, and its evaluation gate measures it; the
+// AcceptanceEval of examples/tiny-acceptanceeval.yaml then measures the trained draft against an
+// untrained one, all through the operator; finally a SpecServe on the reference engine serves the
+// trained draft and answers an OpenAI request through its Service.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,7 +15,8 @@ import { KubeConfig } from "@kubernetes/client-node";
 import yaml from "js-yaml";
 import type { z } from "zod";
 import type { DraftTraining, draftTrainingResource } from "../operator/src/api/kinds.ts";
-import type { Result } from "../operator/src/contract/result.ts";
+import { AcceptanceEvals } from "../operator/src/controllers/acceptanceeval/controller.ts";
+import type { AcceptanceEvalStatus } from "../operator/src/controllers/acceptanceeval/decide.ts";
 import { DraftTrainings } from "../operator/src/controllers/drafttraining/controller.ts";
 import { SpecServes } from "../operator/src/controllers/specserve/controller.ts";
 import { KubeClient } from "../operator/src/lib/client.ts";
@@ -94,18 +96,36 @@ try {
   await kubelet.start();
   cleanup.push(() => kubelet.stop());
 
-  step(
-    "kubectl apply -f examples/tiny-drafttraining.yaml (without its evaluation gate: AcceptanceEval has no controller yet)",
-  );
-  // The manifest as a user writes it (defaults are the API server's job), edited for the demo.
+  step("kubectl apply -f examples/tiny-drafttraining.yaml (training, then its evaluation gate)");
+  // The manifests as a user writes them (defaults are the API server's job), edited for the demo.
   const dt = yaml.load(
     readFileSync(join(root, "examples/tiny-drafttraining.yaml"), "utf8"),
   ) as DraftTrainingInput;
-  delete dt.spec.evaluation;
   dt.metadata.namespace = "default";
   dt.spec.progressInterval = "2s"; // read the training pod's progress often enough to watch it
   dt.spec.training = { ...dt.spec.training, maxSteps: 400 };
+  dt.spec.evaluation = {
+    tasks: (dt.spec.evaluation?.tasks ?? []).map((t) => ({ ...t, samples: 16 })),
+    minTau: 1.2,
+  };
   await client.create(DraftTrainings, dt);
+
+  step(
+    "kubectl apply -f examples/tiny-acceptanceeval.yaml (waits for the training), and the same eval of an untrained draft",
+  );
+  const ae = yaml.load(
+    readFileSync(join(root, "examples/tiny-acceptanceeval.yaml"), "utf8"),
+  ) as KubeObject & {
+    metadata: { name: string };
+    spec: Record<string, unknown>;
+  };
+  ae.metadata.namespace = "default";
+  await client.create(AcceptanceEvals, ae);
+  const untrained = structuredClone(ae);
+  untrained.metadata.name = "tiny-untrained-eval";
+  untrained.spec.draft = { source: { uri: "builtin://untrained-draft" } };
+  delete untrained.spec.gate;
+  await client.create(AcceptanceEvals, untrained);
 
   let last = "";
   const started = Date.now();
@@ -139,64 +159,46 @@ try {
   const checkpoint = status.checkpoint;
   if (status.stage !== "Succeeded" || !checkpoint) throw new Error("the DraftTraining failed");
   console.log(`  checkpoint: ${checkpoint.uri} (step ${checkpoint.step ?? "?"})`);
-
-  step("Acceptance of the trained draft vs an untrained one of the same shape (runtime eval task)");
-  const evals: Record<string, NonNullable<Result["evaluation"]>> = {};
-  const drafts: [string, string][] = [
-    ["trained", checkpoint.uri],
-    ["untrained", "builtin://untrained-draft"],
-  ];
-  for (const [label, draft] of drafts) {
-    const dir = join(work, `eval-${label}`);
-    const task = {
-      apiVersion: "runtime.specops.dev/v1",
-      kind: "eval",
-      backend: "reference",
-      output: { path: dir },
-      params: {
-        target: dt.spec.target,
-        draft: { uri: draft },
-        method: dt.spec.method,
-        tasks: ["tiny-math", "tiny-code", "tiny-chat"].map((name) => ({
-          name,
-          samples: 16,
-          source: { uri: `builtin://${name}` },
-        })),
-        decoding: { maxNewTokens: 48, speculativeLength: dt.spec.draft?.blockSize },
-        baseline: true,
-      },
-    };
-    writeFileSync(join(work, `${label}.json`), JSON.stringify(task));
-    const run = spawnSync(
-      join(root, "runtime/.venv/bin/python"),
-      ["-m", "specops_runtime.agent", "--task", join(work, `${label}.json`)],
-      {
-        cwd: join(root, "runtime"),
-        env: {
-          ...process.env,
-          SPECOPS_PVC_ROOT: join(work, "pvc"),
-          SPECOPS_TERMINATION_LOG: join(work, `${label}.term`),
-          SPECOPS_PROGRESS_PORT: String(await freePort()),
-        },
-        encoding: "utf8",
-      },
-    );
-    if (run.status !== 0)
-      throw new Error(`eval of the ${label} draft exited ${run.status}: ${run.stderr.slice(-800)}`);
-    evals[label] = JSON.parse(readFileSync(join(dir, "result.json"), "utf8")).evaluation;
-  }
   console.log(
-    "  task         trained tau   untrained tau   acceptance by position (trained)     speedup (trained, CPU)",
+    `  evaluation gate (AcceptanceEval ${status.evaluation?.acceptanceEval}): macro tau ${status.evaluation?.macroTau}, passed: ${status.evaluation?.passed}`,
   );
-  for (const r of evals.trained?.results ?? []) {
-    const u = evals.untrained?.results.find((x) => x.name === r.name);
+
+  step("kubectl get ae: the trained draft vs an untrained one of the same shape, measured by the operator");
+  const done: Record<string, AcceptanceEvalStatus> = {};
+  for (const name of [ae.metadata.name, untrained.metadata.name]) {
+    for (;;) {
+      const s = ((await client.get(AcceptanceEvals, "default", name)) as { status?: AcceptanceEvalStatus })
+        .status;
+      if (s?.phase === "Succeeded" || s?.phase === "Failed") {
+        done[name] = s;
+        break;
+      }
+      if (Date.now() - started > 30 * 60_000) throw new Error(`AcceptanceEval ${name} did not finish`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  console.log("  NAME                     PHASE       DRAFT                       TAU     VERDICT");
+  for (const [name, s] of Object.entries(done)) {
+    console.log(
+      `  ${name.padEnd(24)} ${String(s.phase).padEnd(11)} ${String(s.draft?.name ?? "-").padEnd(27)} ${String(s.summary?.macroTau ?? "-").padEnd(7)} ${s.gate?.verdict ?? "-"}`,
+    );
+    const failed = s.conditions?.find((c) => c.type === "Succeeded" && c.status === "False");
+    if (failed) throw new Error(`AcceptanceEval ${name} failed: ${failed.message}`);
+  }
+  const trained = done[ae.metadata.name];
+  const baseline = done[untrained.metadata.name];
+  console.log(
+    "\n  task         trained tau   untrained tau   acceptance by position (trained)     speedup (trained, CPU)",
+  );
+  for (const r of trained?.results ?? []) {
+    const u = baseline?.results?.find((x) => x.name === r.name);
     const pos = (r.acceptanceByPosition ?? []).map((a: number) => a.toFixed(2)).join(" ");
     console.log(
       `  ${r.name.padEnd(12)} ${r.tau.toFixed(2).padStart(11)} ${(u?.tau.toFixed(2) ?? "-").padStart(15)}   ${pos.padEnd(36)} ${r.speedup?.toFixed(2) ?? "-"}`,
     );
   }
   console.log(
-    `  macro tau: trained ${evals.trained?.summary?.macroTau.toFixed(2)}, untrained ${evals.untrained?.summary?.macroTau.toFixed(2)} (bonus token counted)`,
+    `  macro tau: trained ${trained?.summary?.macroTau.toFixed(2)}, untrained ${baseline?.summary?.macroTau.toFixed(2)} (bonus token counted)`,
   );
   console.log(
     "  (The demo's 3-layer target is about as cheap as its draft, so speculation does not pay off on a CPU here;\n" +

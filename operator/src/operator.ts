@@ -3,6 +3,16 @@
 
 import { PROGRESS_DEFAULT_PORT } from "./contract/constants.ts";
 import {
+  CONTROLLER_NAME as ACCEPTANCE_EVAL_CONTROLLER,
+  type AcceptanceEvalDeps,
+  evalsReferencing,
+} from "./controllers/acceptanceeval/controller.ts";
+import { AcceptanceMetrics } from "./controllers/acceptanceeval/metrics.ts";
+import {
+  acceptanceEvalReconciler,
+  recordTerminalError as recordEvalTerminalError,
+} from "./controllers/acceptanceeval/reconcile.ts";
+import {
   AcceptanceEvals,
   CONTROLLER_NAME,
   type DraftTrainingDeps,
@@ -34,7 +44,15 @@ import type { Connection, KubeConfigLike } from "./lib/connection.ts";
 import { EventRecorder } from "./lib/events.ts";
 import type { Logger } from "./lib/log.ts";
 import { leaderIdentity, Manager } from "./lib/manager.ts";
-import { ConfigMaps, Deployments, Jobs, PersistentVolumeClaims, Pods, Services } from "./lib/rest.ts";
+import {
+  ConfigMaps,
+  Deployments,
+  Jobs,
+  type KubeObject,
+  PersistentVolumeClaims,
+  Pods,
+  Services,
+} from "./lib/rest.ts";
 
 export interface OperatorOptions {
   /** loadConnection() in a pod; a client-node KubeConfig in tests. */
@@ -107,19 +125,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
     for: deps.drafts,
     owns: [deps.jobs, deps.evals, deps.deployments, deps.configMaps, deps.services, deps.claims],
     // A pod's progress or termination changes its Job's owner's status: map pod → Job → DraftTraining.
-    watches: [
-      {
-        informer: deps.pods,
-        map: (pod) => {
-          const jobRef = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === "Job");
-          const job = jobRef ? deps.jobs.store.get(pod.metadata?.namespace, jobRef.name) : undefined;
-          const owner = job?.metadata?.ownerReferences?.find(
-            (r) => r.controller && r.kind === "DraftTraining",
-          );
-          return owner ? [`${pod.metadata?.namespace}/${owner.name}`] : [];
-        },
-      },
-    ],
+    watches: [{ informer: deps.pods, map: podToOwner(deps.jobs, "DraftTraining") }],
     reconcile: draftTrainingReconciler(deps),
     onTerminalError: recordTerminalError(deps),
     workers: config.workers,
@@ -148,5 +154,43 @@ export function buildOperator(opts: OperatorOptions): Manager {
     onTerminalError: recordSpecServeError(specServeDeps),
     workers: config.workers,
   });
+
+  const evalDeps: AcceptanceEvalDeps = {
+    client,
+    evals: deps.evals,
+    drafts: deps.drafts,
+    jobs: deps.jobs,
+    pods: deps.pods,
+    configMaps: deps.configMaps,
+    events,
+    metrics: new AcceptanceMetrics(manager.metrics.registry),
+    image: config.runtimeImage,
+    progressPort: deps.progressPort,
+    clock: opts.clock,
+  };
+  manager.controller({
+    name: ACCEPTANCE_EVAL_CONTROLLER,
+    for: evalDeps.evals,
+    owns: [evalDeps.jobs, evalDeps.configMaps],
+    watches: [
+      // A pod's termination carries the result: map pod → Job → AcceptanceEval.
+      { informer: evalDeps.pods, map: podToOwner(evalDeps.jobs, "AcceptanceEval") },
+      // A referenced DraftTraining finishing (or failing) starts (or fails) the evaluations of its draft.
+      { informer: evalDeps.drafts, map: evalsReferencing(evalDeps.evals) },
+    ],
+    reconcile: acceptanceEvalReconciler(evalDeps),
+    onTerminalError: recordEvalTerminalError(evalDeps),
+    workers: config.workers,
+  });
   return manager;
+}
+
+/** Maps a pod to the key of its Job's controller owner of the given kind. */
+function podToOwner(jobs: DraftTrainingDeps["jobs"], kind: string) {
+  return (pod: KubeObject): string[] => {
+    const jobRef = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === "Job");
+    const job = jobRef ? jobs.store.get(pod.metadata?.namespace, jobRef.name) : undefined;
+    const owner = job?.metadata?.ownerReferences?.find((r) => r.controller && r.kind === kind);
+    return owner ? [`${pod.metadata?.namespace}/${owner.name}`] : [];
+  };
 }

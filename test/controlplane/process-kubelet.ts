@@ -1,8 +1,9 @@
 // Test and demo edge, not a real kubelet: there is no real kubelet node here yet, so each
 // SpecOps pod's runtime container runs as a local process of the project's Python runtime instead
 // of an image. The pod's task ConfigMap becomes a file, its storage claims become folders under one
-// local root (the container's mount paths are rewritten to them), its env is passed through, and its
-// exit code and termination message are reported on the pod exactly as a kubelet would.
+// local root (the container's mount paths are rewritten to them), its scratch emptyDir a folder of
+// the pod, its env is passed through, and its exit code and termination message are reported on the
+// pod exactly as a kubelet would.
 // Every pod shares this machine's loopback, so each container port gets a free local port (the
 // task's serving port and the progress port are rewritten to it), and serviceAddress() stands in
 // for a Service: a local port that forwards connections to a ready pod process behind it.
@@ -13,6 +14,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { DEFAULT_PVC_ROOT, DEFAULT_TASK_PATH, RUNTIME_ENV } from "../../operator/src/contract/constants.ts";
+import { SCRATCH_PATH } from "../../operator/src/controllers/shared/pod.ts";
 import { FakeKubelet } from "./kubelet.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -112,10 +114,10 @@ export class ProcessKubelet {
     mkdirSync(dir, { recursive: true });
     const cm = await this.#core.readNamespacedConfigMap({ name: taskVolume.configMap.name, namespace: ns });
     // The container sees claims under DEFAULT_PVC_ROOT; here they are folders under storageRoot.
-    const task = (cm.data?.["task.json"] ?? "{}").replaceAll(
-      `${DEFAULT_PVC_ROOT}/`,
-      `${this.#opts.storageRoot}/`,
-    );
+    // and the pod's scratch emptyDir is a folder of its own.
+    const task = (cm.data?.["task.json"] ?? "{}")
+      .replaceAll(`${DEFAULT_PVC_ROOT}/`, `${this.#opts.storageRoot}/`)
+      .replaceAll(`${SCRATCH_PATH}/`, `${join(dir, "scratch")}/`);
     // Each container port gets its own local port; the serving port inside the task follows it.
     const byName = new Map<string, number>();
     const byNumber = new Map<number, number>();

@@ -166,8 +166,8 @@ describe("DraftTraining pipeline", () => {
       0,
       result("train", { outputs: { checkpoint: { path: "/x", step: 200 } } }),
     );
-    // The evaluation gate: an AcceptanceEval owned by the DraftTraining. Nothing reconciles
-    // AcceptanceEvals yet, so the test writes the status its controller would.
+    // The evaluation gate: an AcceptanceEval owned by the DraftTraining, whose controller runs the
+    // eval Job; the (fake) pod reports the figures the runtime would.
     const ae = await until("the AcceptanceEval", async () => {
       const r = await kubeRequest(
         kc,
@@ -184,14 +184,17 @@ describe("DraftTraining pipeline", () => {
       name: "happy",
       controller: true,
     });
-    await kubeRequest(
-      kc,
-      "PATCH",
-      `/apis/specops.dev/v1alpha1/namespaces/${NS}/acceptanceevals/happy-eval/status`,
-      {
-        status: { phase: "Succeeded", summary: { macroTau: 2.6, samples: 64 }, gate: { verdict: "Passed" } },
-      },
-      "application/merge-patch+json",
+    await finishStage(
+      "happy-eval-g1",
+      0,
+      result("eval", {
+        evaluation: {
+          results: [
+            { name: "tiny-math", samples: 32, tau: 2.8 },
+            { name: "tiny-chat", samples: 32, tau: 2.4 },
+          ],
+        },
+      }),
     );
     const done = await until("success", async () => {
       const dt = await getDt("happy");

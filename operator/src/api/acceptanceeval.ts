@@ -62,12 +62,14 @@ export const acceptanceEvalSpec = withRules(
           .max(131072)
           .default(2048)
           .describe("Maximum generated tokens per sample."),
-        speculativeLength: z
+        numSpeculativeTokens: z
           .int()
           .min(1)
           .max(32)
           .optional()
-          .describe("Draft tokens per round; defaults to the draft's block size."),
+          .describe(
+            "Draft tokens per verification round (k), as in SpecServe; defaults to the draft's block size.",
+          ),
         seed: z.int().min(0).max(4294967295).default(980406).describe("Random seed."),
         thinking: z
           .boolean()
@@ -125,6 +127,17 @@ export const acceptanceEvalSpec = withRules(
       fieldPath: ".gate.minTauPerTask",
     },
     {
+      rule: "has(self.draft.specServeRef) || self.backend != 'deepspec' || !self.baseline",
+      message: "baseline needs backend reference: DeepSpec's evaluator does not decode without speculation",
+      fieldPath: ".baseline",
+    },
+    {
+      rule: "has(self.draft.specServeRef) || self.backend != 'deepspec' || !has(self.decoding.numSpeculativeTokens)",
+      message:
+        "decoding.numSpeculativeTokens needs backend reference: DeepSpec decodes with the draft's own block size",
+      fieldPath: ".decoding.numSpeculativeTokens",
+    },
+    {
       rule: "self.backend == 'reference' || !has(self.target) || !self.target.uri.startsWith('builtin://')",
       message: "builtin:// models exist only for the reference backend",
       fieldPath: ".backend",
@@ -142,6 +155,22 @@ export const acceptanceEvalStatus = z
       .optional()
       .describe("Coarse state for printer columns; conditions carry the details."),
     job: z.string().optional().describe("The Job running the evaluation."),
+    draft: z
+      .object({
+        name: z
+          .string()
+          .max(512)
+          .describe("What was measured: the DraftTraining's name, or the draft's URI."),
+        uri: z.string().max(512).describe("The draft checkpoint the evaluation reads."),
+        step: z.int().min(0).optional().describe("Training step of a DraftTraining's checkpoint."),
+      })
+      .optional()
+      .describe("The draft this generation measures; fixed once its Job starts."),
+    resultUri: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe("Where the full result JSON was written (spec.output), when set."),
     results: z
       .array(taskResult)
       .max(64)

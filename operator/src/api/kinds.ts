@@ -48,11 +48,12 @@ export const acceptanceEvalKind = {
   spec: acceptanceEvalSpec,
   status: acceptanceEvalStatus,
   printerColumns: [
-    { name: "Method", type: "string", jsonPath: ".spec.method" },
+    { name: "Method", type: "string", jsonPath: ".spec.method", priority: 1 },
     { name: "Phase", type: "string", jsonPath: ".status.phase" },
-    { name: "Tau", type: "number", jsonPath: ".status.summary.macroTau" },
-    { name: "Speedup", type: "number", jsonPath: ".status.summary.macroSpeedup" },
-    { name: "Gate", type: "string", jsonPath: ".status.gate.verdict" },
+    { name: "Draft", type: "string", jsonPath: ".status.draft.name" },
+    { name: "Tau", type: "number", jsonPath: ".status.summary.macroTau", description: "Macro tau" },
+    { name: "Speedup", type: "number", jsonPath: ".status.summary.macroSpeedup", priority: 1 },
+    { name: "Verdict", type: "string", jsonPath: ".status.gate.verdict" },
     { name: "Samples", type: "integer", jsonPath: ".status.summary.samples", priority: 1 },
   ],
 } satisfies KindDefinition;

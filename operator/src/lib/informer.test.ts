@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
+import type { WatchEventType, WatchHandle } from "./client.ts";
 import { ManualClock } from "./clock.ts";
 import { apiError, FakeClient } from "./fakeclient.ts";
 import { Informer, InformerSyncError } from "./informer.ts";
-import { ConfigMaps } from "./rest.ts";
+import { ConfigMaps, type KubeObject, type Resource } from "./rest.ts";
 
 const until = async (cond: () => boolean, what = "condition") => {
   for (let i = 0; i < 2000; i++) {
@@ -66,6 +67,43 @@ describe("Informer", () => {
     expect(events).toEqual(["add a", "add b", "update a", "delete b"]);
     expect(informer.store.list().map((o) => o.metadata?.name)).toEqual(["a"]);
     expect(informer.store.byOwner("owner-1")).toEqual([]);
+    await informer.stop();
+  });
+
+  it("tells handlers of an own write recorded before its watch event arrived, once", async () => {
+    // Watch events held back, as when a write's response arrives before its watch event.
+    class HeldWatchClient extends FakeClient {
+      readonly held: (() => void)[] = [];
+      override watch<T extends KubeObject>(
+        r: Resource<T>,
+        ns: string | undefined,
+        opts: { resourceVersion: string },
+        onEvent: (type: WatchEventType, obj: T) => void,
+      ): WatchHandle {
+        return super.watch(r, ns, opts, (type, obj) => this.held.push(() => onEvent(type, obj)));
+      }
+    }
+    const client = new HeldWatchClient();
+    const informer = new Informer(client, ConfigMaps, { clock: new ManualClock() });
+    const events: string[] = [];
+    informer.addHandler({
+      add: (o) => events.push(`add ${o.metadata?.name}`),
+      update: (old, o) => events.push(`update ${old.data?.v}->${o.data?.v}`),
+    });
+    client.seed(ConfigMaps, cm("a"));
+    informer.start();
+    await informer.waitForSync();
+    await until(() => client.actions.some((a) => a.verb === "watch"), "watch");
+    const before = informer.store.get("ns1", "a");
+    const written = await client.patch(ConfigMaps, "ns1", "a", { data: { v: "2" } }, { type: "merge" });
+    informer.recordWrite(before, written);
+    expect(informer.store.get("ns1", "a")?.data?.v).toBe("2");
+    for (const deliver of client.held.splice(0)) deliver();
+    expect(events).toEqual(["add a", "update a->2"]); // heard once, from the write or its watch event
+    const created = await client.create(ConfigMaps, cm("b"));
+    informer.recordWrite(undefined, created);
+    for (const deliver of client.held.splice(0)) deliver();
+    expect(events).toEqual(["add a", "update a->2", "add b"]);
     await informer.stop();
   });
 

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "decoding": {
             "temperature": 1.0,
             "maxNewTokens": args.max_new_tokens,
-            "speculativeLength": args.block_size,
+            "numSpeculativeTokens": args.block_size,
         },
     }
     taus: dict[str, float] = {}

@@ -175,7 +175,7 @@ def eval_settings(params: dict, draft_block_size: int, max_new_tokens: int) -> E
     return EvalSettings(
         sampling=sampling(decoding),
         max_new_tokens=max_new_tokens,
-        speculative_length=decoding.get("speculativeLength") or draft_block_size,
+        speculative_length=decoding.get("numSpeculativeTokens") or draft_block_size,
         seed=decoding["seed"],
         measure_baseline=params["baseline"],
     )

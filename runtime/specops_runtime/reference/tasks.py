@@ -33,7 +33,7 @@ train          target, method, draft {blockSize, numLayers (reference default 2;
 evaluate       target, draft.uri, method (must match the checkpoint), tasks [{name, samples,
                source.uri}] (source: builtin://tiny-* or a local JSONL; without source:
                <evalDataDir>/<name>.jsonl, else the synthetic set math|code|chat|tiny-*; builtin
-               sets default to 32 samples), decoding {temperature, maxNewTokens, speculativeLength
+               sets default to 32 samples), decoding {temperature, maxNewTokens, numSpeculativeTokens
                (default the draft's block size), seed, thinking (must be false)}, baseline.
                gate, summary: by the agent. -> eval_results.json (full rows)
 serve          target, method (omitted = target alone), draft.uri, speculative
@@ -425,7 +425,7 @@ def evaluate(params: dict, ctx) -> dict:
     draft = load_draft_model(
         p["draft"]["uri"],
         method,
-        decoding.get("speculativeLength"),
+        decoding.get("numSpeculativeTokens"),
         decoding["seed"],
         model,
         ctx,
@@ -444,7 +444,7 @@ def evaluate(params: dict, ctx) -> dict:
         "details": {
             "method": method,
             "draft": p["draft"]["uri"],
-            "speculativeLength": settings.speculative_length,
+            "numSpeculativeTokens": settings.speculative_length,
             "maxNewTokens": settings.max_new_tokens,
             "tasks": {name: cp.eval_details(name, row) for name, row in result["tasks"].items()},
         },

@@ -166,7 +166,7 @@ def eval_task(
         "decoding": {
             "temperature": 1,
             "maxNewTokens": 48,
-            "speculativeLength": BLOCK_SIZE,
+            "numSpeculativeTokens": BLOCK_SIZE,
             "seed": 980406,
             "thinking": False,
         },

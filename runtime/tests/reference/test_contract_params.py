@@ -108,7 +108,7 @@ def test_eval_settings_and_task_rows(tmp_path):
         980406,
         True,
     )
-    p["decoding"]["speculativeLength"] = 2
+    p["decoding"]["numSpeculativeTokens"] = 2
     assert cp.eval_settings(p, 4, 100).speculative_length == 2
     row = {
         "samples": 3,

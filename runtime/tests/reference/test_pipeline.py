@@ -72,7 +72,7 @@ def evaluations(pipeline):
             "target": TARGET,
             "method": method,
             "tasks": TASKS,
-            "decoding": {**DECODING, "speculativeLength": 4},
+            "decoding": {**DECODING, "numSpeculativeTokens": 4},
         }
         out[method] = tasks.evaluate(
             {**common, "draft": {"uri": pipeline.draft_uri(method)}}, context(pipeline.root, f"eval-{method}")
@@ -129,7 +129,7 @@ def test_evaluate_measures_target_only_baseline(pipeline):
         context(pipeline.root, "eval-baseline"),
     )
     row = _rows(result)["code"]
-    assert result["details"]["speculativeLength"] == 4  # the draft's block size
+    assert result["details"]["numSpeculativeTokens"] == 4  # the draft's block size
     assert row["baselineTokensPerSecond"] > 0
     assert row["speedup"] == pytest.approx(row["tokensPerSecond"] / row["baselineTokensPerSecond"])
     saved = json.loads((pipeline.root / "eval-baseline" / "eval_results.json").read_text())

@@ -26,6 +26,10 @@ export interface RuntimePodInput {
   taskConfigMap: string;
   /** Claim mounted at DEFAULT_PVC_ROOT/<claim>, so pvc://<claim>/x resolves inside the pod. */
   claimName?: string;
+  /** Further claims mounted the same way (an evaluation may read from one claim and write to another). */
+  extraClaimNames?: string[];
+  /** An emptyDir mounted here: scratch space for outputs that go to no claim. */
+  scratchPath?: string;
   /** Secrets whose keys become env vars (credentials of models, data, outputs). */
   credentialSecrets: string[];
   progressPort?: number;
@@ -43,6 +47,9 @@ export interface RuntimePodInput {
 export const RUNTIME_CONTAINER = "runtime";
 const TASK_VOLUME = "task";
 const STORAGE_VOLUME = "storage";
+const SCRATCH_VOLUME = "scratch";
+/** Where a pod's scratch emptyDir is mounted (the local-process kubelet maps it to a pod folder). */
+export const SCRATCH_PATH = "/mnt/specops/scratch";
 
 export function runtimePodTemplate(input: RuntimePodInput): Record<string, unknown> {
   const progressPort = input.progressPort ?? PROGRESS_DEFAULT_PORT;
@@ -63,9 +70,17 @@ export function runtimePodTemplate(input: RuntimePodInput): Record<string, unkno
     { name: TASK_VOLUME, mountPath: DEFAULT_TASK_PATH.replace(/\/[^/]+$/, ""), readOnly: true },
   ];
   const volumes: object[] = [{ name: TASK_VOLUME, configMap: { name: input.taskConfigMap } }];
-  if (input.claimName) {
-    volumeMounts.push({ name: STORAGE_VOLUME, mountPath: `${DEFAULT_PVC_ROOT}/${input.claimName}` });
-    volumes.push({ name: STORAGE_VOLUME, persistentVolumeClaim: { claimName: input.claimName } });
+  const claims = [...new Set([input.claimName, ...(input.extraClaimNames ?? [])])].filter((c): c is string =>
+    Boolean(c),
+  );
+  claims.forEach((claimName, i) => {
+    const name = i === 0 ? STORAGE_VOLUME : `${STORAGE_VOLUME}-${i}`;
+    volumeMounts.push({ name, mountPath: `${DEFAULT_PVC_ROOT}/${claimName}` });
+    volumes.push({ name, persistentVolumeClaim: { claimName } });
+  });
+  if (input.scratchPath) {
+    volumeMounts.push({ name: SCRATCH_VOLUME, mountPath: input.scratchPath });
+    volumes.push({ name: SCRATCH_VOLUME, emptyDir: {} });
   }
   const secrets = [...new Set(input.credentialSecrets)].sort();
 

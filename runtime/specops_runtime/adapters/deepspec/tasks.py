@@ -161,8 +161,8 @@ def evaluate(params: dict, ctx) -> dict:
         raise Unsupported("params.decoding.thinking: DeepSpec's evaluator decodes non-thinking only")
     if params.get("baseline"):
         raise Unsupported("params.baseline: DeepSpec's evaluator does not decode without speculation")
-    if decoding.get("speculativeLength") is not None:
-        raise Unsupported("params.decoding.speculativeLength: DeepSpec uses the draft's own block size")
+    if decoding.get("numSpeculativeTokens") is not None:
+        raise Unsupported("params.decoding.numSpeculativeTokens: DeepSpec uses the draft's own block size")
     draft = ctx.resolve(params["draft"]["uri"], "params.draft.uri")
     if draft.startswith("/") and not Path(draft, "config.json").exists():
         raise MissingInput(f"params.draft.uri: no config.json in {draft}")

@@ -1,0 +1,247 @@
+// The AcceptanceEval state machine as one pure function: from the resource and what its draft and
+// Job say, compute the next status, what to do and which Events to emit. No I/O; `now` is given.
+// One generation, one Job: its results stay in status until the spec changes (a new generation).
+import type { z } from "zod";
+import type { acceptanceEvalStatus } from "../../api/acceptanceeval.ts";
+import type { AcceptanceEval } from "../../api/kinds.ts";
+import { type Condition, setCondition } from "../../lib/conditions.ts";
+import { dropUndefined } from "../../lib/objects.ts";
+import { containersNotStarting, podsNotStarting } from "../drafttraining/health.ts";
+import type { JobObservation, Termination } from "../drafttraining/observe.ts";
+import { childNames, type DraftResolution, type OutputLayout, type ResolvedDraft } from "./plan.ts";
+import { summarize, type TaskResult, verdict } from "./verdict.ts";
+
+export type AcceptanceEvalStatus = z.infer<typeof acceptanceEvalStatus>;
+
+export interface Observed {
+  draft: DraftResolution;
+  /** This generation's Job. */
+  job?: JobObservation;
+  /** Jobs of earlier generations that still exist. */
+  staleJobs: string[];
+  output: OutputLayout;
+}
+
+/** runEval: bring this generation's Job and task ConfigMap to their desired state (level-triggered). */
+export type Action = { type: "runEval"; draft: ResolvedDraft } | { type: "deleteJob"; name: string };
+
+export interface EvalEvent {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+}
+
+export interface Decision {
+  status: AcceptanceEvalStatus;
+  actions: Action[];
+  events: EvalEvent[];
+}
+
+const round = (x: number | undefined, digits = 4) =>
+  x === undefined ? undefined : Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** Per-task figures as status keeps them: rounded, so equal runs write equal status. */
+export function foldResult(r: TaskResult): TaskResult {
+  const out: TaskResult = { name: r.name, samples: r.samples, tau: round(r.tau) ?? 0 };
+  if (r.acceptanceByPosition) out.acceptanceByPosition = r.acceptanceByPosition.map((a) => round(a) ?? 0);
+  if (r.verifyRate !== undefined) out.verifyRate = round(r.verifyRate);
+  if (r.tokensPerSecond !== undefined) out.tokensPerSecond = round(r.tokensPerSecond, 2);
+  if (r.baselineTokensPerSecond !== undefined)
+    out.baselineTokensPerSecond = round(r.baselineTokensPerSecond, 2);
+  if (r.speedup !== undefined) out.speedup = round(r.speedup);
+  return out;
+}
+
+/** The figures a finished Job reported, when it reported any (a missed gate exits non-zero with them). */
+function measured(job: JobObservation): Termination | undefined {
+  const t = job.termination;
+  if (!t?.result?.evaluation) return undefined;
+  if (job.complete || t.result.reason === "gateFailed") return t;
+  return undefined;
+}
+
+const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+function failure(job: JobObservation): { reason: string; message: string } {
+  const t = job.termination;
+  if (t?.reason && t.reason !== "success") {
+    const why = t.message ?? job.failureMessage ?? "no message";
+    return { reason: capitalized(t.reason), message: `${t.reason} (exit ${t.exitCode}): ${why}` };
+  }
+  return {
+    reason: job.failureReason ?? "JobFailed",
+    message: job.failureMessage ?? t?.message ?? `Job ${job.name} failed`,
+  };
+}
+
+export function decide(ae: AcceptanceEval, observed: Observed, now: number): Decision {
+  const generation = ae.metadata.generation;
+  const old = ae.status ?? {};
+  const sameGeneration = old.observedGeneration === generation;
+  const previousPhase = sameGeneration ? old.phase : undefined;
+  let conditions = (old.conditions ?? []) as Condition[];
+  const set = (type: string, status: "True" | "False" | "Unknown", reason: string, message: string) => {
+    conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
+  };
+  const previousReason = (type: string) => old.conditions?.find((c) => c.type === type)?.reason;
+  // A new generation starts from nothing but its conditions.
+  const base: AcceptanceEvalStatus = sameGeneration
+    ? { ...old }
+    : { conditions: old.conditions as AcceptanceEvalStatus["conditions"] };
+  const actions: Action[] = observed.staleJobs.map((name) => ({ type: "deleteJob" as const, name }));
+  const events: EvalEvent[] = [];
+  const finish = (status: Omit<AcceptanceEvalStatus, "conditions" | "observedGeneration">) => {
+    if (status.phase !== "Running")
+      conditions = conditions.filter((c) => c.type !== "PodsScheduled" && c.type !== "ContainersStarted");
+    const next = dropUndefined({ ...status, observedGeneration: generation, conditions });
+    if (next.phase !== previousPhase) events.unshift(...phaseEvents(next));
+    return { status: next, actions, events };
+  };
+
+  const job = observed.job;
+  if (!job) {
+    // This generation already ended and its Job was removed: its figures stand.
+    if (sameGeneration && (old.phase === "Succeeded" || old.phase === "Failed"))
+      return { status: old, actions, events };
+    const d = observed.draft;
+    if (d.state !== "ready") {
+      set("DraftReady", "False", d.reason, d.message);
+      if (d.state === "failed") {
+        set("Succeeded", "False", d.reason, d.message);
+        return finish({ ...base, phase: "Failed", completionTime: new Date(now).toISOString() });
+      }
+      set("Succeeded", "Unknown", d.reason, d.message);
+      if (previousReason("DraftReady") !== d.reason)
+        events.push({
+          type: d.state === "unsupported" ? "Warning" : "Normal",
+          reason: d.state === "unsupported" ? d.reason : "WaitingForDraft",
+          message: d.message,
+        });
+      return finish({ ...base, phase: "Pending" });
+    }
+    set("DraftReady", "True", "DraftResolved", `measuring ${d.draft.uri}`);
+    actions.push({ type: "runEval", draft: d.draft });
+    const jobName = childNames(ae).job;
+    set("Succeeded", "Unknown", "Running", `Job ${jobName} is evaluating`);
+    return finish({
+      ...base,
+      phase: "Running",
+      job: jobName,
+      draft: d.draft,
+      startTime: base.startTime ?? new Date(now).toISOString(),
+    });
+  }
+
+  // The draft was fixed when the Job was built; a restarted operator that lost it resolves it again.
+  const draft = base.draft ?? (observed.draft.state === "ready" ? observed.draft.draft : undefined);
+  const running: AcceptanceEvalStatus = {
+    ...base,
+    job: job.name,
+    draft,
+    startTime: base.startTime ?? job.startTime ?? new Date(now).toISOString(),
+  };
+  if (draft) set("DraftReady", "True", "DraftResolved", `measuring ${draft.uri}`);
+  const ended = (time?: string) => old.completionTime ?? time ?? new Date(now).toISOString();
+  const resultUri = observed.output.onOutput ? `${observed.output.uri}/result.json` : undefined;
+
+  const t = measured(job);
+  if (t?.result?.evaluation) {
+    const evaluation = t.result.evaluation;
+    const results = (evaluation.results ?? []).map(foldResult);
+    const truncated = t.result.truncated === true;
+    const summary =
+      truncated && evaluation.summary
+        ? evaluation.summary
+        : { ...summarize(results), macroTau: round(summarize(results).macroTau) ?? 0 };
+    if (summary.macroSpeedup !== undefined) summary.macroSpeedup = round(summary.macroSpeedup);
+    const gate = truncated && evaluation.gate ? evaluation.gate : verdict(ae.spec.gate, results, summary);
+    set(
+      "Succeeded",
+      "True",
+      "Measured",
+      `macro tau ${summary.macroTau} over ${summary.samples} samples in ${results.length} task sets`,
+    );
+    if (gate.verdict === "Passed") set("Passed", "True", "ThresholdsMet", "every gate threshold is met");
+    else if (gate.verdict === "Failed")
+      set("Passed", "False", "ThresholdsMissed", (gate.reasons ?? []).join("; ") || "gate failed");
+    else conditions = conditions.filter((c) => c.type !== "Passed");
+    if (truncated) {
+      const where = resultUri ?? t.result.resultPath ?? "the result file";
+      const message = `the runtime's result did not fit in the 4096-byte termination message; status holds what fit, the full result is in ${where}`;
+      set("ResultComplete", "False", "ResultTruncated", message);
+      if (previousPhase !== "Succeeded") events.push({ type: "Warning", reason: "ResultTruncated", message });
+    } else conditions = conditions.filter((c) => c.type !== "ResultComplete");
+    return finish({
+      ...running,
+      phase: "Succeeded",
+      results,
+      summary,
+      gate,
+      resultUri,
+      completionTime: ended(job.completionTime),
+    });
+  }
+  if (job.complete) {
+    const message = `Job ${job.name} completed without evaluation figures in its termination message`;
+    set("Succeeded", "False", "MissingResult", message);
+    return finish({ ...running, phase: "Failed", completionTime: ended(job.completionTime) });
+  }
+  if (job.failed) {
+    const f = failure(job);
+    set("Succeeded", "False", f.reason, f.message);
+    return finish({ ...running, phase: "Failed", completionTime: ended() });
+  }
+  // Still running: its children stay as desired (a deleted task ConfigMap comes back).
+  if (draft) actions.push({ type: "runEval", draft });
+  set("Succeeded", "Unknown", "Running", `Job ${job.name} is evaluating`);
+  for (const [type, problem] of [
+    ["PodsScheduled", podsNotStarting(job, now)],
+    ["ContainersStarted", containersNotStarting(job)],
+  ] as const) {
+    if (!problem) {
+      conditions = conditions.filter((c) => c.type !== type);
+      continue;
+    }
+    set(type, "False", problem.reason, problem.message);
+    if (previousReason(type) !== problem.reason)
+      events.push({ type: "Warning", reason: problem.reason, message: problem.message });
+  }
+  return finish({ ...running, phase: "Running" });
+}
+
+function phaseEvents(status: AcceptanceEvalStatus): EvalEvent[] {
+  const succeeded = status.conditions?.find((c) => c.type === "Succeeded");
+  switch (status.phase) {
+    case "Running":
+      return [
+        {
+          type: "Normal",
+          reason: "Started",
+          message: `evaluating ${status.draft?.name ?? "the draft"} (Job ${status.job})`,
+        },
+      ];
+    case "Failed":
+      return [{ type: "Warning", reason: "Failed", message: succeeded?.message ?? "evaluation failed" }];
+    case "Succeeded": {
+      const perTask = (status.results ?? []).map((r) => `${r.name} ${r.tau}`).join(", ");
+      const out: EvalEvent[] = [
+        {
+          type: "Normal",
+          reason: "Succeeded",
+          message: `macro tau ${status.summary?.macroTau} over ${status.summary?.samples} samples (${perTask})`,
+        },
+      ];
+      if (status.gate?.verdict === "Passed")
+        out.push({ type: "Normal", reason: "GatePassed", message: "every gate threshold is met" });
+      if (status.gate?.verdict === "Failed")
+        out.push({
+          type: "Warning",
+          reason: "GateFailed",
+          message: `gate failed: ${(status.gate.reasons ?? []).join("; ")}`,
+        });
+      return out;
+    }
+    default:
+      return [];
+  }
+}
