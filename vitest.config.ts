@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["operator/**/*.test.ts", "test/unit/**/*.test.ts"],
+          include: ["operator/**/*.test.ts", "test/unit/**/*.test.ts", "test/sim/**/*.test.ts"],
         },
       },
       {

@@ -3,7 +3,8 @@
 // that runs each pod's runtime container as a local process (there is no real kubelet node here yet).
 // A DraftTraining on the reference backend then really prepares data, regenerates answers with the
 // tiny target, caches its hidden states and trains a draft; the demo finally measures the trained
-// draft's acceptance against an untrained one with the runtime's eval task.
+// draft's acceptance against an untrained one with the runtime's eval task, and serves it: a
+// SpecServe on the reference engine answers an OpenAI request through its Service.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +16,7 @@ import type { z } from "zod";
 import type { DraftTraining, draftTrainingResource } from "../operator/src/api/kinds.ts";
 import type { Result } from "../operator/src/contract/result.ts";
 import { DraftTrainings } from "../operator/src/controllers/drafttraining/controller.ts";
+import { SpecServes } from "../operator/src/controllers/specserve/controller.ts";
 import { KubeClient } from "../operator/src/lib/client.ts";
 import { loadConfig } from "../operator/src/lib/config.ts";
 import { createLogger } from "../operator/src/lib/log.ts";
@@ -200,6 +202,62 @@ try {
     "  (The demo's 3-layer target is about as cheap as its draft, so speculation does not pay off on a CPU here;\n" +
       "   npm run bench -- runtime measures a deeper tiny target, where it does.)",
   );
+  step(
+    "kubectl apply -f examples/tiny-specserve.yaml: the trained draft served, an OpenAI request to its Service",
+  );
+  const ss = yaml.load(readFileSync(join(root, "examples/tiny-specserve.yaml"), "utf8")) as KubeObject & {
+    metadata: { name: string; namespace?: string };
+  };
+  ss.metadata.namespace = "default";
+  await client.create(SpecServes, ss);
+  const serveStarted = Date.now();
+  for (;;) {
+    const obj = (await client.get(SpecServes, "default", ss.metadata.name)) as KubeObject & {
+      status?: { state?: string; readyReplicas?: number; replicas?: number; draft?: string };
+    };
+    const st = obj.status ?? {};
+    if (st.state === "Ready") {
+      console.log(
+        `  kubectl get ss: replicas=${st.replicas} ready=${st.readyReplicas} draft=${st.draft} state=${st.state}`,
+      );
+      break;
+    }
+    if (Date.now() - serveStarted > 5 * 60_000)
+      throw new Error(`the SpecServe is not Ready: ${JSON.stringify(st)}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const addr = await kubelet.serviceAddress("default", ss.metadata.name, "openai");
+  const base = `http://${addr.host}:${addr.port}`;
+  let text: string | undefined;
+  for (let i = 0; i < 120 && text === undefined; i++) {
+    try {
+      const res = await fetch(`${base}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          model: "builtin://tiny-qwen3",
+          prompt: "Question: 12 + 7 =",
+          max_tokens: 32,
+          temperature: 0,
+        }),
+      });
+      if (res.ok) text = ((await res.json()) as { choices: { text: string }[] }).choices[0]?.text;
+    } catch {
+      // the engine is still loading
+    }
+    if (text === undefined) await new Promise((r) => setTimeout(r, 1000));
+  }
+  if (text === undefined) throw new Error("the SpecServe's Service did not answer");
+  console.log(`  POST ${ss.metadata.name}:8000/v1/completions -> ${JSON.stringify(text)}`);
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  const counter = (name: string) =>
+    Number(metrics.match(new RegExp(`^${name}\\{[^}]*\\} ([0-9.e+]+)$`, "m"))?.[1] ?? 0);
+  const rounds = counter("vllm:spec_decode_num_drafts_total");
+  const accepted = counter("vllm:spec_decode_num_accepted_tokens_total");
+  console.log(
+    `  /metrics: ${rounds} verification rounds, tau ${rounds ? (1 + accepted / rounds).toFixed(2) : "-"}`,
+  );
+
   step("Done. Everything ran on this machine; nothing was downloaded but packages.");
   await shutdown(0);
 } catch (err) {

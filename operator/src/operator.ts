@@ -7,10 +7,26 @@ import {
   CONTROLLER_NAME,
   type DraftTrainingDeps,
   DraftTrainings,
-  draftTrainingReconciler,
-  recordTerminalError,
+  parseDraftTraining,
 } from "./controllers/drafttraining/controller.ts";
-import { MANAGED_SELECTOR, trimJob, trimPod, trimToMetadata } from "./controllers/shared/cache.ts";
+import { recordTerminalError } from "./controllers/drafttraining/failures.ts";
+import { draftTrainingReconciler } from "./controllers/drafttraining/reconcile.ts";
+import {
+  MANAGED_SELECTOR,
+  trimConfigMap,
+  trimDeployment,
+  trimJob,
+  trimPod,
+  trimToMetadata,
+} from "./controllers/shared/informers.ts";
+import {
+  draftTrainingToSpecServes,
+  podToSpecServe,
+  CONTROLLER_NAME as SPECSERVE_CONTROLLER,
+  SpecServes,
+} from "./controllers/specserve/controller.ts";
+import { recordTerminalError as recordSpecServeError } from "./controllers/specserve/failures.ts";
+import { specServeReconciler } from "./controllers/specserve/reconcile.ts";
 import { KubeClient } from "./lib/client.ts";
 import type { Clock } from "./lib/clock.ts";
 import type { Config } from "./lib/config.ts";
@@ -18,7 +34,7 @@ import type { Connection, KubeConfigLike } from "./lib/connection.ts";
 import { EventRecorder } from "./lib/events.ts";
 import type { Logger } from "./lib/log.ts";
 import { leaderIdentity, Manager } from "./lib/manager.ts";
-import { Deployments, Jobs, Pods } from "./lib/rest.ts";
+import { ConfigMaps, Deployments, Jobs, PersistentVolumeClaims, Pods, Services } from "./lib/rest.ts";
 
 export interface OperatorOptions {
   /** loadConnection() in a pod; a client-node KubeConfig in tests. */
@@ -66,10 +82,16 @@ export function buildOperator(opts: OperatorOptions): Manager {
   });
   const deps: DraftTrainingDeps = {
     client,
-    drafts: manager.informer(DraftTrainings),
+    drafts: manager.informer(DraftTrainings, { transform: parseDraftTraining }),
     jobs: manager.informer(Jobs, { labelSelector: MANAGED_SELECTOR, transform: trimJob }),
     pods: manager.informer(Pods, { labelSelector: MANAGED_SELECTOR, transform: trimPod }),
     deployments: manager.informer(Deployments, {
+      labelSelector: MANAGED_SELECTOR,
+      transform: trimDeployment,
+    }),
+    configMaps: manager.informer(ConfigMaps, { labelSelector: MANAGED_SELECTOR, transform: trimConfigMap }),
+    services: manager.informer(Services, { labelSelector: MANAGED_SELECTOR, transform: trimToMetadata }),
+    claims: manager.informer(PersistentVolumeClaims, {
       labelSelector: MANAGED_SELECTOR,
       transform: trimToMetadata,
     }),
@@ -83,7 +105,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
   manager.controller({
     name: CONTROLLER_NAME,
     for: deps.drafts,
-    owns: [deps.jobs, deps.evals, deps.deployments],
+    owns: [deps.jobs, deps.evals, deps.deployments, deps.configMaps, deps.services, deps.claims],
     // A pod's progress or termination changes its Job's owner's status: map pod → Job → DraftTraining.
     watches: [
       {
@@ -100,6 +122,30 @@ export function buildOperator(opts: OperatorOptions): Manager {
     ],
     reconcile: draftTrainingReconciler(deps),
     onTerminalError: recordTerminalError(deps),
+    workers: config.workers,
+  });
+  const specServes = manager.informer(SpecServes);
+  const specServeDeps = {
+    client,
+    specServes,
+    drafts: deps.drafts,
+    deployments: deps.deployments,
+    pods: deps.pods,
+    events,
+    image: config.runtimeImage,
+    progressPort: opts.progressPort ?? PROGRESS_DEFAULT_PORT,
+    clock: opts.clock,
+  };
+  manager.controller({
+    name: SPECSERVE_CONTROLLER,
+    for: specServes,
+    owns: [deps.deployments, deps.configMaps, deps.services],
+    watches: [
+      { informer: deps.pods, map: podToSpecServe },
+      { informer: deps.drafts, map: draftTrainingToSpecServes(specServes) },
+    ],
+    reconcile: specServeReconciler(specServeDeps),
+    onTerminalError: recordSpecServeError(specServeDeps),
     workers: config.workers,
   });
   return manager;

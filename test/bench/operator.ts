@@ -10,13 +10,13 @@ import { KubeConfig, Watch } from "@kubernetes/client-node";
 import yaml from "js-yaml";
 import { Agent, fetch } from "undici";
 import { draftTrainingResource } from "../../operator/src/api/kinds.ts";
-import { storageLayout } from "../../operator/src/controllers/drafttraining/plan.ts";
 import {
   stageJob,
   storageClaim,
   taskConfigMap,
-} from "../../operator/src/controllers/drafttraining/resources.ts";
-import { stageTask } from "../../operator/src/controllers/drafttraining/tasks.ts";
+} from "../../operator/src/controllers/drafttraining/desired.ts";
+import { storageLayout } from "../../operator/src/controllers/drafttraining/plan.ts";
+import { stageTask } from "../../operator/src/controllers/drafttraining/runtimetasks.ts";
 import { freePort, startControlPlane } from "../controlplane/controlplane.ts";
 
 const N = Number(process.env.BENCH_N ?? 200);

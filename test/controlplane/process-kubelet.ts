@@ -3,8 +3,12 @@
 // of an image. The pod's task ConfigMap becomes a file, its storage claims become folders under one
 // local root (the container's mount paths are rewritten to them), its env is passed through, and its
 // exit code and termination message are reported on the pod exactly as a kubelet would.
+// Every pod shares this machine's loopback, so each container port gets a free local port (the
+// task's serving port and the progress port are rewritten to it), and serviceAddress() stands in
+// for a Service: a local port that forwards connections to a ready pod process behind it.
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Server } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
@@ -25,6 +29,12 @@ export class ProcessKubelet {
   readonly #core: CoreV1Api;
   readonly #opts: ProcessKubeletOptions;
   readonly #running = new Map<string, ReturnType<typeof spawn>>();
+  /** Local port of each pod's container ports, by "namespace/pod" then port name and number. */
+  readonly #ports = new Map<
+    string,
+    { labels: Record<string, string>; byName: Map<string, number>; byNumber: Map<number, number> }
+  >();
+  readonly #forwarders = new Map<string, { server: Server; port: number }>();
 
   constructor(kc: KubeConfig, opts: ProcessKubeletOptions) {
     this.#opts = opts;
@@ -42,7 +52,53 @@ export class ProcessKubelet {
 
   async stop(): Promise<void> {
     for (const p of this.#running.values()) p.kill("SIGTERM");
+    for (const f of this.#forwarders.values()) f.server.close();
     await this.kubelet.stop();
+  }
+
+  /**
+   * A local address standing in for a Service port: connections are forwarded to the local port of
+   * a pod process the Service selects (the first that runs; picked per connection).
+   */
+  async serviceAddress(
+    namespace: string,
+    service: string,
+    portName: string,
+  ): Promise<{ host: string; port: number }> {
+    const key = `${namespace}/${service}/${portName}`;
+    const existing = this.#forwarders.get(key);
+    if (existing) return { host: "127.0.0.1", port: existing.port };
+    const svc = await this.#core.readNamespacedService({ name: service, namespace });
+    const sp = svc.spec?.ports?.find((p) => p.name === portName);
+    if (!sp) throw new Error(`Service ${namespace}/${service} has no port ${portName}`);
+    const selector = svc.spec?.selector ?? {};
+    const backend = (): number | undefined => {
+      for (const [podKey, ports] of this.#ports) {
+        if (!podKey.startsWith(`${namespace}/`) || !this.#running.has(podKey)) continue;
+        if (!Object.entries(selector).every(([k, v]) => ports.labels[k] === v)) continue;
+        const target = sp.targetPort ?? sp.port;
+        const local =
+          typeof target === "number" ? ports.byNumber.get(target) : ports.byName.get(String(target));
+        if (local) return local;
+      }
+      return undefined;
+    };
+    const server = createServer((socket) => {
+      const port = backend();
+      if (!port) return socket.destroy();
+      const upstream = connect(port, "127.0.0.1");
+      socket.pipe(upstream).pipe(socket);
+      const close = () => {
+        socket.destroy();
+        upstream.destroy();
+      };
+      socket.on("error", close);
+      upstream.on("error", close);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    this.#forwarders.set(key, { server, port });
+    return { host: "127.0.0.1", port };
   }
 
   async #run(pod: V1Pod): Promise<void> {
@@ -60,14 +116,29 @@ export class ProcessKubelet {
       `${DEFAULT_PVC_ROOT}/`,
       `${this.#opts.storageRoot}/`,
     );
+    // Each container port gets its own local port; the serving port inside the task follows it.
+    const byName = new Map<string, number>();
+    const byNumber = new Map<number, number>();
+    for (const p of container.ports ?? []) {
+      const local = await freePort();
+      byNumber.set(p.containerPort, local);
+      if (p.name) byName.set(p.name, local);
+    }
+    const parsedTask = JSON.parse(task);
+    const servePort = parsedTask?.params?.port;
+    if (typeof servePort === "number" && byNumber.has(servePort))
+      parsedTask.params.port = byNumber.get(servePort);
+    this.#ports.set(`${ns}/${name}`, { labels: pod.metadata?.labels ?? {}, byName, byNumber });
     const taskFile = join(dir, "task.json");
-    writeFileSync(taskFile, task);
+    writeFileSync(taskFile, JSON.stringify(parsedTask, null, 2));
     const terminationLog = join(dir, "termination-log");
     const env: Record<string, string> = { ...process.env } as Record<string, string>;
     for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
     env[RUNTIME_ENV.pvcRoot] = this.#opts.storageRoot;
     env[RUNTIME_ENV.task] = taskFile;
     env[RUNTIME_ENV.terminationLog] = terminationLog;
+    const progressPort = byName.get("progress");
+    if (progressPort) env[RUNTIME_ENV.progressPort] = String(progressPort);
     const args = (container.args ?? []).map((a) => (a === DEFAULT_TASK_PATH ? taskFile : a));
     const python = this.#opts.python ?? join(root, "runtime/.venv/bin/python");
     const child = spawn(python, ["-m", "specops_runtime.agent", ...args], {
@@ -83,6 +154,7 @@ export class ProcessKubelet {
     child.stderr.on("data", forward);
     child.on("exit", (code, signal) => {
       this.#running.delete(`${ns}/${name}`);
+      this.#ports.delete(`${ns}/${name}`);
       let message: string | undefined;
       try {
         message = readFileSync(terminationLog, "utf8");
@@ -99,4 +171,15 @@ export class ProcessKubelet {
       .finish(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "", { exitCode: 1, message })
       .catch(() => undefined);
   }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
 }

@@ -70,13 +70,15 @@ export const specServeKind = {
   printerColumns: [
     { name: "Engine", type: "string", jsonPath: ".spec.engine" },
     { name: "Method", type: "string", jsonPath: ".spec.method" },
-    { name: "Desired", type: "integer", jsonPath: ".status.desiredReplicas" },
+    { name: "Desired", type: "integer", jsonPath: ".status.desiredReplicas", priority: 1 },
     { name: "Replicas", type: "integer", jsonPath: ".status.replicas" },
     { name: "Ready", type: "integer", jsonPath: ".status.readyReplicas" },
+    { name: "Draft", type: "string", jsonPath: ".status.draft" },
     { name: "Tau", type: "number", jsonPath: ".status.signals.tau" },
+    { name: "State", type: "string", jsonPath: ".status.state" },
     { name: "TTFT-P95", type: "number", jsonPath: ".status.signals.ttftP95", priority: 1 },
     { name: "Tok/s/User", type: "number", jsonPath: ".status.signals.tokensPerSecondPerUser", priority: 1 },
-    { name: "SLO", type: "string", jsonPath: condition("SLOMet") },
+    { name: "SLO", type: "string", jsonPath: condition("SLOMet"), priority: 1 },
     { name: "Endpoint", type: "string", jsonPath: ".status.endpoint", priority: 1 },
   ],
   scale: {

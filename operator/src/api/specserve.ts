@@ -2,16 +2,18 @@
 import { z } from "zod";
 import {
   acceptanceByPosition,
+  builtInDraft,
   conditions,
-  draftMethod,
   duration,
   gpuCount,
   modelSource,
   objectName,
   placement,
   podResources,
+  positiveDuration,
   runtimeImage,
   servingEngine,
+  servingMethod,
 } from "./common.ts";
 import { exactlyOne, immutable, withRules } from "./rules.ts";
 
@@ -39,20 +41,21 @@ export const servedDraft = withRules(
     draftTrainingRef: z
       .object({ name: objectName("DraftTraining") })
       .optional()
-      .describe("Serve the draft a DraftTraining produced; a new checkpoint goes through the rollout gate."),
+      .describe("Serve the draft a DraftTraining produced (its status.checkpoint); waits while it trains."),
+    builtIn: builtInDraft.optional(),
   }),
   [
     {
-      rule: exactlyOne("source", "draftTrainingRef"),
-      message: "set exactly one of draft.source or draft.draftTrainingRef",
+      rule: exactlyOne("source", "draftTrainingRef", "builtIn"),
+      message: "set exactly one of draft.source, draft.draftTrainingRef or draft.builtIn",
     },
   ],
 ).describe("The draft model.");
 
 export const slo = z
   .object({
-    ttftP95: duration("95th percentile time to first token, e.g. 500ms.").optional(),
-    tpotP95: duration("95th percentile time per output token, e.g. 25ms.").optional(),
+    ttftP95: positiveDuration("95th percentile time to first token, e.g. 500ms.").optional(),
+    tpotP95: positiveDuration("95th percentile time per output token, e.g. 25ms.").optional(),
     minTokensPerSecondPerUser: z
       .number()
       .gt(0)
@@ -77,18 +80,39 @@ export const autoscaling = withRules(
     minReplicas: z.int().min(0).max(10000).default(1).describe("Fewest replicas."),
     maxReplicas: z.int().min(1).max(10000).describe("Most replicas."),
     slo: slo.prefault({}),
-    window: duration("Window over which signals are measured.").default("2m"),
+    window: positiveDuration("Window over which signals are measured.").default("2m"),
     scaleUpStabilization: duration("Hold a scale-up decision this long before acting.").default("0s"),
     scaleDownStabilization: duration(
       "Keep the highest recommendation of this long a window before scaling down.",
     ).default("5m"),
     maxScaleUpRate: z.int().min(1).max(10000).default(4).describe("Most replicas added per minute."),
     maxScaleDownRate: z.int().min(1).max(10000).default(1).describe("Most replicas removed per minute."),
+    tolerance: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.1)
+      .describe("Relative change in desired replicas ignored as noise (0.1: act only beyond 10%)."),
+    spsTable: z
+      .object({
+        configMapName: objectName("ConfigMap"),
+        key: z.string().min(1).max(253).default("sps.json").describe("Key holding the table."),
+      })
+      .optional()
+      .describe(
+        "Measured steps-per-second table SPS(B) for spec.resources.gpuProduct (docs/benchmarks.md#sps-table); the first-principles model when unset.",
+      ),
   }),
   [
     {
       rule: "self.minReplicas <= self.maxReplicas",
       message: "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
+      fieldPath: ".minReplicas",
+    },
+    {
+      rule: "!self.enabled || self.minReplicas >= 1",
+      message:
+        "autoscaling.minReplicas must be at least 1 while autoscaling is enabled (no scale from zero yet)",
       fieldPath: ".minReplicas",
     },
   ],
@@ -123,6 +147,12 @@ export const speculative = withRules(
       .max(16)
       .optional()
       .describe("Draft length per batch-size range when loadAdaptation is Engine (vLLM)."),
+    lengthTuning: z
+      .enum(["Off", "Recommend", "Apply"])
+      .default("Recommend")
+      .describe(
+        "Draft length per batch-size range tuned to load from live acceptance and SPS(B): Off, Recommend (status only) or Apply (vLLM with loadAdaptation Engine; never over a lengthByBatchSize the user set).",
+      ),
     adaptiveVerification: z
       .boolean()
       .default(false)
@@ -146,7 +176,7 @@ export const specServeSpec = withRules(
   z.object({
     target: modelSource.describe("The served target model. Immutable."),
     draft: servedDraft,
-    method: draftMethod.describe("Speculative method, always passed to the engine explicitly. Immutable."),
+    method: servingMethod.describe("Speculative method, always passed to the engine explicitly. Immutable."),
     engine: servingEngine.default("vllm"),
     speculative: speculative.prefault({}),
     extraEngineArgs: z
@@ -178,25 +208,57 @@ export const specServeSpec = withRules(
           .default(0.05)
           .describe("A new draft may lose at most this share of the current draft's tau."),
         canaryReplicas: z.int().min(1).max(100).default(1).describe("Replicas that try a new draft first."),
-        analysisWindow: duration("How long the canary is measured.").default("10m"),
+        analysisWindow: positiveDuration("How long the canary is measured.").default("10m"),
+        minRounds: z
+          .int()
+          .min(1)
+          .max(100_000_000)
+          .default(2000)
+          .describe("Verification rounds both the canary and the current draft need before a decision."),
+        confidence: z
+          .number()
+          .min(0.5)
+          .max(0.9999)
+          .default(0.95)
+          .describe("One-sided confidence of the bound a promotion or rollback must clear."),
       })
       .prefault({})
       .describe("Gate for rolling out a new draft."),
     drift: z
       .object({
         enabled: z.boolean().default(true).describe("Watch acceptance for drift from its baseline."),
-        baselineWindow: duration("Window that defines the baseline tau.").default("1h"),
+        baselineWindow: positiveDuration("Window that defines the baseline tau.").default("1h"),
         tolerance: z.number().gt(0).max(1).default(0.15).describe("Relative tau drop that counts as drift."),
       })
       .prefault({})
       .describe("Acceptance drift detection (traffic mix changes lower tau without a change in load)."),
     resources: podResources
-      .extend({ gpusPerReplica: gpuCount("GPUs per replica (tensor parallel size).", 1) })
+      .extend({
+        gpusPerReplica: gpuCount("GPUs per node of a replica (tensor parallel size).", 1),
+        nodesPerReplica: z
+          .int()
+          .min(1)
+          .max(64)
+          .default(1)
+          .describe(
+            "Nodes (pods) per replica; above 1 a replica is a LeaderWorkerSet group (its CRD must be installed).",
+          ),
+      })
       .prefault({})
       .describe("Compute of each replica."),
     placement: placement.optional(),
     runtime: runtimeImage.optional(),
     port: z.int().min(1).max(65535).default(8000).describe("Port of the OpenAI-compatible endpoint."),
+    apiKeySecretRef: z
+      .object({
+        name: objectName("Secret"),
+        key: z.string().min(1).max(253).describe("Key in the Secret holding the API key."),
+      })
+      .optional()
+      .describe(
+        "Require this API key on the endpoint (Authorization: Bearer); read by the engine from the Secret, " +
+          "never written inline.",
+      ),
   }),
   [
     immutable("target"),
@@ -211,6 +273,16 @@ export const specServeSpec = withRules(
       rule: "!self.speculative.adaptiveVerification || (self.method == 'dspark' && self.engine == 'vllm')",
       message: "speculative.adaptiveVerification needs method dspark on engine vllm",
       fieldPath: ".speculative.adaptiveVerification",
+    },
+    {
+      rule: "self.method == 'mtp' ? has(self.draft.builtIn) : (!has(self.draft.builtIn) || self.method == 'dspark')",
+      message: "method mtp needs draft.builtIn, and draft.builtIn needs method mtp or dspark",
+      fieldPath: ".draft",
+    },
+    {
+      rule: "self.resources.nodesPerReplica == 1 || self.engine != 'reference'",
+      message: "the reference engine serves a replica in one pod",
+      fieldPath: ".resources.nodesPerReplica",
     },
     {
       rule: "self.engine == 'reference' || !self.target.uri.startsWith('builtin://')",
@@ -255,6 +327,15 @@ export const specServeStatus = z
       .optional()
       .describe("Replicas the autoscaler (or spec.replicas) asks for."),
     selector: z.string().optional().describe("Label selector of the replicas' pods (scale subresource)."),
+    state: z
+      .enum(["Pending", "WaitingForDraft", "Progressing", "Ready", "Degraded", "Paused", "Failed"])
+      .optional()
+      .describe("One word for where the SpecServe is (kubectl get ss)."),
+    draft: z
+      .string()
+      .max(512)
+      .optional()
+      .describe("The draft being served: its URI, or built-in (inside the target checkpoint)."),
     endpoint: z.string().optional().describe("In-cluster URL of the OpenAI-compatible endpoint."),
     signals: measuredSignals.optional(),
     decisions: z
@@ -277,6 +358,18 @@ export const specServeStatus = z
         currentDraft: z.string().optional().describe("Draft serving most traffic."),
         candidateDraft: z.string().optional().describe("Draft being tried."),
         candidateTau: z.number().min(0).optional().describe("Candidate's measured tau."),
+        currentTau: z.number().min(0).optional().describe("Current draft's tau over the same window."),
+        candidateRounds: z
+          .int()
+          .min(0)
+          .optional()
+          .describe("Verification rounds the candidate was measured on."),
+        currentRounds: z
+          .int()
+          .min(0)
+          .optional()
+          .describe("Verification rounds the current draft was measured on."),
+        startTime: z.string().optional().describe("When the canary started (RFC 3339)."),
         message: z.string().max(1024).optional().describe("Details."),
       })
       .optional()

@@ -4,7 +4,7 @@
 // SpecServe spec.
 import { z } from "zod";
 import { acceptanceEvalSpec } from "../api/acceptanceeval.ts";
-import { draftMethod, modelSource } from "../api/common.ts";
+import { draftMethod, modelSource, servingMethod } from "../api/common.ts";
 import { draftShape, hyperparameters, regeneration, trainingData } from "../api/drafttraining.ts";
 import { withRules } from "../api/rules.ts";
 import { speculative } from "../api/specserve.ts";
@@ -230,8 +230,10 @@ const serveTask = z.object({
       target: modelSource.describe("The served target."),
       draft: modelSource
         .optional()
-        .describe("The draft checkpoint; omitted only for dspark targets that ship their own drafter."),
-      method: draftMethod
+        .describe(
+          "The draft checkpoint; omitted for a draft inside the target checkpoint (mtp, DeepSeek-V4 dspark).",
+        ),
+      method: servingMethod
         .optional()
         .describe(
           "Speculative method; omitted, the target is served alone (answer regeneration, baselines).",

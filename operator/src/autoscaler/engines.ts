@@ -1,0 +1,92 @@
+// Metric names of the engines the autoscaler reads, as they appear on /metrics. Facts recorded in
+// test/fixtures/metrics/ with their upstream source: vLLM v1 (vllm/v1/metrics/loggers.py,
+// vllm/v1/spec_decode/metrics.py) and SGLang (python/sglang/srt/metrics/collector.py).
+import type { Sample } from "./exposition.ts";
+
+export type EngineKind = "vllm" | "sglang";
+
+export interface EngineMetrics {
+  kind: EngineKind;
+  /** Prefix of every family: `vllm:`, `sglang:` or (newer SGLang builds) `sglang_`. */
+  prefix: string;
+  /** Counter families (exposed with _total and _created). */
+  counters: {
+    generationTokens: string;
+    promptTokens: string;
+    requestsFinished: string;
+    drafts?: string;
+    draftTokens?: string;
+    acceptedTokens?: string;
+    acceptedTokensPerPosition?: string;
+  };
+  gauges: {
+    running: string;
+    waiting: string;
+    /** KV-cache use 0..1, in order of preference. */
+    kvCacheUsage: string[];
+    /** SGLang's snapshot acceptance length over its last log interval (never rate() it). */
+    acceptLength?: string;
+    acceptRate?: string;
+  };
+  histograms: {
+    ttft: string;
+    /** Per-token time per output token, in order of preference. */
+    tpot: string[];
+  };
+}
+
+const VLLM: EngineMetrics = {
+  kind: "vllm",
+  prefix: "vllm:",
+  counters: {
+    generationTokens: "generation_tokens",
+    promptTokens: "prompt_tokens",
+    requestsFinished: "request_success",
+    drafts: "spec_decode_num_drafts",
+    draftTokens: "spec_decode_num_draft_tokens",
+    acceptedTokens: "spec_decode_num_accepted_tokens",
+    acceptedTokensPerPosition: "spec_decode_num_accepted_tokens_per_pos",
+  },
+  gauges: {
+    running: "num_requests_running",
+    waiting: "num_requests_waiting",
+    kvCacheUsage: ["kv_cache_usage_perc", "gpu_cache_usage_perc"],
+  },
+  histograms: {
+    ttft: "time_to_first_token_seconds",
+    // inter_token_latency_seconds is one observation per step under speculation, not per token.
+    tpot: ["request_time_per_output_token_seconds", "time_per_output_token_seconds"],
+  },
+};
+
+const sglang = (prefix: string): EngineMetrics => ({
+  kind: "sglang",
+  prefix,
+  counters: {
+    generationTokens: "generation_tokens",
+    promptTokens: "prompt_tokens",
+    requestsFinished: "num_requests",
+  },
+  gauges: {
+    running: "num_running_reqs",
+    waiting: "num_queue_reqs",
+    kvCacheUsage: ["token_usage"],
+    acceptLength: "spec_accept_length",
+    acceptRate: "spec_accept_rate",
+  },
+  histograms: {
+    ttft: "time_to_first_token_seconds",
+    // SGLang's inter-token latency is already per token (the interval divided by the new tokens).
+    tpot: ["time_per_output_token_seconds", "inter_token_latency_seconds"],
+  },
+});
+
+/** The engine whose names the samples use, or null when neither engine's names appear. */
+export function detectEngine(samples: readonly Sample[]): EngineMetrics | null {
+  for (const s of samples) {
+    if (s.name.startsWith("vllm:")) return VLLM;
+    if (s.name.startsWith("sglang:")) return sglang("sglang:");
+    if (s.name.startsWith("sglang_")) return sglang("sglang_");
+  }
+  return null;
+}

@@ -1,0 +1,235 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { signalsCli } from "./cli.ts";
+import { ExpositionError, parseExposition } from "./exposition.ts";
+import { deriveSignals, histogramQuantile } from "./signals.ts";
+
+const fixture = (name: string) =>
+  readFileSync(new URL(`../../../test/fixtures/metrics/${name}`, import.meta.url), "utf8");
+const vllm0 = fixture("vllm-dp2-t0.prom");
+const vllm1 = fixture("vllm-dp2-t1.prom");
+
+/** Replaces the value of every series whose line starts with `series` (name and labels prefix). */
+function setValue(text: string, series: string, value: number): string {
+  return text
+    .split("\n")
+    .map((l) => (l.startsWith(series) ? `${l.slice(0, l.lastIndexOf(" "))} ${value}` : l))
+    .join("\n");
+}
+
+describe("exposition parser", () => {
+  it("reads names, labels in any order, escapes, special values and timestamps", () => {
+    const { samples, types } = parseExposition(
+      [
+        "# HELP x_total A counter.",
+        "# TYPE x_total counter",
+        'x_total{a="1",b="q\\"uote\\\\ \\n"} 3.5e2 1700000000000',
+        "y NaN",
+        'z_bucket{le="+Inf"} +Inf',
+        "",
+      ].join("\n"),
+    );
+    expect(types.get("x_total")).toBe("counter");
+    expect(samples[0]).toEqual({ name: "x_total", labels: { a: "1", b: 'q"uote\\ \n' }, value: 350 });
+    expect(samples[1]?.value).toBeNaN();
+    expect(samples[2]?.value).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it("keeps histogram labels and _sum/_count whatever the label order (vLLM puts le last)", () => {
+    const { samples } = parseExposition(vllm1);
+    const count = samples.filter((s) => s.name === "vllm:time_to_first_token_seconds_count");
+    expect(count.map((s) => s.labels.engine)).toEqual(["0", "1"]);
+    const bucket = samples.find((s) => s.name === "vllm:time_to_first_token_seconds_bucket");
+    expect(bucket?.labels).toEqual({ model_name: "Qwen/Qwen3-8B", engine: "0", le: "0.001" });
+  });
+
+  it("names the line of malformed input", () => {
+    expect(() => parseExposition("ok 1\nbad{a=1} 2")).toThrow(ExpositionError);
+    expect(() => parseExposition("ok 1\nbad{a=1} 2")).toThrow(/line 2/);
+    expect(() => parseExposition("x one")).toThrow(/bad value/);
+  });
+});
+
+describe("histogramQuantile", () => {
+  it("interpolates linearly inside the bucket like Prometheus", () => {
+    const b = new Map([
+      [0.1, 10],
+      [0.2, 30],
+      [Number.POSITIVE_INFINITY, 40],
+    ]);
+    expect(histogramQuantile(0.5, b)).toBeCloseTo(0.15);
+    expect(histogramQuantile(0.9, b)).toBe(0.2); // in +Inf: the highest finite bound
+    expect(histogramQuantile(0.5, new Map([[Number.POSITIVE_INFINITY, 0]]))).toBeNull();
+  });
+});
+
+describe("vLLM signals", () => {
+  it("sums counters over data-parallel engines: tau, acceptance by position, latency, load", () => {
+    const s = deriveSignals([{ pod: "a", text: vllm0 }], [{ pod: "a", text: vllm1 }], 30);
+    expect(s.engine).toBe("vllm");
+    // drafts +600 +400, accepted +1260 +740: tau = 1 + 2000/1000.
+    expect(s.tau).toBeCloseTo(3.0);
+    expect(s.acceptanceRate).toBeCloseTo(2000 / 3000);
+    expect(s.acceptanceByPosition?.map((v) => Number(v.toFixed(4)))).toEqual([0.88, 0.67, 0.45]);
+    expect(s.running).toBe(16);
+    expect(s.waiting).toBe(3);
+    expect(s.kvCacheUsage).toBeCloseTo(0.36);
+    expect(s.generationTokensPerSecond).toBeCloseTo(100);
+    expect(s.requestsPerSecond).toBeCloseTo(100 / 30);
+    expect(s.tokensPerSecondPerUser).toBeCloseTo(100 / 15);
+    expect(s.ttftP50).toBeCloseTo(0.25);
+    expect(s.ttftP95).toBeCloseTo(0.75);
+    expect(s.tpotP50).toBeCloseTo(0.01 + (0.015 * 30) / 70);
+    expect(s.tpotP95).toBeCloseTo(0.0375);
+    expect(s.pods).toEqual({ scraped: 1, appeared: [], left: [], resetSeries: 0 });
+  });
+
+  it("counts a restarted engine from its restart, not as a negative delta", () => {
+    const e1 = 'model_name="Qwen/Qwen3-8B",engine="1"';
+    let t1 = vllm1;
+    t1 = setValue(t1, `vllm:spec_decode_num_drafts_total{${e1}}`, 100);
+    t1 = setValue(t1, `vllm:spec_decode_num_accepted_tokens_total{${e1}}`, 150);
+    t1 = setValue(t1, `vllm:spec_decode_num_drafts_created{${e1}}`, 1764580100);
+    t1 = setValue(t1, `vllm:spec_decode_num_accepted_tokens_created{${e1}}`, 1764580100);
+    const s = deriveSignals([{ pod: "a", text: vllm0 }], [{ pod: "a", text: t1 }], 30);
+    expect(s.tau).toBeCloseTo(1 + (1260 + 150) / (600 + 100));
+    expect(s.pods.resetSeries).toBeGreaterThanOrEqual(2);
+  });
+
+  it("detects a restart from _created even when the counter climbed past its old value", () => {
+    const e1 = 'model_name="Qwen/Qwen3-8B",engine="1"';
+    let t1 = setValue(vllm1, `vllm:spec_decode_num_drafts_created{${e1}}`, 1764580100);
+    t1 = setValue(t1, `vllm:spec_decode_num_accepted_tokens_created{${e1}}`, 1764580100);
+    const s = deriveSignals([{ pod: "a", text: vllm0 }], [{ pod: "a", text: t1 }], 30);
+    // engine 1 counts all of 900 drafts / 1640 accepted since its restart.
+    expect(s.tau).toBeCloseTo(1 + (1260 + 1640) / (600 + 900));
+  });
+
+  it("a restarted engine's histogram counts from zero", () => {
+    const e1 = 'model_name="Qwen/Qwen3-8B",engine="1"';
+    let t1 = vllm1;
+    for (const line of vllm1.split("\n")) {
+      if (
+        line.startsWith(`vllm:time_to_first_token_seconds_bucket{${e1}`) ||
+        line.startsWith(`vllm:time_to_first_token_seconds_count{${e1}`)
+      ) {
+        t1 = t1.replace(line, `${line.slice(0, line.lastIndexOf(" "))} 0.0`);
+      }
+    }
+    const s = deriveSignals([{ pod: "a", text: vllm0 }], [{ pod: "a", text: t1 }], 30);
+    // Only engine 0's 60 observations: 6 <= 0.1, 30 <= 0.25, 48 <= 0.5, 57 <= 0.75, 60 <= 1.
+    expect(s.ttftP50).toBeCloseTo(0.25);
+    expect(s.ttftP95).toBeCloseTo(0.75);
+  });
+
+  it("a pod that appeared counts only when its _created places its start inside the window", () => {
+    const t1 = 1764580000 + 100;
+    const late = vllm1.replaceAll("1764580000", String(1764580000 + 80));
+    const without = deriveSignals(
+      [{ pod: "a", text: vllm0, time: t1 - 30 }],
+      [
+        { pod: "a", text: vllm1, time: t1 },
+        { pod: "b", text: vllm1, time: t1 },
+      ],
+      30,
+    );
+    // b's counters started before the window began (created 1764580000 < t1 - 30): no baseline.
+    expect(without.tau).toBeCloseTo(3.0);
+    expect(without.pods.appeared).toEqual(["b"]);
+    const withNew = deriveSignals(
+      [{ pod: "a", text: vllm0, time: t1 - 30 }],
+      [
+        { pod: "a", text: vllm1, time: t1 },
+        { pod: "b", text: late, time: t1 },
+      ],
+      30,
+    );
+    expect(withNew.tau).toBeCloseTo(1 + (2000 + 3260 + 1640) / (1000 + 1600 + 900));
+    expect(withNew.running).toBe(32);
+  });
+
+  it("a pod that left is dropped, not averaged in", () => {
+    const s = deriveSignals(
+      [
+        { pod: "a", text: vllm0 },
+        { pod: "gone", text: vllm1 },
+      ],
+      [{ pod: "a", text: vllm1 }],
+      30,
+    );
+    expect(s.tau).toBeCloseTo(3.0);
+    expect(s.pods.left).toEqual(["gone"]);
+  });
+
+  it("reports null for what the scrapes cannot tell", () => {
+    const s = deriveSignals([{ pod: "a", text: vllm1 }], [{ pod: "a", text: vllm1 }], 30);
+    expect(s.tau).toBeNull(); // no drafts in the window
+    expect(s.ttftP95).toBeNull();
+    expect(s.running).toBe(16);
+    const none = deriveSignals([], [{ pod: "a", text: "process_cpu_seconds_total 1" }], 30);
+    expect(none.engine).toBeNull();
+  });
+});
+
+describe("SGLang signals", () => {
+  const scrapes = (prefix: string) => {
+    const f = (n: string) => fixture(n).replaceAll("sglang:", prefix);
+    return [
+      [
+        { pod: "a", text: f("sglang-a-t0.prom") },
+        { pod: "b", text: f("sglang-b-t0.prom") },
+      ],
+      [
+        { pod: "a", text: f("sglang-a-t1.prom") },
+        { pod: "b", text: f("sglang-b-t1.prom") },
+      ],
+    ] as const;
+  };
+
+  for (const prefix of ["sglang:", "sglang_"]) {
+    it(`reads ${prefix} names; acceptance gauges are averaged by generated tokens, never differenced`, () => {
+      const [t0, t1] = scrapes(prefix);
+      const s = deriveSignals([...t0], [...t1], 30);
+      expect(s.engine).toBe("sglang");
+      // a: 3.4 over 3000 new tokens, b: 2.6 over 1000.
+      expect(s.tau).toBeCloseTo((3.4 * 3000 + 2.6 * 1000) / 4000);
+      expect(s.acceptanceByPosition).toBeNull();
+      expect(s.acceptanceRate).toBeCloseTo(0.51);
+      expect(s.running).toBe(16);
+      expect(s.waiting).toBe(5);
+      expect(s.kvCacheUsage).toBeCloseTo(0.4);
+      expect(s.generationTokensPerSecond).toBeCloseTo(4000 / 30);
+      expect(s.requestsPerSecond).toBeCloseTo(60 / 30);
+      expect(s.ttftP95).toBeCloseTo(0.75);
+      expect(s.tpotP95).toBeCloseTo(0.0375);
+    });
+  }
+});
+
+describe("npm run signals", () => {
+  const path = (n: string) => new URL(`../../../test/fixtures/metrics/${n}`, import.meta.url).pathname;
+  it("prints the documented keys as JSON", () => {
+    const out = JSON.parse(
+      signalsCli([path("vllm-dp2-t0.prom"), path("vllm-dp2-t1.prom"), "--window", "30s"]),
+    );
+    expect(Object.keys(out).slice(0, 8)).toEqual([
+      "engine",
+      "tau",
+      "acceptanceByPosition",
+      "running",
+      "waiting",
+      "ttftP95",
+      "tpotP95",
+      "generationTokensPerSecond",
+    ]);
+    expect(out.engine).toBe("vllm");
+    expect(out.tau).toBeCloseTo(3);
+    expect(out.generationTokensPerSecond).toBeCloseTo(100);
+  });
+  it("refuses a missing or bad --window", () => {
+    expect(() => signalsCli([path("vllm-dp2-t0.prom"), path("vllm-dp2-t1.prom")])).toThrow(/--window/);
+    expect(() =>
+      signalsCli([path("vllm-dp2-t0.prom"), path("vllm-dp2-t1.prom"), "--window", "soon"]),
+    ).toThrow(/--window/);
+  });
+});

@@ -1,0 +1,383 @@
+// Signals over a window from two scrapes of every serving pod. Pure: the caller scrapes.
+// Counters are differenced per series (pod + labels, so several data-parallel engines per pod stay
+// apart); a series that went down or whose _created moved restarted, and counts from its restart;
+// a pod that appeared within the window counts only when its _created shows it started inside the
+// window; a pod that left is dropped (its last counts are lost with it). Gauges come from the later
+// scrape; SGLang's acceptance gauges are snapshots and are averaged, never differenced.
+import { detectEngine, type EngineKind, type EngineMetrics } from "./engines.ts";
+import { type Exposition, parseExposition, type Sample } from "./exposition.ts";
+
+export interface Scrape {
+  pod: string;
+  /** Metrics text, or an already parsed exposition. */
+  text?: string;
+  exposition?: Exposition;
+  /** Unix seconds of the scrape, when known (lets a new pod's _created place it in the window). */
+  time?: number;
+}
+
+export interface Signals {
+  engine: EngineKind | null;
+  windowSeconds: number;
+  tau: number | null;
+  acceptanceRate: number | null;
+  acceptanceByPosition: number[] | null;
+  running: number | null;
+  waiting: number | null;
+  ttftP50: number | null;
+  ttftP90: number | null;
+  ttftP95: number | null;
+  tpotP50: number | null;
+  tpotP90: number | null;
+  tpotP95: number | null;
+  tokensPerSecondPerUser: number | null;
+  generationTokensPerSecond: number | null;
+  promptTokensPerSecond: number | null;
+  requestsPerSecond: number | null;
+  kvCacheUsage: number | null;
+  pods: { scraped: number; appeared: string[]; left: string[]; resetSeries: number };
+}
+
+interface PodSamples {
+  pod: string;
+  time: number | undefined;
+  samples: Sample[];
+  /** Samples by series name, built once per scrape. */
+  byName: Map<string, Sample[]>;
+}
+
+const seriesKey = (pod: string, labels: Record<string, string>, drop?: string) => {
+  let key = `${pod}\u0000`;
+  for (const k of Object.keys(labels).sort()) if (k !== drop) key += `${k}=${labels[k]},`;
+  return key;
+};
+
+function parsed(s: Scrape): PodSamples {
+  const exposition = s.exposition ?? parseExposition(s.text ?? "");
+  const byName = new Map<string, Sample[]>();
+  for (const sample of exposition.samples) {
+    const list = byName.get(sample.name);
+    if (list) list.push(sample);
+    else byName.set(sample.name, [sample]);
+  }
+  return { pod: s.pod, time: s.time, samples: exposition.samples, byName };
+}
+
+const keyCache = new WeakMap<Sample, string>();
+
+/** Samples of one exact series name, keyed by pod + labels (minus `drop`). */
+function byKey(pods: PodSamples[], name: string, drop?: string): Map<string, Sample> {
+  const out = new Map<string, Sample>();
+  for (const p of pods)
+    for (const s of p.byName.get(name) ?? []) {
+      if (drop) {
+        out.set(seriesKey(p.pod, s.labels, drop), s);
+        continue;
+      }
+      let key = keyCache.get(s);
+      if (key === undefined || !key.startsWith(`${p.pod}\u0000`)) {
+        key = seriesKey(p.pod, s.labels);
+        keyCache.set(s, key);
+      }
+      out.set(key, s);
+    }
+  return out;
+}
+
+interface DeltaContext {
+  before: PodSamples[];
+  after: PodSamples[];
+  beforePods: Set<string>;
+  windowSeconds: number;
+  resets: Set<string>;
+}
+
+/** Start of the window for a pod seen only in the later scrape, if its scrape time is known. */
+function windowStart(ctx: DeltaContext, pod: string): number | undefined {
+  const t = ctx.after.find((p) => p.pod === pod)?.time;
+  return t === undefined ? undefined : t - ctx.windowSeconds;
+}
+
+const podOf = (key: string) => key.slice(0, key.indexOf("\u0000"));
+
+/**
+ * Per-series increase of `valueName` over the window. `createdName` is the series' _created gauge;
+ * `drop` a label left out of the key (le for buckets, whose reset is judged on the family's _count).
+ */
+function increases(
+  ctx: DeltaContext,
+  valueName: string,
+  createdName: string,
+  drop?: string,
+  resetOf?: (key: string) => boolean | undefined,
+): Map<string, number> {
+  const before = byKey(ctx.before, valueName);
+  const after = byKey(ctx.after, valueName);
+  const createdBefore = byKey(ctx.before, createdName, drop);
+  const createdAfter = byKey(ctx.after, createdName, drop);
+  const out = new Map<string, number>();
+  for (const [key, now] of after) {
+    const pod = podOf(key);
+    const createdKey = drop ? seriesKey(pod, now.labels, drop) : key;
+    const created = createdAfter.get(createdKey)?.value;
+    const prev = before.get(key);
+    if (!ctx.beforePods.has(pod)) {
+      // A pod that appeared: its counts belong to the window only if it started inside it.
+      const start = windowStart(ctx, pod);
+      if (created !== undefined && start !== undefined && created >= start) out.set(key, now.value);
+      continue;
+    }
+    if (prev === undefined) {
+      // prometheus_client creates a labelled child at its first increment: all of it is new.
+      out.set(key, now.value);
+      continue;
+    }
+    const createdPrev = createdBefore.get(createdKey)?.value;
+    const restarted =
+      resetOf?.(createdKey) ??
+      (now.value < prev.value ||
+        (created !== undefined && createdPrev !== undefined && created > createdPrev));
+    if (restarted) ctx.resets.add(`${valueName}\u0000${createdKey}`);
+    out.set(key, restarted ? now.value : now.value - prev.value);
+  }
+  return out;
+}
+
+function counterIncreases(ctx: DeltaContext, family: string): Map<string, number> {
+  return increases(ctx, `${family}_total`, `${family}_created`);
+}
+
+const sum = (values: Iterable<number>) => {
+  let total = 0;
+  for (const v of values) total += v;
+  return total;
+};
+
+/** Prometheus histogram_quantile over bucket increases summed across series. */
+export function histogramQuantile(q: number, buckets: Map<number, number>): number | null {
+  const bounds = [...buckets.keys()].sort((a, b) => a - b);
+  const total = buckets.get(Number.POSITIVE_INFINITY) ?? 0;
+  if (bounds.length < 2 || total <= 0) return null;
+  const rank = q * total;
+  let lowerBound = 0;
+  let lowerCount = 0;
+  for (const bound of bounds) {
+    const count = buckets.get(bound) ?? 0;
+    if (count >= rank) {
+      if (bound === Number.POSITIVE_INFINITY) return lowerBound;
+      if (count === lowerCount) return bound;
+      return lowerBound + ((bound - lowerBound) * (rank - lowerCount)) / (count - lowerCount);
+    }
+    lowerBound = bound;
+    lowerCount = count;
+  }
+  return lowerBound;
+}
+
+function histogramQuantiles(
+  ctx: DeltaContext,
+  family: string,
+): { p50: number | null; p90: number | null; p95: number | null } | null {
+  const counts = increases(ctx, `${family}_count`, `${family}_created`);
+  if (counts.size === 0) return null;
+  const countBefore = byKey(ctx.before, `${family}_count`);
+  const countAfter = byKey(ctx.after, `${family}_count`);
+  const created0 = byKey(ctx.before, `${family}_created`);
+  const created1 = byKey(ctx.after, `${family}_created`);
+  // A series restarted when its _count fell or its _created moved; its buckets then count from zero.
+  const restarted = (key: string) => {
+    const a = countAfter.get(key)?.value;
+    const b = countBefore.get(key)?.value;
+    const c1 = created1.get(key)?.value;
+    const c0 = created0.get(key)?.value;
+    if (a === undefined || b === undefined) return undefined;
+    return a < b || (c1 !== undefined && c0 !== undefined && c1 > c0);
+  };
+  const buckets = increases(ctx, `${family}_bucket`, `${family}_created`, "le", restarted);
+  const bucketSamples = byKey(ctx.after, `${family}_bucket`);
+  const merged = new Map<number, number>();
+  for (const [key, inc] of buckets) {
+    const le = bucketSamples.get(key)?.labels.le;
+    if (le === undefined) continue;
+    const bound = le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
+    merged.set(bound, (merged.get(bound) ?? 0) + inc);
+  }
+  return {
+    p50: histogramQuantile(0.5, merged),
+    p90: histogramQuantile(0.9, merged),
+    p95: histogramQuantile(0.95, merged),
+  };
+}
+
+function gaugeValues(pods: PodSamples[], name: string): number[] {
+  const values: number[] = [];
+  for (const p of pods)
+    for (const s of p.samples) if (s.name === name && Number.isFinite(s.value)) values.push(s.value);
+  return values;
+}
+
+function firstPresent(pods: PodSamples[], prefix: string, names: string[]): number[] {
+  for (const n of names) {
+    const v = gaugeValues(pods, prefix + n);
+    if (v.length > 0) return v;
+  }
+  return [];
+}
+
+const hasFamily = (pods: PodSamples[], name: string) =>
+  pods.some((p) => p.samples.some((s) => s.name === name));
+
+/**
+ * Derives the signals from scrapes at the start and at the end of a window of `windowSeconds`.
+ * Throws ExpositionError when a scrape's text is malformed (the caller treats that pod as missing).
+ */
+export function deriveSignals(startScrapes: Scrape[], endScrapes: Scrape[], windowSeconds: number): Signals {
+  if (!(windowSeconds > 0)) throw new Error(`window must be positive, got ${windowSeconds}`);
+  const before = startScrapes.map(parsed);
+  const after = endScrapes.map(parsed);
+  const beforePods = new Set(before.map((p) => p.pod));
+  const afterPods = new Set(after.map((p) => p.pod));
+  const engine =
+    detectEngine(after.flatMap((p) => p.samples)) ?? detectEngine(before.flatMap((p) => p.samples));
+  const ctx: DeltaContext = { before, after, beforePods, windowSeconds, resets: new Set() };
+  const pods = {
+    scraped: after.length,
+    appeared: [...afterPods].filter((p) => !beforePods.has(p)).sort(),
+    left: [...beforePods].filter((p) => !afterPods.has(p)).sort(),
+    resetSeries: 0,
+  };
+  const empty: Signals = {
+    engine: engine?.kind ?? null,
+    windowSeconds,
+    tau: null,
+    acceptanceRate: null,
+    acceptanceByPosition: null,
+    running: null,
+    waiting: null,
+    ttftP50: null,
+    ttftP90: null,
+    ttftP95: null,
+    tpotP50: null,
+    tpotP90: null,
+    tpotP95: null,
+    tokensPerSecondPerUser: null,
+    generationTokensPerSecond: null,
+    promptTokensPerSecond: null,
+    requestsPerSecond: null,
+    kvCacheUsage: null,
+    pods,
+  };
+  if (!engine) return empty;
+  const out = { ...empty, ...deriveForEngine(ctx, engine) };
+  out.pods.resetSeries = ctx.resets.size;
+  return out;
+}
+
+function rateOf(ctx: DeltaContext, engine: EngineMetrics, family: string): number | null {
+  const name = engine.prefix + family;
+  if (!hasFamily(ctx.after, `${name}_total`)) return null;
+  return sum(counterIncreases(ctx, name).values()) / ctx.windowSeconds;
+}
+
+function deriveForEngine(ctx: DeltaContext, engine: EngineMetrics): Partial<Signals> {
+  const p = engine.prefix;
+  const out: Partial<Signals> = {};
+  const runningNow = gaugeValues(ctx.after, p + engine.gauges.running);
+  const waitingNow = gaugeValues(ctx.after, p + engine.gauges.waiting);
+  out.running = runningNow.length ? sum(runningNow) : null;
+  out.waiting = waitingNow.length ? sum(waitingNow) : null;
+  const kv = firstPresent(ctx.after, p, engine.gauges.kvCacheUsage);
+  out.kvCacheUsage = kv.length ? sum(kv) / kv.length : null;
+
+  out.generationTokensPerSecond = rateOf(ctx, engine, engine.counters.generationTokens);
+  out.promptTokensPerSecond = rateOf(ctx, engine, engine.counters.promptTokens);
+  out.requestsPerSecond = rateOf(ctx, engine, engine.counters.requestsFinished);
+
+  const ttft = histogramQuantiles(ctx, p + engine.histograms.ttft);
+  out.ttftP50 = ttft?.p50 ?? null;
+  out.ttftP90 = ttft?.p90 ?? null;
+  out.ttftP95 = ttft?.p95 ?? null;
+  for (const family of engine.histograms.tpot) {
+    const tpot = histogramQuantiles(ctx, p + family);
+    if (!tpot) continue;
+    out.tpotP50 = tpot.p50;
+    out.tpotP90 = tpot.p90;
+    out.tpotP95 = tpot.p95;
+    break;
+  }
+
+  // Mean running over the window (both ends), for tokens per second per user.
+  const runningBefore = gaugeValues(ctx.before, p + engine.gauges.running);
+  const meanRunning =
+    runningBefore.length && out.running !== null ? (sum(runningBefore) + out.running) / 2 : out.running;
+  out.tokensPerSecondPerUser =
+    out.generationTokensPerSecond !== null && meanRunning
+      ? out.generationTokensPerSecond / meanRunning
+      : null;
+
+  if (engine.kind === "vllm") Object.assign(out, vllmAcceptance(ctx, engine));
+  else Object.assign(out, sglangAcceptance(ctx, engine));
+  return out;
+}
+
+function vllmAcceptance(ctx: DeltaContext, engine: EngineMetrics): Partial<Signals> {
+  const { drafts, acceptedTokens, draftTokens, acceptedTokensPerPosition } = engine.counters;
+  if (!drafts || !acceptedTokens || !hasFamily(ctx.after, `${engine.prefix + drafts}_total`)) return {};
+  const draftInc = counterIncreases(ctx, engine.prefix + drafts);
+  const acceptedInc = counterIncreases(ctx, engine.prefix + acceptedTokens);
+  // Only series seen in both counters, so a pod that lost one of them does not skew the ratio.
+  let draftSum = 0;
+  let acceptedSum = 0;
+  for (const [key, d] of draftInc) {
+    const a = acceptedInc.get(key);
+    if (a === undefined) continue;
+    draftSum += d;
+    acceptedSum += a;
+  }
+  if (draftSum <= 0) return {};
+  const out: Partial<Signals> = { tau: 1 + acceptedSum / draftSum };
+  if (draftTokens) {
+    const dt = sum(counterIncreases(ctx, engine.prefix + draftTokens).values());
+    out.acceptanceRate = dt > 0 ? sum(acceptedInc.values()) / dt : null;
+  }
+  if (acceptedTokensPerPosition) {
+    const perPos = counterIncreases(ctx, engine.prefix + acceptedTokensPerPosition);
+    const samples = byKey(ctx.after, `${engine.prefix + acceptedTokensPerPosition}_total`);
+    const byPosition: number[] = [];
+    for (const [key, inc] of perPos) {
+      const position = Number(samples.get(key)?.labels.position);
+      if (!Number.isInteger(position) || position < 0 || position > 64) continue;
+      byPosition[position] = (byPosition[position] ?? 0) + inc;
+    }
+    if (byPosition.length) out.acceptanceByPosition = Array.from(byPosition, (v) => (v ?? 0) / draftSum);
+  }
+  return out;
+}
+
+function sglangAcceptance(ctx: DeltaContext, engine: EngineMetrics): Partial<Signals> {
+  const name = engine.prefix + (engine.gauges.acceptLength ?? "");
+  // Weight each pod's snapshot by the tokens it generated in the window; an idle pod's gauge says
+  // nothing about the current traffic.
+  const generated = counterIncreases(ctx, engine.prefix + engine.counters.generationTokens);
+  const perPod = new Map<string, number>();
+  for (const [key, inc] of generated) perPod.set(podOf(key), (perPod.get(podOf(key)) ?? 0) + inc);
+  let weighted = 0;
+  let weights = 0;
+  let plain = 0;
+  let count = 0;
+  for (const pod of ctx.after) {
+    for (const s of pod.byName.get(name) ?? []) {
+      if (!(s.value >= 1)) continue;
+      const w = perPod.get(pod.pod) ?? 0;
+      weighted += s.value * w;
+      weights += w;
+      plain += s.value;
+      count++;
+    }
+  }
+  const out: Partial<Signals> = {};
+  if (count > 0) out.tau = weights > 0 ? weighted / weights : plain / count;
+  const rates = gaugeValues(ctx.after, engine.prefix + (engine.gauges.acceptRate ?? "")).filter((v) => v > 0);
+  if (rates.length) out.acceptanceRate = sum(rates) / rates.length;
+  return out;
+}

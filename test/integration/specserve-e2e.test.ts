@@ -1,0 +1,151 @@
+// End to end through the local-process kubelet: a tiny SpecServe on the reference engine runs the
+// project's real runtime (agent + reference backend, real PyTorch speculative decoding on CPU) as a
+// local process for its pod, and an OpenAI request sent to its Service (the kubelet's stand-in: a
+// local port forwarding to the pod process) returns exactly the text the target alone produces
+// under greedy decoding, while /metrics counts the speculative rounds. Test edge: no container
+// runtime, so the pod's container is a local process rather than an image.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { fetch } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RUNTIME_API_VERSION } from "../../operator/src/contract/constants.ts";
+import { ProcessKubelet } from "../controlplane/process-kubelet.ts";
+import { ensureNamespace, installCrds, kubeConfig, kubeRequest } from "./kube.ts";
+import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
+
+const NS = "ss-e2e";
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const python = join(root, "runtime/.venv/bin/python");
+let kc: KubeConfig;
+let kubelet: ProcessKubelet;
+let operator: OperatorUnderTest;
+let work: string;
+const PROMPT = "The quick brown fox";
+const MAX_TOKENS = 24;
+
+const tinySpecServe = {
+  apiVersion: "specops.dev/v1alpha1",
+  kind: "SpecServe",
+  metadata: { name: "tiny", namespace: NS },
+  spec: {
+    target: { uri: "builtin://tiny-qwen3" },
+    draft: { source: { uri: "builtin://untrained-draft" } },
+    method: "dflash",
+    engine: "reference",
+    speculative: { numSpeculativeTokens: 4 },
+    resources: { gpusPerReplica: 0 },
+  },
+};
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+
+async function complete(base: string) {
+  const res = await fetch(`${base}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "builtin://tiny-qwen3",
+      prompt: PROMPT,
+      max_tokens: MAX_TOKENS,
+      temperature: 0,
+    }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { choices: { text: string }[] }).choices[0]?.text;
+}
+
+/** The target alone: the same runtime serving a Task with no method (no speculation). */
+async function targetAloneText(): Promise<string | undefined> {
+  const port = await freePort();
+  const dir = join(work, "target-alone");
+  const task = {
+    apiVersion: RUNTIME_API_VERSION,
+    kind: "serve",
+    backend: "reference",
+    output: { path: join(dir, "out") },
+    params: { target: { uri: "builtin://tiny-qwen3" }, port },
+  };
+  rmSync(dir, { recursive: true, force: true });
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "task.json"), JSON.stringify(task));
+  const child = spawn(python, ["-m", "specops_runtime.agent", "--task", join(dir, "task.json")], {
+    cwd: join(root, "runtime"),
+    env: {
+      ...process.env,
+      SPECOPS_PROGRESS_PORT: String(await freePort()),
+      SPECOPS_TERMINATION_LOG: join(dir, "term"),
+    },
+    stdio: "ignore",
+  });
+  try {
+    return await until("the target alone answering", () => complete(`http://127.0.0.1:${port}`), 120_000);
+  } finally {
+    child.kill("SIGTERM");
+  }
+}
+
+beforeAll(async () => {
+  kc = kubeConfig();
+  work = mkdtempSync(join(tmpdir(), "specserve-e2e-"));
+  await installCrds(kc);
+  await ensureNamespace(kc, NS);
+  kubelet = new ProcessKubelet(kc, { storageRoot: join(work, "pvc") });
+  await kubelet.start();
+  operator = await startOperator(kc, { namespace: NS, progressPort: 9090 });
+});
+
+afterAll(async () => {
+  await operator?.stop();
+  await kubelet?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe("tiny SpecServe through the local-process kubelet", () => {
+  it("answers an OpenAI request through its Service losslessly; /metrics shows speculative counters", async () => {
+    const created = await kubeRequest(
+      kc,
+      "POST",
+      `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves`,
+      tinySpecServe,
+    );
+    expect(created.body?.message).toBeUndefined();
+    await until(
+      "the Service",
+      async () =>
+        (await kubeRequest(kc, "GET", `/api/v1/namespaces/${NS}/services/tiny`)).status === 200 || undefined,
+    );
+    const addr = await until("a pod process behind the Service", async () => {
+      const a = await kubelet.serviceAddress(NS, "tiny", "openai");
+      return a;
+    });
+    const base = `http://${addr.host}:${addr.port}`;
+    const speculative = await until("a completion through the Service", () => complete(base), 150_000);
+    expect(speculative?.length).toBeGreaterThan(0);
+    const alone = await targetAloneText();
+    expect(speculative).toBe(alone);
+
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const drafts = Number(
+      metrics.match(/^vllm:spec_decode_num_drafts_total\{[^}]*\} ([0-9.e+]+)$/m)?.[1] ?? 0,
+    );
+    expect(drafts).toBeGreaterThan(0);
+    expect(metrics).toMatch(/^vllm:spec_decode_num_accepted_tokens_total\{/m);
+    const ss = (await kubeRequest(kc, "GET", `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves/tiny`))
+      .body;
+    expect(ss.status).toMatchObject({ readyReplicas: 1, draft: "builtin://untrained-draft" });
+  }, 300_000);
+});

@@ -1,0 +1,335 @@
+// The policies compared by `npm run bench -- autoscaler`. Every one sees only what a real
+// autoscaler would: the signals derived from the pods' /metrics text by the real parser, replica
+// counts, and (the planners and SpecOps) an SPS table off by up to ±15% per row. Only the oracle
+// reads the trace. Each baseline follows its system's published algorithm; its knobs are grid-searched.
+import {
+  DEFAULT_SHAPE,
+  maxConcurrency,
+  operatingPoint,
+  type ReplicaShape,
+} from "../../operator/src/autoscaler/capacity.ts";
+import { decideReplicas, initialState, type ReplicaPolicy } from "../../operator/src/autoscaler/replicas.ts";
+import {
+  firstPrinciplesStepSeconds,
+  type SpsFunction,
+  spsFromTable,
+  tableFrom,
+} from "../../operator/src/autoscaler/sps.ts";
+import { SPREAD, tauOf } from "./fleet.ts";
+import { DOMAINS, type SimParams } from "./params.ts";
+import { rng } from "./rng.ts";
+import type { PolicyFactory, PolicyInput } from "./simulate.ts";
+import type { TraceMinute } from "./traces.ts";
+
+export const shapeOf = (p: SimParams): ReplicaShape => ({
+  ...DEFAULT_SHAPE,
+  maxBatch: p.maxBatch,
+  prefillChunk: p.prefillChunk,
+  maxPrefillShare: p.maxPrefillShare,
+});
+
+/** The true SPS(B) of a replica (target step plus the draft's forward). */
+export function trueSps(p: SimParams): SpsFunction {
+  return (batch, context, requests) =>
+    1 /
+    (firstPrinciplesStepSeconds(p.model, batch, context, requests) +
+      (p.numSpeculativeTokens > 0 ? p.draftSecondsPerStep : 0));
+}
+
+/** The table a profile would have measured, each row off by up to ±spsTableError (seeded). */
+export function givenSps(p: SimParams): SpsFunction {
+  const truth = trueSps(p);
+  const batches = [1, 8, 16, 32, 64, 128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096];
+  const table = tableFrom(truth, batches, [0, 500, 1000, 2000, 4000], (b) =>
+    Math.max(1, b / (1 + p.numSpeculativeTokens)),
+  );
+  const noise = rng(p.seed + 7);
+  for (const row of table.rows) row.stepsPerSecond *= 1 + p.spsTableError * (2 * noise() - 1);
+  return spsFromTable(table);
+}
+
+const sloOf = (p: SimParams) => ({
+  ttftP95: p.slo.ttftP95,
+  tpotP95: p.slo.tpotP95,
+  minTokensPerSecondPerUser: p.slo.minTokensPerSecondPerUser,
+});
+
+// --- Static for the peak -------------------------------------------------------------------------
+export const staticPolicy =
+  (replicas: number): PolicyFactory =>
+  () => ({ decide: () => replicas });
+
+// --- KubeAI: ceil(movingAvg(active requests) / targetRequests) ---------------------------------------
+export const kubeaiPolicy =
+  (targetRequests: number, windowSeconds: number): PolicyFactory =>
+  ({ params }) => {
+    const samples: number[] = [];
+    const size = Math.max(1, Math.round(windowSeconds / params.decisionIntervalSeconds));
+    return {
+      decide(i: PolicyInput) {
+        const s = i.signals;
+        if (!s || s.running === null || s.waiting === null || i.scrapedReplicas === 0)
+          return i.currentReplicas;
+        const active = ((s.running + s.waiting) * i.readyReplicas) / Math.max(1, i.scrapedReplicas);
+        samples.push(active);
+        if (samples.length > size) samples.shift();
+        const avg = samples.reduce((a, b) => a + b, 0) / samples.length;
+        return Math.max(1, Math.ceil(avg / targetRequests));
+      },
+    };
+  };
+
+// --- HPA/KEDA on average waiting requests per pod (vLLM production-stack: waiting > 5) -------------
+export const queuePolicy =
+  (targetWaiting: number): PolicyFactory =>
+  () => {
+    const history: { time: number; replicas: number }[] = [];
+    return {
+      decide(i: PolicyInput) {
+        const s = i.signals;
+        if (!s || s.waiting === null || i.scrapedReplicas === 0) return i.currentReplicas;
+        const avgWaiting = s.waiting / i.scrapedReplicas;
+        const ratio = avgWaiting / targetWaiting;
+        // HPA: desired = ceil(current * metric / target), 10% tolerance, 300 s down-stabilisation.
+        let want = Math.abs(ratio - 1) <= 0.1 ? i.currentReplicas : Math.ceil(i.readyReplicas * ratio);
+        want = Math.max(1, want);
+        history.push({ time: i.now, replicas: want });
+        while (history.length && i.now - (history[0]?.time ?? 0) > 300) history.shift();
+        if (want < i.currentReplicas) return Math.max(...history.map((h) => h.replicas), want);
+        // HPA up rule: at most double, or +4 pods, per 15 s period.
+        return Math.min(want, Math.max(2 * i.currentReplicas, i.currentReplicas + 4));
+      },
+    };
+  };
+
+// --- llm-d SLO-aware guide: s = max(p90 TTFT/SLO, p90 TPOT/SLO), bands up/down -----------------------
+export const sloRatioPolicy =
+  (up: number, down: number): PolicyFactory =>
+  ({ params }) => {
+    const recent: { time: number; s: number }[] = [];
+    let lastUp = Number.NEGATIVE_INFINITY;
+    let lastDown = Number.NEGATIVE_INFINITY;
+    return {
+      decide(i: PolicyInput) {
+        const sig = i.signals;
+        if (!sig || sig.ttftP90 === null || sig.tpotP90 === null) return i.currentReplicas;
+        const s = Math.min(2, Math.max(sig.ttftP90 / params.slo.ttftP95, sig.tpotP90 / params.slo.tpotP95));
+        recent.push({ time: i.now, s });
+        while (recent.length && i.now - (recent[0]?.time ?? 0) > 45) recent.shift();
+        const avg = recent.reduce((a, x) => a + x.s, 0) / recent.length;
+        // In-flight credit on scale-up only: ready / provisioned.
+        const upSignal = avg * (i.readyReplicas / Math.max(1, i.currentReplicas));
+        if (upSignal > up && i.now - lastUp >= 60) {
+          lastUp = i.now;
+          const want = Math.ceil(i.currentReplicas * (upSignal / up));
+          return Math.min(want, Math.max(2 * i.currentReplicas, i.currentReplicas + 4));
+        }
+        if (avg < down && i.now - lastDown >= 120 && i.now - lastUp >= 120) {
+          lastDown = i.now;
+          return i.currentReplicas - 1;
+        }
+        return i.currentReplicas;
+      },
+    };
+  };
+
+// --- Profiled-capacity SLA planner (Dynamo's), with or without the measured accept length ---------------
+/**
+ * Replicas = ceil(predicted request rate / per-replica rate at the SLO), the per-replica rate from the
+ * profiled cost table inverted at the TPOT target divided by a correction factor (measured / expected
+ * latency, as Dynamo's planner does). `profiledTau` fixed: acceptance-blind; null: the measured tau
+ * discounts the decode cost (Dynamo since PR #10435).
+ */
+export const plannerPolicy =
+  (headroom: number, profiledTau: number | null, intervalSeconds = 60): PolicyFactory =>
+  ({ params, sps }) => {
+    let correction = 1;
+    let last = Number.NEGATIVE_INFINITY;
+    let plan = -1;
+    const shape = shapeOf(params);
+    return {
+      decide(i: PolicyInput) {
+        const s = i.signals;
+        if (plan < 0) plan = i.currentReplicas;
+        if (!s || s.requestsPerSecond === null || s.running === null || i.scrapedReplicas === 0) return plan;
+        if (i.now - last < intervalSeconds) return plan;
+        last = i.now;
+        const tau = profiledTau ?? s.tau ?? 1;
+        const coverage = i.readyReplicas / i.scrapedReplicas;
+        const work = {
+          promptTokens:
+            s.promptTokensPerSecond && s.requestsPerSecond
+              ? s.promptTokensPerSecond / s.requestsPerSecond
+              : 600,
+          outputTokens:
+            s.generationTokensPerSecond && s.requestsPerSecond
+              ? s.generationTokensPerSecond / s.requestsPerSecond
+              : 400,
+        };
+        const perReplica = (s.running * coverage) / Math.max(1, i.readyReplicas);
+        if (s.tpotP95 !== null && perReplica >= 1) {
+          const expected = operatingPoint(
+            sps,
+            perReplica,
+            tau,
+            params.numSpeculativeTokens,
+            work,
+            shape,
+          ).tpotP95;
+          correction = Math.min(3, Math.max(0.5, s.tpotP95 / expected));
+        }
+        const slo = sloOf(params);
+        const best = maxConcurrency(sps, tau, params.numSpeculativeTokens, work, shape, {
+          ...slo,
+          tpotP95: Math.min(slo.tpotP95, 1 / slo.minTokensPerSecondPerUser) / correction,
+          minTokensPerSecondPerUser: undefined,
+        });
+        const rate =
+          s.requestsPerSecond * coverage + Math.max(0, (s.waiting ?? 0) * coverage) / intervalSeconds;
+        plan = best
+          ? Math.max(1, Math.ceil((rate * headroom) / best.requestsPerSecond))
+          : i.currentReplicas + 1;
+        return plan;
+      },
+    };
+  };
+
+// --- SpecOps ------------------------------------------------------------------------------------------
+export interface SpecOpsKnobs {
+  headroom: number;
+  scaleDownStabilizationSeconds: number;
+}
+
+export const SPECOPS_DEFAULTS: SpecOpsKnobs = { headroom: 0.35, scaleDownStabilizationSeconds: 300 };
+
+export const specopsPolicy =
+  (knobs: SpecOpsKnobs = SPECOPS_DEFAULTS): PolicyFactory =>
+  ({ params, sps }) => {
+    const policy: ReplicaPolicy = {
+      minReplicas: params.minReplicas,
+      maxReplicas: params.maxReplicas,
+      tolerance: 0.1,
+      scaleUpStabilizationSeconds: 0,
+      scaleDownStabilizationSeconds: knobs.scaleDownStabilizationSeconds,
+      maxScaleUpPerMinute: 8,
+      maxScaleDownPerMinute: 2,
+      headroom: knobs.headroom,
+      backlogDrainSeconds: 60,
+      tauLookaheadSeconds: params.coldStartSeconds.max,
+      staleAfterSeconds: 3 * params.decisionIntervalSeconds,
+      slo: sloOf(params),
+      shape: shapeOf(params),
+      numSpeculativeTokens: params.numSpeculativeTokens,
+      defaultWorkload: { promptTokens: 600, outputTokens: 400 },
+    };
+    let state = initialState();
+    return {
+      decide(i: PolicyInput) {
+        const r = decideReplicas(policy, sps, { ...i, signalsTime: i.signalsTime }, state);
+        state = r.state;
+        return r.decision.desiredReplicas;
+      },
+    };
+  };
+
+// --- Clairvoyant oracle ----------------------------------------------------------------------------------
+/** The fewest replicas that keep the SLOs for one minute of the trace, with the true physics and tau. */
+export function requiredReplicas(p: SimParams, rec: TraceMinute): number {
+  if (rec.rate <= 0) return p.minReplicas;
+  const k = p.numSpeculativeTokens;
+  // Requests' tau distribution (the simulator's cohorts): mean for throughput, 5th percentile for the tail.
+  const taus: { tau: number; w: number }[] = [];
+  for (const d of DOMAINS)
+    for (const [z, w] of SPREAD)
+      taus.push({
+        tau: tauOf(Math.min(0.99, Math.max(0, p.acceptance[d] + z * p.acceptanceSpread)), k),
+        w: w * rec.mix[d],
+      });
+  const mean = taus.reduce((a, x) => a + x.tau * x.w, 0);
+  taus.sort((a, b) => a.tau - b.tau);
+  let acc = 0;
+  let p5 = taus[0]?.tau ?? 1;
+  for (const x of taus) {
+    acc += x.w;
+    if (acc >= 0.05) {
+      p5 = x.tau;
+      break;
+    }
+  }
+  const best = maxConcurrency(
+    trueSps(p),
+    mean,
+    k,
+    { promptTokens: rec.prompt_tokens, outputTokens: rec.out_tokens },
+    shapeOf(p),
+    sloOf(p),
+    { tpot: mean / p5, ttft: 1 },
+  );
+  if (!best) return p.maxReplicas;
+  return Math.min(p.maxReplicas, Math.max(p.minReplicas, Math.ceil(rec.rate / best.requestsPerSecond)));
+}
+
+/** Knows the trace: at each minute provisions the need of the coming cold-start horizon, times `margin`. */
+export const oraclePolicy =
+  (margin: number): PolicyFactory =>
+  ({ params, trace }) => {
+    const need = trace.minutes.map((m) => Math.ceil(requiredReplicas(params, m) * margin));
+    const horizon = Math.ceil(params.coldStartSeconds.max / 60) + 1;
+    return {
+      decide(i: PolicyInput) {
+        const m = Math.floor(i.now / 60);
+        // Ready now for what comes before new pods could start; starting now for what comes after.
+        let want = 0;
+        for (let j = m; j <= Math.min(need.length - 1, m + horizon); j++) want = Math.max(want, need[j] ?? 0);
+        return want;
+      },
+    };
+  };
+
+// --- Policies by name, so runs can be described as data (and run in worker threads) --------------------
+export type PolicySpec =
+  | { kind: "static"; replicas: number }
+  | { kind: "kubeai"; targetRequests: number; windowSeconds: number }
+  | { kind: "queue"; targetWaiting: number }
+  | { kind: "slo-ratio"; up: number; down: number }
+  | { kind: "planner"; headroom: number; profiledTau: number | null }
+  | { kind: "specops"; headroom: number; scaleDownStabilizationSeconds: number }
+  | { kind: "oracle"; margin: number };
+
+export function policyOf(spec: PolicySpec): PolicyFactory {
+  switch (spec.kind) {
+    case "static":
+      return staticPolicy(spec.replicas);
+    case "kubeai":
+      return kubeaiPolicy(spec.targetRequests, spec.windowSeconds);
+    case "queue":
+      return queuePolicy(spec.targetWaiting);
+    case "slo-ratio":
+      return sloRatioPolicy(spec.up, spec.down);
+    case "planner":
+      return plannerPolicy(spec.headroom, spec.profiledTau);
+    case "specops":
+      return specopsPolicy(spec);
+    case "oracle":
+      return oraclePolicy(spec.margin);
+  }
+}
+
+export function describeSpec(spec: PolicySpec): string {
+  switch (spec.kind) {
+    case "static":
+      return `${spec.replicas} replicas`;
+    case "kubeai":
+      return `target ${spec.targetRequests} requests, ${spec.windowSeconds}s average`;
+    case "queue":
+      return `waiting > ${spec.targetWaiting} per pod`;
+    case "slo-ratio":
+      return `bands ${spec.up} / ${spec.down}`;
+    case "planner":
+      return `headroom x${spec.headroom}${spec.profiledTau === null ? ", measured tau" : `, profiled tau ${spec.profiledTau}`}`;
+    case "specops":
+      return `headroom ${spec.headroom}, down-stabilisation ${spec.scaleDownStabilizationSeconds}s`;
+    case "oracle":
+      return `margin x${spec.margin}`;
+  }
+}
