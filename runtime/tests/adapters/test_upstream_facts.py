@@ -304,3 +304,13 @@ def test_sglang_api_key_flag_exists_and_is_masked_in_the_logged_command(monkeypa
     assert key not in logged and "--api-key ***" in logged
     monkeypatch.delenv("SPECOPS_API_KEY")
     assert "--api-key" not in sglang.command(_built_in("sglang", "mtp"), "T", None, "native")
+
+
+def test_a_built_in_draft_resolves_to_no_draft_and_is_reported():
+    assert serving.resolve_draft(_built_in("vllm", "mtp"), None, "vllm") == (
+        None,
+        "native",
+        {"builtInDraft": True},
+    )
+    alone = _task("serve", {"target": {"uri": "hf://Qwen/Qwen3-8B"}}, backend="vllm")["params"]
+    assert serving.resolve_draft(alone, None, "vllm") == (None, "native", {})
