@@ -33,7 +33,8 @@ def describe(cmd: list[str], env: dict[str, str]) -> str:
         for k, v in redact_env(env).items()
         if k in _SHOWN_ENV or k.startswith(("SPECOPS_", "VLLM_", "SGLANG_"))
     }
-    return " ".join(f"{k}={v}" for k, v in sorted(shown.items())) + " " + " ".join(cmd)
+    # A secret passed as a flag (SGLang's --api-key) is masked like the environment's secrets.
+    return " ".join(f"{k}={v}" for k, v in sorted(shown.items())) + " " + redact_text(" ".join(cmd), env)
 
 
 _SHOWN_ENV = {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "HOME", "CUDA_VISIBLE_DEVICES", "HF_TOKEN"}

@@ -66,7 +66,8 @@ def _watch(ctx, port: int, health: str, metrics: str, interval: float) -> None:
 
 def resolve_draft(params: dict, ctx, engine: str) -> tuple[str | None, str, dict]:
     if not params.get("draft"):
-        return None, "native", {}
+        # A method with no draft: the engine loads the draft from the target (mtp, DeepSeek-V4 dspark).
+        return None, "native", ({"builtInDraft": True} if params.get("method") else {})
     ref = ctx.resolve(params["draft"]["uri"], "params.draft.uri")
     fmt = engines.draft_format(params, ref)
     extra: dict = {}

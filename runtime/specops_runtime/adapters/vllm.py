@@ -10,17 +10,29 @@ from . import engines, serving
 
 HEALTH_PATH = "/health"
 METRICS_PATH = "/metrics"
+PINNED_VERSION = "0.33.0"
+# Methods SpecOps passes that vLLM 0.33.0's SpeculativeConfig accepts (tests/fixtures/upstream_facts.json).
+METHODS = {"eagle3", "dflash", "dspark", "mtp"}
+# A draft inside the target checkpoint (SpecServe draft.builtIn): no "model" key, vLLM loads it from the
+# target (test/fixtures/engines/builtin-drafts.json): DeepSeek-style MTP heads, DeepSeek-V4's DSpark drafter.
+BUILT_IN = {"mtp", "dspark"}
 
 
 def speculative_config(params: dict, draft_ref: str | None, fmt: str) -> dict:
     spec = params.get("speculative") or {}
     method = engines.engine_method(params["method"], fmt)
+    if method not in METHODS:
+        raise InvalidTask(f"params.method: vLLM {PINNED_VERSION} has no speculative method {method!r}")
     cfg: dict = {"method": method}
+    if method == "mtp" and draft_ref is not None:
+        raise InvalidTask(
+            "params.draft: method mtp loads its heads from the target checkpoint; give no draft"
+        )
     if draft_ref is not None:
         cfg["model"] = draft_ref
-    elif method != "dspark":
+    elif method not in BUILT_IN:
         raise InvalidTask(
-            "params.draft: vLLM needs a draft model except for dspark targets with a built-in drafter"
+            f"params.draft: vLLM needs a draft model for {method}; only mtp and dspark can be built into the target"
         )
     if spec.get("numSpeculativeTokens") is not None:
         cfg["num_speculative_tokens"] = spec["numSpeculativeTokens"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import socket
 import threading
 import time
@@ -22,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .metrics import VllmMetrics
 from .sampling import SamplingParams
@@ -152,8 +155,31 @@ def _sampling(body: dict) -> tuple[SamplingParams, int | None]:
         raise BadRequest(str(error)) from error
 
 
-def build_app(engine: Engine) -> Starlette:
+API_KEY_ENV = "SPECOPS_API_KEY"
+
+
+class RequireApiKey:
+    """With a key set, /v1/* needs ``Authorization: Bearer <key>`` (401 otherwise); /health and
+    /metrics stay open and OPTIONS passes, as in vLLM's --api-key middleware."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] != "OPTIONS" and scope["path"].startswith("/v1"):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not secrets.compare_digest(given, self.expected):
+                response = JSONResponse({"error": "Unauthorized"}, status_code=401)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(engine: Engine, api_key: str | None = None) -> Starlette:
+    """api_key None: taken from SPECOPS_API_KEY (set from the SpecServe's Secret); empty: no key."""
     name = engine.config.model_name
+    key = os.environ.get(API_KEY_ENV, "") if api_key is None else api_key
 
     async def health(_request: Request) -> Response:
         return Response(status_code=200)
@@ -247,7 +273,7 @@ def build_app(engine: Engine) -> Starlette:
     async def chat_completions(request: Request) -> Response:
         return await serve_request(request, chat=True)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/health", health),
             Route("/v1/models", models),
@@ -256,6 +282,9 @@ def build_app(engine: Engine) -> Starlette:
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         ]
     )
+    if key:
+        app.add_middleware(RequireApiKey, api_key=key)
+    return app
 
 
 def _prompt_ids(engine: Engine, body: dict, chat: bool) -> list[int]:

@@ -11,6 +11,7 @@ import pytest
 from specops_runtime.adapters import serving, sglang, vllm
 from specops_runtime.adapters.deepspec import commands
 from specops_runtime.adapters.deepspec.tasks import BENCHMARK_SAMPLES
+from specops_runtime.agent.errors import InvalidTask
 from specops_runtime.agent.validation import validate_task
 
 FACTS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "upstream_facts.json").read_text())
@@ -220,3 +221,96 @@ def test_adapter_constants_are_deepspecs():
         if name.startswith("config/dflash/"):  # DeepSpec's DFlash: no confidence head, no Markov head
             assert config["defaults"]["model.confidence_head_alpha"] == 0.0
             assert config["defaults"]["model.markov_rank"] == 0
+
+
+# ---- Drafts built into the target (SpecServe draft.builtIn) ---------------------------------------
+
+BUILT_IN = json.loads(
+    (
+        Path(__file__).resolve().parents[3] / "test" / "fixtures" / "engines" / "builtin-drafts.json"
+    ).read_text()
+)
+
+
+def _built_in(backend, method, **extra):
+    params = {"target": {"uri": "hf://deepseek-ai/DeepSeek-V3"}, "method": method}
+    return _task("serve", {**params, **extra}, backend=backend)["params"]
+
+
+@pytest.mark.parametrize("method", sorted(BUILT_IN["vllm"]["methods"]))
+def test_vllm_built_in_draft_is_the_recorded_method_with_no_model(method):
+    params = _built_in("vllm", method, speculative={"numSpeculativeTokens": 3})
+    cmd = vllm.command(params, "deepseek-ai/DeepSeek-V3", None, "native")
+    cfg = json.loads(cmd[cmd.index("--speculative-config") + 1])
+    assert cfg == {**BUILT_IN["vllm"]["methods"][method]["speculativeConfig"], "num_speculative_tokens": 3}
+    assert cfg["method"] in VLLM["speculativeConfig"]["methods"] and set(cfg) <= set(
+        VLLM["speculativeConfig"]["keys"]
+    )
+
+
+def test_vllm_methods_the_adapter_passes_exist_in_the_pinned_version():
+    assert VLLM["source"]["version"] == vllm.PINNED_VERSION
+    assert vllm.METHODS <= set(VLLM["speculativeConfig"]["methods"])
+
+
+def test_vllm_refuses_a_method_missing_from_the_pinned_version(monkeypatch):
+    monkeypatch.setattr(vllm, "METHODS", vllm.METHODS - {"mtp"})  # as if 0.33.0 lacked it
+    with pytest.raises(InvalidTask, match=r"params\.method: vLLM 0\.33\.0 has no speculative method 'mtp'"):
+        vllm.command(_built_in("vllm", "mtp"), "T", None, "native")
+
+
+def test_vllm_built_in_refusals_name_the_field():
+    with pytest.raises(InvalidTask, match=r"params\.draft: method mtp loads its heads from the target"):
+        vllm.command(_serve("vllm", "mtp"), "T", "/d", "native")
+    with pytest.raises(InvalidTask, match=r"params\.draft: vLLM needs a draft model for eagle3"):
+        vllm.command(_built_in("vllm", "eagle3"), "T", None, "native")
+
+
+def test_sglang_mtp_is_the_recorded_algorithm_with_the_target_as_draft_and_a_k_plus_1_window():
+    facts = BUILT_IN["sglang"]["methods"]["mtp"]
+    params = _built_in("sglang", "mtp", speculative={"numSpeculativeTokens": 3})
+    cmd = sglang.command(params, "deepseek-ai/DeepSeek-V3", None, "native", "main")
+    for a in cmd[3:]:
+        if a.startswith("--"):
+            assert a in SGL["serverFlags"], a
+    flag = lambda name: cmd[cmd.index(name) + 1]  # noqa: E731
+    assert [facts["flags"][0], flag(facts["flags"][0])] == facts["flags"]
+    assert flag("--speculative-algorithm") in SGL["speculativeAlgorithms"]
+    assert flag("--speculative-draft-model-path") == "deepseek-ai/DeepSeek-V3"
+    assert flag("--speculative-draft-model-revision") == "main"
+    # the recorded verify window: num-draft-tokens = num-steps + 1 with topk 1
+    assert (flag("--speculative-num-steps"), flag("--speculative-eagle-topk")) == ("3", "1")
+    assert flag("--speculative-num-draft-tokens") == "4"
+
+
+def test_sglang_built_in_refusals_name_the_field():
+    with pytest.raises(
+        InvalidTask, match=r"params\.draft: SGLang 0\.5\.23 needs --speculative-draft-model-path"
+    ):
+        sglang.command(_built_in("sglang", "dspark"), "T", None, "native")
+    with pytest.raises(InvalidTask, match=r"params\.draft: method mtp loads its heads"):
+        sglang.command(_serve("sglang", "mtp"), "T", "/d", "native")
+    assert SGL["source"]["version"] == sglang.PINNED_VERSION
+
+
+def test_sglang_api_key_flag_exists_and_is_masked_in_the_logged_command(monkeypatch):
+    from specops_runtime.adapters import process
+
+    key = "sk-secret-abcdef123456"
+    monkeypatch.setenv("SPECOPS_API_KEY", key)
+    cmd = sglang.command(_built_in("sglang", "mtp"), "T", None, "native")
+    assert "--api-key" in SGL["serverFlags"] and cmd[cmd.index("--api-key") + 1] == key
+    logged = process.describe(cmd, {"SPECOPS_API_KEY": key})
+    assert key not in logged and "--api-key ***" in logged
+    monkeypatch.delenv("SPECOPS_API_KEY")
+    assert "--api-key" not in sglang.command(_built_in("sglang", "mtp"), "T", None, "native")
+
+
+def test_a_built_in_draft_resolves_to_no_draft_and_is_reported():
+    assert serving.resolve_draft(_built_in("vllm", "mtp"), None, "vllm") == (
+        None,
+        "native",
+        {"builtInDraft": True},
+    )
+    alone = _task("serve", {"target": {"uri": "hf://Qwen/Qwen3-8B"}}, backend="vllm")["params"]
+    assert serving.resolve_draft(alone, None, "vllm") == (None, "native", {})

@@ -210,3 +210,33 @@ def test_concurrent_requests_queue_and_stay_exact(servers, target):
     assert metric(after, "vllm:num_requests_running") == 0
     assert metric(after, "vllm:num_requests_waiting") == 0
     assert metric(after, "vllm:request_queue_time_seconds_count") >= len(texts)
+
+
+def test_api_key_guards_the_openai_endpoints_but_not_health_or_metrics(pipeline, monkeypatch):
+    key = "sk-test-0123456789"
+    monkeypatch.setenv("SPECOPS_API_KEY", key)  # as the SpecServe pod gets it from its Secret
+    app = tasks.build_server_app(
+        {"target": TARGET, "servedModelName": MODEL}, context(pipeline.root, "serve-key")
+    )
+    server = ServerHandle(app).start()
+    try:
+        body = json.dumps({"model": MODEL, "prompt": "hi", "max_tokens": 2}).encode()
+        for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": key}):
+            for path, data in (("/v1/completions", body), ("/v1/models", None)):
+                request = urllib.request.Request(
+                    server.url + path, data, {"Content-Type": "application/json", **headers}
+                )
+                with pytest.raises(urllib.error.HTTPError) as error:
+                    urllib.request.urlopen(request, timeout=30)
+                assert error.value.code == 401, (path, headers)
+        request = urllib.request.Request(
+            server.url + "/v1/completions",
+            body,
+            {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert json.loads(response.read())["choices"][0]["text"]
+        assert get(server.url + "/health")[0] == 200
+        assert get(server.url + "/metrics")[0] == 200
+    finally:
+        server.stop()
