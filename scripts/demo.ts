@@ -18,8 +18,8 @@ import { DraftTrainings } from "../operator/src/controllers/drafttraining/contro
 import { KubeClient } from "../operator/src/lib/client.ts";
 import { loadConfig } from "../operator/src/lib/config.ts";
 import { createLogger } from "../operator/src/lib/log.ts";
-import type { KubeObject } from "../operator/src/lib/resources.ts";
-import { resource } from "../operator/src/lib/resources.ts";
+import type { KubeObject } from "../operator/src/lib/rest.ts";
+import { resource } from "../operator/src/lib/rest.ts";
 import { buildOperator } from "../operator/src/operator.ts";
 
 type DraftTrainingInput = z.input<typeof draftTrainingResource>;

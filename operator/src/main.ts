@@ -19,7 +19,10 @@ try {
 const logger = createLogger({ level: config.logLevel, name: "specops-operator" });
 let connection: ReturnType<typeof loadConnection>;
 try {
-  connection = loadConnection();
+  connection = loadConnection(process.env, {
+    context: config.kubeContext || undefined,
+    connectTimeoutMs: config.connectTimeoutMs,
+  });
 } catch (err) {
   if (!(err instanceof ConnectionError)) throw err;
   console.error(err.message);
@@ -27,7 +30,13 @@ try {
 }
 const manager = buildOperator({ connection, config, logger });
 manager.stopOnSignals();
-await manager.start();
+try {
+  await manager.start();
+} catch (err) {
+  // Caches could not sync: the message names the resource and the missing verb or CRD.
+  logger.error({ err }, "start-up failed");
+  process.exit(1);
+}
 await manager.stopped.then(
   () => process.exit(0),
   (err: Error) => {

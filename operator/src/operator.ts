@@ -18,7 +18,7 @@ import type { Connection, KubeConfigLike } from "./lib/connection.ts";
 import { EventRecorder } from "./lib/events.ts";
 import type { Logger } from "./lib/log.ts";
 import { leaderIdentity, Manager } from "./lib/manager.ts";
-import { Deployments, Jobs, Pods } from "./lib/resources.ts";
+import { Deployments, Jobs, Pods } from "./lib/rest.ts";
 
 export interface OperatorOptions {
   /** loadConnection() in a pod; a client-node KubeConfig in tests. */
@@ -33,9 +33,12 @@ export interface OperatorOptions {
 
 export function buildOperator(opts: OperatorOptions): Manager {
   const { config, logger } = opts;
-  const client = new KubeClient(opts.connection);
   const manager = new Manager({
-    client,
+    client: new KubeClient(opts.connection, {
+      requestTimeoutMs: config.requestTimeoutMs,
+      watchInactivityTimeoutMs: config.watchInactivityTimeoutMs,
+    }),
+    cacheSyncTimeoutMs: config.cacheSyncTimeoutMs,
     namespaces: config.namespaces,
     port: config.port,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
@@ -52,6 +55,8 @@ export function buildOperator(opts: OperatorOptions): Manager {
         }
       : undefined,
   });
+  // Controllers write through the manager's client: fenced by leadership.
+  const client = manager.client;
   const events = new EventRecorder({
     client,
     reportingController: "specops.dev/operator",

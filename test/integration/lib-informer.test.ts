@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Client } from "../../operator/src/lib/client.ts";
 import { Informer, KubeClient } from "../../operator/src/lib/index.ts";
-import { ConfigMaps } from "../../operator/src/lib/resources.ts";
+import { ConfigMaps } from "../../operator/src/lib/rest.ts";
 import { ensureNamespace, kubeConfig } from "./kube.ts";
 
 const NS = "lib-informer";

@@ -4,7 +4,7 @@
 import type { V1OwnerReference } from "@kubernetes/client-node";
 import type { Client } from "./client.ts";
 import { semanticEqual } from "./equality.ts";
-import { CORE_RESOURCES, type KubeObject, type Resource, ResourceTable } from "./resources.ts";
+import { CORE_RESOURCES, type KubeObject, type Resource, ResourceTable } from "./rest.ts";
 
 export const defaultResources = new ResourceTable(CORE_RESOURCES);
 

@@ -77,3 +77,20 @@ export class ManualClock implements Clock {
     return this.#timers.length;
   }
 }
+
+/**
+ * A signal that aborts after ms on the given clock, or when any of parents aborts; cancel() stops
+ * its timer once the work it bounds is done.
+ */
+export function deadlineSignal(
+  clock: Clock,
+  ms: number,
+  reason: () => Error,
+  ...parents: (AbortSignal | undefined)[]
+): { signal: AbortSignal; cancel(): void } {
+  const controller = new AbortController();
+  const timer = clock.after(ms, () => controller.abort(reason()));
+  const live = parents.filter((p): p is AbortSignal => p !== undefined);
+  const signal = live.length > 0 ? AbortSignal.any([controller.signal, ...live]) : controller.signal;
+  return { signal, cancel: () => timer.cancel() };
+}

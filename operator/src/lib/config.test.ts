@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, parseDuration } from "./config.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { parseDuration } from "./time.ts";
 
 describe("loadConfig", () => {
   it("has validated defaults", () => {
@@ -84,4 +85,21 @@ describe("parseDuration", () => {
     ["3x", undefined],
     ["s", undefined],
   ])("%s → %s", (s, ms) => expect(parseDuration(s)).toBe(ms));
+
+  it("reads the API deadlines and the kubeconfig context", () => {
+    const c = loadConfig(["--request-timeout=5s", "--context", "kind-dev"], {
+      SPECOPS_WATCH_INACTIVITY_TIMEOUT: "90s",
+      SPECOPS_CACHE_SYNC_TIMEOUT: "1m",
+    });
+    expect(c).toMatchObject({
+      requestTimeoutMs: 5000,
+      connectTimeoutMs: 10_000,
+      watchInactivityTimeoutMs: 90_000,
+      cacheSyncTimeoutMs: 60_000,
+      kubeContext: "kind-dev",
+    });
+    expect(() => loadConfig(["--request-timeout=0s"], {})).toThrow(
+      /--request-timeout \/ SPECOPS_REQUEST_TIMEOUT/,
+    );
+  });
 });

@@ -2,22 +2,10 @@
 // env vars over defaults. loadConfig is pure (argv and env are parameters) and throws ConfigError
 // naming the flag and env var of every bad value, so start-up fails with one clear message.
 import { z } from "zod";
+import { parseDuration } from "./time.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
-}
-
-/** Go-style durations: "500ms", "30s", "5m", "1h30m". Returns milliseconds. */
-export function parseDuration(s: string): number | undefined {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(s); m; m = re.exec(s)) {
-    total += Number(m[1]) * (units[m[2] as string] as number);
-    matched = re.lastIndex;
-  }
-  return s.length > 0 && matched === s.length ? total : undefined;
 }
 
 const duration = z
@@ -138,6 +126,41 @@ const SETTINGS = {
     default: "2",
     help: "Reconciles each controller runs at once.",
     schema: z.coerce.number().int().min(1).max(64),
+  },
+  requestTimeoutMs: {
+    flag: "request-timeout",
+    env: "SPECOPS_REQUEST_TIMEOUT",
+    default: "30s",
+    help: "Deadline of each API request, from sending to the last byte of the answer.",
+    schema: duration,
+  },
+  connectTimeoutMs: {
+    flag: "connect-timeout",
+    env: "SPECOPS_CONNECT_TIMEOUT",
+    default: "10s",
+    help: "Deadline of the TCP and TLS handshake with the API server.",
+    schema: duration,
+  },
+  watchInactivityTimeoutMs: {
+    flag: "watch-inactivity-timeout",
+    env: "SPECOPS_WATCH_INACTIVITY_TIMEOUT",
+    default: "2m",
+    help: "A watch silent this long (no event, no bookmark) is reopened from its last resourceVersion.",
+    schema: duration,
+  },
+  cacheSyncTimeoutMs: {
+    flag: "cache-sync-timeout",
+    env: "SPECOPS_CACHE_SYNC_TIMEOUT",
+    default: "2m",
+    help: "Start-up fails when the caches have not synced within this.",
+    schema: duration,
+  },
+  kubeContext: {
+    flag: "context",
+    env: "SPECOPS_KUBE_CONTEXT",
+    default: "",
+    help: "Kubeconfig context to use out of cluster; empty = the current context.",
+    schema: z.string(),
   },
   shutdownTimeoutMs: {
     flag: "graceful-shutdown-timeout",

@@ -4,7 +4,7 @@ import { ConflictError, TerminalError } from "./errors.ts";
 import { apiError, FakeClient } from "./fakeclient.ts";
 import { Informer } from "./informer.ts";
 import { Metrics } from "./metrics.ts";
-import { ConfigMaps, Pods } from "./resources.ts";
+import { ConfigMaps, Pods } from "./rest.ts";
 
 const until = async (cond: () => boolean, what = "condition", ms = 5000) => {
   const deadline = Date.now() + ms;
@@ -132,6 +132,24 @@ describe("Controller", () => {
     expect(await t.count("requeue")).toBe(2);
     expect(await t.count("error")).toBe(0);
     expect(await t.counter(t.metrics.reconcileErrors)).toBe(0);
+    await t.stop();
+  });
+
+  it("retries a throttled (429) reconcile no sooner than the server's Retry-After", async () => {
+    const times: number[] = [];
+    const t = await setup(async () => {
+      times.push(Date.now());
+      if (times.length === 1) {
+        const throttled = apiError(429, "TooManyRequests", "slow down");
+        Object.assign(throttled, { headers: { "retry-after": "0.2" } });
+        throw throttled;
+      }
+    });
+    t.client.seed(ConfigMaps, cm("a"));
+    t.controller.start();
+    await until(() => times.length === 2);
+    // The per-key backoff alone would retry after 5 ms.
+    expect((times[1] as number) - (times[0] as number)).toBeGreaterThanOrEqual(190);
     await t.stop();
   });
 

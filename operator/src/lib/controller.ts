@@ -4,7 +4,9 @@
 //   - return {requeueAfterMs} → run again after that delay (polling), backoff reset;
 //   - throw                  → retry with per-key exponential backoff;
 //   - throw TerminalError    → no retry; onTerminalError records it (e.g. a Failed condition);
-//   - 409 / ConflictError    → routine optimistic-lock loss: requeue with backoff, info log, not an error.
+//   - 409 / ConflictError    → routine optimistic-lock loss: requeue with backoff, info log, not an error;
+//   - an error carrying the server's Retry-After (a 429 the client could not wait out) → retried
+//     no sooner than that.
 // Reconcile is level-based: it gets only the key and must read current state from the caches.
 import { randomUUID } from "node:crypto";
 import type { V1OwnerReference } from "@kubernetes/client-node";
@@ -16,7 +18,7 @@ import { silentLogger } from "./log.ts";
 import { Metrics, type ReconcileOutcome } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
 import type { RateLimiter } from "./ratelimit.ts";
-import { type KubeObject, keyOf, parseKey } from "./resources.ts";
+import { type KubeObject, keyOf, parseKey } from "./rest.ts";
 
 export interface ReconcileContext {
   key: string;
@@ -26,7 +28,10 @@ export interface ReconcileContext {
   reconcileID: string;
   /** Carries controller, key and reconcileID. */
   log: Logger;
-  /** Aborted when shutdown gives up waiting for this reconcile. */
+  /**
+   * Aborted when this replica must stop writing (leadership lost) or shutdown gives up waiting for
+   * this reconcile. Pass it to long work; the Manager's client already observes it on every call.
+   */
   signal: AbortSignal;
 }
 
@@ -55,6 +60,8 @@ export interface ControllerOptions<T extends KubeObject> {
   metrics?: Metrics;
   clock?: Clock;
   rateLimiter?: RateLimiter;
+  /** Aborts every reconcile's ctx.signal (the Manager passes its leadership signal). */
+  signal?: AbortSignal;
 }
 
 /** The controller ownerReference of obj, if any. */
@@ -82,6 +89,7 @@ export class Controller<T extends KubeObject = KubeObject> {
   readonly #metrics: Metrics;
   readonly #clock: Clock;
   readonly #abort = new AbortController();
+  readonly #signal: AbortSignal;
   readonly #unsubscribe: (() => void)[] = [];
   #workers: Promise<void>[] = [];
   #started = false;
@@ -98,6 +106,7 @@ export class Controller<T extends KubeObject = KubeObject> {
       metrics: this.#metrics.queue(opts.name),
     });
     this.#metrics.initController(opts.name);
+    this.#signal = opts.signal ? AbortSignal.any([this.#abort.signal, opts.signal]) : this.#abort.signal;
   }
 
   /** Subscribes to the informers (replaying their caches) and starts the workers. */
@@ -119,11 +128,14 @@ export class Controller<T extends KubeObject = KubeObject> {
     this.#log.info({ workers }, "controller started");
   }
 
-  /** Stops intake, waits up to timeoutMs for in-flight reconciles; true if they all finished. */
+  /**
+   * Stops intake, waits up to timeoutMs for in-flight reconciles (0: abort them at once, as on a
+   * lost leadership); true if they all finished.
+   */
   async stop(timeoutMs = 30_000): Promise<boolean> {
     for (const u of this.#unsubscribe.splice(0)) u();
     this.queue.shutdown();
-    const drained = await this.queue.drain(timeoutMs);
+    const drained = this.queue.processing() === 0 || (timeoutMs > 0 && (await this.queue.drain(timeoutMs)));
     if (!drained) {
       this.#log.warn(
         { inFlight: this.queue.processing() },
@@ -161,7 +173,7 @@ export class Controller<T extends KubeObject = KubeObject> {
     const reconcileID = randomUUID();
     const { namespace, name } = parseKey(key);
     const log = this.#log.child({ key, reconcileID });
-    const ctx: ReconcileContext = { key, namespace, name, reconcileID, log, signal: this.#abort.signal };
+    const ctx: ReconcileContext = { key, namespace, name, reconcileID, log, signal: this.#signal };
     const labels = { controller: this.name };
     const started = this.#clock.now();
     this.#metrics.activeWorkers.inc(labels);
@@ -187,6 +199,10 @@ export class Controller<T extends KubeObject = KubeObject> {
 
   async #failed(err: unknown, ctx: ReconcileContext): Promise<ReconcileOutcome> {
     const labels = { controller: this.name };
+    if (ctx.signal.aborted) {
+      ctx.log.info({ reason: (err as Error).message }, "reconcile aborted");
+      return "error";
+    }
     if (err instanceof TerminalError) {
       this.queue.forget(ctx.key);
       this.#metrics.reconcileErrors.inc(labels);
@@ -207,8 +223,12 @@ export class Controller<T extends KubeObject = KubeObject> {
       return "requeue";
     }
     this.#metrics.reconcileErrors.inc(labels);
-    ctx.log.error({ err, retries: this.queue.retries(ctx.key) }, "reconcile failed; retrying with backoff");
-    this.queue.addRateLimited(ctx.key);
+    const retryAfterMs = (err as { retryAfterMs?: number } | null)?.retryAfterMs;
+    ctx.log.error(
+      { err, retries: this.queue.retries(ctx.key), retryAfterMs },
+      "reconcile failed; retrying with backoff",
+    );
+    this.queue.addRateLimited(ctx.key, typeof retryAfterMs === "number" ? retryAfterMs : 0);
     return "error";
   }
 }

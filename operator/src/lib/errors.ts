@@ -13,6 +13,24 @@ export class ApiError extends Error {
     this.body = body;
     this.headers = headers;
   }
+
+  /** The server's Retry-After (seconds or an HTTP date) in ms, when it sent one (429, some 503s). */
+  get retryAfterMs(): number | undefined {
+    return parseRetryAfter(this.headers["retry-after"]);
+  }
+}
+
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** A request that got no complete answer within its deadline (a hung or unreachable API server). */
+export class RequestTimeoutError extends Error {
+  override name = "RequestTimeoutError";
 }
 
 /** Throw from reconcile to stop retrying a key: the input cannot succeed until it changes. */
@@ -50,7 +68,7 @@ export function isGone(err: unknown): boolean {
   return statusCode(err) === 410;
 }
 
-/** The API server's Status message from an ApiException body, or the error's own message. */
+/** The API server's Status message from an ApiError body, or the error's own message. */
 export function apiMessage(err: unknown): string {
   if (statusCode(err) !== undefined) {
     const raw = (err as { body?: unknown }).body;

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "./clock.ts";
-import { EventRecorder, eventKey, microTime } from "./events.ts";
+import { EventRecorder, eventKey } from "./events.ts";
 import { apiError, FakeClient } from "./fakeclient.ts";
-import { Events } from "./resources.ts";
+import { Events } from "./rest.ts";
+import { microTime } from "./time.ts";
 
 const dt = {
   apiVersion: "specops.dev/v1alpha1",

@@ -9,7 +9,8 @@ import { type Clock, realClock } from "./clock.ts";
 import { isNotFound } from "./errors.ts";
 import { silentLogger } from "./log.ts";
 import { redactString } from "./redact.ts";
-import { Events, type KubeObject } from "./resources.ts";
+import { Events, type KubeObject } from "./rest.ts";
+import { microTime } from "./time.ts";
 
 export type EventType = "Normal" | "Warning";
 
@@ -40,11 +41,6 @@ export function eventKey(
     action,
     note,
   ].join("\u0000");
-}
-
-/** MicroTime, as events.k8s.io/v1 wants for eventTime and series.lastObservedTime. */
-export function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
 interface Series {

@@ -1,10 +1,21 @@
 // An in-memory Client for unit tests of reconcilers and library parts (inject it instead of
 // mocking modules). It keeps objects per kind, bumps resourceVersion on every write, enforces
 // resourceVersion preconditions on replace and JSON Patch `test`, streams watch events, records
-// every call, and can be told to fail the next call of a verb.
-import type { Client, ListResult, PatchOptions, WatchEventType, WatchHandle } from "./client.ts";
+// every call, and can be told to fail the next call of a verb or to hang a verb (a frozen API
+// server: the call settles only when its signal aborts).
+import type {
+  Client,
+  DeleteOptions,
+  ListOptions,
+  ListResult,
+  PatchOptions,
+  RequestOptions,
+  WatchEventType,
+  WatchHandle,
+  WriteOptions,
+} from "./client.ts";
 import { ApiError } from "./errors.ts";
-import type { KubeObject, Resource } from "./resources.ts";
+import type { KubeObject, Resource } from "./rest.ts";
 
 export type Verb = "get" | "list" | "watch" | "create" | "replace" | "patch" | "delete";
 
@@ -27,11 +38,38 @@ export class FakeClient implements Client {
   readonly #objects = new Map<string, KubeObject>();
   readonly #watchers = new Set<Watcher>();
   readonly #failures: { verb: Verb; err: Error }[] = [];
+  readonly #hanging = new Set<Verb>();
+  /** While set, watch events queue here instead of being delivered (a watch that lags the writes). */
+  #held?: (() => void)[];
   #rv = 1;
 
   /** Makes the next call of verb throw err (e.g. new ApiError(409, ...)). */
   failNext(verb: Verb, err: Error): void {
     this.#failures.push({ verb, err });
+  }
+
+  /** Calls of these verbs (all, when none given) hang until their signal aborts; resume() ends it. */
+  hang(...verbs: Verb[]): void {
+    for (const v of verbs.length
+      ? verbs
+      : (["get", "list", "create", "replace", "patch", "delete"] as Verb[]))
+      this.#hanging.add(v);
+  }
+
+  resume(): void {
+    this.#hanging.clear();
+  }
+
+  /** Queues watch events from now on (writes return before their watch events arrive). */
+  holdWatchEvents(): void {
+    this.#held ??= [];
+  }
+
+  /** Delivers the queued watch events, in order, and delivers directly again. */
+  releaseWatchEvents(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const deliver of held) deliver();
   }
 
   /** Test setup: store obj as-is (with a fresh resourceVersion and uid), emitting ADDED. */
@@ -43,12 +81,23 @@ export class FakeClient implements Client {
     return [...this.#objects.entries()].filter(([k]) => k.startsWith(`${r.plural}/`)).map(([, o]) => o as T);
   }
 
-  async get<T extends KubeObject>(r: Resource<T>, namespace: string | undefined, name: string): Promise<T> {
+  async get<T extends KubeObject>(
+    r: Resource<T>,
+    namespace: string | undefined,
+    name: string,
+    opts: RequestOptions = {},
+  ): Promise<T> {
+    await this.#enter("get", opts.signal);
     this.#record("get", r, namespace, name);
     return structuredClone(this.#must(r, namespace, name) as T);
   }
 
-  async list<T extends KubeObject>(r: Resource<T>, namespace?: string): Promise<ListResult<T>> {
+  async list<T extends KubeObject>(
+    r: Resource<T>,
+    namespace?: string,
+    opts: ListOptions = {},
+  ): Promise<ListResult<T>> {
+    await this.#enter("list", opts.signal);
     this.#record("list", r, namespace);
     const items = this.objects(r).filter((o) => !namespace || o.metadata?.namespace === namespace);
     return { items: structuredClone(items), resourceVersion: String(this.#rv) };
@@ -67,11 +116,14 @@ export class FakeClient implements Client {
     try {
       this.#record("watch", r, namespace);
     } catch (err) {
-      return { done: Promise.reject(err), stop() {} };
+      const opened = Promise.reject(err);
+      opened.catch(() => {});
+      return { opened, done: Promise.reject(err), stop() {} };
     }
     const w: Watcher = { plural: r.plural, namespace, onEvent: onEvent as Watcher["onEvent"], end };
     this.#watchers.add(w);
     return {
+      opened: Promise.resolve(),
       done,
       stop: () => {
         this.#watchers.delete(w);
@@ -86,7 +138,8 @@ export class FakeClient implements Client {
     this.#watchers.clear();
   }
 
-  async create<T extends KubeObject>(r: Resource<T>, obj: T): Promise<T> {
+  async create<T extends KubeObject>(r: Resource<T>, obj: T, opts: WriteOptions = {}): Promise<T> {
+    await this.#enter("create", opts.signal);
     const { namespace, name } = obj.metadata ?? {};
     this.#record("create", r, namespace, name);
     if (this.#objects.has(this.#key(r, namespace, name ?? "")))
@@ -94,7 +147,8 @@ export class FakeClient implements Client {
     return structuredClone(this.#write(r, structuredClone(obj), "ADDED"));
   }
 
-  async replace<T extends KubeObject>(r: Resource<T>, obj: T): Promise<T> {
+  async replace<T extends KubeObject>(r: Resource<T>, obj: T, opts: WriteOptions = {}): Promise<T> {
+    await this.#enter("replace", opts.signal);
     const { namespace, name, resourceVersion } = obj.metadata ?? {};
     this.#record("replace", r, namespace, name);
     const current = this.#must(r, namespace, name ?? "");
@@ -117,6 +171,7 @@ export class FakeClient implements Client {
     body: unknown,
     opts: PatchOptions,
   ): Promise<T> {
+    await this.#enter("patch", opts.signal);
     this.#record("patch", r, namespace, name, opts.subresource);
     const key = this.#key(r, namespace, name);
     const current = this.#objects.get(key);
@@ -128,7 +183,13 @@ export class FakeClient implements Client {
     return structuredClone(this.#write(r, next as T, current ? "MODIFIED" : "ADDED"));
   }
 
-  async delete(r: Resource, namespace: string | undefined, name: string): Promise<void> {
+  async delete(
+    r: Resource,
+    namespace: string | undefined,
+    name: string,
+    opts: DeleteOptions = {},
+  ): Promise<void> {
+    await this.#enter("delete", opts.signal);
     this.#record("delete", r, namespace, name);
     const obj = this.#must(r, namespace, name);
     if (obj.metadata?.finalizers?.length) {
@@ -160,6 +221,11 @@ export class FakeClient implements Client {
   }
 
   #notify(r: Resource, type: WatchEventType, obj: KubeObject): void {
+    if (this.#held) {
+      const copy = structuredClone(obj);
+      this.#held.push(() => this.#notify(r, type, copy));
+      return;
+    }
     for (const w of this.#watchers) {
       if (w.plural === r.plural && (!w.namespace || w.namespace === obj.metadata?.namespace)) {
         w.onEvent(type, structuredClone(obj));
@@ -175,6 +241,15 @@ export class FakeClient implements Client {
 
   #key(r: Resource, namespace: string | undefined, name: string): string {
     return `${r.plural}/${namespace ?? ""}/${name}`;
+  }
+
+  /** An aborted signal fails the call as a real client would; a hanging verb waits for the abort. */
+  async #enter(verb: Verb, signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) throw signal.reason;
+    if (!this.#hanging.has(verb)) return;
+    await new Promise<never>((_, reject) => {
+      signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
   }
 
   #record(verb: Verb, r: Resource, namespace?: string, name?: string, subresource?: string): void {

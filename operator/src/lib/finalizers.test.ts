@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ConflictError } from "./errors.ts";
 import { FakeClient } from "./fakeclient.ts";
 import { addFinalizer, addFinalizerPatch, removeFinalizer, removeFinalizerPatch } from "./finalizers.ts";
-import { ConfigMaps } from "./resources.ts";
+import { ConfigMaps } from "./rest.ts";
 
 const F = "specops.dev/cleanup";
 

@@ -3,7 +3,7 @@
 // race surfaces as ConflictError, which the controller requeues quietly.
 import type { Client } from "./client.ts";
 import { ConflictError, statusCode } from "./errors.ts";
-import type { KubeObject, Resource } from "./resources.ts";
+import type { KubeObject, Resource } from "./rest.ts";
 
 export function hasFinalizer(obj: KubeObject, finalizer: string): boolean {
   return obj.metadata?.finalizers?.includes(finalizer) ?? false;

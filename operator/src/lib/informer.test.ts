@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "./clock.ts";
 import { apiError, FakeClient } from "./fakeclient.ts";
-import { Informer } from "./informer.ts";
-import { ConfigMaps } from "./resources.ts";
+import { Informer, InformerSyncError } from "./informer.ts";
+import { ConfigMaps } from "./rest.ts";
 
 const until = async (cond: () => boolean, what = "condition") => {
   for (let i = 0; i < 2000; i++) {
@@ -102,11 +102,12 @@ describe("Informer", () => {
     expect(informer.hasSynced()).toBe(false);
     await until(() => clock.pendingTimers() > 0, "backoff timer");
     clock.advance(300); // second ≤ 240 ms
-    await informer.waitForSync();
     await until(() => client.actions.filter((a) => a.verb === "watch").length === 1);
+    expect(informer.hasSynced()).toBe(false); // listed, but the watch was refused: not synced yet
     await until(() => clock.pendingTimers() > 0, "backoff timer");
     clock.advance(200);
     await until(() => client.actions.filter((a) => a.verb === "watch").length === 2);
+    await informer.waitForSync();
     await client.create(ConfigMaps, cm("c"));
     expect(events).toEqual(["add a", "add c"]);
     expect(client.actions.filter((a) => a.verb === "list")).toHaveLength(3); // a watch error resumes, no relist
@@ -132,6 +133,91 @@ describe("Informer", () => {
     const seen: string[] = [];
     informer.addHandler({ add: (o) => seen.push(o.metadata?.name ?? "") });
     expect(seen).toEqual(["a"]);
+    await informer.stop();
+  });
+
+  it("recordWrite tells every handler once and the write's own watch event is a no-op", async () => {
+    const { client, informer, events } = setup();
+    client.seed(ConfigMaps, cm("a"));
+    informer.start();
+    await informer.waitForSync();
+    await until(() => client.actions.some((a) => a.verb === "watch"), "watch");
+    const other: string[] = []; // a second controller sharing the informer
+    informer.addHandler({ update: (_o, n) => other.push(`update ${n.metadata?.resourceVersion}`) });
+    client.holdWatchEvents(); // the watch lags the write, as it does on a real server
+    const before = informer.store.get("ns1", "a");
+    const written = await client.patch(ConfigMaps, "ns1", "a", { data: { v: "2" } }, { type: "merge" });
+    informer.recordWrite(before, written);
+    expect(informer.store.get("ns1", "a")?.data).toEqual({ v: "2" });
+    client.releaseWatchEvents();
+    expect(other).toEqual([`update ${written.metadata?.resourceVersion}`]);
+    expect(events).toEqual(["add a", "update a"]);
+    await informer.stop();
+  });
+
+  it("recordWrite never moves the cache back: a stale write neither overwrites nor resurrects", async () => {
+    const { client, informer, events } = setup();
+    informer.start();
+    await informer.waitForSync();
+    await until(() => client.actions.some((a) => a.verb === "watch"), "watch");
+    // A create whose result is recorded only after the watch delivered the create and a delete.
+    const created = await client.create(ConfigMaps, cm("gone"));
+    await client.delete(ConfigMaps, "ns1", "gone");
+    informer.recordWrite(undefined, created);
+    expect(informer.store.get("ns1", "gone")).toBeUndefined();
+    // An update recorded after the watch already delivered a newer version.
+    client.seed(ConfigMaps, cm("a"));
+    const first = await client.patch(ConfigMaps, "ns1", "a", { data: { v: "1" } }, { type: "merge" });
+    await client.patch(ConfigMaps, "ns1", "a", { data: { v: "2" } }, { type: "merge" });
+    informer.recordWrite(undefined, first);
+    expect(informer.store.get("ns1", "a")?.data).toEqual({ v: "2" });
+    expect(events.filter((e) => e.endsWith(" gone"))).toEqual(["add gone", "delete gone"]);
+    await informer.stop();
+  });
+
+  it("a list refused with 403 or 404 fails waitForSync naming the resource and the verb", async () => {
+    const { client, informer } = setup(["ns1"]);
+    client.failNext("list", apiError(403, "Forbidden", 'configmaps is forbidden: User "op" cannot list'));
+    informer.start();
+    const err = await informer.waitForSync().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InformerSyncError);
+    expect((err as Error).message).toContain(
+      'cannot list configmaps in namespace "ns1": forbidden (403); the operator\'s role needs verb "list" on resource "configmaps" in apiGroup ""',
+    );
+    await informer.stop();
+
+    const missing = setup();
+    missing.client.failNext(
+      "list",
+      apiError(404, "NotFound", "the server could not find the requested resource"),
+    );
+    missing.informer.start();
+    await expect(missing.informer.waitForSync()).rejects.toThrow(
+      /does not serve v1 configmaps \(404\); is its CRD installed/,
+    );
+    await missing.informer.stop();
+  });
+
+  it("a watch refused with 403 after a good list fails waitForSync naming the watch verb", async () => {
+    const { client, informer } = setup();
+    client.failNext("watch", apiError(403, "Forbidden", 'configmaps is forbidden: User "op" cannot watch'));
+    informer.start();
+    await expect(informer.waitForSync()).rejects.toThrow(/needs verb "watch" on resource "configmaps"/);
+    await informer.stop();
+  });
+
+  it("waits at least the server's Retry-After after a 429", async () => {
+    const { client, clock, informer } = setup();
+    const throttled = apiError(429, "TooManyRequests", "slow down");
+    Object.assign(throttled, { headers: { "retry-after": "7" } });
+    client.failNext("list", throttled);
+    informer.start();
+    await until(() => clock.pendingTimers() > 0, "backoff timer");
+    clock.advance(6000); // the 100 ms backoff alone would have retried long ago
+    await new Promise((r) => setImmediate(r));
+    expect(client.actions.filter((a) => a.verb === "list")).toHaveLength(1);
+    clock.advance(1000);
+    expect(await informer.waitForSync()).toBe(true);
     await informer.stop();
   });
 });

@@ -1,25 +1,34 @@
-// One shared informer per kind: list, then watch from the list's resourceVersion with bookmarks,
-// keeping a Cache current and telling handlers about adds, updates and deletes.
+// One shared informer per kind: list (in pages), then watch from the list's resourceVersion with
+// bookmarks, keeping a Cache current and telling handlers about adds, updates and deletes.
 //  - 410 Gone (on the watch request or as an ERROR event) → relist at once; objects missing from
 //    the new list are reported as deletes, so nothing is lost while the watch was down.
-//  - Any other list/watch error → retry with capped exponential backoff (never give up, never
-//    exit the process); a watch resumes from the last resourceVersion it saw.
-//  - A watch that ends normally (server timeout, client-node's 30 s request timeout) resumes from
-//    the last resourceVersion.
+//  - Any other list/watch error → retry with capped exponential backoff, at least the server's
+//    Retry-After (never give up, never exit the process); a watch resumes from the last
+//    resourceVersion it saw.
+//  - A watch that ends normally (the server's timeoutSeconds, the client's inactivity timeout, a
+//    closed connection) resumes from the last resourceVersion.
+//  - Synced = listed and the watch accepted. A list or watch refused with 403/404 before that fails
+//    waitForSync with a message naming the resource and the missing verb (or CRD), so start-up
+//    fails instead of waiting forever.
 // Namespaces: one list/watch per configured namespace (or one cluster-wide). Per-namespace watches
 // need only namespaced RBAC (a Role per namespace), which is what a restricted install grants.
 import type { Logger } from "pino";
-import { Cache, type Store } from "./cache.ts";
 import type { Client, WatchEventType } from "./client.ts";
 import { type Clock, realClock, sleep } from "./clock.ts";
-import { ApiError, isGone } from "./errors.ts";
+import { ApiError, isGone, statusCode } from "./errors.ts";
 import { silentLogger } from "./log.ts";
-import type { KubeObject, Resource } from "./resources.ts";
+import type { KubeObject, Resource } from "./rest.ts";
+import { Cache, type Store } from "./store.ts";
 
 export interface EventHandler<T> {
   add?(obj: T): void;
   update?(oldObj: T, newObj: T): void;
   delete?(obj: T): void;
+}
+
+/** The informer cannot list its kind: RBAC refuses it (403) or the API server does not serve it (404). */
+export class InformerSyncError extends Error {
+  override name = "InformerSyncError";
 }
 
 export interface InformerOptions {
@@ -47,11 +56,15 @@ export class Informer<T extends KubeObject> {
   readonly #log: Logger;
   readonly #handlers = new Set<EventHandler<T>>();
   readonly #synced = new Set<string | undefined>();
-  readonly #syncWaiters: (() => void)[] = [];
+  readonly #syncWaiters: { resolve(): void; reject(err: Error): void }[] = [];
   readonly #watches = new Set<{ stop(): void }>();
   #abort = new AbortController();
   #loops: Promise<void>[] = [];
   #started = false;
+  #lastError?: Error;
+  #syncError?: InformerSyncError;
+  /** The highest resourceVersion this informer has seen from the server (list, events, bookmarks). */
+  #seenVersion = 0n;
 
   constructor(client: Client, resource: Resource<T>, opts: InformerOptions = {}) {
     this.#client = client;
@@ -73,35 +86,51 @@ export class Informer<T extends KubeObject> {
     return () => this.#handlers.delete(h);
   }
 
+  /** The last list/watch failure (for start-up and readiness messages); cleared by a good list. */
+  get lastError(): Error | undefined {
+    return this.#lastError;
+  }
+
   /**
    * Records the result of this process's own write, so the next reconcile does not act on the
    * version it just replaced (a stale read would re-add a finalizer or re-write the same status).
-   * Only when the cache still holds the version the write started from: anything newer that the
-   * watch already delivered wins, and the watch event of the write itself arrives later anyway.
-   * No handlers run: the write's own watch event will notify them.
+   * The cache only moves forward: the write is taken when it is newer than the cached object, or,
+   * for an object not cached, newer than anything the watch has delivered (else its absence is a
+   * delete the watch already reported, and recording it would resurrect the object). Handlers are
+   * told as for a watch event, and the write's own watch event, arriving later with the same
+   * resourceVersion, is then a no-op: every handler sees the write exactly once.
+   * basedOn is unused (kept for callers); resourceVersions decide.
    */
-  recordWrite(basedOn: T | undefined, written: T | undefined): void {
-    if (!written?.metadata?.resourceVersion) return;
-    const current = this.#cache.get(written.metadata.namespace, written.metadata.name ?? "");
-    // basedOn undefined: a create, recorded only while the watch has not delivered it yet.
-    if (current?.metadata?.resourceVersion !== basedOn?.metadata?.resourceVersion) return;
-    this.#cache.upsert((this.#opts.transform ? this.#opts.transform(written) : written) as T);
+  recordWrite(_basedOn: T | undefined, written: T | undefined): void {
+    const version = numericVersion(written?.metadata?.resourceVersion);
+    if (!written || version === undefined) return;
+    const current = this.#cache.get(written.metadata?.namespace, written.metadata?.name ?? "");
+    const floor = current ? numericVersion(current.metadata?.resourceVersion) : this.#seenVersion;
+    if (floor === undefined || version <= floor) return;
+    this.#upsert(written);
   }
 
   hasSynced(): boolean {
     return this.#scopes.every((s) => this.#synced.has(s));
   }
 
-  /** Resolves true once every scope has listed, or false if the informer stops first / signal aborts. */
+  /**
+   * Resolves true once every scope has listed, or false if the informer stops first / signal
+   * aborts. Rejects with InformerSyncError when a list is refused (403/404) before the first sync.
+   */
   waitForSync(signal?: AbortSignal): Promise<boolean> {
     if (this.hasSynced()) return Promise.resolve(true);
-    return new Promise((resolve) => {
+    if (this.#syncError) return Promise.reject(this.#syncError);
+    return new Promise((resolve, reject) => {
       const onAbort = () => resolve(false);
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#abort.signal.addEventListener("abort", onAbort, { once: true });
-      this.#syncWaiters.push(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve(true);
+      this.#syncWaiters.push({
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(true);
+        },
+        reject,
       });
     });
   }
@@ -127,7 +156,6 @@ export class Informer<T extends KubeObject> {
       try {
         if (resourceVersion === undefined) {
           resourceVersion = await this.#relist(namespace);
-          this.#markSynced(namespace);
           failures = 0;
           log.debug({ resourceVersion }, "listed");
         }
@@ -143,9 +171,20 @@ export class Informer<T extends KubeObject> {
           resourceVersion = undefined;
           continue;
         }
+        const verb = resourceVersion === undefined ? "list" : "watch";
+        const explained = this.#explain(err, verb, namespace);
+        this.#lastError = explained;
+        if (!this.hasSynced() && explained instanceof InformerSyncError) {
+          this.#syncError = explained;
+          for (const w of this.#syncWaiters.splice(0)) w.reject(explained);
+        }
         failures++;
-        const delayMs = Math.min(maxMs, initialMs * 2 ** (failures - 1)) * (0.8 + 0.4 * Math.random());
-        log.warn({ err, failures, delayMs: Math.round(delayMs) }, "list/watch failed; retrying");
+        const backoffMs = Math.min(maxMs, initialMs * 2 ** (failures - 1)) * (0.8 + 0.4 * Math.random());
+        const delayMs = Math.max(backoffMs, (err as ApiError).retryAfterMs ?? 0);
+        log.warn(
+          { err: explained, failures, delayMs: Math.round(delayMs) },
+          `${verb} ${this.resource.plural} failed; retrying`,
+        );
         await sleep(this.#clock, delayMs, this.#abort.signal);
       }
     }
@@ -154,7 +193,10 @@ export class Informer<T extends KubeObject> {
   async #relist(namespace: string | undefined): Promise<string> {
     const { items, resourceVersion } = await this.#client.list(this.resource, namespace, {
       labelSelector: this.#opts.labelSelector,
+      signal: this.#abort.signal,
     });
+    this.#lastError = undefined;
+    this.#see(resourceVersion);
     const seen = new Set<string>();
     for (const obj of items) {
       seen.add(`${obj.metadata?.namespace ?? ""}/${obj.metadata?.name}`);
@@ -188,17 +230,47 @@ export class Informer<T extends KubeObject> {
           return;
         }
         last = obj.metadata?.resourceVersion ?? last;
+        this.#see(last);
         if (type === "ADDED" || type === "MODIFIED") this.#upsert(obj);
         else if (type === "DELETED") this.#remove(obj);
       },
     );
     this.#watches.add(handle);
+    // Synced once listed and watching: a role that may list but not watch fails start-up too.
+    (handle.opened ?? Promise.resolve()).then(
+      () => this.#markSynced(namespace),
+      () => {},
+    );
     return handle.done
       .then(() => {
         if (failure) throw failure;
         return last;
       })
       .finally(() => this.#watches.delete(handle));
+  }
+
+  #see(resourceVersion: string | undefined): void {
+    const v = numericVersion(resourceVersion);
+    if (v !== undefined && v > this.#seenVersion) this.#seenVersion = v;
+  }
+
+  /** A 403/404 as an InformerSyncError that says what to grant or install; other errors as they are. */
+  #explain(err: unknown, verb: "list" | "watch", namespace: string | undefined): Error {
+    const r = this.resource;
+    const where = namespace ? `in namespace "${namespace}"` : "cluster-wide";
+    const group = r.apiVersion.includes("/") ? r.apiVersion.split("/")[0] : "";
+    const code = statusCode(err);
+    if (code === 403)
+      return new InformerSyncError(
+        `cannot ${verb} ${r.plural} ${where}: forbidden (403); the operator's role needs verb "${verb}" on resource "${r.plural}" in apiGroup "${group}"`,
+        { cause: err },
+      );
+    if (code === 404)
+      return new InformerSyncError(
+        `cannot ${verb} ${r.plural} ${where}: the API server does not serve ${r.apiVersion} ${r.plural} (404); is its CRD installed?`,
+        { cause: err },
+      );
+    return err instanceof Error ? err : new Error(String(err));
   }
 
   #upsert(raw: T): void {
@@ -230,6 +302,11 @@ export class Informer<T extends KubeObject> {
 
   #markSynced(namespace: string | undefined): void {
     this.#synced.add(namespace);
-    if (this.hasSynced()) for (const w of this.#syncWaiters.splice(0)) w();
+    if (this.hasSynced()) for (const w of this.#syncWaiters.splice(0)) w.resolve();
   }
+}
+
+/** resourceVersions are etcd revisions: compare them as integers (undefined when not numeric). */
+function numericVersion(rv: string | undefined): bigint | undefined {
+  return rv && /^\d+$/.test(rv) ? BigInt(rv) : undefined;
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ManualClock } from "./clock.ts";
 import { FakeClient } from "./fakeclient.ts";
 import { LeaderElector } from "./leaderelection.ts";
-import { Leases } from "./resources.ts";
+import { Leases } from "./rest.ts";
 
 const until = async (cond: () => boolean, what = "condition") => {
   for (let i = 0; i < 5000; i++) {
@@ -91,5 +91,68 @@ describe("LeaderElector", () => {
     expect(a.isLeader()).toBe(false);
     expect(log).toEqual(["a started", "a stopped"]);
     await a.stop();
+  });
+
+  it("a hung API server ends leadership at the renew deadline, before the lease can pass", async () => {
+    const client = new FakeClient();
+    const clock = new ManualClock(Date.parse("2026-01-01T00:00:00Z"));
+    const log: string[] = [];
+    const a = candidate(client, clock, "a", log);
+    void a.run();
+    await until(() => a.isLeader());
+    expect(a.signal.aborted).toBe(false);
+    await advance(clock, 4_000); // a couple of good renewals
+    const renews = client.actions.filter((x) => x.verb === "replace").length;
+    expect(renews).toBeGreaterThanOrEqual(1);
+    const lastRenewAt = clock.now() - (clock.now() % 2_000); // renewals happen on the 2 s retry period
+    client.hang(); // every request from now on hangs: the renewal in flight never answers
+    let stoppedAt = 0;
+    while (a.isLeader()) {
+      await advance(clock, 500);
+      stoppedAt = clock.now();
+    }
+    expect(log).toEqual(["a started", "a stopped"]);
+    expect(a.signal.aborted).toBe(true);
+    // Stopped within the renew deadline of the last good renewal (+ the test's 0.5 s step)…
+    expect(stoppedAt - lastRenewAt).toBeLessThanOrEqual(10_000 + 500);
+    // …so well before the 15 s lease would let a standby in.
+    expect(stoppedAt - lastRenewAt).toBeLessThan(15_000);
+    // A replica that lost the lease does not release it, even when asked to.
+    client.resume();
+    const writesBefore = client.actions.filter((x) => x.verb === "replace").length;
+    await a.stop();
+    expect(client.actions.filter((x) => x.verb === "replace")).toHaveLength(writesBefore);
+    expect(client.objects(Leases)[0]?.spec?.holderIdentity).toBe("a");
+  });
+
+  it("stop() returns while the API server hangs", async () => {
+    const client = new FakeClient();
+    const clock = new ManualClock(Date.parse("2026-01-01T00:00:00Z"));
+    const a = candidate(client, clock, "a", []);
+    void a.run();
+    await until(() => a.isLeader());
+    await advance(clock, 2_500); // a renewal is in flight when the server freezes
+    client.hang();
+    let stopped = false;
+    const stopping = a.stop().then(() => {
+      stopped = true;
+    });
+    await advance(clock, 10_000); // the release attempt is bounded too
+    await until(() => stopped, "stop() returns");
+    await stopping;
+    expect(a.isLeader()).toBe(false);
+  });
+
+  it("never releases a lease that someone else wrote since its last renewal", async () => {
+    const client = new FakeClient();
+    const clock = new ManualClock(Date.parse("2026-01-01T00:00:00Z"));
+    const a = candidate(client, clock, "a", []);
+    void a.run();
+    await until(() => a.isLeader());
+    // Another replica took the lease and, for the moment, lists "a" again (e.g. a restarted "a").
+    const lease = client.objects(Leases)[0];
+    await client.replace(Leases, { ...lease, spec: { ...lease?.spec, leaseTransitions: 7 } } as never);
+    await a.stop();
+    expect(client.objects(Leases)[0]?.spec).toMatchObject({ holderIdentity: "a", leaseTransitions: 7 });
   });
 });

@@ -1,19 +1,24 @@
 // The Manager wires a process together: shared informers (one per kind, started on every replica
 // so a standby's cache is warm), the probe/metrics server, leader election, and the controllers,
-// which run only while this replica leads. stop() (SIGTERM/SIGINT via stopOnSignals) stops intake,
-// drains in-flight reconciles up to the shutdown timeout, then releases the lease so a standby
-// takes over at once. Losing the lease is fatal, as in controller-runtime: `stopped` rejects and
-// the process should exit and restart clean.
+// which run only while this replica leads. `client` is fenced (fencedclient.ts): its writes are
+// refused, and those in flight cut, whenever this replica may not write, and reconcilers see the
+// same signal as ctx.signal. start() fails, naming what is missing, when a cache cannot sync (RBAC
+// refuses a list, a CRD is not installed, or cacheSyncTimeoutMs passes). stop() (SIGTERM/SIGINT
+// via stopOnSignals) stops intake, drains in-flight reconciles up to the shutdown timeout, fences
+// writes, then releases the lease so a standby takes over at once. Losing the lease is fatal, as in
+// controller-runtime: writes stop that instant, reconciles are aborted without a drain, `stopped`
+// rejects, and the process should exit and restart clean.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Client } from "./client.ts";
 import { type Clock, realClock } from "./clock.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
+import { FencedClient } from "./fencedclient.ts";
 import { Informer, type InformerOptions } from "./informer.ts";
 import { LeaderElector } from "./leaderelection.ts";
 import { silentLogger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import type { KubeObject, Resource } from "./resources.ts";
+import type { KubeObject, Resource } from "./rest.ts";
 import { type HealthServer, startHealthServer } from "./server.ts";
 
 export interface LeaderElectionConfig {
@@ -35,6 +40,8 @@ export interface ManagerOptions {
   /** undefined = no election: controllers start as soon as caches sync. */
   leaderElection?: LeaderElectionConfig;
   shutdownTimeoutMs?: number;
+  /** start() fails when the caches have not synced within this. Default 2 min (controller-runtime's). */
+  cacheSyncTimeoutMs?: number;
   logger?: Logger;
   metrics?: Metrics;
   clock?: Clock;
@@ -46,6 +53,7 @@ export function leaderIdentity(podName: string): string {
 }
 
 export class Manager {
+  /** For controllers: fenced by leadership (writes refused unless this replica may write). */
   readonly client: Client;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -53,6 +61,10 @@ export class Manager {
   readonly stopped: Promise<void>;
   readonly #opts: ManagerOptions;
   readonly #clock: Clock;
+  /** The unfenced client: informers and the elector read and renew with it. */
+  readonly #raw: Client;
+  /** Live while controllers may write: from leading (or start, without election) to loss/stop. */
+  #term: AbortController;
   readonly #informers = new Map<string, Informer<KubeObject>>();
   readonly #controllers: Controller<KubeObject>[] = [];
   #elector?: LeaderElector;
@@ -64,7 +76,10 @@ export class Manager {
 
   constructor(opts: ManagerOptions) {
     this.#opts = opts;
-    this.client = opts.client;
+    this.#raw = opts.client;
+    this.#term = new AbortController();
+    if (opts.leaderElection) this.#term.abort(new Error("not leading"));
+    this.client = new FencedClient(opts.client, () => this.#term.signal);
     this.#clock = opts.clock ?? realClock;
     this.metrics = opts.metrics ?? new Metrics();
     this.logger = opts.logger ?? silentLogger;
@@ -83,7 +98,7 @@ export class Manager {
     const id = `${r.apiVersion}/${r.kind}`;
     let inf = this.#informers.get(id);
     if (!inf) {
-      inf = new Informer<KubeObject>(this.client, r as Resource, {
+      inf = new Informer<KubeObject>(this.#raw, r as Resource, {
         namespaces: this.#opts.namespaces,
         clock: this.#clock,
         logger: this.logger,
@@ -96,7 +111,13 @@ export class Manager {
 
   /** Creates a controller sharing this manager's metrics, logger and clock. */
   controller<T extends KubeObject>(opts: Omit<ControllerOptions<T>, "metrics">): Controller<T> {
-    const c = new Controller<T>({ logger: this.logger, clock: this.#clock, ...opts, metrics: this.metrics });
+    const c = new Controller<T>({
+      logger: this.logger,
+      clock: this.#clock,
+      ...opts,
+      metrics: this.metrics,
+      signal: this.#termSignal(),
+    });
     this.#controllers.push(c as unknown as Controller<KubeObject>);
     return c;
   }
@@ -119,7 +140,10 @@ export class Manager {
     return undefined;
   }
 
-  /** Starts the server and informers, waits for the initial sync, then campaigns or starts controllers. */
+  /**
+   * Starts the server and informers, waits for the initial sync, then campaigns or starts
+   * controllers. Rejects (and the manager stops) when the caches cannot sync.
+   */
   async start(): Promise<void> {
     const log = this.logger;
     if (this.#opts.port !== undefined) {
@@ -131,24 +155,23 @@ export class Manager {
       log.info({ port: this.#server.port }, "serving /healthz, /readyz and /metrics");
     }
     for (const inf of this.#informers.values()) inf.start();
-    const abort = new AbortController();
-    const synced = await Promise.race([
-      Promise.all([...this.#informers.values()].map((i) => i.waitForSync(abort.signal))).then((r) =>
-        r.every(Boolean),
-      ),
-      this.stopped.then(
-        () => false,
-        () => false,
-      ),
-    ]);
-    abort.abort();
-    if (!synced) return;
+    let synced: boolean;
+    try {
+      synced = await this.#waitForCaches();
+    } catch (err) {
+      log.error({ err }, "caches did not sync; stopping");
+      this.#stopping ??= this.#shutdown({ release: false, drainMs: 0 });
+      await this.#stopping;
+      this.#rejectStopped(err as Error);
+      throw err;
+    }
+    if (!synced || this.#stopping) return;
     log.info({ informers: [...this.#informers.values()].map((i) => i.resource.plural) }, "caches synced");
 
     const le = this.#opts.leaderElection;
     if (!le) return this.#startControllers();
     this.#elector = new LeaderElector({
-      client: this.client,
+      client: this.#raw,
       name: le.name,
       namespace: le.namespace,
       identity: le.identity ?? leaderIdentity(process.env.HOSTNAME ?? "specops"),
@@ -166,9 +189,12 @@ export class Manager {
     void this.#elector.run();
   }
 
-  /** Graceful stop: controllers drain (bounded), the lease is released, informers and server stop. */
+  /** Graceful stop: controllers drain (bounded), writes are fenced, the lease is released, informers and server stop. */
   stop(): Promise<void> {
-    this.#stopping ??= this.#shutdown({ release: true }).then(() => this.#resolveStopped());
+    this.#stopping ??= this.#shutdown({
+      release: true,
+      drainMs: this.#opts.shutdownTimeoutMs ?? 30_000,
+    }).then(() => this.#resolveStopped());
     return this.#stopping;
   }
 
@@ -187,22 +213,69 @@ export class Manager {
     process.on("unhandledRejection", (err) => this.logger.error({ err }, "unhandled promise rejection"));
   }
 
+  /** The signal controllers observe: follows #term even though #term is replaced on leading. */
+  #termSignal(): AbortSignal {
+    const relay = new AbortController();
+    this.#onTermEnd.push((reason) => relay.abort(reason));
+    return relay.signal;
+  }
+
+  readonly #onTermEnd: ((reason: unknown) => void)[] = [];
+
+  #endTerm(reason: Error): void {
+    if (this.#term.signal.aborted) return;
+    this.#term.abort(reason);
+    for (const f of this.#onTermEnd.splice(0)) f(reason);
+  }
+
   #startControllers(): void {
     if (this.#controllersRunning || this.#stopping) return;
     this.#controllersRunning = true;
+    if (this.#term.signal.aborted) this.#term = new AbortController();
     for (const c of this.#controllers) c.start();
   }
 
+  async #waitForCaches(): Promise<boolean> {
+    const informers = [...this.#informers.values()];
+    const timeoutMs = this.#opts.cacheSyncTimeoutMs ?? 120_000;
+    const abort = new AbortController();
+    let timer: { cancel(): void } | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = this.#clock.after(timeoutMs, () => {
+        const unsynced = informers.filter((i) => !i.hasSynced());
+        const why = unsynced
+          .map((i) => `${i.resource.plural}${i.lastError ? ` (last error: ${i.lastError.message})` : ""}`)
+          .join(", ");
+        reject(new Error(`caches not synced within ${timeoutMs} ms: ${why}`));
+      });
+    });
+    try {
+      return await Promise.race([
+        Promise.all(informers.map((i) => i.waitForSync(abort.signal))).then((r) => r.every(Boolean)),
+        timedOut,
+        this.stopped.then(
+          () => false,
+          () => false,
+        ),
+      ]);
+    } finally {
+      timer?.cancel();
+      abort.abort();
+    }
+  }
+
   async #lost(): Promise<void> {
-    this.logger.error("leadership lost; stopping");
-    this.#stopping = this.#shutdown({ release: false });
+    this.logger.error("leadership lost; stopping now, without draining");
+    this.#endTerm(new Error("leadership lost"));
+    this.#stopping = this.#shutdown({ release: false, drainMs: 0 });
     await this.#stopping;
     this.#rejectStopped(new Error("leader election lost"));
   }
 
-  async #shutdown(opts: { release: boolean }): Promise<void> {
-    const timeout = this.#opts.shutdownTimeoutMs ?? 30_000;
-    const drained = await Promise.all(this.#controllers.map((c) => c.stop(timeout)));
+  async #shutdown(opts: { release: boolean; drainMs: number }): Promise<void> {
+    const drained = await Promise.all(this.#controllers.map((c) => c.stop(opts.drainMs)));
+    // No write after this point: the lease may be released (or lapse) next.
+    this.#endTerm(new Error("stopping"));
     await this.#elector?.stop({ release: opts.release });
     await Promise.all([...this.#informers.values()].map((i) => i.stop()));
     await this.#server?.close();

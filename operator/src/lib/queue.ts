@@ -71,11 +71,11 @@ export class WorkQueue {
     this.#waiting.set(key, { due, timer });
   }
 
-  /** Adds key after its rate-limited backoff (one more failure). */
-  addRateLimited(key: string): void {
+  /** Adds key after its rate-limited backoff (one more failure), and not before minDelayMs. */
+  addRateLimited(key: string, minDelayMs = 0): void {
     if (this.#shuttingDown) return;
     this.#metrics.retried();
-    this.addAfter(key, this.#limiter.when(key));
+    this.addAfter(key, Math.max(minDelayMs, this.#limiter.when(key)));
   }
 
   /** Resets key's backoff; call after a successful reconcile. */

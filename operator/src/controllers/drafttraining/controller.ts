@@ -16,7 +16,6 @@ import { apply, updateStatus } from "../../lib/apply.ts";
 import type { Client } from "../../lib/client.ts";
 import { type Clock, realClock } from "../../lib/clock.ts";
 import { type Condition, setCondition } from "../../lib/conditions.ts";
-import { parseDuration } from "../../lib/config.ts";
 import type { ReconcileContext, ReconcileResult } from "../../lib/controller.ts";
 import { isNotFound, TerminalError } from "../../lib/errors.ts";
 import type { EventRecorder } from "../../lib/events.ts";
@@ -33,7 +32,8 @@ import {
   Secrets,
   Services,
   type Wire,
-} from "../../lib/resources.ts";
+} from "../../lib/rest.ts";
+import { parseDuration } from "../../lib/time.ts";
 import { type ProgressRead, readProgress, statusProgress } from "../shared/progress.ts";
 import { observeJob } from "./observe.ts";
 import {

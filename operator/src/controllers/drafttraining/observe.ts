@@ -3,7 +3,7 @@
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import { exitReasonOf } from "../../contract/exitCodes.ts";
 import type { Result } from "../../contract/result.ts";
-import type { Wire } from "../../lib/resources.ts";
+import type { Wire } from "../../lib/rest.ts";
 import { RUNTIME_CONTAINER } from "../shared/pod.ts";
 
 export interface Termination {

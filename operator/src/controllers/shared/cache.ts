@@ -1,7 +1,7 @@
 // What the operator caches of the kinds it creates: only objects it manages (label selector) and only
 // the fields its reconcilers read (transforms). Pod templates, volumes and env are never read back,
 // and at thousands of Jobs they would be most of the operator's memory.
-import type { KubeObject } from "../../lib/resources.ts";
+import type { KubeObject } from "../../lib/rest.ts";
 
 /** Every object the operator creates carries this label (see each controller's desired state). */
 export const MANAGED_BY = { key: "app.kubernetes.io/managed-by", value: "specops-operator" } as const;

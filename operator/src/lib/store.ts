@@ -1,7 +1,7 @@
 // The informer's store: objects by "namespace/name", plus an index by controller-owner UID so a
 // controller can list its children without a label selector. managedFields are stripped on the
 // way in: they are large, change on every write and no reconciler should read them.
-import { type KubeObject, keyOf } from "./resources.ts";
+import { type KubeObject, keyOf } from "./rest.ts";
 
 export interface Store<T extends KubeObject> {
   get(namespace: string | undefined, name: string): T | undefined;
