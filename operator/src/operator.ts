@@ -7,10 +7,17 @@ import {
   CONTROLLER_NAME,
   type DraftTrainingDeps,
   DraftTrainings,
-  draftTrainingReconciler,
-  recordTerminalError,
+  parseDraftTraining,
 } from "./controllers/drafttraining/controller.ts";
-import { MANAGED_SELECTOR, trimJob, trimPod, trimToMetadata } from "./controllers/shared/cache.ts";
+import { recordTerminalError } from "./controllers/drafttraining/failures.ts";
+import { draftTrainingReconciler } from "./controllers/drafttraining/reconcile.ts";
+import {
+  MANAGED_SELECTOR,
+  trimConfigMap,
+  trimJob,
+  trimPod,
+  trimToMetadata,
+} from "./controllers/shared/informers.ts";
 import { KubeClient } from "./lib/client.ts";
 import type { Clock } from "./lib/clock.ts";
 import type { Config } from "./lib/config.ts";
@@ -18,7 +25,7 @@ import type { Connection, KubeConfigLike } from "./lib/connection.ts";
 import { EventRecorder } from "./lib/events.ts";
 import type { Logger } from "./lib/log.ts";
 import { leaderIdentity, Manager } from "./lib/manager.ts";
-import { Deployments, Jobs, Pods } from "./lib/rest.ts";
+import { ConfigMaps, Deployments, Jobs, PersistentVolumeClaims, Pods, Services } from "./lib/rest.ts";
 
 export interface OperatorOptions {
   /** loadConnection() in a pod; a client-node KubeConfig in tests. */
@@ -66,10 +73,16 @@ export function buildOperator(opts: OperatorOptions): Manager {
   });
   const deps: DraftTrainingDeps = {
     client,
-    drafts: manager.informer(DraftTrainings),
+    drafts: manager.informer(DraftTrainings, { transform: parseDraftTraining }),
     jobs: manager.informer(Jobs, { labelSelector: MANAGED_SELECTOR, transform: trimJob }),
     pods: manager.informer(Pods, { labelSelector: MANAGED_SELECTOR, transform: trimPod }),
     deployments: manager.informer(Deployments, {
+      labelSelector: MANAGED_SELECTOR,
+      transform: trimToMetadata,
+    }),
+    configMaps: manager.informer(ConfigMaps, { labelSelector: MANAGED_SELECTOR, transform: trimConfigMap }),
+    services: manager.informer(Services, { labelSelector: MANAGED_SELECTOR, transform: trimToMetadata }),
+    claims: manager.informer(PersistentVolumeClaims, {
       labelSelector: MANAGED_SELECTOR,
       transform: trimToMetadata,
     }),
@@ -83,7 +96,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
   manager.controller({
     name: CONTROLLER_NAME,
     for: deps.drafts,
-    owns: [deps.jobs, deps.evals, deps.deployments],
+    owns: [deps.jobs, deps.evals, deps.deployments, deps.configMaps, deps.services, deps.claims],
     // A pod's progress or termination changes its Job's owner's status: map pod → Job → DraftTraining.
     watches: [
       {

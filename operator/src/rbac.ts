@@ -1,7 +1,7 @@
 // The operator's permissions, merged from what each controller declares beside its code and what
 // the controller library itself needs (leader election, events). The chart's ClusterRole is generated
 // from this list, so a new API call without a rule fails in the integration tests, not in production.
-import { RBAC_RULES as DRAFT_TRAINING_RULES } from "./controllers/drafttraining/controller.ts";
+import { RBAC_RULES as DRAFT_TRAINING_RULES } from "./controllers/drafttraining/rbac.ts";
 
 export interface PolicyRule {
   apiGroups: readonly string[];

@@ -13,13 +13,13 @@ import { KubeConfig, Watch } from "@kubernetes/client-node";
 import yaml from "js-yaml";
 import { Agent, fetch } from "undici";
 import { draftTrainingResource } from "../../operator/src/api/kinds.ts";
-import { storageLayout } from "../../operator/src/controllers/drafttraining/plan.ts";
 import {
   stageJob,
   storageClaim,
   taskConfigMap,
-} from "../../operator/src/controllers/drafttraining/resources.ts";
-import { stageTask } from "../../operator/src/controllers/drafttraining/tasks.ts";
+} from "../../operator/src/controllers/drafttraining/desired.ts";
+import { storageLayout } from "../../operator/src/controllers/drafttraining/plan.ts";
+import { stageTask } from "../../operator/src/controllers/drafttraining/runtimetasks.ts";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { freePort, startControlPlane, TEST_USERS_GROUP } from "../controlplane/controlplane.ts";
 

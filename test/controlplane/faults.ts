@@ -21,7 +21,7 @@ import {
   Leases,
   Pods,
   resource,
-} from "../../operator/src/lib/resources.ts";
+} from "../../operator/src/lib/rest.ts";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { type AuditEvent, type ControlPlane, startControlPlane, TEST_USERS_GROUP } from "./controlplane.ts";
 import { startFreezingProxy } from "./freezing-proxy.ts";

@@ -1,8 +1,11 @@
 // Test edge, not a real kubelet: there is no container runtime here, so this stand-in plays the
 // node's part through the API exactly as a kubelet would — it registers a GPU Node, binds pending
 // pods to it (there is no scheduler), reports them Running and Ready, and ends them with the exit
-// code and termination message a test asks for. Everything else (Jobs, ReplicaSets, garbage
-// collection) is the real kube-controller-manager.
+// code and termination message a test asks for. A container whose Secret reference cannot be
+// resolved stays Waiting with reason CreateContainerConfigError and the kubelet's own message
+// (`secret "<name>" not found`, `couldn't find key <key> in Secret <ns>/<name>`, as
+// pkg/kubelet/kubelet_pods.go makeEnvironmentVariables words them), retried until it resolves.
+// Everything else (Jobs, ReplicaSets, garbage collection) is the real kube-controller-manager.
 import {
   CoreV1Api,
   type KubeConfig,
@@ -45,6 +48,8 @@ export class FakeKubelet {
   private stopped = false;
   private nextIp = 2;
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Pods waiting on a Secret, looked at again each second (a kubelet retries with backoff). */
+  private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
 
   private readonly kc: KubeConfig;
   private readonly opts: FakeKubeletOptions;
@@ -153,12 +158,98 @@ export class FakeKubelet {
     const phase = pod.status?.phase;
     if (phase === "Succeeded" || phase === "Failed") return;
     if (phase !== "Running") {
+      const problem = await this.secretProblem(pod);
+      if (problem) {
+        await this.setWaiting(pod, problem);
+        this.retryLater(pod);
+        return;
+      }
       await this.setRunning(pod);
       this.opts.onRunning?.(pod);
       return;
     }
     const outcome = this.opts.policy?.(pod);
     if (outcome) await this.finish(namespace, name, outcome);
+  }
+
+  /** The kubelet's message when a non-optional Secret reference of a container cannot be resolved. */
+  private async secretProblem(pod: V1Pod): Promise<string | undefined> {
+    const namespace = pod.metadata?.namespace ?? "default";
+    const read = async (name: string) =>
+      this.core.readNamespacedSecret({ name, namespace }).catch((err) => {
+        if (err?.code === 404) return undefined;
+        throw err;
+      });
+    for (const c of pod.spec?.containers ?? []) {
+      for (const from of c.envFrom ?? []) {
+        const ref = from.secretRef;
+        if (ref?.name && !ref.optional && !(await read(ref.name))) return `secret "${ref.name}" not found`;
+      }
+      for (const e of c.env ?? []) {
+        const ref = e.valueFrom?.secretKeyRef;
+        if (!ref?.name || ref.optional) continue;
+        const secret = await read(ref.name);
+        if (!secret) return `secret "${ref.name}" not found`;
+        if (!(ref.key in (secret.data ?? {})))
+          return `couldn't find key ${ref.key} in Secret ${namespace}/${ref.name}`;
+      }
+    }
+    return undefined;
+  }
+
+  private retryLater(pod: V1Pod): void {
+    const key = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
+    if (this.stopped || this.retries.has(key)) return;
+    this.retries.set(
+      key,
+      setTimeout(() => {
+        this.retries.delete(key);
+        if (this.stopped) return;
+        void this.core
+          .readNamespacedPod({ name: pod.metadata?.name ?? "", namespace: pod.metadata?.namespace ?? "" })
+          .then((fresh) => this.handle(fresh))
+          .catch(() => undefined);
+      }, 1000),
+    );
+  }
+
+  /** Pending with the container waiting, as a kubelet reports a container it cannot create. */
+  private async setWaiting(pod: V1Pod, message: string): Promise<void> {
+    const reason = "CreateContainerConfigError";
+    const current = pod.status?.containerStatuses?.[0]?.state?.waiting;
+    if (current?.reason === reason && current.message === message) return;
+    const now = new Date().toISOString();
+    const names = (pod.spec?.containers ?? []).map((c) => c.name).join(" ");
+    const notReady = { reason: "ContainersNotReady", message: `containers with unready status: [${names}]` };
+    await this.core.patchNamespacedPodStatus(
+      {
+        name: pod.metadata?.name ?? "",
+        namespace: pod.metadata?.namespace ?? "default",
+        body: {
+          status: {
+            phase: "Pending",
+            hostIP: "10.0.0.10",
+            startTime: now,
+            conditions: [
+              { type: "PodScheduled", status: "True", lastTransitionTime: now },
+              { type: "Initialized", status: "True", lastTransitionTime: now },
+              { type: "ContainersReady", status: "False", lastTransitionTime: now, ...notReady },
+              { type: "Ready", status: "False", lastTransitionTime: now, ...notReady },
+            ],
+            containerStatuses: (pod.spec?.containers ?? []).map((c) => ({
+              name: c.name,
+              image: c.image ?? "",
+              imageID: "",
+              ready: false,
+              started: false,
+              restartCount: 0,
+              state: { waiting: { reason, message } },
+            })),
+          },
+        },
+      },
+      mergePatch,
+    );
   }
 
   private async setRunning(pod: V1Pod): Promise<void> {
@@ -240,6 +331,8 @@ export class FakeKubelet {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const t of this.retries.values()) clearTimeout(t);
+    this.retries.clear();
     this.watch?.abort();
     await Promise.allSettled([...this.inFlight]);
   }

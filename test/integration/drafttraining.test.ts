@@ -300,7 +300,9 @@ describe("DraftTraining pipeline", () => {
     await until("next stage", () => batch.readNamespacedJob({ name: "badprogress-regen", namespace: NS }));
   });
 
-  it("waits on a missing Secret with a clear condition, then proceeds once it exists", async () => {
+  it("reports a missing Secret from the pod's status (the fake kubelet's CreateContainerConfigError), with no Secret access, then proceeds once it exists", async () => {
+    // The operator runs with exactly the generated ClusterRole, which grants nothing on Secrets.
+    expect(OPERATOR_RBAC_RULES.some((r) => r.resources.includes("secrets"))).toBe(false);
     await create(
       tiny(
         "secretless",
@@ -311,18 +313,30 @@ describe("DraftTraining pipeline", () => {
       const c = await condition("secretless", "Ready");
       return c?.reason === "SecretMissing" ? c : undefined;
     });
-    expect(cond.message).toContain("hf-token");
-    await expect(batch.readNamespacedJob({ name: "secretless-data", namespace: NS })).rejects.toThrow();
+    expect(cond.message).toMatch(
+      /^pod secretless-data-\w+ of Job secretless-data cannot start \(CreateContainerConfigError\): secret "hf-token" not found$/,
+    );
+    expect((await condition("secretless", "ContainersStarted"))?.reason).toBe("SecretMissing");
+    const warned = await until("a SecretMissing Event", async () => {
+      const events = await kubeRequest(kc, "GET", `/apis/events.k8s.io/v1/namespaces/${NS}/events`);
+      return events.body.items.find(
+        (e: any) => e.regarding?.name === "secretless" && e.reason === "SecretMissing",
+      );
+    });
+    expect(warned.type).toBe("Warning");
+    expect(warned.note).toContain('secret "hf-token" not found');
     await core.createNamespacedSecret({
       namespace: NS,
       body: { metadata: { name: "hf-token" }, stringData: { HF_TOKEN: "hf_not_a_real_token" } },
     });
-    const job = await until(
-      "the data Job",
-      () => batch.readNamespacedJob({ name: "secretless-data", namespace: NS }),
-      45_000,
+    const pod = await runningPod("secretless-data");
+    expect(pod.spec?.containers[0]?.envFrom).toEqual([{ secretRef: { name: "hf-token" } }]);
+    await until("the condition gone", async () =>
+      (await condition("secretless", "ContainersStarted")) === undefined &&
+      (await condition("secretless", "Ready"))?.reason === "InProgress"
+        ? true
+        : undefined,
     );
-    expect(job.spec?.template.spec?.containers[0]?.envFrom).toEqual([{ secretRef: { name: "hf-token" } }]);
     const dt = await getDt("secretless");
     expect(JSON.stringify(dt.status)).not.toContain("hf_not_a_real_token");
   });

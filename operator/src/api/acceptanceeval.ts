@@ -170,3 +170,4 @@ export const acceptanceEvalStatus = z
     completionTime: z.string().optional().describe("When evaluation ended (RFC 3339)."),
   })
   .describe("Observed state of the AcceptanceEval.");
+export type AcceptanceEvalStatus = z.infer<typeof acceptanceEvalStatus>;

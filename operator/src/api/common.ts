@@ -33,6 +33,24 @@ export const duration = (description: string) =>
     .regex(/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/, { error: "must be a duration such as 500ms, 30s, 5m or 1h" })
     .describe(description);
 
+const DURATION_PART = "[0-9]+(\\.[0-9]+)?(ms|s|m|h)";
+/** One part whose number is not zero: 1s, 0.5s, 10m (not 0s, 0.0m). */
+const NONZERO_PART = "([0-9]*[1-9][0-9]*(\\.[0-9]+)?|[0-9]+\\.[0-9]*[1-9][0-9]*)(ms|s|m|h)";
+
+/**
+ * A duration that must be longer than zero (intervals, windows, latency SLOs): "0s" or "0m0s" is
+ * refused at admission, where an interval of zero would poll without pause and a zero window or SLO
+ * means nothing. A regular expression (no CEL), so the API server and zod refuse the same strings.
+ */
+export const positiveDuration = (description: string) =>
+  z
+    .string()
+    .max(32)
+    .regex(new RegExp(`^(${DURATION_PART})*${NONZERO_PART}(${DURATION_PART})*$`), {
+      error: "must be a duration longer than zero, such as 500ms, 30s, 5m or 1h",
+    })
+    .describe(description);
+
 /** Kubernetes resource quantity (int-or-string), e.g. 8, 500m, 64Gi. */
 export const quantity = (description: string) =>
   z

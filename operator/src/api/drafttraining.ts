@@ -7,13 +7,13 @@ import {
   conditions,
   datasetSource,
   draftMethod,
-  duration,
   gpuCount,
   jobBackend,
   modelSource,
   outputLocation,
   placement,
   podResources,
+  positiveDuration,
   runtimeImage,
   servingEngine,
   storage,
@@ -42,6 +42,8 @@ export const MANAGED_DEEPSPEC_KEYS = [
   "data.max_length",
   "seed",
 ] as const;
+
+export const PROGRESS_INTERVAL_DEFAULT = "10s";
 
 export const draftShape = withRules(
   z.object({
@@ -239,16 +241,35 @@ export const draftTrainingSpec = withRules(
       .optional()
       .describe("Where the final checkpoint is copied; it always stays on storage too."),
     evaluation: evaluationGate.optional(),
-    progressInterval: duration("How often the operator reads progress from running pods.").default("10s"),
+    progressInterval: positiveDuration("How often the operator reads progress from running pods.").default(
+      PROGRESS_INTERVAL_DEFAULT,
+    ),
     backoffLimit: z.int().min(0).max(100).default(3).describe("Retries of a stage after retriable failures."),
     suspend: z
       .boolean()
       .default(false)
       .describe("Stop the running stage, keeping checkpoints; setting it back to false resumes."),
+    queueName: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, { error: "must be the name of a Kueue LocalQueue" })
+      .optional()
+      .describe(
+        "Kueue LocalQueue (same namespace) the stage Jobs are submitted to, as their " +
+          "kueue.x-k8s.io/queue-name label: Kueue then decides when each Job runs (its spec.suspend), " +
+          "and status shows whether it waits for quota or is admitted.",
+      ),
   }),
   [
     immutable("target"),
     immutable("method"),
+    {
+      rule: "!has(self.queueName) || !self.suspend",
+      message:
+        "suspend cannot be combined with queueName: Kueue decides when the Jobs run (deactivate the Workload to stop it)",
+      fieldPath: ".suspend",
+    },
     {
       rule: "self.method == 'dspark' || !has(self.draft.dspark)",
       message: "draft.dspark applies only to method dspark",

@@ -10,6 +10,7 @@ import {
   objectName,
   placement,
   podResources,
+  positiveDuration,
   runtimeImage,
   servingEngine,
 } from "./common.ts";
@@ -51,8 +52,8 @@ export const servedDraft = withRules(
 
 export const slo = z
   .object({
-    ttftP95: duration("95th percentile time to first token, e.g. 500ms.").optional(),
-    tpotP95: duration("95th percentile time per output token, e.g. 25ms.").optional(),
+    ttftP95: positiveDuration("95th percentile time to first token, e.g. 500ms.").optional(),
+    tpotP95: positiveDuration("95th percentile time per output token, e.g. 25ms.").optional(),
     minTokensPerSecondPerUser: z
       .number()
       .gt(0)
@@ -77,7 +78,7 @@ export const autoscaling = withRules(
     minReplicas: z.int().min(0).max(10000).default(1).describe("Fewest replicas."),
     maxReplicas: z.int().min(1).max(10000).describe("Most replicas."),
     slo: slo.prefault({}),
-    window: duration("Window over which signals are measured.").default("2m"),
+    window: positiveDuration("Window over which signals are measured.").default("2m"),
     scaleUpStabilization: duration("Hold a scale-up decision this long before acting.").default("0s"),
     scaleDownStabilization: duration(
       "Keep the highest recommendation of this long a window before scaling down.",
@@ -178,14 +179,14 @@ export const specServeSpec = withRules(
           .default(0.05)
           .describe("A new draft may lose at most this share of the current draft's tau."),
         canaryReplicas: z.int().min(1).max(100).default(1).describe("Replicas that try a new draft first."),
-        analysisWindow: duration("How long the canary is measured.").default("10m"),
+        analysisWindow: positiveDuration("How long the canary is measured.").default("10m"),
       })
       .prefault({})
       .describe("Gate for rolling out a new draft."),
     drift: z
       .object({
         enabled: z.boolean().default(true).describe("Watch acceptance for drift from its baseline."),
-        baselineWindow: duration("Window that defines the baseline tau.").default("1h"),
+        baselineWindow: positiveDuration("Window that defines the baseline tau.").default("1h"),
         tolerance: z.number().gt(0).max(1).default(0.15).describe("Relative tau drop that counts as drift."),
       })
       .prefault({})

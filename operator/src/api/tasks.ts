@@ -53,11 +53,20 @@ export const evalTask = withRules(
 ).describe("One task set to measure acceptance on.");
 export type EvalTask = z.infer<typeof evalTask>;
 
+/** Task sets keyed by name: the API server refuses a repeated name (list-type map), and so does zod. */
 export const evalTasks = (description: string) =>
   z
     .array(evalTask)
     .min(1)
     .max(64)
+    .superRefine((tasks, ctx) => {
+      const seen = new Set<string>();
+      tasks.forEach((t, i) => {
+        if (seen.has(t.name))
+          ctx.addIssue({ code: "custom", message: `duplicate task ${t.name}`, path: [i] });
+        seen.add(t.name);
+      });
+    })
     .meta({ description, "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] });
 
 /** Per-task acceptance figures, as DeepSpec's evaluator reports them (tau counts the bonus token). */

@@ -5,9 +5,9 @@ import { example } from "../../../../test/fixtures/examples.ts";
 import { type DraftTraining, draftTrainingResource } from "../../api/kinds.ts";
 import { FAIL_JOB_EXIT_CODES } from "../../contract/exitCodes.ts";
 import { parseTask } from "../../contract/task.ts";
+import { credentialSecrets, stageJob, storageClaim, trainService } from "./desired.ts";
 import { childNames, plannedStages, storageLayout } from "./plan.ts";
-import { credentialSecrets, stageJob, storageClaim, trainService } from "./resources.ts";
-import { latestCheckpointUri, stageTask } from "./tasks.ts";
+import { latestCheckpointUri, stageTask } from "./runtimetasks.ts";
 
 const ctx = { defaultImage: "ghcr.io/specops/runtime:0.1.0", progressPort: 9090 };
 

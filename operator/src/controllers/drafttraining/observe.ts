@@ -5,6 +5,7 @@ import { exitReasonOf } from "../../contract/exitCodes.ts";
 import type { Result } from "../../contract/result.ts";
 import type { Wire } from "../../lib/rest.ts";
 import { RUNTIME_CONTAINER } from "../shared/pod.ts";
+import { ANNOTATIONS, LABELS } from "./desired.ts";
 
 export interface Termination {
   exitCode: number;
@@ -18,9 +19,34 @@ export interface Termination {
   malformed: boolean;
 }
 
+/** Why a pod's runtime container does not start, in the kubelet's words. */
+export interface ContainerProblem {
+  /** The kubelet's waiting reason: CreateContainerConfigError, ImagePullBackOff, ... */
+  reason: string;
+  message: string;
+  pod: string;
+}
+
+/** Waiting reasons that do not clear by themselves: the pod needs something fixed. */
+const STUCK_REASONS = new Set([
+  "CreateContainerConfigError",
+  "CreateContainerError",
+  "ErrImagePull",
+  "ImagePullBackOff",
+  "InvalidImageName",
+]);
+
 export interface JobObservation {
   name: string;
+  /** Generation of the DraftTraining the Job was started with (0 when not recorded). */
+  generation: number;
+  /** The spec the Job was started with (JSON), when recorded. */
+  stageSpec?: string;
+  /** The Kueue LocalQueue the Job was submitted to. */
+  queue?: string;
   suspended: boolean;
+  /** Job condition Suspended's message (the Job controller's, or Kueue's on eviction). */
+  suspendedMessage?: string;
   complete: boolean;
   failed: boolean;
   /** Job condition reason of a failure: PodFailurePolicy (terminal exit), BackoffLimitExceeded, DeadlineExceeded. */
@@ -34,6 +60,8 @@ export interface JobObservation {
   pods: number;
   /** Why a pod cannot be scheduled (the scheduler's message), when one cannot. */
   unschedulable?: string;
+  /** A pod whose runtime container cannot start (missing Secret, image pull...), when one cannot. */
+  containerProblem?: ContainerProblem;
   startTime?: string;
   completionTime?: string;
   /** The most informative pod ending: the latest failure, else the latest success. */
@@ -79,7 +107,11 @@ export function observeJob(job: Wire<V1Job>, pods: Wire<V1Pod>[]): JobObservatio
   const { finishedAt: _finishedAt, ...termination } = last ?? { finishedAt: "" };
   return {
     name: job.metadata?.name ?? "",
+    generation: Number(job.metadata?.annotations?.[ANNOTATIONS.generation] ?? 0),
+    stageSpec: job.metadata?.annotations?.[ANNOTATIONS.stageSpec],
+    queue: job.metadata?.labels?.[LABELS.kueueQueue],
     suspended: job.spec?.suspend === true,
+    suspendedMessage: isTrue("Suspended")?.message,
     complete: Boolean(isTrue("Complete")),
     failed: Boolean(failedCondition),
     failureReason: failedCondition?.reason,
@@ -92,8 +124,20 @@ export function observeJob(job: Wire<V1Job>, pods: Wire<V1Pod>[]): JobObservatio
       .flatMap((p) => p.status?.conditions ?? [])
       .find((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable")
       ?.message,
+    containerProblem: containerProblem(pods),
     startTime: job.status?.startTime,
     completionTime: job.status?.completionTime,
     termination: last ? (termination as Termination) : undefined,
   };
+}
+
+function containerProblem(pods: Wire<V1Pod>[]): ContainerProblem | undefined {
+  for (const pod of pods) {
+    if (pod.status?.phase !== "Pending" && pod.status?.phase !== undefined) continue;
+    const waiting = pod.status?.containerStatuses?.find((c) => c.name === RUNTIME_CONTAINER)?.state?.waiting;
+    if (waiting?.reason && STUCK_REASONS.has(waiting.reason)) {
+      return { reason: waiting.reason, message: waiting.message ?? "", pod: pod.metadata?.name ?? "" };
+    }
+  }
+  return undefined;
 }

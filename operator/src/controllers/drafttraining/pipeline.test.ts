@@ -16,6 +16,7 @@ function dt(edit?: (spec: any) => void, status?: any): DraftTraining {
 
 const job = (name: string, over: Partial<JobObservation> = {}): JobObservation => ({
   name,
+  generation: 2,
   suspended: false,
   complete: false,
   failed: false,
@@ -42,7 +43,6 @@ const done = (name: string, outputs?: object) =>
   });
 const observed = (jobs: Observed["jobs"], extra: Partial<Observed> = {}): Observed => ({
   jobs,
-  missingSecrets: [],
   checkpointUri: "pvc://c/train/step_latest",
   ...extra,
 });
@@ -137,12 +137,13 @@ describe("DraftTraining pipeline", () => {
 
   it("creates the evaluation after training and fails on a missed gate", () => {
     const jobs = { PrepareData: done("a"), Regenerate: done("b"), TargetCache: done("c"), Train: done("d") };
-    expect(decide(dt(), observed(jobs), NOW).actions[0]).toEqual({ type: "createEvaluation" });
+    expect(decide(dt(), observed(jobs), NOW).actions[0]).toEqual({ type: "runEvaluation" });
     const gateFailed = decide(
       dt(),
       observed(jobs, {
         evaluation: {
           name: "t-eval",
+          generation: 2,
           phase: "Succeeded",
           verdict: "Failed",
           macroTau: 1.2,
@@ -169,7 +170,7 @@ describe("DraftTraining pipeline", () => {
     const previous = { progress: { stage: "Train" as const, step: 356, totalSteps: 400, percent: 89 } };
     const d = decide(
       dt(undefined, previous),
-      observed(jobs, { evaluation: { name: "e", phase: "Succeeded", macroTau: 2 } }),
+      observed(jobs, { evaluation: { name: "e", generation: 2, phase: "Succeeded", macroTau: 2 } }),
       NOW,
     );
     expect(d.status.progress).toEqual({
@@ -188,7 +189,7 @@ describe("DraftTraining pipeline", () => {
     const d = decide(
       dt(),
       observed(jobs, {
-        evaluation: { name: "t-eval", phase: "Succeeded", verdict: "Passed", macroTau: 2.4 },
+        evaluation: { name: "t-eval", generation: 2, phase: "Succeeded", verdict: "Passed", macroTau: 2.4 },
       }),
       NOW,
     );
@@ -198,17 +199,113 @@ describe("DraftTraining pipeline", () => {
     expect(d.status.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
   });
 
-  it("waits with a clear condition while a referenced Secret is missing", () => {
-    const d = decide(dt(), observed({}, { missingSecrets: ["hf-token"] }), NOW);
-    expect(d.actions).toEqual([]);
-    expect(d.status.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+  it("says a referenced Secret is missing in the kubelet's words, once, from the pod's waiting state", () => {
+    const waiting = job("t-data", {
+      active: 1,
+      containerProblem: {
+        reason: "CreateContainerConfigError",
+        message: 'secret "hf-token" not found',
+        pod: "t-data-abcde",
+      },
+    });
+    const d = decide(dt(), observed({ PrepareData: waiting }), NOW);
+    const expected = {
       status: "False",
       reason: "SecretMissing",
-    });
-    expect(d.events).toHaveLength(1);
-    const again = decide(dt(undefined, d.status), observed({}, { missingSecrets: ["hf-token"] }), NOW + 5000);
+      message:
+        'pod t-data-abcde of Job t-data cannot start (CreateContainerConfigError): secret "hf-token" not found',
+    };
+    expect(d.status.conditions?.find((c) => c.type === "ContainersStarted")).toMatchObject(expected);
+    expect(d.status.conditions?.find((c) => c.type === "Ready")).toMatchObject(expected);
+    expect(d.events.filter((e) => e.reason === "SecretMissing")).toHaveLength(1);
+    const again = decide(dt(undefined, d.status), observed({ PrepareData: waiting }), NOW + 5000);
     expect(again.events).toEqual([]);
     expect(again.status.conditions).toEqual(d.status.conditions);
+    // Once the Secret exists the kubelet starts the container and the condition goes.
+    const started = decide(dt(undefined, d.status), observed({ PrepareData: job("t-data") }), NOW + 9000);
+    expect(started.status.conditions?.find((c) => c.type === "ContainersStarted")).toBeUndefined();
+    expect(started.status.conditions?.find((c) => c.type === "Ready")?.reason).toBe("InProgress");
+  });
+
+  it("runs a failed stage again when the spec changed since it failed, and not before", () => {
+    const failedJob = (generation: number) =>
+      job("t-data", {
+        generation,
+        failed: true,
+        active: 0,
+        failedPods: 1,
+        failureReason: "BackoffLimitExceeded",
+      });
+    const failed = decide(dt(), observed({ PrepareData: failedJob(2) }), NOW);
+    expect(failed.status.stage).toBe("Failed");
+    const changed = dt(undefined, failed.status);
+    changed.metadata.generation = 3;
+    const rerun = decide(changed, observed({ PrepareData: failedJob(2) }), NOW);
+    expect(rerun.actions).toEqual([{ type: "restartStage", stage: "PrepareData" }]);
+    expect(rerun.status.stage).toBe("PrepareData");
+    expect(rerun.status.stages?.[0]).toMatchObject({ state: "Pending" });
+    expect(rerun.events.map((e) => e.reason)).toContain("Rerunning");
+    // Once the old Job is gone the stage starts with the new spec.
+    const next = decide({ ...changed, status: rerun.status }, observed({}), NOW);
+    expect(next.actions[0]).toEqual({ type: "runStage", stage: "PrepareData", suspend: false });
+  });
+
+  it("runs a failed evaluation gate again once the spec changes (e.g. a new minTau)", () => {
+    const jobs = { PrepareData: done("a"), Regenerate: done("b"), TargetCache: done("c"), Train: done("d") };
+    const gate = {
+      name: "t-eval",
+      generation: 2,
+      phase: "Succeeded" as const,
+      verdict: "Failed" as const,
+      reasons: ["low"],
+    };
+    const failed = decide(dt(), observed(jobs, { evaluation: gate }), NOW);
+    expect(failed.status.stage).toBe("Failed");
+    const changed = dt(undefined, failed.status);
+    changed.metadata.generation = 3;
+    const rerun = decide(changed, observed(jobs, { evaluation: gate }), NOW);
+    expect(rerun.actions[0]).toEqual({ type: "restartStage", stage: "Evaluate" });
+    expect(rerun.status.stage).toBe("Evaluate");
+  });
+
+  it("keeps the regeneration server while regeneration is suspended", () => {
+    const d = decide(
+      dt((s) => (s.suspend = true)),
+      observed({ PrepareData: done("d"), Regenerate: job("r", { suspended: true, active: 0 }) }),
+      NOW,
+    );
+    expect(d.status.stages?.[1]?.state).toBe("Suspended");
+    expect(d.actions).toEqual([{ type: "runStage", stage: "Regenerate", suspend: true }]);
+  });
+
+  it("leaves suspension to Kueue and shows its admission (the test plays Kueue's part)", () => {
+    const queued = (s: any) => (s.queueName = "team-a");
+    const waiting = decide(
+      dt(queued),
+      observed({ PrepareData: job("t-data", { queue: "team-a", suspended: true, active: 0, pods: 0 }) }),
+      NOW,
+    );
+    expect(waiting.actions).toEqual([{ type: "runStage", stage: "PrepareData" }]);
+    expect(waiting.status.stages?.[0]).toMatchObject({
+      state: "Pending",
+      message: "waiting for quota in Kueue queue team-a",
+    });
+    expect(waiting.status.conditions?.find((c) => c.type === "Admitted")).toMatchObject({
+      status: "False",
+      reason: "WaitingForQuota",
+    });
+    // No NoPods warning while Kueue holds the Job.
+    expect(waiting.status.conditions?.find((c) => c.type === "PodsScheduled")).toBeUndefined();
+    const admitted = decide(
+      dt(queued, waiting.status),
+      observed({ PrepareData: job("t-data", { queue: "team-a" }) }),
+      NOW,
+    );
+    expect(admitted.status.stages?.[0]?.state).toBe("Running");
+    expect(admitted.status.conditions?.find((c) => c.type === "Admitted")).toMatchObject({
+      status: "True",
+      reason: "Admitted",
+    });
   });
 
   it("warns once when a stage succeeds without a valid result", () => {

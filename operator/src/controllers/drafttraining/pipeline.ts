@@ -4,15 +4,20 @@ import type { z } from "zod";
 import type { draftTrainingStatus } from "../../api/drafttraining.ts";
 import type { DraftTraining } from "../../api/kinds.ts";
 import { type Condition, setCondition } from "../../lib/conditions.ts";
-import { round } from "../shared/progress.ts";
+import { dropUndefined } from "../../lib/objects.ts";
+import { percentOf, round } from "../shared/progress.ts";
+import type { JobStage } from "./desired.ts";
+import { containersNotStarting, kueueAdmission, podsNotStarting } from "./health.ts";
 import type { JobObservation } from "./observe.ts";
 import { plannedStages, type StageName } from "./plan.ts";
+import { evaluationStage, type StageStatus, stageFromJob, staleFailure, terminalStates } from "./stages.ts";
 
 export type DraftTrainingStatus = z.infer<typeof draftTrainingStatus>;
-type StageStatus = NonNullable<DraftTrainingStatus["stages"]>[number];
 
 export interface EvalObservation {
   name: string;
+  /** Generation of the DraftTraining the AcceptanceEval was made for (0 when not recorded). */
+  generation: number;
   phase?: "Pending" | "Running" | "Succeeded" | "Failed";
   macroTau?: number;
   verdict?: "Passed" | "Failed" | "NotEvaluated";
@@ -23,15 +28,16 @@ export interface EvalObservation {
 export interface Observed {
   jobs: Partial<Record<StageName, JobObservation>>;
   evaluation?: EvalObservation;
-  /** Secrets the spec references that do not exist. */
-  missingSecrets: string[];
   /** Where the latest checkpoint is, as a URI. */
   checkpointUri: string;
 }
 
 export type Action =
-  | { type: "runStage"; stage: Exclude<StageName, "Evaluate">; suspend: boolean }
-  | { type: "createEvaluation" }
+  /** Bring the stage's children to their desired state; suspend is the operator's (absent under Kueue). */
+  | { type: "runStage"; stage: JobStage; suspend?: boolean }
+  /** Delete a failed stage's Job (or AcceptanceEval) from an older generation, so it runs again. */
+  | { type: "restartStage"; stage: StageName }
+  | { type: "runEvaluation" }
   | { type: "tearDownRegenServer" };
 
 export interface PipelineEvent {
@@ -48,60 +54,6 @@ export interface Decision {
   active: boolean;
 }
 
-const terminalStates = new Set(["Succeeded", "Skipped"]);
-
-function stageFromJob(
-  name: StageName,
-  job: JobObservation | undefined,
-  previous: StageStatus | undefined,
-): StageStatus {
-  if (!job) {
-    // A finished stage whose Job was deleted stays finished: its output is on storage.
-    if (previous && terminalStates.has(previous.state)) return previous;
-    return { name, state: "Pending", attempts: 0 };
-  }
-  const attempts = job.failedPods + (job.complete ? 1 : job.active > 0 ? 1 : 0);
-  const base: StageStatus = {
-    name,
-    state: "Running",
-    job: job.name,
-    attempts,
-    ...(job.startTime ? { startTime: job.startTime } : {}),
-  };
-  if (job.complete) {
-    return {
-      ...base,
-      state: "Succeeded",
-      ...(job.completionTime ? { completionTime: job.completionTime } : {}),
-      message: job.termination?.message ?? "completed",
-    };
-  }
-  if (job.failed) {
-    const why = job.termination?.message ?? job.failureMessage ?? job.failureReason ?? "failed";
-    return { ...base, state: "Failed", message: why };
-  }
-  if (job.suspended) return { ...base, state: "Suspended", message: "suspended" };
-  return base;
-}
-
-function evaluationStage(ev: EvalObservation | undefined, previous: StageStatus | undefined): StageStatus {
-  if (!ev)
-    return previous && terminalStates.has(previous.state)
-      ? previous
-      : { name: "Evaluate", state: "Pending", attempts: 0 };
-  const base: StageStatus = { name: "Evaluate", state: "Running", job: ev.name, attempts: 1 };
-  if (ev.phase === "Succeeded") {
-    if (ev.verdict === "Failed")
-      return { ...base, state: "Failed", message: `gate failed: ${(ev.reasons ?? []).join("; ")}` };
-    return { ...base, state: "Succeeded", message: `macro tau ${ev.macroTau?.toFixed(2) ?? "?"}` };
-  }
-  if (ev.phase === "Failed") {
-    const gate = ev.verdict === "Failed" ? `gate failed: ${(ev.reasons ?? []).join("; ")}` : undefined;
-    return { ...base, state: "Failed", message: gate ?? ev.message ?? "evaluation failed" };
-  }
-  return base;
-}
-
 export function decide(dt: DraftTraining, observed: Observed, now: number): Decision {
   const generation = dt.metadata.generation;
   const old = dt.status ?? {};
@@ -109,8 +61,8 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   const planned = plannedStages(dt);
   const stages = planned.map((name) =>
     name === "Evaluate"
-      ? evaluationStage(observed.evaluation, previous.get(name))
-      : stageFromJob(name, observed.jobs[name], previous.get(name)),
+      ? evaluationStage(observed.evaluation, previous.get(name), generation ?? 0)
+      : stageFromJob(name, observed.jobs[name], previous.get(name), generation ?? 0),
   );
   const events: PipelineEvent[] = [];
   for (const s of stages) {
@@ -153,20 +105,6 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
     status.checkpoint = { uri: observed.checkpointUri, ...(step !== undefined ? { step } : {}) };
   }
   const actions: Action[] = [];
-
-  if (observed.missingSecrets.length > 0) {
-    const message = `Secret ${observed.missingSecrets.join(", ")} referenced by the spec does not exist in namespace ${dt.metadata.namespace}`;
-    set("Ready", "False", "SecretMissing", message);
-    if (old.conditions?.find((c) => c.type === "Ready")?.reason !== "SecretMissing") {
-      events.push({ type: "Warning", reason: "SecretMissing", message });
-    }
-    return {
-      status: { ...status, stage: old.stage ?? "Pending", conditions },
-      actions,
-      events,
-      active: false,
-    };
-  }
 
   const failed = stages.find((s) => s.state === "Failed");
   const ended = failed !== undefined || stages.every((s) => terminalStates.has(s.state));
@@ -218,11 +156,28 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
     };
   }
 
-  const suspended = dt.spec.suspend;
-  if (current.name === "Evaluate") {
-    if (!observed.evaluation) actions.push({ type: "createEvaluation" });
+  // Under Kueue the Jobs' suspension is Kueue's; the operator's own suspend applies only without it.
+  const kueue = dt.spec.queueName !== undefined;
+  const suspended = !kueue && dt.spec.suspend;
+  const ev = observed.evaluation;
+  const restart = planned.find((name) =>
+    name === "Evaluate"
+      ? staleFailure(ev, ev?.phase === "Failed" || ev?.verdict === "Failed", generation ?? 0)
+      : staleFailure(observed.jobs[name], observed.jobs[name]?.failed === true, generation ?? 0),
+  );
+  if (restart) {
+    // The old child goes first; the next pass (its deletion event) starts the stage afresh.
+    actions.push({ type: "restartStage", stage: restart });
+    if (old.stage === "Failed")
+      events.push({
+        type: "Normal",
+        reason: "Rerunning",
+        message: `spec changed (generation ${generation}): stage ${restart} runs again`,
+      });
+  } else if (current.name === "Evaluate") {
+    actions.push({ type: "runEvaluation" });
   } else {
-    actions.push({ type: "runStage", stage: current.name, suspend: suspended });
+    actions.push({ type: "runStage", stage: current.name, ...(kueue ? {} : { suspend: suspended }) });
   }
   actions.push(...regenTeardown(planned, stages));
 
@@ -235,7 +190,8 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   }
   if (old.stage === "Suspended")
     events.push({ type: "Normal", reason: "Resumed", message: `resumed at stage ${current.name}` });
-  const stuck = current.name === "Evaluate" ? undefined : podsNotStarting(observed.jobs[current.name], now);
+  const job = current.name === "Evaluate" ? undefined : observed.jobs[current.name];
+  const stuck = podsNotStarting(job, now);
   if (stuck) {
     set("PodsScheduled", "False", stuck.reason, stuck.message);
     if (old.conditions?.find((c) => c.type === "PodsScheduled")?.reason !== stuck.reason) {
@@ -244,13 +200,28 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   } else {
     conditions = conditions.filter((c) => c.type !== "PodsScheduled");
   }
+  const notStarting = containersNotStarting(job);
+  if (notStarting) {
+    set("ContainersStarted", "False", notStarting.reason, notStarting.message);
+    if (old.conditions?.find((c) => c.type === "ContainersStarted")?.message !== notStarting.message) {
+      events.push({ type: "Warning", reason: notStarting.reason, message: notStarting.message });
+    }
+  } else {
+    conditions = conditions.filter((c) => c.type !== "ContainersStarted");
+  }
+  if (kueue) {
+    const admission = kueueAdmission(job, dt.spec.queueName ?? "");
+    if (admission) set("Admitted", admission.status, admission.reason, admission.message);
+  } else {
+    conditions = conditions.filter((c) => c.type !== "Admitted");
+  }
   set(
     "Progressing",
     "True",
     `${current.name}Running`,
     `stage ${current.name} is ${current.state.toLowerCase()}`,
   );
-  set("Ready", "False", "InProgress", `stage ${current.name}`);
+  set("Ready", "False", notStarting?.reason ?? "InProgress", notStarting?.message ?? `stage ${current.name}`);
   set("Succeeded", "Unknown", "InProgress", `stage ${current.name}`);
   const progress = old.progress?.stage === current.name ? old.progress : { stage: current.name };
   return { status: { ...status, stage: current.name, conditions, progress }, actions, events, active: true };
@@ -264,10 +235,7 @@ function finalTrainingProgress(train: JobObservation | undefined): DraftTraining
     stage: "Train" as const,
     step: t.step,
     totalSteps: t.totalSteps,
-    percent:
-      t.step !== undefined && t.totalSteps
-        ? Math.min(100, Math.floor((100 * t.step) / t.totalSteps))
-        : undefined,
+    percent: percentOf(t.step, t.totalSteps),
     epoch: t.epoch,
     loss: round(t.loss),
     tauEstimate: round(t.tauEstimate),
@@ -275,37 +243,11 @@ function finalTrainingProgress(train: JobObservation | undefined): DraftTraining
   });
 }
 
-/** A Job that started no pod for this long is stuck (quota, admission, missing PriorityClass...). */
-export const POD_START_GRACE_MS = 60_000;
-
-/** Why the current stage's pods are not running, when they should be by now. */
-function podsNotStarting(job: JobObservation | undefined, now: number) {
-  if (!job || job.complete || job.failed || job.suspended) return undefined;
-  if (job.unschedulable) {
-    return {
-      reason: "Unschedulable",
-      message: `pods of Job ${job.name} cannot be scheduled: ${job.unschedulable}`,
-    };
-  }
-  const age = job.createdAt ? now - Date.parse(job.createdAt) : 0;
-  if (job.pods === 0 && job.failedPods === 0 && age > POD_START_GRACE_MS) {
-    return {
-      reason: "NoPods",
-      message: `Job ${job.name} has created no pod for over ${POD_START_GRACE_MS / 1000}s; \`kubectl describe job ${job.name}\` shows why (quota, admission, PriorityClass)`,
-    };
-  }
-  return undefined;
-}
-
-/** The temporary regeneration server goes away as soon as regeneration is over (or the run ends). */
+/** The temporary regeneration server goes away once regeneration is over; a suspended stage keeps it. */
 function regenTeardown(planned: StageName[], stages: StageStatus[]): Action[] {
   if (!planned.includes("Regenerate")) return [];
   const regen = stages.find((s) => s.name === "Regenerate");
-  return regen && regen.state !== "Running" && regen.state !== "Pending"
+  return regen && (regen.state === "Succeeded" || regen.state === "Failed" || regen.state === "Skipped")
     ? [{ type: "tearDownRegenServer" }]
     : [];
-}
-
-function dropUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

@@ -1,9 +1,14 @@
 // The DraftTraining pipeline as data: which stages run, where each writes on the shared storage,
 // and what every child object is called. Pure functions of the resource; names are deterministic so a
 // restarted operator finds (and never duplicates) what it created before.
+import { PROGRESS_INTERVAL_DEFAULT } from "../../api/drafttraining.ts";
 import type { DraftTraining } from "../../api/kinds.ts";
 import { DEFAULT_PVC_ROOT } from "../../contract/constants.ts";
-import { childName } from "../shared/names.ts";
+import { parseDuration } from "../../lib/time.ts";
+import { childName, serviceName } from "../shared/names.ts";
+
+export const MASTER_PORT = 29500;
+export const REGEN_SERVER_PORT = 8000;
 
 export type StageName = "PrepareData" | "Regenerate" | "TargetCache" | "Train" | "Evaluate";
 
@@ -67,9 +72,16 @@ export const childNames = (dt: DraftTraining) => {
     job: (stage: StageName) => childName(base, STAGE_SLUG[stage]),
     taskConfigMap: (stage: StageName) => childName(base, `${STAGE_SLUG[stage]}-task`),
     /** Headless Service giving multi-node training pods stable DNS names. */
-    trainService: childName(base, "train"),
-    regenServer: childName(base, "regen-server"),
+    trainService: serviceName(base, "train"),
+    /** The regeneration server's Deployment and Service (a Service name, so DNS-1035). */
+    regenServer: serviceName(base, "regen-server"),
+    regenServerTask: childName(serviceName(base, "regen-server"), "task"),
     storageClaim: childName(base, "storage"),
     acceptanceEval: childName(base, "eval"),
   };
 };
+
+/** How often progress is read; the schema's default when the field is absent (objects built in tests). */
+export const progressIntervalMs = (dt: DraftTraining): number =>
+  parseDuration(dt.spec.progressInterval ?? PROGRESS_INTERVAL_DEFAULT) ??
+  (parseDuration(PROGRESS_INTERVAL_DEFAULT) as number);

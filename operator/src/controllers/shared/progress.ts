@@ -4,6 +4,7 @@
 import { fetch } from "undici";
 import { type Progress, progress as progressSchema } from "../../contract/progress.ts";
 import { formatTime } from "../../lib/conditions.ts";
+import { dropUndefined } from "../../lib/objects.ts";
 
 export type ProgressRead = { ok: true; progress: Progress } | { ok: false; problem: string };
 
@@ -44,8 +45,7 @@ export interface StatusProgress {
 
 /** status.progress from a report; ETA from the runtime's estimate, else from step rate. */
 export function statusProgress(p: Progress, now: number): StatusProgress {
-  const percent =
-    p.total && p.step !== undefined ? Math.min(100, Math.floor((100 * p.step) / p.total)) : undefined;
+  const percent = percentOf(p.step, p.total);
   let etaSeconds = p.etaSeconds;
   if (etaSeconds === undefined && p.step && p.total && p.step <= p.total) {
     const elapsed = (Date.parse(p.time) - Date.parse(p.startTime)) / 1000;
@@ -64,8 +64,12 @@ export function statusProgress(p: Progress, now: number): StatusProgress {
     message: p.message,
     lastUpdateTime: formatTime(now),
   };
-  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as StatusProgress;
+  return dropUndefined(out);
 }
+
+/** step of total in whole percent, at most 100; undefined without both. */
+export const percentOf = (step: number | undefined, total: number | undefined) =>
+  step !== undefined && total ? Math.min(100, Math.floor((100 * step) / total)) : undefined;
 
 /** Four significant decimals: enough for humans, and status does not churn on float noise. */
 export const round = (x: number | undefined) => (x === undefined ? undefined : Math.round(x * 1e4) / 1e4);

@@ -4,8 +4,7 @@
 import type { DraftTraining } from "../../api/kinds.ts";
 import { RUNTIME_API_VERSION, STAGE_OUTPUTS } from "../../contract/constants.ts";
 import type { TaskInput } from "../../contract/task.ts";
-import { childNames, type StageName, type StorageLayout, stageDir } from "./plan.ts";
-import { REGEN_SERVER_PORT } from "./resources.ts";
+import { childNames, REGEN_SERVER_PORT, type StageName, type StorageLayout, stageDir } from "./plan.ts";
 
 /** Experiment name: checkpoints land in <train dir>/checkpoints/specops/<experiment>/step_N. */
 export const EXPERIMENT = "draft";

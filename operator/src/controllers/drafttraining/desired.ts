@@ -1,63 +1,69 @@
 // Desired Kubernetes objects of a DraftTraining: its storage claim, one task ConfigMap and Job per
 // stage (an Indexed Job plus a headless Service for multi-node training), and the temporary target
-// server answering regeneration requests. Pure builders; the reconciler applies what they return.
-
+// server answering regeneration requests. Pure builders; children.ts applies what they return.
+import type { V1ObjectMeta } from "@kubernetes/client-node";
 import { API_VERSION } from "../../api/common.ts";
 import type { DraftTraining } from "../../api/kinds.ts";
 import { EXIT_CODES, FAIL_JOB_EXIT_CODES } from "../../contract/exitCodes.ts";
-import { MANAGED_BY } from "../shared/cache.ts";
-import { childName } from "../shared/names.ts";
+import { controllerReference } from "../../lib/apply.ts";
+import type { KubeObject, Wire } from "../../lib/rest.ts";
+import { MANAGED_BY } from "../shared/informers.ts";
+import { labelValue } from "../shared/names.ts";
 import { dropEmpty, runtimePodTemplate } from "../shared/pod.ts";
-import { childNames, STAGE_SLUG, type StageName, type StorageLayout } from "./plan.ts";
+import {
+  childNames,
+  MASTER_PORT,
+  REGEN_SERVER_PORT,
+  STAGE_SLUG,
+  type StageName,
+  type StorageLayout,
+} from "./plan.ts";
+import { regenServerTask, stageTask } from "./runtimetasks.ts";
 
-export type DesiredObject = {
+/** A built child: kind, name and namespace always set; only the fields this controller owns. */
+export type DesiredObject = KubeObject & {
   apiVersion: string;
   kind: string;
-  metadata: {
-    name: string;
-    namespace: string;
-    labels?: Record<string, string>;
-    ownerReferences?: object[];
-  } & Record<string, unknown>;
-} & Record<string, unknown>;
+  metadata: Wire<V1ObjectMeta> & { name: string; namespace: string; labels: Record<string, string> };
+  [field: string]: unknown;
+};
 
 export const LABELS = {
   name: "app.kubernetes.io/name",
   managedBy: MANAGED_BY.key,
+  /** The DraftTraining's name, hash-shortened when longer than a label value may be. */
   owner: "specops.dev/drafttraining",
   stage: "specops.dev/stage",
+  /** Kueue's label naming the LocalQueue a Job is submitted to. */
+  kueueQueue: "kueue.x-k8s.io/queue-name",
 } as const;
 
-export const MASTER_PORT = 29500;
-export const REGEN_SERVER_PORT = 8000;
+export const ANNOTATIONS = {
+  /** The spec a stage was started with (JSON): its children are rebuilt from it until it ends. */
+  stageSpec: "specops.dev/stage-spec",
+  /** The DraftTraining generation a stage was started with. */
+  generation: "specops.dev/generation",
+} as const;
 
 export interface BuildContext {
   defaultImage: string;
   progressPort: number;
 }
 
-export function ownerReference(dt: DraftTraining) {
-  return {
-    apiVersion: API_VERSION,
-    kind: "DraftTraining",
-    name: dt.metadata.name,
-    uid: dt.metadata.uid,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
-}
+/** Label value of a DraftTraining's own name: selectors of its Services and list filters use it. */
+export const ownerLabel = (dt: DraftTraining) => labelValue(dt.metadata.name ?? "");
 
-function meta(dt: DraftTraining, name: string, stage?: StageName) {
+function childMetadata(dt: DraftTraining, name: string, stage?: StageName) {
   return {
     name,
     namespace: dt.metadata.namespace ?? "default",
     labels: dropEmpty({
       [LABELS.name]: "specops",
       [LABELS.managedBy]: MANAGED_BY.value,
-      [LABELS.owner]: dt.metadata.name,
+      [LABELS.owner]: ownerLabel(dt),
       [LABELS.stage]: stage ? STAGE_SLUG[stage] : undefined,
     }) as Record<string, string>,
-    ownerReferences: [ownerReference(dt)],
+    ownerReferences: [controllerReference(dt as KubeObject)],
   };
 }
 
@@ -74,7 +80,7 @@ export function credentialSecrets(dt: DraftTraining): string[] {
 /** The operator-created claim; absent when the spec names an existing one. */
 export function storageClaim(dt: DraftTraining, layout: StorageLayout): DesiredObject | undefined {
   if (!layout.created) return undefined;
-  const m = meta(dt, layout.claimName);
+  const m = childMetadata(dt, layout.claimName);
   return {
     apiVersion: "v1",
     kind: "PersistentVolumeClaim",
@@ -92,7 +98,7 @@ export function taskConfigMap(dt: DraftTraining, stage: StageName, task: unknown
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
-    metadata: meta(dt, childNames(dt).taskConfigMap(stage), stage),
+    metadata: childMetadata(dt, childNames(dt).taskConfigMap(stage), stage),
     data: { "task.json": `${JSON.stringify(task, null, 2)}\n` },
   };
 }
@@ -121,6 +127,7 @@ export function stageJob(
   ctx: BuildContext,
   opts: { suspend: boolean },
 ): DesiredObject {
+  const queue = dt.spec.queueName;
   const names = childNames(dt);
   const jobName = names.job(stage);
   const multiNode = stage === "Train" && dt.spec.resources.nodes > 1;
@@ -149,13 +156,21 @@ export function stageJob(
           { name: "MASTER_PORT", value: String(MASTER_PORT) },
         ].map((e) => dropEmpty(e))
       : [];
-  const m = meta(dt, jobName, stage);
+  const m = childMetadata(dt, jobName, stage);
   return {
     apiVersion: "batch/v1",
     kind: "Job",
-    metadata: m,
+    metadata: {
+      ...m,
+      labels: queue ? { ...m.labels, [LABELS.kueueQueue]: queue } : m.labels,
+      annotations: {
+        [ANNOTATIONS.stageSpec]: JSON.stringify(dt.spec),
+        [ANNOTATIONS.generation]: String(dt.metadata.generation ?? 0),
+      },
+    },
     spec: dropEmpty({
-      suspend: opts.suspend,
+      // Kueue admits a queued Job by unsuspending it, so such a Job is created suspended.
+      suspend: queue ? true : opts.suspend,
       backoffLimit: dt.spec.backoffLimit,
       completions: nodes,
       parallelism: nodes,
@@ -183,7 +198,7 @@ export function stageJob(
 
 /** Headless Service that gives each Indexed Job pod a stable DNS name (MASTER_ADDR = index 0). */
 export function trainService(dt: DraftTraining): DesiredObject {
-  const m = meta(dt, childNames(dt).trainService, "Train");
+  const m = childMetadata(dt, childNames(dt).trainService, "Train");
   return {
     apiVersion: "v1",
     kind: "Service",
@@ -191,22 +206,27 @@ export function trainService(dt: DraftTraining): DesiredObject {
     spec: {
       clusterIP: "None",
       publishNotReadyAddresses: true,
-      selector: { [LABELS.owner]: dt.metadata.name, [LABELS.stage]: STAGE_SLUG.Train },
+      selector: { [LABELS.owner]: ownerLabel(dt), [LABELS.stage]: STAGE_SLUG.Train },
       ports: [{ name: "rendezvous", port: MASTER_PORT, targetPort: MASTER_PORT }],
     },
   };
 }
 
-/** The target served alone on the regeneration engine: a Deployment and its Service, torn down after. */
+/**
+ * The target served alone on the regeneration engine: a Deployment and its Service, torn down after.
+ * While the stage is suspended the Deployment keeps its objects at zero replicas (its GPUs are free)
+ * and scales back when the stage resumes.
+ */
 export function regenServer(
   dt: DraftTraining,
   layout: StorageLayout,
   ctx: BuildContext,
   task: unknown,
+  opts: { suspend: boolean },
 ): DesiredObject[] {
   const names = childNames(dt);
-  const m = meta(dt, names.regenServer, "Regenerate");
-  const selector = { [LABELS.owner]: dt.metadata.name ?? "", [LABELS.stage]: "regen-server" };
+  const m = childMetadata(dt, names.regenServer, "Regenerate");
+  const selector = { [LABELS.owner]: ownerLabel(dt), [LABELS.stage]: "regen-server" };
   const regen = dt.spec.data.regenerate;
   const template = runtimePodTemplate({
     defaultImage: ctx.defaultImage,
@@ -214,7 +234,7 @@ export function regenServer(
     placement: dt.spec.placement,
     resources: dt.spec.resources,
     gpus: regen.gpusPerReplica,
-    taskConfigMap: childName(names.regenServer, "task"),
+    taskConfigMap: names.regenServerTask,
     claimName: layout.claimName,
     credentialSecrets: credentialSecrets(dt),
     progressPort: ctx.progressPort,
@@ -227,19 +247,19 @@ export function regenServer(
     {
       apiVersion: "v1",
       kind: "ConfigMap",
-      metadata: meta(dt, childName(names.regenServer, "task"), "Regenerate"),
+      metadata: childMetadata(dt, names.regenServerTask, "Regenerate"),
       data: { "task.json": `${JSON.stringify(task, null, 2)}\n` },
     },
     {
       apiVersion: "apps/v1",
       kind: "Deployment",
       metadata: m,
-      spec: { replicas: regen.replicas, selector: { matchLabels: selector }, template },
+      spec: { replicas: opts.suspend ? 0 : regen.replicas, selector: { matchLabels: selector }, template },
     },
     {
       apiVersion: "v1",
       kind: "Service",
-      metadata: meta(dt, names.regenServer, "Regenerate"),
+      metadata: childMetadata(dt, names.regenServer, "Regenerate"),
       spec: { selector, ports: [{ name: "http", port: REGEN_SERVER_PORT, targetPort: REGEN_SERVER_PORT }] },
     },
   ];
@@ -253,7 +273,10 @@ export function acceptanceEval(dt: DraftTraining, checkpointUri: string): Desire
   return {
     apiVersion: API_VERSION,
     kind: "AcceptanceEval",
-    metadata: meta(dt, childNames(dt).acceptanceEval, "Evaluate"),
+    metadata: {
+      ...childMetadata(dt, childNames(dt).acceptanceEval, "Evaluate"),
+      annotations: { [ANNOTATIONS.generation]: String(dt.metadata.generation ?? 0) },
+    },
     spec: dropEmpty({
       target: dt.spec.target,
       draft: { source: { uri: checkpointUri } },
@@ -272,4 +295,28 @@ export function acceptanceEval(dt: DraftTraining, checkpointUri: string): Desire
       runtime: dt.spec.runtime,
     }),
   };
+}
+
+export type JobStage = Exclude<StageName, "Evaluate">;
+
+/**
+ * Every object a stage runs on: its Job and what the Job's pods need (claim, task document, the
+ * multi-node Service, the regeneration server). suspend is the Job's; undefined leaves it to Kueue.
+ */
+export function stageChildren(
+  dt: DraftTraining,
+  stage: JobStage,
+  layout: StorageLayout,
+  ctx: BuildContext,
+  opts: { suspend: boolean },
+): { job: DesiredObject; others: DesiredObject[] } {
+  const others = [
+    storageClaim(dt, layout),
+    taskConfigMap(dt, stage, stageTask(dt, stage, layout)),
+    stage === "Train" && dt.spec.resources.nodes > 1 ? trainService(dt) : undefined,
+    ...(stage === "Regenerate" && dt.spec.backend === "deepspec"
+      ? regenServer(dt, layout, ctx, regenServerTask(dt, layout), opts)
+      : []),
+  ].filter((o): o is DesiredObject => o !== undefined);
+  return { job: stageJob(dt, stage, layout, ctx, opts), others };
 }

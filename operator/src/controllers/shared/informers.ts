@@ -15,7 +15,7 @@ const pick = (o: unknown, keys: string[]): Any | undefined => {
   return out;
 };
 
-function meta(obj: KubeObject) {
+function trimmedMetadata(obj: KubeObject) {
   return pick(obj.metadata, [
     "name",
     "namespace",
@@ -35,7 +35,7 @@ export const trimJob = (obj: KubeObject): KubeObject =>
   ({
     apiVersion: obj.apiVersion,
     kind: obj.kind,
-    metadata: meta(obj),
+    metadata: trimmedMetadata(obj),
     spec: pick((obj as Any).spec, [
       "suspend",
       "completions",
@@ -51,10 +51,19 @@ export const trimPod = (obj: KubeObject): KubeObject =>
   ({
     apiVersion: obj.apiVersion,
     kind: obj.kind,
-    metadata: meta(obj),
+    metadata: trimmedMetadata(obj),
     status: pick((obj as Any).status, ["phase", "podIP", "containerStatuses", "conditions", "startTime"]),
   }) as KubeObject;
 
 /** Objects whose existence is all that is read (e.g. the regeneration server's Deployment). */
 export const trimToMetadata = (obj: KubeObject): KubeObject =>
-  ({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: meta(obj) }) as KubeObject;
+  ({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: trimmedMetadata(obj) }) as KubeObject;
+
+/** ConfigMaps: identity and data (a task document is compared with its desired content each pass). */
+export const trimConfigMap = (obj: KubeObject): KubeObject =>
+  ({
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: trimmedMetadata(obj),
+    data: (obj as Any).data,
+  }) as KubeObject;
