@@ -14,14 +14,7 @@ import { KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import yaml from "js-yaml";
 import { KubeClient } from "../../operator/src/lib/client.ts";
 import { isNotFound } from "../../operator/src/lib/errors.ts";
-import {
-  ConfigMaps,
-  Jobs,
-  type KubeObject,
-  Leases,
-  Pods,
-  resource,
-} from "../../operator/src/lib/rest.ts";
+import { ConfigMaps, Jobs, type KubeObject, Leases, Pods, resource } from "../../operator/src/lib/rest.ts";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { type AuditEvent, type ControlPlane, startControlPlane, TEST_USERS_GROUP } from "./controlplane.ts";
 import { startFreezingProxy } from "./freezing-proxy.ts";
