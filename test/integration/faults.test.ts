@@ -46,9 +46,9 @@ describe("faults on the real control plane", () => {
     expectConverged(await leaderKilledBetweenApplies(env, 4));
   }, 180_000);
 
-  // Fails until the controller library bounds each renew by the renew deadline and aborts in-flight
-  // writes when leadership ends (issue 7 section 1): the old leader's held writes land after thaw.
-  it.fails("leader's API server frozen: it stops writing by its renew deadline, a standby takes over", async () => {
+  // Before the controller library bounded each renew by the renew deadline and aborted in-flight
+  // writes when leadership ended, the old leader's held writes landed after the thaw (4 of them).
+  it("leader's API server frozen: it stops writing by its renew deadline, a standby takes over", async () => {
     const r = await frozenLeader(env, 6);
     expectConverged(r);
     expect(r.notes.join("\n")).not.toContain("no takeover");
