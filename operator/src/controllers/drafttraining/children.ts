@@ -8,10 +8,10 @@
 import { createHash } from "node:crypto";
 import { draftTrainingSpec } from "../../api/drafttraining.ts";
 import { apply } from "../../lib/apply.ts";
-import { semanticEqual } from "../../lib/equality.ts";
 import { apiMessage, statusCode } from "../../lib/errors.ts";
 import type { Informer } from "../../lib/informer.ts";
 import type { KubeObject } from "../../lib/rest.ts";
+import { dataDigest } from "../shared/informers.ts";
 import {
   type DraftTrainingDeps,
   type DraftTrainingObject,
@@ -29,10 +29,13 @@ export const APPLIED_HASH = "specops.dev/applied-hash";
 export class ChildApplyError extends Error {
   override name = "ChildApplyError";
   readonly code: number | undefined;
+  /** The server's Retry-After, which the controller waits out before retrying. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(obj: DesiredObject, cause: unknown) {
     super(`applying ${obj.kind} ${obj.metadata.name}: ${apiMessage(cause)}`, { cause });
     this.code = statusCode(cause);
+    this.retryAfterMs = (cause as { retryAfterMs?: number } | null)?.retryAfterMs;
   }
 }
 
@@ -48,7 +51,10 @@ export function drifted(desired: DesiredObject, cached: KubeObject | undefined):
   if (!cached || cached.metadata?.deletionTimestamp) return true;
   if (cached.metadata?.annotations?.[APPLIED_HASH] !== desired.metadata.annotations?.[APPLIED_HASH])
     return true;
-  return desired.kind === "ConfigMap" && !semanticEqual((cached as { data?: unknown }).data, desired.data);
+  return (
+    desired.kind === "ConfigMap" &&
+    (cached as { dataDigest?: string }).dataDigest !== dataDigest(desired.data)
+  );
 }
 
 /** The DraftTraining as its stage Job was started: that spec and generation, when the Job recorded them. */

@@ -7,7 +7,7 @@ import type { DraftTraining } from "../../api/kinds.ts";
 import { EXIT_CODES, FAIL_JOB_EXIT_CODES } from "../../contract/exitCodes.ts";
 import { controllerReference } from "../../lib/apply.ts";
 import type { KubeObject, Wire } from "../../lib/rest.ts";
-import { MANAGED_BY } from "../shared/informers.ts";
+import { MANAGED_BY, STARTED_WITH_ANNOTATION } from "../shared/informers.ts";
 import { labelValue } from "../shared/names.ts";
 import { dropEmpty, runtimePodTemplate } from "../shared/pod.ts";
 import {
@@ -40,7 +40,7 @@ export const LABELS = {
 
 export const ANNOTATIONS = {
   /** The spec a stage was started with (JSON): its children are rebuilt from it until it ends. */
-  stageSpec: "specops.dev/stage-spec",
+  stageSpec: STARTED_WITH_ANNOTATION,
   /** The DraftTraining generation a stage was started with. */
   generation: "specops.dev/generation",
 } as const;

@@ -68,4 +68,46 @@ describe("observeJob", () => {
     ]);
     expect(pending.unschedulable).toBe("0/2 nodes: Insufficient nvidia.com/gpu");
   });
+
+  it("reads the kubelet's reason when a container cannot start, the generation and the Kueue queue", () => {
+    const waiting = {
+      metadata: { name: "j-abcde" },
+      status: {
+        phase: "Pending",
+        containerStatuses: [
+          {
+            name: "runtime",
+            state: {
+              waiting: { reason: "CreateContainerConfigError", message: 'secret "hf-token" not found' },
+            },
+          },
+        ],
+      },
+    } as any;
+    const queued = {
+      metadata: {
+        name: "j",
+        annotations: { "specops.dev/generation": "4" },
+        labels: { "kueue.x-k8s.io/queue-name": "team-a" },
+      },
+      spec: { suspend: true },
+      status: { conditions: [{ type: "Suspended", status: "True", message: "Job suspended" }] },
+    } as any;
+    const o = observeJob(queued, [waiting]);
+    expect(o).toMatchObject({
+      generation: 4,
+      queue: "team-a",
+      suspended: true,
+      suspendedMessage: "Job suspended",
+      containerProblem: {
+        reason: "CreateContainerConfigError",
+        message: 'secret "hf-token" not found',
+        pod: "j-abcde",
+      },
+    });
+    // A container that is merely being created is no problem.
+    const creating = structuredClone(waiting);
+    creating.status.containerStatuses[0].state.waiting = { reason: "ContainerCreating" };
+    expect(observeJob(queued, [creating]).containerProblem).toBeUndefined();
+  });
 });

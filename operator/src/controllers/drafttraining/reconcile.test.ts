@@ -129,4 +129,18 @@ describe("DraftTraining reconcile", () => {
     expect(err.message).toMatch(/^invalid DraftTraining: spec.method: /);
     expect(t.client.objects(Jobs)).toEqual([]);
   });
+
+  it("says why a deletion is stuck: a refused child deletion becomes a Warning Event", async () => {
+    const t = await setup();
+    await t.run();
+    await t.settle();
+    await t.client.delete(DraftTrainings, "ns", "t");
+    await t.settle();
+    t.client.failNext(
+      "delete",
+      apiError(403, "Forbidden", 'jobs.batch "t-data" is forbidden: cannot delete'),
+    );
+    await expect(t.run()).rejects.toThrow(/forbidden/);
+    expect(t.events).toContain("Warning Forbidden");
+  });
 });

@@ -57,7 +57,16 @@ export function draftTrainingReconciler(deps: DraftTrainingDeps) {
     let dt = deps.drafts.store.get(ctx.namespace, ctx.name);
     if (!dt) return undefined;
     const now = clock.now();
-    if (dt.metadata.deletionTimestamp) return finalize(deps, dt, ctx, now);
+    if (dt.metadata.deletionTimestamp) {
+      const deleting = dt;
+      return finalize(deps, deleting, ctx, now).catch((err) => {
+        // A deletion stuck on a refused call says why, where `kubectl describe` shows it.
+        const described = describeFailure(err);
+        if (described)
+          deps.events.event(deleting, "Warning", described.reason, `cleaning up: ${described.message}`);
+        throw err;
+      });
+    }
     if (dt.invalid) throw new TerminalError(dt.invalid, { reason: "InvalidSpec" });
     const { stage, observedGeneration } = dt.status ?? {};
     // Finished: nothing runs any more, only the regeneration server may still need tearing down. A

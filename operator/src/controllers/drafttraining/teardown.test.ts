@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { example } from "../../../../test/fixtures/examples.ts";
 import { draftTrainingResource } from "../../api/kinds.ts";
-import { TerminalError } from "../../lib/errors.ts";
+import { ApiError, TerminalError } from "../../lib/errors.ts";
 import { apiError, FakeClient } from "../../lib/fakeclient.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { ConfigMaps, type KubeObject } from "../../lib/rest.ts";
@@ -108,6 +108,9 @@ describe("errors that stop a pass", () => {
     );
     expect(describeFailure(new ChildApplyError(job, denied))?.reason).toBe("AdmissionDenied");
     expect(describeFailure(apiError(409, "Conflict", "the object has been modified"))).toBeUndefined();
+    // The server's Retry-After survives the wrapping (the controller waits it out).
+    const busy = new ApiError(429, "too many requests", {}, { "retry-after": "7" });
+    expect(new ChildApplyError(job, busy).retryAfterMs).toBe(7000);
   });
 
   it("record a terminal error with its own reason and the generation it was about", async () => {

@@ -1,11 +1,18 @@
 // What the operator caches of the kinds it creates: only objects it manages (label selector) and only
 // the fields its reconcilers read (transforms). Pod templates, volumes and env are never read back,
 // and at thousands of Jobs they would be most of the operator's memory.
+import { createHash } from "node:crypto";
 import type { KubeObject } from "../../lib/rest.ts";
 
 /** Every object the operator creates carries this label (see each controller's desired state). */
 export const MANAGED_BY = { key: "app.kubernetes.io/managed-by", value: "specops-operator" } as const;
 export const MANAGED_SELECTOR = `${MANAGED_BY.key}=${MANAGED_BY.value}`;
+
+/**
+ * Annotation holding the spec a Job was started with, which the controller rebuilds the running
+ * stage's children from. Only a running Job needs it, so a finished Job's copy is not cached.
+ */
+export const STARTED_WITH_ANNOTATION = "specops.dev/stage-spec";
 
 type Any = Record<string, unknown>;
 const pick = (o: unknown, keys: string[]): Any | undefined => {
@@ -30,12 +37,25 @@ function trimmedMetadata(obj: KubeObject) {
   ]);
 }
 
+const finished = (obj: KubeObject) =>
+  ((obj as Any).status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions?.some(
+    (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
+  ) === true;
+
+function jobMetadata(obj: KubeObject) {
+  const meta = trimmedMetadata(obj);
+  const annotations = meta?.annotations as Record<string, string> | undefined;
+  if (!annotations?.[STARTED_WITH_ANNOTATION] || !finished(obj)) return meta;
+  const { [STARTED_WITH_ANNOTATION]: _spec, ...rest } = annotations;
+  return { ...meta, annotations: rest };
+}
+
 /** Jobs: identity, suspend and shape, and the whole status. */
 export const trimJob = (obj: KubeObject): KubeObject =>
   ({
     apiVersion: obj.apiVersion,
     kind: obj.kind,
-    metadata: trimmedMetadata(obj),
+    metadata: jobMetadata(obj),
     spec: pick((obj as Any).spec, [
       "suspend",
       "completions",
@@ -59,11 +79,17 @@ export const trimPod = (obj: KubeObject): KubeObject =>
 export const trimToMetadata = (obj: KubeObject): KubeObject =>
   ({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: trimmedMetadata(obj) }) as KubeObject;
 
-/** ConfigMaps: identity and data (a task document is compared with its desired content each pass). */
+/** A digest of a ConfigMap's data: what the cache keeps of it instead of the data. */
+export const dataDigest = (data: unknown): string =>
+  createHash("sha256")
+    .update(JSON.stringify(data ?? {}))
+    .digest("base64");
+
+/** ConfigMaps: identity and a digest of the data (a task document is compared with its desired content each pass). */
 export const trimConfigMap = (obj: KubeObject): KubeObject =>
   ({
     apiVersion: obj.apiVersion,
     kind: obj.kind,
     metadata: trimmedMetadata(obj),
-    data: (obj as Any).data,
+    dataDigest: dataDigest((obj as Any).data),
   }) as KubeObject;
