@@ -1,7 +1,10 @@
 // Operator benchmark: 200 DraftTrainings applied at once to the local control plane. Measures the
 // time until every first-stage Job exists and every status is written, against the floor: the same
 // creates and status patches issued directly by a minimal client with the operator's concurrency.
-// Then 1000 idle (suspended) DraftTrainings for the operator's steady-state memory.
+// Then 1000 idle (suspended) DraftTrainings for the operator's steady-state memory, and the same
+// burst with 1000 DraftTrainings against a floor of 1000. A fresh operator process then watches
+// the 1000 idle objects for 60 s (its CPU seconds, and its writes counted by identity in the API
+// server's audit log: an idle operator writes nothing), and finally 10,000 idle objects (memory).
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -17,14 +20,25 @@ import {
 } from "../../operator/src/controllers/drafttraining/desired.ts";
 import { storageLayout } from "../../operator/src/controllers/drafttraining/plan.ts";
 import { stageTask } from "../../operator/src/controllers/drafttraining/runtimetasks.ts";
-import { freePort, startControlPlane } from "../controlplane/controlplane.ts";
+import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
+import { freePort, startControlPlane, TEST_USERS_GROUP } from "../controlplane/controlplane.ts";
 
 const N = Number(process.env.BENCH_N ?? 200);
+const N_BIG = Number(process.env.BENCH_N_BIG ?? 1000);
 const IDLE = Number(process.env.BENCH_IDLE ?? 1000);
+const IDLE_BIG = Number(process.env.BENCH_IDLE_BIG ?? 10_000);
+const IDLE_WINDOW_S = Number(process.env.BENCH_IDLE_WINDOW_S ?? 60);
+const OPERATOR_USER = "specops-operator";
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2); // the operator's --max-concurrent-reconciles (default 2)
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
-const cp = await startControlPlane({ controllerManager: false, startTimeoutSeconds: 180 });
+// Audit log on (for the idle operator's writes, by identity); the operator has its own token.
+const cp = await startControlPlane({
+  controllerManager: false,
+  startTimeoutSeconds: 180,
+  audit: true,
+  users: [OPERATOR_USER],
+});
 const kc = new KubeConfig();
 kc.loadFromFile(cp.kubeconfigPath);
 const dispatcher = new Agent({ connect: { ca: cp.caPem }, connections: 64 });
@@ -63,92 +77,136 @@ for (const file of ["acceptanceevals", "drafttrainings", "specserves"]) {
   await req("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd);
 }
 await new Promise((r) => setTimeout(r, 3000)); // CRDs established
-for (const ns of ["bench-floor", "bench-op", "bench-idle", "specops-system"]) {
+for (const ns of [
+  "bench-floor",
+  "bench-floor-big",
+  "bench-op",
+  "bench-op-big",
+  "bench-idle",
+  "specops-system",
+]) {
   await req("POST", "/api/v1/namespaces", { metadata: { name: ns } });
 }
+// The operator holds exactly the generated ClusterRole, as the chart binds it.
+await req("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", {
+  metadata: { name: "specops-operator" },
+  rules: OPERATOR_RBAC_RULES,
+});
+await req("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+  metadata: { name: "specops-operator" },
+  roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "specops-operator" },
+  subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: TEST_USERS_GROUP }],
+});
 
 // Floor: the same API writes the operator has to make for each object, issued directly by a minimal
 // client: the finalizer, server-side applies of the very objects its pure builders produce, the
 // status, and the Event recording the stage start. What the operator adds on top is its machinery:
 // watches, cache, queue and reconcile decisions.
-const floorStart = performance.now();
-const ids = Array.from({ length: N }, (_, i) => i);
-const created = await Promise.all(ids.map((i) => req("POST", dtPath("bench-floor"), dtOf("bench-floor", i))));
 const apply = (obj: any, sub = "") => {
   const plural = `${obj.kind.toLowerCase()}s`;
   const group = obj.apiVersion.includes("/") ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
   const path = `${group}/namespaces/${obj.metadata.namespace}/${plural}/${obj.metadata.name}${sub}`;
   return req("PATCH", `${path}?fieldManager=bench-floor&force=true`, obj, "application/apply-patch+yaml");
 };
-await inLanes(created, WORKERS, async (raw) => {
-  const dt = draftTrainingResource.parse(raw);
-  const layout = storageLayout(dt);
-  await req(
-    "PATCH",
-    `${dtPath(raw.metadata.namespace)}/${raw.metadata.name}`,
-    [{ op: "add", path: "/metadata/finalizers", value: ["specops.dev/drafttraining-cleanup"] }],
-    "application/json-patch+json",
+async function floor(ns: string, n: number): Promise<number> {
+  const floorStart = performance.now();
+  const created = await Promise.all(
+    Array.from({ length: n }, (_, i) => req("POST", dtPath(ns), dtOf(ns, i))),
   );
-  const claim = storageClaim(dt, layout);
-  if (claim) await apply(claim);
-  await apply(taskConfigMap(dt, "PrepareData", stageTask(dt, "PrepareData", layout)));
-  await apply(
-    stageJob(
-      dt,
-      "PrepareData",
-      layout,
-      { defaultImage: "specops-runtime:bench", progressPort: 9090 },
-      { suspend: false },
-    ),
-  );
-  const { apiVersion, kind, metadata } = raw;
-  await apply(
-    {
-      apiVersion,
-      kind,
-      metadata: { name: metadata.name, namespace: metadata.namespace },
-      status: { stage: "PrepareData" },
-    },
-    "/status",
-  );
-  void req("POST", `/apis/events.k8s.io/v1/namespaces/${metadata.namespace}/events`, {
-    metadata: { name: `${metadata.name}.${Date.now().toString(16)}`, namespace: metadata.namespace },
-    eventTime: new Date().toISOString().replace("Z", "000Z"),
-    reportingController: "bench-floor",
-    reportingInstance: "bench",
-    action: "PrepareDataStarted",
-    reason: "PrepareDataStarted",
-    type: "Normal",
-    note: "stage PrepareData started",
-    regarding: { apiVersion, kind, name: metadata.name, namespace: metadata.namespace, uid: metadata.uid },
-  }).catch((err) => console.error(`floor event: ${err.message}`));
-});
-const floorSeconds = (performance.now() - floorStart) / 1000;
+  await inLanes(created, WORKERS, async (raw) => {
+    const dt = draftTrainingResource.parse(raw);
+    const layout = storageLayout(dt);
+    await req(
+      "PATCH",
+      `${dtPath(raw.metadata.namespace)}/${raw.metadata.name}`,
+      [{ op: "add", path: "/metadata/finalizers", value: ["specops.dev/drafttraining-cleanup"] }],
+      "application/json-patch+json",
+    );
+    const claim = storageClaim(dt, layout);
+    if (claim) await apply(claim);
+    await apply(taskConfigMap(dt, "PrepareData", stageTask(dt, "PrepareData", layout)));
+    await apply(
+      stageJob(
+        dt,
+        "PrepareData",
+        layout,
+        { defaultImage: "specops-runtime:bench", progressPort: 9090 },
+        { suspend: false },
+      ),
+    );
+    const { apiVersion, kind, metadata } = raw;
+    await apply(
+      {
+        apiVersion,
+        kind,
+        metadata: { name: metadata.name, namespace: metadata.namespace },
+        status: { stage: "PrepareData" },
+      },
+      "/status",
+    );
+    void req("POST", `/apis/events.k8s.io/v1/namespaces/${metadata.namespace}/events`, {
+      metadata: { name: `${metadata.name}.${Date.now().toString(16)}`, namespace: metadata.namespace },
+      eventTime: new Date().toISOString().replace("Z", "000Z"),
+      reportingController: "bench-floor",
+      reportingInstance: "bench",
+      action: "PrepareDataStarted",
+      reason: "PrepareDataStarted",
+      type: "Normal",
+      note: "stage PrepareData started",
+      regarding: { apiVersion, kind, name: metadata.name, namespace: metadata.namespace, uid: metadata.uid },
+    }).catch((err) => console.error(`floor event: ${err.message}`));
+  });
+  return (performance.now() - floorStart) / 1000;
+}
+const floorSeconds = await floor("bench-floor", N);
+const floorBigSeconds = await floor("bench-floor-big", N_BIG);
 
 // The operator, as its own process (as in a pod), watching the two benchmark namespaces.
 // Run the operator as its image does: the same NODE_OPTIONS (V8 heap sizing) as operator/Dockerfile.
 const nodeOptions =
   readFileSync(join(root, "operator/Dockerfile"), "utf8").match(/NODE_OPTIONS="([^"]*)"/)?.[1] ?? "";
-const metricsPort = await freePort();
-const operator = spawn(process.execPath, [join(root, "operator/src/main.ts")], {
-  env: {
-    ...process.env,
-    KUBECONFIG: cp.kubeconfigPath,
-    NODE_OPTIONS: `${nodeOptions} ${process.env.BENCH_OPERATOR_NODE_OPTIONS ?? ""}`.trim(),
-    SPECOPS_WATCH_NAMESPACES: "bench-op,bench-idle",
-    SPECOPS_PORT: String(metricsPort),
-    SPECOPS_LEADER_ELECT: "false",
-    SPECOPS_MAX_CONCURRENT_RECONCILES: String(WORKERS),
-    SPECOPS_LOG_LEVEL: process.env.BENCH_OPERATOR_LOG_LEVEL ?? "warn",
-  },
-  stdio: ["ignore", "inherit", "inherit"],
-});
-const memory = (field: "VmRSS" | "VmHWM") => {
-  const line = readFileSync(`/proc/${operator.pid}/status`, "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(field));
-  return Number(line?.match(/(\d+)/)?.[1] ?? 0) / 1024;
-};
+async function startOperator(namespaces: string) {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [join(root, "operator/src/main.ts")], {
+    env: {
+      ...process.env,
+      KUBECONFIG: cp.users[OPERATOR_USER]?.kubeconfigPath,
+      NODE_OPTIONS: `${nodeOptions} ${process.env.BENCH_OPERATOR_NODE_OPTIONS ?? ""}`.trim(),
+      SPECOPS_WATCH_NAMESPACES: namespaces,
+      SPECOPS_PORT: String(port),
+      SPECOPS_LEADER_ELECT: "false",
+      SPECOPS_MAX_CONCURRENT_RECONCILES: String(WORKERS),
+      SPECOPS_LOG_LEVEL: process.env.BENCH_OPERATOR_LOG_LEVEL ?? "warn",
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  // Ready once its caches synced.
+  for (let tries = 0; ; tries++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (tries > 600) throw new Error("the operator did not become ready in 120 s");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    metricsPort: port,
+    memory(field: "VmRSS" | "VmHWM") {
+      const line = readFileSync(`/proc/${proc.pid}/status`, "utf8")
+        .split("\n")
+        .find((l) => l.startsWith(field));
+      return Number(line?.match(/(\d+)/)?.[1] ?? 0) / 1024;
+    },
+    async stop() {
+      proc.kill("SIGTERM");
+      await new Promise((r) => proc.once("exit", r));
+    },
+  };
+}
+let op = await startOperator("bench-op,bench-op-big,bench-idle");
+let metricsPort = op.metricsPort;
+const memory = (field: "VmRSS" | "VmHWM") => op.memory(field);
 await new Promise((r) => setTimeout(r, 3000)); // started and synced on empty namespaces
 
 /**
@@ -221,10 +279,13 @@ const cpuSeconds = async () =>
   );
 const before = await requestCounts();
 const cpuBefore = await cpuSeconds();
-const opStart = performance.now();
-await Promise.all(ids.map((i) => req("POST", dtPath("bench-op"), dtOf("bench-op", i))));
-await waitAllWritten("bench-op", N, 300_000);
-const operatorSeconds = (performance.now() - opStart) / 1000;
+async function burst(ns: string, n: number): Promise<number> {
+  const start = performance.now();
+  await Promise.all(Array.from({ length: n }, (_, i) => req("POST", dtPath(ns), dtOf(ns, i))));
+  await waitAllWritten(ns, n, 900_000);
+  return (performance.now() - start) / 1000;
+}
+const operatorSeconds = await burst("bench-op", N);
 const peakAfterBurst = memory("VmHWM");
 const after = await requestCounts();
 const operatorCpu = (await cpuSeconds()) - cpuBefore;
@@ -251,11 +312,50 @@ const heapUsedMb =
   Number(idleMetrics.match(/^nodejs_heap_size_used_bytes (\S+)/m)?.[1] ?? Number.NaN) / 1024 / 1024;
 const peakIdle = memory("VmHWM");
 
-operator.kill("SIGTERM");
-await new Promise((r) => operator.once("exit", r));
+// The same burst at 1000 objects, against the floor at 1000.
+const operatorBigSeconds = await burst("bench-op-big", N_BIG);
+await op.stop();
+
+// A fresh operator on the idle objects alone: after start-up and settling, a quiet minute.
+op = await startOperator("bench-idle");
+metricsPort = op.metricsPort;
+await new Promise((r) => setTimeout(r, 15_000));
+const operatorWrites = (fromMs: number, toMs: number) =>
+  cp.auditEvents().filter((e) => {
+    const at = Date.parse(e.requestReceivedTimestamp);
+    return e.user.username === OPERATOR_USER && at >= fromMs && at <= toMs;
+  });
+const idleCpuBefore = await cpuSeconds();
+const idleFrom = Date.now();
+await new Promise((r) => setTimeout(r, IDLE_WINDOW_S * 1000));
+const idleCpu = (await cpuSeconds()) - idleCpuBefore;
+const idleWrites = operatorWrites(idleFrom, Date.now());
+
+// 10,000 idle objects: memory.
+await inLanes(
+  Array.from({ length: IDLE_BIG - IDLE }, (_, i) => IDLE + i),
+  16,
+  async (i) => {
+    await req("POST", dtPath("bench-idle"), dtOf("bench-idle", i, true));
+  },
+);
+await waitAllWritten("bench-idle", IDLE_BIG, 1_800_000);
+await new Promise((r) => setTimeout(r, 15_000));
+const rssBig = memory("VmRSS");
+const heapBigMb =
+  Number(
+    (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).match(
+      /^nodejs_heap_size_used_bytes (\S+)/m,
+    )?.[1] ?? Number.NaN,
+  ) /
+  1024 /
+  1024;
+const peakBig = memory("VmHWM");
+await op.stop();
 await cp.stop();
 
 const ratio = operatorSeconds / floorSeconds;
+const ratioBig = operatorBigSeconds / floorBigSeconds;
 console.log(`
 reconciles per DraftTraining by result: ${reconciles}
 API calls during the operator run (all clients, per DraftTraining):
@@ -270,7 +370,17 @@ operator run with NODE_OPTIONS="${nodeOptions}" as in operator/Dockerfile)
   operator peak RSS after the burst                    ${peakAfterBurst.toFixed(0)} MB
   operator JS heap used with ${IDLE} idle objects          ${heapUsedMb.toFixed(0)} MB
   operator RSS with ${IDLE} idle objects (+ ${N} active)     ${rssIdle.toFixed(0)} MB (peak ${peakIdle.toFixed(0)} MB, goal <= 200)
+
+  ${N_BIG} at once: floor                                ${floorBigSeconds.toFixed(2)} s
+  ${N_BIG} at once: operator                             ${operatorBigSeconds.toFixed(2)} s
+  ratio operator / floor at ${N_BIG}                       ${ratioBig.toFixed(2)}   (goal <= 1.2)
+  fresh operator, ${IDLE} idle objects, ${IDLE_WINDOW_S} s quiet: CPU       ${idleCpu.toFixed(2)} s (goal <= 0.5)
+  ... its API writes in that time (audit log)          ${idleWrites.length} (goal 0)${idleWrites
+    .slice(0, 3)
+    .map((e) => `\n      ${e.verb} ${e.objectRef?.resource} ${e.objectRef?.name}`)
+    .join("")}
+  operator RSS with ${IDLE_BIG} idle objects               ${rssBig.toFixed(0)} MB (peak ${peakBig.toFixed(0)} MB, JS heap ${heapBigMb.toFixed(0)} MB, goal <= 200)
 `);
 console.log(
-  `BENCH operator ratio=${ratio.toFixed(2)} rss_mb_1000=${rssIdle.toFixed(0)} peak_rss_mb=${peakIdle.toFixed(0)} n=${N} floor_s=${floorSeconds.toFixed(2)} operator_s=${operatorSeconds.toFixed(2)}`,
+  `BENCH operator ratio=${ratio.toFixed(2)} rss_mb_1000=${rssIdle.toFixed(0)} peak_rss_mb=${peakIdle.toFixed(0)} n=${N} floor_s=${floorSeconds.toFixed(2)} operator_s=${operatorSeconds.toFixed(2)} ratio_1000=${ratioBig.toFixed(2)} rss_mb_10000=${rssBig.toFixed(0)} idle_cpu_s=${idleCpu.toFixed(2)} idle_writes=${idleWrites.length}`,
 );

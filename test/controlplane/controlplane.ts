@@ -2,6 +2,9 @@
 // collection) on free loopback ports, for integration tests and `npm run cluster`. Binaries come
 // from build-binaries.sh (Go modules, cached by version). Everything lives in one temp dir that
 // stop() removes; child processes are killed on stop and when this process exits.
+// For fault tests: an audit log of every write (who wrote what, when), one token per named user (so
+// the log tells operator replicas apart), kube-apiserver killed and restarted on the same etcd
+// (optionally with other flags, e.g. --watch-cache=false), and etcd compaction on demand.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -19,8 +22,53 @@ export interface ControlPlane {
   token: string;
   caPem: string;
   dir: string;
+  /** etcd's client URL (its v3 JSON gateway serves /v3/kv/range and /v3/kv/compaction). */
+  etcdUrl: string;
+  /** The users named in options.users: their token and a kubeconfig (admin's cluster, their token). */
+  users: Record<string, { token: string; kubeconfigPath: string }>;
+  /** Writes a kubeconfig for `user` that reaches the API server at `server` (e.g. through a proxy). */
+  kubeconfigFor(user: string, server?: string): string;
+  /** The audit log's write events so far (empty unless options.audit). */
+  auditEvents(): AuditEvent[];
+  /** SIGKILLs kube-apiserver (etcd and the controller manager keep running). */
+  killApiServer(): Promise<void>;
+  /** Starts kube-apiserver again on the same port, certificates and etcd; extraArgs go after the first start's flags (a repeated flag's last value wins). */
+  startApiServer(extraArgs?: string[]): Promise<void>;
+  /** Compacts etcd at its current revision (physically); returns that revision. */
+  compactEtcd(): Promise<number>;
   stop(): Promise<void>;
 }
+
+/** One write as the API server's audit log records it at Metadata level (audit.k8s.io/v1 Event). */
+export interface AuditEvent {
+  verb: string;
+  user: { username: string; groups?: string[] };
+  objectRef?: {
+    resource?: string;
+    namespace?: string;
+    name?: string;
+    apiGroup?: string;
+    subresource?: string;
+  };
+  responseStatus?: { code?: number };
+  requestURI: string;
+  /** RFC 3339 with microseconds. */
+  requestReceivedTimestamp: string;
+  stageTimestamp: string;
+}
+
+/** The group every options.users member belongs to: tests bind roles to it. */
+export const TEST_USERS_GROUP = "specops:test-users";
+
+// Writes only, at Metadata level (who, verb, object, code, times; no bodies): what fault tests count.
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+- level: None
+`;
 
 export interface ControlPlaneOptions {
   /** Run kube-controller-manager too (Jobs, Deployments, garbage collection). Default true. */
@@ -29,6 +77,12 @@ export interface ControlPlaneOptions {
   startTimeoutSeconds?: number;
   /** Where the components' logs go; default the temp dir. */
   logDir?: string;
+  /** Audit-log every write (see auditEvents()). Default false. */
+  audit?: boolean;
+  /** Users to create, each with its own bearer token, all in TEST_USERS_GROUP (no other rights). */
+  users?: string[];
+  /** Extra kube-apiserver flags, e.g. ["--watch-cache=false"]. */
+  apiserverArgs?: string[];
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -81,7 +135,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const children: { name: string; proc: ChildProcess; exit?: string }[] = [];
 
   const run = (name: string, args: string[]) => {
-    const log = createWriteStream(join(logDir, `${name}.log`));
+    const log = createWriteStream(join(logDir, `${name}.log`), { flags: "a" });
     const proc = spawn(join(bin, name), args, { stdio: ["ignore", "pipe", "pipe"] });
     proc.stdout?.pipe(log);
     proc.stderr?.pipe(log);
@@ -118,17 +172,26 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
     const token = randomBytes(24).toString("hex");
     const restrictedToken = randomBytes(24).toString("hex");
+    const userTokens = Object.fromEntries(
+      (opts.users ?? []).map((u) => [u, randomBytes(24).toString("hex")]),
+    );
     writeFileSync(
       join(dir, "tokens.csv"),
-      `${token},admin,admin-uid,"system:masters"\n${restrictedToken},${RESTRICTED_USER},restricted-uid\n`,
+      `${token},admin,admin-uid,"system:masters"\n${restrictedToken},${RESTRICTED_USER},restricted-uid\n${Object.entries(
+        userTokens,
+      )
+        .map(([u, t]) => `${t},${u},${u}-uid,"${TEST_USERS_GROUP}"\n`)
+        .join("")}`,
     );
+    const auditLog = join(dir, "audit.log");
+    if (opts.audit) writeFileSync(join(dir, "audit-policy.yaml"), AUDIT_POLICY);
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const saKey = join(dir, "sa.key");
     writeFileSync(saKey, privateKey.export({ type: "sec1", format: "pem" }));
     const certDir = join(dir, "certs");
     mkdirSync(certDir);
 
-    const apiserver = run("kube-apiserver", [
+    const apiserverArgs = [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
       "--bind-address=127.0.0.1",
       "--advertise-address=127.0.0.1",
@@ -144,26 +207,56 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       "--disable-admission-plugins=ServiceAccount",
       "--endpoint-reconciler-type=none",
       "--enable-priority-and-fairness=false",
-    ]);
+      ...(opts.audit
+        ? [
+            `--audit-policy-file=${join(dir, "audit-policy.yaml")}`,
+            `--audit-log-path=${auditLog}`,
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
+            "--audit-log-maxsize=0",
+          ]
+        : []),
+      ...(opts.apiserverArgs ?? []),
+    ];
+    let apiserver = run("kube-apiserver", apiserverArgs);
     const insecure = new Agent({ connect: { rejectUnauthorized: false } });
     const server = `https://127.0.0.1:${apiPort}`;
-    await waitFor(
-      "kube-apiserver",
-      timeoutMs,
-      async () =>
-        (
-          await fetch(`${server}/readyz`, {
-            dispatcher: insecure,
-            headers: { authorization: `Bearer ${token}` },
-          })
-        ).ok,
-      () => apiserver.exit,
-    );
+    const apiserverReady = () =>
+      waitFor(
+        "kube-apiserver",
+        timeoutMs,
+        async () =>
+          (
+            await fetch(`${server}/readyz`, {
+              dispatcher: insecure,
+              headers: { authorization: `Bearer ${token}` },
+            })
+          ).ok,
+        () => apiserver.exit,
+      );
+    await apiserverReady();
     const caPem = readFileSync(join(certDir, "apiserver.crt"), "utf8");
     const kubeconfigPath = join(dir, "kubeconfig");
     writeFileSync(kubeconfigPath, kubeconfig(server, caPem, token));
     const restrictedKubeconfigPath = join(dir, "restricted-kubeconfig");
     writeFileSync(restrictedKubeconfigPath, kubeconfig(server, caPem, restrictedToken));
+    let kubeconfigs = 0;
+    const kubeconfigFor = (user: string, at = server) => {
+      const userToken = userTokens[user];
+      if (!userToken) throw new Error(`no user ${user}: name it in options.users`);
+      const path = join(dir, `kubeconfig-${user}-${kubeconfigs++}`);
+      writeFileSync(path, kubeconfig(at, caPem, userToken));
+      return path;
+    };
+    const users = Object.fromEntries(
+      Object.entries(userTokens).map(([u, t]) => [u, { token: t, kubeconfigPath: kubeconfigFor(u) }]),
+    );
+    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+    const etcdCall = async (path: string, body: unknown) => {
+      const res = await fetch(`${etcdUrl}${path}`, { method: "POST", body: JSON.stringify(body) });
+      if (!res.ok) throw new Error(`etcd ${path}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as { header?: { revision?: string } };
+    };
 
     if (opts.controllerManager ?? true) {
       const kcm = run("kube-controller-manager", [
@@ -202,6 +295,45 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       token,
       caPem,
       dir,
+      etcdUrl,
+      users,
+      kubeconfigFor,
+      auditEvents(): AuditEvent[] {
+        if (!opts.audit) return [];
+        let text: string;
+        try {
+          text = readFileSync(auditLog, "utf8");
+        } catch {
+          return [];
+        }
+        const events: AuditEvent[] = [];
+        for (const line of text.split("\n")) {
+          if (!line) continue;
+          try {
+            events.push(JSON.parse(line) as AuditEvent);
+          } catch {
+            // The last line may be half-written while the server runs.
+          }
+        }
+        return events;
+      },
+      async killApiServer() {
+        if (apiserver.exit !== undefined) return;
+        const exited = new Promise((r) => apiserver.proc.once("exit", r));
+        apiserver.proc.kill("SIGKILL");
+        await exited;
+      },
+      async startApiServer(extraArgs = []) {
+        if (apiserver.exit === undefined) throw new Error("kube-apiserver is still running");
+        apiserver = run("kube-apiserver", [...apiserverArgs, ...extraArgs]);
+        await apiserverReady();
+      },
+      async compactEtcd() {
+        const range = await etcdCall("/v3/kv/range", { key: Buffer.from("/").toString("base64") });
+        const revision = Number(range.header?.revision);
+        await etcdCall("/v3/kv/compaction", { revision: String(revision), physical: true });
+        return revision;
+      },
       async stop() {
         process.removeListener("exit", killAll);
         for (const c of [...children].reverse()) {

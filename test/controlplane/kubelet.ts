@@ -35,6 +35,8 @@ export interface FakeKubeletOptions {
   podIP?: (pod: V1Pod) => string;
   /** Called once when a pod has been reported Running (e.g. to start its process). */
   onRunning?: (pod: V1Pod) => void;
+  /** Called when a pod on this node is being deleted, before it is removed (e.g. to stop its process). */
+  onDeleting?: (pod: V1Pod) => void;
 }
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
@@ -117,10 +119,14 @@ export class FakeKubelet {
       (type, pod: V1Pod) => {
         if (type !== "DELETED") this.handle(pod);
       },
-      () => {
-        if (!this.stopped) setTimeout(() => void this.resync().catch(() => undefined), 200);
-      },
+      () => this.resyncLater(),
     );
+  }
+
+  /** Resyncs after a pause, again and again while the API server is unreachable (e.g. restarted). */
+  private resyncLater(): void {
+    if (this.stopped) return;
+    setTimeout(() => void this.resync().catch(() => this.resyncLater()), 200);
   }
 
   private handle(pod: V1Pod): void {
@@ -135,8 +141,10 @@ export class FakeKubelet {
     const name = pod.metadata?.name ?? "";
     const namespace = pod.metadata?.namespace ?? "default";
     if (pod.metadata?.deletionTimestamp) {
-      if (pod.spec?.nodeName === this.nodeName)
+      if (pod.spec?.nodeName === this.nodeName) {
+        this.opts.onDeleting?.(pod);
         await this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 });
+      }
       return;
     }
     if (!pod.spec?.nodeName) {

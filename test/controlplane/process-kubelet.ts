@@ -45,6 +45,9 @@ export class ProcessKubelet {
       nodeName: "local-process-node",
       podIP: () => "127.0.0.1",
       onRunning: (pod) => void this.#run(pod).catch((err) => this.#fail(pod, `could not start: ${err}`)),
+      // As a kubelet does on deletion: the container gets SIGTERM (the grace period is not played).
+      onDeleting: (pod) =>
+        this.#running.get(`${pod.metadata?.namespace ?? "default"}/${pod.metadata?.name}`)?.kill("SIGTERM"),
     });
   }
 
