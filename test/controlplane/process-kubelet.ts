@@ -37,13 +37,19 @@ export class ProcessKubelet {
     { labels: Record<string, string>; byName: Map<string, number>; byNumber: Map<number, number> }
   >();
   readonly #forwarders = new Map<string, { server: Server; port: number }>();
+  /** Each pod's own loopback address (its podIP) and the listeners there that stand for its ports. */
+  readonly #podIPs = new Map<string, string>();
+  readonly #podListeners = new Map<string, Server[]>();
+  #nextPodIP = 0;
 
   constructor(kc: KubeConfig, opts: ProcessKubeletOptions) {
     this.#opts = opts;
     this.#core = kc.makeApiClient(CoreV1Api);
     this.kubelet = new FakeKubelet(kc, {
       nodeName: "local-process-node",
-      podIP: () => "127.0.0.1",
+      // A podIP of its own on the loopback range for each pod, so podIP:containerPort reaches it
+      // (the operator reads progress and metrics that way) while processes share one network.
+      podIP: (pod) => this.#podIP(`${pod.metadata?.namespace ?? "default"}/${pod.metadata?.name}`),
       onRunning: (pod) => void this.#run(pod).catch((err) => this.#fail(pod, `could not start: ${err}`)),
       // As a kubelet does on deletion: the container gets SIGTERM (the grace period is not played).
       onDeleting: (pod) =>
@@ -58,6 +64,7 @@ export class ProcessKubelet {
   async stop(): Promise<void> {
     for (const p of this.#running.values()) p.kill("SIGTERM");
     for (const f of this.#forwarders.values()) f.server.close();
+    for (const listeners of this.#podListeners.values()) for (const l of listeners) l.close();
     await this.kubelet.stop();
   }
 
@@ -106,6 +113,46 @@ export class ProcessKubelet {
     return { host: "127.0.0.1", port };
   }
 
+  #podIP(key: string): string {
+    let ip = this.#podIPs.get(key);
+    if (!ip) {
+      const n = this.#nextPodIP++;
+      ip = `127.10.${Math.floor(n / 250) % 250}.${(n % 250) + 1}`;
+      this.#podIPs.set(key, ip);
+    }
+    return ip;
+  }
+
+  /** Listeners on the pod's own address at its container ports, forwarding to the process's ports. */
+  async #listenAsPod(key: string, byNumber: Map<number, number>): Promise<void> {
+    const ip = this.#podIP(key);
+    const listeners: Server[] = [];
+    for (const [containerPort, local] of byNumber) {
+      const server = createServer((socket) => {
+        const upstream = connect(local, "127.0.0.1");
+        socket.pipe(upstream).pipe(socket);
+        const close = () => {
+          socket.destroy();
+          upstream.destroy();
+        };
+        socket.on("error", close);
+        upstream.on("error", close);
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(containerPort, ip, () => resolve());
+      });
+      listeners.push(server);
+    }
+    this.#podListeners.set(key, listeners);
+  }
+
+  #forgetPod(key: string): void {
+    for (const l of this.#podListeners.get(key) ?? []) l.close();
+    this.#podListeners.delete(key);
+    this.#podIPs.delete(key);
+  }
+
   async #run(pod: V1Pod): Promise<void> {
     const ns = pod.metadata?.namespace ?? "default";
     const name = pod.metadata?.name ?? "";
@@ -134,6 +181,7 @@ export class ProcessKubelet {
     if (typeof servePort === "number" && byNumber.has(servePort))
       parsedTask.params.port = byNumber.get(servePort);
     this.#ports.set(`${ns}/${name}`, { labels: pod.metadata?.labels ?? {}, byName, byNumber });
+    await this.#listenAsPod(`${ns}/${name}`, byNumber);
     const taskFile = join(dir, "task.json");
     writeFileSync(taskFile, JSON.stringify(parsedTask, null, 2));
     const terminationLog = join(dir, "termination-log");
@@ -168,6 +216,7 @@ export class ProcessKubelet {
     child.on("exit", (code, signal) => {
       this.#running.delete(`${ns}/${name}`);
       this.#ports.delete(`${ns}/${name}`);
+      this.#forgetPod(`${ns}/${name}`);
       let message: string | undefined;
       try {
         message = readFileSync(terminationLog, "utf8");
