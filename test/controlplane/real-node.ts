@@ -47,6 +47,8 @@ export interface RealNodeOptions {
   nodeName?: string;
   /** Run kube-scheduler so pods are placed for real. Default true. */
   scheduler?: boolean;
+  /** Run kube-proxy (iptables mode) so Services' ClusterIPs reach their pods. Default true. */
+  proxy?: boolean;
   /** Extended resources to advertise on the Node (e.g. {"nvidia.com/gpu": "8"}). */
   extendedResources?: Record<string, string>;
   startTimeoutSeconds?: number;
@@ -216,6 +218,28 @@ tlsPrivateKeyFile: ${join(dir, "kubelet.key")}
 `;
 }
 
+function kubeProxyConfig(
+  kubeconfig: string,
+  nodeName: string,
+  podCIDR: string,
+  healthz: number,
+  metrics: number,
+) {
+  return `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: ${kubeconfig}
+hostnameOverride: ${nodeName}
+mode: iptables
+clusterCIDR: ${podCIDR}
+# Leave the host's conntrack table size alone (a shared machine; the sandbox may refuse the sysctl).
+conntrack:
+  maxPerCore: 0
+healthzBindAddress: 127.0.0.1:${healthz}
+metricsBindAddress: 127.0.0.1:${metrics}
+`;
+}
+
 async function waitFor(
   what: string,
   timeoutMs: number,
@@ -244,6 +268,13 @@ function importImage(socket: string, image: string, log: (l: string) => void): v
     .stdout.split("\n")
     .includes(image);
   if (present && existsSync(marker) && readFileSync(marker, "utf8") === id) return;
+  // A rebuilt image replaces the old one: drop it (and the CRI's by-ID reference, which would keep its
+  // layers on disk) so the store holds one version of each image.
+  const previous = existsSync(marker) ? readFileSync(marker, "utf8").trim() : "";
+  const stale = [image, ...(previous ? [`sha256:${previous.replace(/^sha256:/, "")}`] : [])];
+  spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "images", "rm", "--sync", ...stale], {
+    stdio: "ignore",
+  });
   const t0 = Date.now();
   log(`importing ${image} into the node's containerd (once per image build)`);
   // podman names images localhost/...; containerd keeps the name as given.
@@ -417,6 +448,10 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
       );
     }
     for (const c of [...children].reverse()) if (c.exit === undefined) await terminate(c);
+    spawnSync("bash", [join(here, "kubelet-iptables-cleanup.sh")], { stdio: "ignore", timeout: 30_000 });
+    // kube-proxy's own clean-up removes its iptables chains (KUBE-*), and nothing else.
+    if (children.some((c) => c.name === "kube-proxy"))
+      spawnSync(join(bin, "kube-proxy"), ["--cleanup"], { stdio: "ignore", timeout: 30_000 });
     await core.deleteNode({ name: nodeName }).catch(() => undefined);
     for (const m of mountsUnder(dir)) spawnSync("umount", ["-l", m], { stdio: "ignore" });
     // The CNI bridge and the sandboxes' network namespaces (containerd keeps them under /var/run/netns).
@@ -495,6 +530,13 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
         "--bind-address=127.0.0.1",
         `--secure-port=${await freePort()}`,
       ]);
+    if (opts.proxy ?? true) {
+      writeFileSync(
+        join(dir, "kube-proxy.yaml"),
+        kubeProxyConfig(opts.kubeconfigPath, nodeName, subnet, await freePort(), await freePort()),
+      );
+      run("kube-proxy", join(bin, "kube-proxy"), [`--config=${join(dir, "kube-proxy.yaml")}`]);
+    }
     const timeoutMs = (opts.startTimeoutSeconds ?? 90) * 1000;
     await waitFor(
       `kubelet (node ${nodeName})`,

@@ -15,6 +15,16 @@ if (unavailable) console.warn(`real-node tests skipped: ${unavailable}`);
 const NS = "real-node-e2e";
 const IMAGE_UID = 10001; // runtime/Dockerfile: useradd --uid 10001
 
+async function waitForEnd(core: CoreV1Api, name: string, timeoutMs: number): Promise<V1Pod> {
+  const deadline = Date.now() + timeoutMs;
+  let pod = await core.readNamespacedPod({ name, namespace: NS });
+  while (Date.now() < deadline && pod.status?.phase !== "Succeeded" && pod.status?.phase !== "Failed") {
+    await new Promise((r) => setTimeout(r, 500));
+    pod = await core.readNamespacedPod({ name, namespace: NS });
+  }
+  return pod;
+}
+
 describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, kube-scheduler)", () => {
   const kc = new KubeConfig();
   let core: CoreV1Api;
@@ -105,5 +115,84 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
     });
     const scheduled = events.items.find((e: CoreV1Event) => e.reason === "Scheduled");
     expect(scheduled?.source?.component ?? scheduled?.reportingComponent).toBe("default-scheduler");
+  });
+
+  it("reaches a pod through its Service's ClusterIP (kube-proxy, iptables mode)", async () => {
+    if (!node) throw new Error("no node");
+    const placement = { nodeSelector: { "kubernetes.io/hostname": node.nodeName } };
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "web", labels: { app: "web" } },
+        spec: {
+          ...placement,
+          containers: [
+            {
+              name: "web",
+              image: referenceImage,
+              imagePullPolicy: "Never",
+              // Serves a file naming itself, so the client shows it reached this pod.
+              command: [
+                "sh",
+                "-c",
+                "mkdir -p /tmp/w && echo served-by-$HOSTNAME > /tmp/w/id && exec python3 -m http.server 8080 -d /tmp/w",
+              ],
+              ports: [{ containerPort: 8080 }],
+              readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    });
+    const svc = await core.createNamespacedService({
+      namespace: NS,
+      body: {
+        metadata: { name: "web" },
+        spec: { selector: { app: "web" }, ports: [{ port: 80, targetPort: 8080 }] },
+      },
+    });
+    const clusterIP = svc.spec?.clusterIP ?? "";
+    expect(clusterIP).toMatch(/^10\.0\.0\./);
+    // Ready behind the Service (a real readiness probe by the kubelet), then fetched from another pod.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const web = await core.readNamespacedPod({ name: "web", namespace: NS });
+      if (web.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) break;
+      if (Date.now() > deadline) throw new Error(`web not Ready: ${JSON.stringify(web.status)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const fetchScript = [
+      "import time, urllib.request",
+      "last = ''",
+      "for _ in range(40):",
+      "    try:",
+      `        last = urllib.request.urlopen('http://${clusterIP}/id', timeout=2).read().decode().strip(); break`,
+      "    except Exception as e:",
+      "        last = repr(e); time.sleep(0.5)",
+      "open('/dev/termination-log', 'w').write(last)",
+    ].join("\n");
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "client" },
+        spec: {
+          ...placement,
+          restartPolicy: "Never",
+          containers: [
+            {
+              name: "client",
+              image: referenceImage,
+              imagePullPolicy: "Never",
+              command: ["python3", "-c", fetchScript],
+            },
+          ],
+        },
+      },
+    });
+    const client = await waitForEnd(core, "client", 40_000);
+    const message = client.status?.containerStatuses?.[0]?.state?.terminated?.message;
+    expect(message, `${JSON.stringify(client.status)}\nkube-proxy:\n${node.logTail("kube-proxy")}`).toBe(
+      "served-by-web",
+    );
   });
 });
