@@ -1,0 +1,602 @@
+// A real node for the test control plane: containerd (Debian's, its own config, socket and state
+// under a temp dir) with runc, CNI bridge networking from the containernetworking plugins, the
+// kubelet and kube-scheduler built from the pinned Kubernetes module (build-node-binaries.sh), and
+// the project's images imported into containerd from podman (scripts/images/build.sh builds them).
+// containerd's image store is kept under the cache (~/.cache/specops/node-containerd) so an image
+// is imported once per build, not once per run. realNodeUnavailable() says precisely why the node
+// cannot start here, so callers fall back to the local-process kubelet (process-kubelet.ts).
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { networkInterfaces, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { freePort } from "./controlplane.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const CNI_BIN_DIR = "/usr/lib/cni";
+export const PAUSE_IMAGE = "registry.k8s.io/pause:3.10";
+const CRI_NAMESPACE = "k8s.io";
+
+export interface RealNode {
+  nodeName: string;
+  /** The node's IP (the host's first non-loopback IPv4 address). */
+  nodeIP: string;
+  dir: string;
+  /** Seconds from start to the Node being Ready. */
+  startSeconds: number;
+  /** The last lines of a component's log (containerd, kubelet, kube-scheduler), for failure messages. */
+  logTail(component: string, lines?: number): string;
+  stop(): Promise<void>;
+}
+
+export interface RealNodeOptions {
+  kubeconfigPath: string;
+  /** Images (podman names) to import into containerd; the pause image is always imported. */
+  images: string[];
+  nodeName?: string;
+  /** Run kube-scheduler so pods are placed for real. Default true. */
+  scheduler?: boolean;
+  /** Run kube-proxy (iptables mode) so Services' ClusterIPs reach their pods. Default true. */
+  proxy?: boolean;
+  /** Extended resources to advertise on the Node (e.g. {"nvidia.com/gpu": "8"}). */
+  extendedResources?: Record<string, string>;
+  startTimeoutSeconds?: number;
+  log?: (line: string) => void;
+}
+
+function cacheRoot(): string {
+  return (
+    process.env.SPECOPS_CACHE_DIR ??
+    join(process.env.XDG_CACHE_HOME ?? join(process.env.HOME ?? "/root", ".cache"), "specops")
+  );
+}
+
+const containerdRoot = () => join(cacheRoot(), "node-containerd");
+
+function hasCommand(cmd: string, args = ["--version"]): boolean {
+  const r = spawnSync(cmd, args, { stdio: "ignore" });
+  return !r.error && r.status === 0;
+}
+
+function nodeIP(): string | undefined {
+  for (const addrs of Object.values(networkInterfaces()))
+    for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  return undefined;
+}
+
+/** Why a real node cannot start on this machine, or undefined when it can. */
+export function realNodeUnavailable(images: string[]): string | undefined {
+  // Opt-in: importing a rebuilt 7.6 GB reference image into containerd takes minutes.
+  if (process.env.SPECOPS_REAL_NODE !== "1") return "SPECOPS_REAL_NODE is not 1 (the real node is opt-in)";
+  if (process.platform !== "linux") return "a real node needs Linux";
+  if (process.getuid?.() !== 0)
+    return "a real node needs root (containerd, runc, mounts, network namespaces)";
+  if (!hasCommand("containerd")) return "containerd is not installed (apt-get install containerd)";
+  if (!hasCommand("runc")) return "runc is not installed (apt-get install runc)";
+  if (!hasCommand("containerd-shim-runc-v2", ["-v"])) return "containerd-shim-runc-v2 is not installed";
+  for (const plugin of ["bridge", "host-local", "loopback", "portmap"])
+    if (!existsSync(join(CNI_BIN_DIR, plugin)))
+      return `CNI plugin ${join(CNI_BIN_DIR, plugin)} missing (apt-get install containernetworking-plugins)`;
+  if (!hasCommand("go", ["version"])) return "go is not installed (the kubelet is built from its module)";
+  if (!hasCommand("gcc")) return "gcc is not installed (the pause binary is built from the module's pause.c)";
+  if (!hasCommand("podman")) return "podman is not installed (the images come from scripts/images/build.sh)";
+  const missing = images.filter((image) => spawnSync("podman", ["image", "exists", image]).status !== 0);
+  if (missing.length > 0) return `image ${missing.join(", ")} not built (run scripts/images/build.sh)`;
+  if (!nodeIP()) return "no non-loopback IPv4 address for the node (the kubelet rejects loopback)";
+  const lock = join(containerdRoot(), "owner.pid");
+  if (existsSync(lock)) {
+    const pid = Number(readFileSync(lock, "utf8"));
+    if (pid && pid !== process.pid && isAlive(pid))
+      return `the real node's containerd store ${containerdRoot()} is in use by process ${pid}`;
+  }
+  return undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Builds (once) or finds the cached kubelet, kube-scheduler, kube-proxy and pause. */
+export function nodeBinaries(): string {
+  const out = execFileSync("bash", [join(here, "build-node-binaries.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return out.trim().split("\n").at(-1) ?? "";
+}
+
+function containerdConfig(dir: string, socket: string): string {
+  return `version = 2
+root = "${join(containerdRoot(), "root")}"
+state = "${join(dir, "containerd-state")}"
+[grpc]
+  address = "${socket}"
+[ttrpc]
+  address = "${socket}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "${join(dir, "containerd-opt")}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "${PAUSE_IMAGE}"
+  # Without it runc fails here: "can't get final child's PID from pipe: EOF" (the sandbox caps oom_score_adj).
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "${CNI_BIN_DIR}"
+    conf_dir = "${join(dir, "cni")}"
+`;
+}
+
+function cniConfig(bridge: string, subnet: string, dataDir: string): string {
+  return JSON.stringify(
+    {
+      cniVersion: "1.0.0",
+      name: "specops-node",
+      plugins: [
+        {
+          type: "bridge",
+          bridge,
+          isGateway: true,
+          // No masquerade: pods reach only the node, and no iptables rules outlive the node.
+          ipMasq: false,
+          hairpinMode: true,
+          ipam: { type: "host-local", ranges: [[{ subnet }]], dataDir, routes: [{ dst: "0.0.0.0/0" }] },
+        },
+        { type: "portmap", capabilities: { portMappings: true } },
+      ],
+    },
+    null,
+    2,
+  );
+}
+
+function kubeletConfig(
+  dir: string,
+  socket: string,
+  cgroupRoot: string,
+  ports: { port: number; healthz: number },
+): string {
+  return `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+containerRuntimeEndpoint: unix://${socket}
+# The machines here have cgroup v1 (hybrid); the kubelet needs the explicit opt-in.
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: ${cgroupRoot}
+address: 127.0.0.1
+port: ${ports.port}
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: ${ports.healthz}
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization:
+  mode: AlwaysAllow
+failSwapOn: false
+resolvConf: /etc/resolv.conf
+# Never collect or evict the project's images or pods for disk space on a shared test machine.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%"}
+nodeStatusUpdateFrequency: 2s
+syncFrequency: 5s
+fileCheckFrequency: 5s
+registerNode: true
+serializeImagePulls: false
+rotateCertificates: false
+serverTLSBootstrap: false
+tlsCertFile: ${join(dir, "kubelet.crt")}
+tlsPrivateKeyFile: ${join(dir, "kubelet.key")}
+`;
+}
+
+function kubeProxyConfig(
+  kubeconfig: string,
+  nodeName: string,
+  podCIDR: string,
+  healthz: number,
+  metrics: number,
+) {
+  return `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: ${kubeconfig}
+hostnameOverride: ${nodeName}
+mode: iptables
+clusterCIDR: ${podCIDR}
+# Leave the host's conntrack table size alone (a shared machine; the sandbox may refuse the sysctl).
+conntrack:
+  maxPerCore: 0
+healthzBindAddress: 127.0.0.1:${healthz}
+metricsBindAddress: 127.0.0.1:${metrics}
+`;
+}
+
+async function waitFor(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean> | boolean,
+  exited: () => string | undefined,
+) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const died = exited();
+    if (died) throw new Error(`${what} exited during start-up: ${died}`);
+    if (await Promise.resolve(probe()).catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${what} was not ready after ${timeoutMs / 1000}s`);
+}
+
+/** Imports a podman image into containerd unless the same image (by podman ID) is already there. */
+function importImage(socket: string, image: string, log: (l: string) => void): void {
+  const id = execFileSync("podman", ["image", "inspect", "--format", "{{.Id}}", image], {
+    encoding: "utf8",
+  }).trim();
+  const marker = join(containerdRoot(), "imported", Buffer.from(image).toString("hex"));
+  const present = spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "images", "ls", "-q"], {
+    encoding: "utf8",
+  })
+    .stdout.split("\n")
+    .includes(image);
+  if (present && existsSync(marker) && readFileSync(marker, "utf8") === id) return;
+  // A rebuilt image replaces the old one: drop it (and the CRI's by-ID reference, which would keep its
+  // layers on disk) so the store holds one version of each image.
+  const previous = existsSync(marker) ? readFileSync(marker, "utf8").trim() : "";
+  const stale = [image, ...(previous ? [`sha256:${previous.replace(/^sha256:/, "")}`] : [])];
+  spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "images", "rm", "--sync", ...stale], {
+    stdio: "ignore",
+  });
+  const t0 = Date.now();
+  log(`importing ${image} into the node's containerd (once per image build)`);
+  // podman names images localhost/...; containerd keeps the name as given.
+  execFileSync(
+    "bash",
+    [
+      "-o",
+      "pipefail",
+      "-c",
+      `podman save --format docker-archive "$1" | ctr -a "$2" -n ${CRI_NAMESPACE} images import --digests --all-platforms -`,
+      "import",
+      image,
+      socket,
+    ],
+    { stdio: ["ignore", "ignore", "inherit"], timeout: 30 * 60_000 },
+  );
+  mkdirSync(dirname(marker), { recursive: true });
+  writeFileSync(marker, id);
+  log(`imported ${image} in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+}
+
+/** The pause image, built from the module's pause.c (no registry here) into podman once. */
+function ensurePauseImage(bin: string): void {
+  if (spawnSync("podman", ["image", "exists", PAUSE_IMAGE]).status === 0) return;
+  const ctx = mkdtempSync(join(tmpdir(), "specops-pause-"));
+  try {
+    execFileSync("cp", [join(bin, "pause"), join(ctx, "pause")]);
+    writeFileSync(
+      join(ctx, "Containerfile"),
+      'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n',
+    );
+    execFileSync("podman", ["build", "-q", "-t", PAUSE_IMAGE, ctx], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+  } finally {
+    rmSync(ctx, { recursive: true, force: true });
+  }
+}
+
+const NETNS_DIR = "/var/run/netns";
+function netnsNow(): string[] {
+  try {
+    return readdirSync(NETNS_DIR);
+  } catch {
+    return [];
+  }
+}
+
+/** Mount points under dir, deepest first. */
+function mountsUnder(dir: string): string[] {
+  const lines = readFileSync("/proc/self/mountinfo", "utf8").split("\n");
+  const points = lines.map((l) => l.split(" ")[4] ?? "").filter((p) => p === dir || p.startsWith(`${dir}/`));
+  return points.sort((a, b) => b.length - a.length);
+}
+
+function cgroupHierarchies(): string[] {
+  const base = "/sys/fs/cgroup";
+  if (existsSync(join(base, "cgroup.controllers"))) return [base];
+  const points = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter((l) => / - cgroup2? /.test(l))
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((p) => p.startsWith(`${base}/`));
+  return [...new Set(points)];
+}
+
+/** The kubelet wants its cgroupRoot to exist under every hierarchy (cgroup v1: each controller). */
+function createCgroups(cgroupRoot: string): void {
+  for (const h of cgroupHierarchies()) {
+    const dir = join(h, cgroupRoot);
+    mkdirSync(dir, { recursive: true });
+    // A new v1 cpuset starts empty; give it its parent's CPUs and memory nodes.
+    for (const f of ["cpuset.cpus", "cpuset.mems"])
+      if (existsSync(join(dir, f)) && readFileSync(join(dir, f), "utf8").trim() === "")
+        writeFileSync(join(dir, f), readFileSync(join(h, f), "utf8"));
+  }
+}
+
+/** Removes a cgroup subtree (children first) under every v1 controller and the unified hierarchy. */
+function removeCgroups(cgroupRoot: string): void {
+  for (const h of cgroupHierarchies()) {
+    const top = join(h, cgroupRoot);
+    if (!existsSync(top)) continue;
+    spawnSync("find", [top, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"], { stdio: "ignore" });
+  }
+}
+
+export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
+  const log = opts.log ?? (() => undefined);
+  const why = realNodeUnavailable(opts.images);
+  if (why) throw new Error(`real node unavailable: ${why}`);
+  const ip = nodeIP() ?? "";
+  const bin = nodeBinaries();
+  ensurePauseImage(bin);
+  const nodeName = opts.nodeName ?? "specops-real-node";
+  const dir = mkdtempSync(join(tmpdir(), "specops-node-"));
+  const id = dir
+    .slice(-6)
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, "x");
+  const bridge = `spx${id}`; // interface names are at most 15 characters
+  const cgroupRoot = `/specops-node-${id}`;
+  const socket = join(dir, "containerd.sock");
+  mkdirSync(join(dir, "cni"), { recursive: true });
+  mkdirSync(containerdRoot(), { recursive: true });
+  writeFileSync(join(containerdRoot(), "owner.pid"), String(process.pid));
+  const children: { name: string; proc: ChildProcess; exit?: string }[] = [];
+  const run = (name: string, cmd: string, args: string[]) => {
+    const logFile = join(dir, `${name}.log`);
+    // Straight to a file: a pipe would fill and stall the component while this process waits synchronously.
+    const fd = openSync(logFile, "a");
+    const proc = spawn(cmd, args, { stdio: ["ignore", fd, fd] });
+    closeSync(fd);
+    const entry: { name: string; proc: ChildProcess; exit?: string } = { name, proc };
+    proc.on("exit", (code, signal) => {
+      // The log goes with the temp dir on failure: keep its end in the error.
+      const tail = readFileSync(logFile, "utf8").trim().split("\n").slice(-8).join("\n");
+      entry.exit = `code ${code} signal ${signal}; ${logFile} ended:\n${tail}`;
+    });
+    children.push(entry);
+    return entry;
+  };
+
+  const netnsBefore = new Set(netnsNow());
+  const kc = new KubeConfig();
+  kc.loadFromFile(opts.kubeconfigPath);
+  const core = kc.makeApiClient(CoreV1Api);
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    process.removeListener("exit", killAll);
+    // Pods first, through the kubelet, so their sandboxes' networks and namespaces go with them.
+    const onNode = await core
+      .listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` })
+      .catch(() => undefined);
+    for (const pod of onNode?.items ?? [])
+      await core
+        .deleteNamespacedPod({
+          name: pod.metadata?.name ?? "",
+          namespace: pod.metadata?.namespace ?? "",
+          gracePeriodSeconds: 0,
+        })
+        .catch(() => undefined);
+    for (let i = 0; i < 60 && (onNode?.items.length ?? 0) > 0; i++) {
+      const left = await core
+        .listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` })
+        .catch(() => undefined);
+      if (!left || left.items.length === 0) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const kubelet = children.find((c) => c.name === "kubelet");
+    if (kubelet && kubelet.exit === undefined) await terminate(kubelet);
+    if (existsSync(socket)) {
+      const pods = spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "tasks", "ls", "-q"], {
+        encoding: "utf8",
+      });
+      for (const task of pods.stdout.split("\n").filter(Boolean))
+        spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "tasks", "kill", "-s", "SIGKILL", task], {
+          stdio: "ignore",
+        });
+      spawnSync(
+        "bash",
+        [
+          "-c",
+          `sleep 1; for c in $(ctr -a "$1" -n ${CRI_NAMESPACE} containers ls -q); do ctr -a "$1" -n ${CRI_NAMESPACE} tasks delete -f "$c"; ctr -a "$1" -n ${CRI_NAMESPACE} containers delete "$c"; done`,
+          "rm",
+          socket,
+        ],
+        { stdio: "ignore", timeout: 60_000 },
+      );
+    }
+    for (const c of [...children].reverse()) if (c.exit === undefined) await terminate(c);
+    spawnSync("bash", [join(here, "kubelet-iptables-cleanup.sh")], { stdio: "ignore", timeout: 30_000 });
+    // kube-proxy's own clean-up removes its iptables chains (KUBE-*), and nothing else.
+    if (children.some((c) => c.name === "kube-proxy"))
+      spawnSync(join(bin, "kube-proxy"), ["--cleanup"], { stdio: "ignore", timeout: 30_000 });
+    await core.deleteNode({ name: nodeName }).catch(() => undefined);
+    for (const m of mountsUnder(dir)) spawnSync("umount", ["-l", m], { stdio: "ignore" });
+    // The CNI bridge and the sandboxes' network namespaces (containerd keeps them under /var/run/netns).
+    spawnSync("ip", ["link", "del", bridge], { stdio: "ignore" });
+    for (const ns of netnsNow()) {
+      if (netnsBefore.has(ns)) continue;
+      spawnSync("umount", ["-l", join(NETNS_DIR, ns)], { stdio: "ignore" });
+      rmSync(join(NETNS_DIR, ns), { force: true });
+    }
+    removeCgroups(cgroupRoot);
+    rmSync(join(containerdRoot(), "owner.pid"), { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const killAll = () => {
+    for (const c of children) if (c.exit === undefined) c.proc.kill("SIGKILL");
+    spawnSync("ip", ["link", "del", bridge], { stdio: "ignore" });
+  };
+  process.once("exit", killAll);
+
+  try {
+    // A private /24 for this node's pods, away from the Service range (10.0.0.0/24).
+    const subnet = `10.${200 + (process.pid % 50)}.${(Date.now() >> 8) % 250}.0/24`;
+    writeFileSync(join(dir, "cni", "10-specops.conflist"), cniConfig(bridge, subnet, join(dir, "cni-ipam")));
+    writeFileSync(join(dir, "containerd.toml"), containerdConfig(dir, socket));
+    const containerd = run("containerd", "containerd", ["--config", join(dir, "containerd.toml")]);
+    await waitFor(
+      "containerd",
+      30_000,
+      () => spawnSync("ctr", ["-a", socket, "version"], { stdio: "ignore" }).status === 0,
+      () => containerd.exit,
+    );
+    for (const image of [PAUSE_IMAGE, ...opts.images]) importImage(socket, image, log);
+
+    const tStart = Date.now();
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        `/CN=${nodeName}`,
+        "-keyout",
+        join(dir, "kubelet.key"),
+        "-out",
+        join(dir, "kubelet.crt"),
+      ],
+      { stdio: "ignore" },
+    );
+    writeFileSync(
+      join(dir, "kubelet.yaml"),
+      kubeletConfig(dir, socket, cgroupRoot, { port: await freePort(), healthz: await freePort() }),
+    );
+    createCgroups(cgroupRoot);
+    const kubelet = run("kubelet", join(bin, "kubelet"), [
+      `--config=${join(dir, "kubelet.yaml")}`,
+      `--kubeconfig=${opts.kubeconfigPath}`,
+      `--root-dir=${join(dir, "kubelet")}`,
+      `--cert-dir=${join(dir, "kubelet-pki")}`,
+      `--hostname-override=${nodeName}`,
+      `--node-ip=${ip}`,
+      "--v=1",
+    ]);
+    if (opts.scheduler ?? true)
+      run("kube-scheduler", join(bin, "kube-scheduler"), [
+        `--kubeconfig=${opts.kubeconfigPath}`,
+        `--authentication-kubeconfig=${opts.kubeconfigPath}`,
+        `--authorization-kubeconfig=${opts.kubeconfigPath}`,
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        `--secure-port=${await freePort()}`,
+      ]);
+    if (opts.proxy ?? true) {
+      writeFileSync(
+        join(dir, "kube-proxy.yaml"),
+        kubeProxyConfig(opts.kubeconfigPath, nodeName, subnet, await freePort(), await freePort()),
+      );
+      run("kube-proxy", join(bin, "kube-proxy"), [`--config=${join(dir, "kube-proxy.yaml")}`]);
+    }
+    const timeoutMs = (opts.startTimeoutSeconds ?? 90) * 1000;
+    await waitFor(
+      `kubelet (node ${nodeName})`,
+      timeoutMs,
+      async () => {
+        const node = await core.readNode({ name: nodeName });
+        return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+      },
+      () => kubelet.exit ?? children.find((c) => c.exit)?.exit,
+    );
+    // The kubelet registers with the node.kubernetes.io/not-ready taint, which the node lifecycle
+    // controller lifts once the node is Ready; that controller is off in this control plane (the
+    // stand-in nodes send no heartbeats), so lift it here, the node being Ready.
+    const registered = await core.readNode({ name: nodeName });
+    const taints = registered.spec?.taints ?? [];
+    const kept = taints.filter((t) => !t.key.startsWith("node.kubernetes.io/"));
+    if (kept.length !== taints.length)
+      await core.patchNode(
+        { name: nodeName, body: { spec: { taints: kept.length > 0 ? kept : null } } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    if (opts.extendedResources && Object.keys(opts.extendedResources).length > 0) {
+      // Extended resources without a device plugin are advertised by patching the Node's status.
+      const ops = Object.entries(opts.extendedResources).map(([name, value]) => ({
+        op: "add",
+        path: `/status/capacity/${name.replaceAll("~", "~0").replaceAll("/", "~1")}`,
+        value,
+      }));
+      await core.patchNodeStatus(
+        { name: nodeName, body: ops },
+        setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
+      );
+    }
+    log(
+      `real node ${nodeName} Ready in ${((Date.now() - tStart) / 1000).toFixed(1)}s (node IP ${ip}, pods ${subnet})`,
+    );
+    const logTail = (component: string, lines = 20) => {
+      try {
+        return readFileSync(join(dir, `${component}.log`), "utf8")
+          .trim()
+          .split("\n")
+          .slice(-lines)
+          .join("\n");
+      } catch {
+        return "";
+      }
+    };
+    return { nodeName, nodeIP: ip, dir, startSeconds: (Date.now() - tStart) / 1000, logTail, stop };
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function terminate(c: { proc: ChildProcess; exit?: string }): Promise<void> {
+  if (c.exit !== undefined) return;
+  const exited = new Promise((r) => c.proc.once("exit", r));
+  c.proc.kill("SIGTERM");
+  const timer = setTimeout(() => c.proc.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,198 @@
+// A pod of the runtime's reference image on a real node (real-node.ts: containerd + runc, CNI bridge,
+// kubelet and kube-scheduler from the pinned module): placed by the scheduler, its env from a real
+// Secret, its termination message written in the container and read by the real kubelet. Skipped,
+// saying why, where the node cannot start (not root, no containerd, images not built).
+import { createHash } from "node:crypto";
+import { CoreV1Api, type CoreV1Event, KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { type RealNode, realNodeUnavailable, startRealNode } from "../controlplane/real-node.ts";
+import { imagesConfig } from "../images/podman.ts";
+
+const { referenceImage } = imagesConfig();
+const unavailable = realNodeUnavailable([referenceImage]);
+if (unavailable) console.warn(`real-node tests skipped: ${unavailable}`);
+
+const NS = "real-node-e2e";
+const IMAGE_UID = 10001; // runtime/Dockerfile: useradd --uid 10001
+
+async function waitForEnd(core: CoreV1Api, name: string, timeoutMs: number): Promise<V1Pod> {
+  const deadline = Date.now() + timeoutMs;
+  let pod = await core.readNamespacedPod({ name, namespace: NS });
+  while (Date.now() < deadline && pod.status?.phase !== "Succeeded" && pod.status?.phase !== "Failed") {
+    await new Promise((r) => setTimeout(r, 500));
+    pod = await core.readNamespacedPod({ name, namespace: NS });
+  }
+  return pod;
+}
+
+describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, kube-scheduler)", () => {
+  const kc = new KubeConfig();
+  let core: CoreV1Api;
+  let node: RealNode | undefined;
+
+  beforeAll(async () => {
+    kc.loadFromFile(inject("kubeconfigPath"));
+    core = kc.makeApiClient(CoreV1Api);
+    node = await startRealNode({
+      kubeconfigPath: inject("kubeconfigPath"),
+      images: [referenceImage],
+      log: (line) => console.log(line),
+    });
+    await core.createNamespace({ body: { metadata: { name: NS } } }).catch(() => undefined);
+  }, 1_800_000); // the first run imports the 7 GB reference image into containerd
+
+  afterAll(async () => {
+    await core?.deleteNamespace({ name: NS }).catch(() => undefined);
+    await node?.stop();
+  }, 120_000);
+
+  it("runs a reference-image pod placed by the scheduler, with env from a Secret and a termination message read by the kubelet", async () => {
+    if (!node) throw new Error("no node");
+    const secretValue = `s3cr3t-${Date.now()}`;
+    await core.createNamespacedSecret({
+      namespace: NS,
+      body: { metadata: { name: "token" }, stringData: { token: secretValue } },
+    });
+    // The container proves what it saw without printing the secret: its digest, its user, its Python.
+    const script = [
+      "import hashlib, json, os, sys",
+      "t = os.environ['SPECOPS_TEST_TOKEN'].encode()",
+      "m = {'tokenSha256': hashlib.sha256(t).hexdigest(), 'uid': os.getuid(), 'python': sys.version.split()[0]}",
+      "open('/dev/termination-log', 'w').write(json.dumps(m))",
+    ].join("\n");
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "tiny-task" },
+        spec: {
+          restartPolicy: "Never",
+          // Other test files leave fake nodes behind; this pod is for the real one, placed by the scheduler.
+          nodeSelector: { "kubernetes.io/hostname": node.nodeName },
+          containers: [
+            {
+              name: "runtime",
+              image: referenceImage,
+              imagePullPolicy: "Never",
+              command: ["python3", "-c", script],
+              env: [
+                { name: "SPECOPS_TEST_TOKEN", valueFrom: { secretKeyRef: { name: "token", key: "token" } } },
+              ],
+              terminationMessagePolicy: "File",
+            },
+          ],
+        },
+      },
+    });
+    let pod: V1Pod | undefined;
+    const deadline = Date.now() + 40_000;
+    while (Date.now() < deadline) {
+      pod = await core.readNamespacedPod({ name: "tiny-task", namespace: NS });
+      if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const state = pod?.status?.containerStatuses?.[0]?.state?.terminated;
+    if (pod?.status?.phase !== "Succeeded") {
+      const events = await core.listNamespacedEvent({ namespace: NS });
+      const seen = events.items.map((e) => `${e.reason}: ${e.message}`).join("\n");
+      throw new Error(
+        `pod not Succeeded: ${JSON.stringify(pod?.status)}\nevents:\n${seen}\nkubelet:\n${node.logTail("kubelet")}\ncontainerd:\n${node.logTail("containerd")}`,
+      );
+    }
+    expect(pod?.spec?.nodeName).toBe(node.nodeName);
+    expect(state?.exitCode).toBe(0);
+    // A real container ID from containerd, and a pod IP from the node's CNI bridge, not the host's.
+    expect(pod?.status?.containerStatuses?.[0]?.containerID).toMatch(/^containerd:\/\/[0-9a-f]{64}$/);
+    expect(pod?.status?.podIP).toMatch(/^10\.2\d\d\./);
+    const message = JSON.parse(state?.message ?? "{}");
+    expect(message).toMatchObject({
+      tokenSha256: createHash("sha256").update(secretValue).digest("hex"),
+      uid: IMAGE_UID,
+    });
+    // Placed by kube-scheduler, not bound by a stand-in.
+    const events = await core.listNamespacedEvent({
+      namespace: NS,
+      fieldSelector: "involvedObject.name=tiny-task",
+    });
+    const scheduled = events.items.find((e: CoreV1Event) => e.reason === "Scheduled");
+    expect(scheduled?.source?.component ?? scheduled?.reportingComponent).toBe("default-scheduler");
+  });
+
+  it("reaches a pod through its Service's ClusterIP (kube-proxy, iptables mode)", async () => {
+    if (!node) throw new Error("no node");
+    const placement = { nodeSelector: { "kubernetes.io/hostname": node.nodeName } };
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "web", labels: { app: "web" } },
+        spec: {
+          ...placement,
+          containers: [
+            {
+              name: "web",
+              image: referenceImage,
+              imagePullPolicy: "Never",
+              // Serves a file naming itself, so the client shows it reached this pod.
+              command: [
+                "sh",
+                "-c",
+                "mkdir -p /tmp/w && echo served-by-$HOSTNAME > /tmp/w/id && exec python3 -m http.server 8080 -d /tmp/w",
+              ],
+              ports: [{ containerPort: 8080 }],
+              readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    });
+    const svc = await core.createNamespacedService({
+      namespace: NS,
+      body: {
+        metadata: { name: "web" },
+        spec: { selector: { app: "web" }, ports: [{ port: 80, targetPort: 8080 }] },
+      },
+    });
+    const clusterIP = svc.spec?.clusterIP ?? "";
+    expect(clusterIP).toMatch(/^10\.0\.0\./);
+    // Ready behind the Service (a real readiness probe by the kubelet), then fetched from another pod.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const web = await core.readNamespacedPod({ name: "web", namespace: NS });
+      if (web.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) break;
+      if (Date.now() > deadline) throw new Error(`web not Ready: ${JSON.stringify(web.status)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const fetchScript = [
+      "import time, urllib.request",
+      "last = ''",
+      "for _ in range(40):",
+      "    try:",
+      `        last = urllib.request.urlopen('http://${clusterIP}/id', timeout=2).read().decode().strip(); break`,
+      "    except Exception as e:",
+      "        last = repr(e); time.sleep(0.5)",
+      "open('/dev/termination-log', 'w').write(last)",
+    ].join("\n");
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "client" },
+        spec: {
+          ...placement,
+          restartPolicy: "Never",
+          containers: [
+            {
+              name: "client",
+              image: referenceImage,
+              imagePullPolicy: "Never",
+              command: ["python3", "-c", fetchScript],
+            },
+          ],
+        },
+      },
+    });
+    const client = await waitForEnd(core, "client", 40_000);
+    const message = client.status?.containerStatuses?.[0]?.state?.terminated?.message;
+    expect(message, `${JSON.stringify(client.status)}\nkube-proxy:\n${node.logTail("kube-proxy")}`).toBe(
+      "served-by-web",
+    );
+  });
+});
