@@ -16,6 +16,7 @@ import { KubeClient } from "../../operator/src/lib/client.ts";
 import { isNotFound } from "../../operator/src/lib/errors.ts";
 import { ConfigMaps, Jobs, type KubeObject, Leases, Pods, resource } from "../../operator/src/lib/rest.ts";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
+import { until } from "../support/until.ts";
 import { type AuditEvent, type ControlPlane, startControlPlane, TEST_USERS_GROUP } from "./controlplane.ts";
 import { startFreezingProxy } from "./freezing-proxy.ts";
 import { FakeKubelet } from "./kubelet.ts";
@@ -123,27 +124,6 @@ export async function startFaultEnv(opts: { startTimeoutSeconds?: number } = {})
       await cp.stop();
     },
   };
-}
-
-export async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 30_000,
-  everyMs = 200,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -9,7 +9,7 @@
 // for a Service: a local port that forwards connections to a ready pod process behind it.
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { connect, createServer, type Server } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
@@ -97,15 +97,8 @@ export class ProcessKubelet {
     };
     const server = createServer((socket) => {
       const port = backend();
-      if (!port) return socket.destroy();
-      const upstream = connect(port, "127.0.0.1");
-      socket.pipe(upstream).pipe(socket);
-      const close = () => {
-        socket.destroy();
-        upstream.destroy();
-      };
-      socket.on("error", close);
-      upstream.on("error", close);
+      if (port) pipeTo(socket, port);
+      else socket.destroy();
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const port = (server.address() as { port: number }).port;
@@ -128,16 +121,7 @@ export class ProcessKubelet {
     const ip = this.#podIP(key);
     const listeners: Server[] = [];
     for (const [containerPort, local] of byNumber) {
-      const server = createServer((socket) => {
-        const upstream = connect(local, "127.0.0.1");
-        socket.pipe(upstream).pipe(socket);
-        const close = () => {
-          socket.destroy();
-          upstream.destroy();
-        };
-        socket.on("error", close);
-        upstream.on("error", close);
-      });
+      const server = createServer((socket) => pipeTo(socket, local));
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         server.listen(containerPort, ip, () => resolve());
@@ -233,6 +217,18 @@ export class ProcessKubelet {
       .finish(pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "", { exitCode: 1, message })
       .catch(() => undefined);
   }
+}
+
+/** Joins a connection to a local process's port, both ways, closing both when either fails. */
+function pipeTo(socket: Socket, port: number): void {
+  const upstream = connect(port, "127.0.0.1");
+  socket.pipe(upstream).pipe(socket);
+  const close = () => {
+    socket.destroy();
+    upstream.destroy();
+  };
+  socket.on("error", close);
+  upstream.on("error", close);
 }
 
 function freePort(): Promise<number> {

@@ -2,12 +2,11 @@
 // script printing the control plane's token) reached through a local HTTP CONNECT proxy
 // (proxy-url), from a KUBECONFIG list of two files (context in one, cluster and user in the other).
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import { type Socket, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigMaps, KubeClient, loadConnection } from "../../operator/src/lib/index.ts";
+import { startConnectProxy } from "../support/connect-proxy.ts";
 import { ensureNamespace, kubeConfig } from "./kube.ts";
 
 const NS = "lib-kubeconfig";
@@ -26,22 +25,8 @@ describe("kubeconfig on the real control plane", () => {
     );
     chmodSync(plugin, 0o755);
 
-    const tunnels: string[] = [];
-    const proxy = createServer();
-    proxy.on("connect", (req, client: Socket, head: Buffer) => {
-      tunnels.push(req.url ?? "");
-      const [host, port] = (req.url ?? "").split(":");
-      const upstream = tcpConnect(Number(port), host, () => {
-        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-        upstream.write(head);
-        upstream.pipe(client);
-        client.pipe(upstream);
-      });
-      upstream.on("error", () => client.destroy());
-      client.on("error", () => upstream.destroy());
-    });
-    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-    const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const proxy = await startConnectProxy();
+    const { tunnels, url: proxyUrl } = proxy;
 
     const contexts = join(dir, "contexts.yaml");
     const clusters = join(dir, "clusters.yaml");
@@ -94,7 +79,6 @@ describe("kubeconfig on the real control plane", () => {
       expect(tunnels.length).toBeGreaterThanOrEqual(1);
       expect(tunnels.every((t) => t === new URL(cluster?.server ?? "").host)).toBe(true);
     } finally {
-      proxy.closeAllConnections();
       proxy.close();
     }
   });

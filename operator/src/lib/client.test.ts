@@ -2,10 +2,11 @@
 // hung kube-apiserver presents), one that throttles, one that pages. No fakes of the client itself.
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { startConnectProxy } from "../../../test/support/connect-proxy.ts";
 import { KubeClient } from "./client.ts";
 import { connect } from "./connection.ts";
 import { ApiError, RequestTimeoutError } from "./errors.ts";
@@ -181,30 +182,10 @@ describe("KubeClient throttling and paging", () => {
   });
 });
 
-/** A tiny HTTP CONNECT proxy on 127.0.0.1 that records each tunnel it opens. */
 async function connectProxy(): Promise<{ url: string; tunnels: string[] }> {
-  const tunnels: string[] = [];
-  const server = createHttpServer();
-  server.on("connect", (req, client: Socket, head: Buffer) => {
-    tunnels.push(req.url ?? "");
-    const [host, port] = (req.url ?? "").split(":");
-    const upstream = tcpConnect(Number(port), host, () => {
-      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    upstream.on("error", () => client.destroy());
-    client.on("error", () => upstream.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  servers.push({
-    close: () => {
-      server.closeAllConnections();
-      server.close();
-    },
-  });
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, tunnels };
+  const proxy = await startConnectProxy();
+  servers.push(proxy);
+  return proxy;
 }
 
 describe("KubeClient through proxies", () => {
