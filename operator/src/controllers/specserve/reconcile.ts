@@ -14,8 +14,9 @@ import type { Condition } from "../../lib/conditions.ts";
 import { formatTime, setCondition } from "../../lib/conditions.ts";
 import type { ReconcileContext, ReconcileResult } from "../../lib/controller.ts";
 import { isNotFound, TerminalError } from "../../lib/errors.ts";
-import { Deployments, type KubeObject, type Resource } from "../../lib/rest.ts";
+import { ConfigMaps, Deployments, type KubeObject, type Resource } from "../../lib/rest.ts";
 import { parseDuration } from "../../lib/time.ts";
+import { baselineConfigMap, baselineFromConfigMap, type RolloutBaseline } from "./baseline.ts";
 import {
   CustomResourceDefinitions,
   FIELD_MANAGER,
@@ -49,13 +50,10 @@ export function specServeReconciler(deps: SpecServeDeps) {
   const clock = deps.clock ?? realClock;
   const applyOpts = { fieldManager: FIELD_MANAGER, resources: RESOURCES };
   const fetchText = deps.scrapeMetrics ?? defaultFetchText;
-  /** Scrapes at the start of a canary's analysis, by SpecServe uid; lost on restart (re-taken then). */
-  const baselines = new Map<
-    string,
-    { candidate: string; time: number; canary: Scrape[]; stable: Scrape[] }
-  >();
+  /** Scrapes at the start of a canary's analysis, by SpecServe uid; also in a ConfigMap (baseline.ts). */
+  const baselines = new Map<string, RolloutBaseline>();
   /** The last status.signals scrape per pod uid, by SpecServe key; lost on restart (re-taken then). */
-  const lastScrapes = new Map<string, { ssUid: string; timeMs: number; pods: PodMetrics[] }>();
+  const lastScrapes = new Map<string, { ssUid: string; timeMs: number; pods: PodMetrics[]; tried: string }>();
 
   const scrape = (ss: SpecServe, pods: ScrapablePod[], signal: AbortSignal) =>
     scrapePods(pods, { port: ss.spec.port, signal, fetchText, now: () => clock.now() });
@@ -159,11 +157,18 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const uid = ss.metadata.uid ?? "";
     const last = lastScrapes.get(key);
     const kept = last && last.ssUid === uid ? last : undefined;
-    // A reconcile for another reason in mid-window measures nothing (5% slack for timer jitter).
-    if (kept && now - kept.timeMs < windowMs * 0.95) {
+    const ready = readyPods(stablePods as ScrapablePod[]);
+    const tried = ready
+      .map((p) => p.metadata?.uid ?? "")
+      .sort()
+      .join(",");
+    // A reconcile for another reason in mid-window measures nothing (5% slack for timer jitter),
+    // unless no pod answered last time and the ready pods changed since (a first pod became ready).
+    const waiting = kept && now - kept.timeMs < windowMs * 0.95;
+    if (waiting && (kept.pods.length > 0 || kept.tried === tried)) {
       return { dueInMs: Math.max(1000, kept.timeMs + windowMs - now) };
     }
-    const results = await scrape(ss, readyPods(stablePods as ScrapablePod[]), signal);
+    const results = await scrape(ss, ready, signal);
     const outcome = signalsStatus({
       previous: ss.status?.signals,
       start: kept?.pods ?? [],
@@ -173,7 +178,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
       window,
       windowMs,
     });
-    lastScrapes.set(key, { ssUid: uid, timeMs: now, pods: outcome.keep });
+    lastScrapes.set(key, { ssUid: uid, timeMs: now, pods: outcome.keep, tried });
     return { outcome, dueInMs: windowMs };
   }
 
@@ -268,18 +273,23 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const stablePods = ready.filter((p) => p.metadata?.labels?.[LABELS.canary] !== "true");
     // An unreachable pod counts as missing, not as zero.
     const scrapeAll = async (list: ScrapablePod[]) => asScrapes(await scrape(ss, list, signal));
-    const base = baselines.get(uid);
+    let base = baselines.get(uid);
     if (!base || base.candidate !== candidate) {
+      // After a restart the window resumes from the baseline ConfigMap, when it is this candidate's.
+      base = await loadBaseline(ss, candidate, plan, signal);
+      if (base) baselines.set(uid, base);
+    }
+    if (!base) {
       // The window starts once the canary pods serve.
       if (canaryPods.length === 0) return plan;
-      baselines.set(uid, {
-        candidate,
-        time: now,
-        canary: await scrapeAll(canaryPods),
-        stable: await scrapeAll(stablePods),
-      });
-      return plan;
+      const [canary, stable] = await Promise.all([scrapeAll(canaryPods), scrapeAll(stablePods)]);
+      const taken: RolloutBaseline = { candidate, timeMs: now, canary, stable };
+      // Stored before status names it, so a status that names a start always has its counters.
+      await apply(deps.client, baselineConfigMap(ss, taken) as KubeObject, applyOpts);
+      baselines.set(uid, taken);
+      return withAnalysisStart(plan, taken);
     }
+    plan = withAnalysisStart(plan, base);
     const settings = {
       maxTauDrop: ss.spec.rollout.maxTauDrop,
       minTau: ss.spec.rollout.minTau,
@@ -287,7 +297,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
       confidence: ss.spec.rollout.confidence,
       analysisWindowMs: parseDuration(ss.spec.rollout.analysisWindow) ?? 600_000,
     };
-    const elapsedMs = now - base.time;
+    const elapsedMs = now - base.timeMs;
     if (elapsedMs < settings.analysisWindowMs) return plan;
     const windowSeconds = elapsedMs / 1000;
     const k = ss.spec.speculative.numSpeculativeTokens ?? 8;
@@ -302,8 +312,36 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const currentTau = measure(base.stable, await scrapeAll(stablePods));
     const decision = decideRollout(candidateTau, currentTau, settings, elapsedMs);
     const next = applyVerdict(plan, decision, candidateTau, currentTau);
-    if (!next.canary) baselines.delete(uid);
+    if (!next.canary) {
+      baselines.delete(uid);
+      await deleteIfExists(ConfigMaps, ss.metadata.namespace, childNames(ss).rolloutBaseline, signal);
+    }
     return next;
+  }
+
+  /** The stored baseline of this candidate's window, if status.rollout names the same start. */
+  async function loadBaseline(
+    ss: SpecServe,
+    candidate: string,
+    plan: RolloutPlan,
+    signal: AbortSignal,
+  ): Promise<RolloutBaseline | undefined> {
+    const start = plan.rollout.analysisStartTime;
+    if (!start) return undefined; // no window began for this candidate (none to resume)
+    const cm = (await getOrUndefined(
+      ConfigMaps,
+      ss.metadata.namespace,
+      childNames(ss).rolloutBaseline,
+      signal,
+    )) as { data?: Record<string, string> } | undefined;
+    const base = baselineFromConfigMap(cm?.data, candidate);
+    return base && formatTime(base.timeMs) === start ? base : undefined;
+  }
+
+  async function deleteIfExists(r: Resource, ns: string | undefined, name: string, signal: AbortSignal) {
+    await deps.client.delete(r, ns, name, { signal }).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
   }
 
   async function applyCanary(ss: SpecServe, plan: RolloutPlan, signal: AbortSignal): Promise<void> {
@@ -311,9 +349,8 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const names = childNames(ss);
     if (!plan.canary) {
       if (!deps.deployments.store.get(ns, names.canary)) return;
-      await deps.client.delete(Deployments, ns, names.canary, { signal }).catch((err) => {
-        if (!isNotFound(err)) throw err;
-      });
+      await deleteIfExists(Deployments, ns, names.canary, signal);
+      await deleteIfExists(ConfigMaps, ns, names.rolloutBaseline, signal);
       return;
     }
     const stableImage = deps.deployments.store.get(ns, names.server)?.metadata?.annotations?.[
@@ -338,6 +375,16 @@ export function specServeReconciler(deps: SpecServeDeps) {
   function emitRollout(raw: SpecServeWire, plan: RolloutPlan | undefined) {
     const before = raw.status?.rollout;
     const after = plan?.rollout;
+    if (
+      after?.state === "Stable" &&
+      before?.currentDraft &&
+      before.currentDraft !== after.currentDraft &&
+      after.message
+    ) {
+      // A new draft rolled without the gate (pinned, or multi-node replicas): say so and why.
+      deps.events.event(raw, "Warning", "DraftRolledUngated", `${after.currentDraft}: ${after.message}`);
+      return;
+    }
     if (!after || (before?.state === after.state && before?.candidateDraft === after.candidateDraft)) return;
     if (after.state === "Canary") {
       deps.events.event(
@@ -380,3 +427,8 @@ export function specServeReconciler(deps: SpecServeDeps) {
     }
   }
 }
+
+const withAnalysisStart = (plan: RolloutPlan, base: RolloutBaseline): RolloutPlan => ({
+  ...plan,
+  rollout: { ...plan.rollout, analysisStartTime: formatTime(base.timeMs) },
+});
