@@ -41,10 +41,7 @@ import {
 } from "./plan.ts";
 import { applyVerdict, planRollout, type RolloutPlan } from "./rollout.ts";
 import { defaultFetchText, type PodScrape, readyPods, type ScrapablePod, scrapePods } from "./scrape.ts";
-import { type PodMetrics, type SignalsOutcome, signalsStatus } from "./signals-status.ts";
-
-/** status.signals' measurement window when spec.autoscaling.window is not set (its default too). */
-export const DEFAULT_SIGNALS_WINDOW = "2m";
+import { signalsMeter } from "./signals-meter.ts";
 
 export function specServeReconciler(deps: SpecServeDeps) {
   const clock = deps.clock ?? realClock;
@@ -52,18 +49,16 @@ export function specServeReconciler(deps: SpecServeDeps) {
   const fetchText = deps.scrapeMetrics ?? defaultFetchText;
   /** Scrapes at the start of a canary's analysis, by SpecServe uid; also in a ConfigMap (baseline.ts). */
   const baselines = new Map<string, RolloutBaseline>();
-  /** The last status.signals scrape per pod uid, by SpecServe key; lost on restart (re-taken then). */
-  const lastScrapes = new Map<string, { ssUid: string; timeMs: number; pods: PodMetrics[]; tried: string }>();
-
   const scrape = (ss: SpecServe, pods: ScrapablePod[], signal: AbortSignal) =>
     scrapePods(pods, { port: ss.spec.port, signal, fetchText, now: () => clock.now() });
+  const meter = signalsMeter(scrape);
   const asScrapes = (results: PodScrape[]): Scrape[] =>
     results.flatMap((r) => (r.ok ? [{ pod: r.uid, text: r.text, time: r.timeMs / 1000 }] : []));
 
   return async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
     const raw = deps.specServes.store.get(ctx.namespace, ctx.name);
     if (!raw || raw.metadata?.deletionTimestamp) {
-      lastScrapes.delete(key);
+      meter.forget(key);
       return undefined; // children go by garbage collection
     }
     const parsed = specServeResource.safeParse(raw);
@@ -117,7 +112,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     deps.specServes.recordWrite(raw, written);
     if (written) current = written;
     // status.signals after the fold is written, so a slow pod delays no other status.
-    const measured = await measureSignals(key, ss, stablePods, now, signal);
+    const measured = await meter.measure(key, ss, stablePods, now, signal);
     if (measured.outcome) {
       const { condition, signals } = measured.outcome;
       const conditions = setCondition(
@@ -140,47 +135,6 @@ export function specServeReconciler(deps: SpecServeDeps) {
     if (lwsMissing || multiNode) requeues.push(15_000);
     return { requeueAfterMs: Math.min(...requeues) };
   };
-
-  /**
-   * Scrapes the stable pods once per measurement window and folds the window into status.signals
-   * and the MetricsAvailable condition (signals-status.ts). Returns when the next window is due.
-   */
-  async function measureSignals(
-    key: string,
-    ss: SpecServe,
-    stablePods: KubeObject[],
-    now: number,
-    signal: AbortSignal,
-  ): Promise<{ outcome?: SignalsOutcome; dueInMs: number }> {
-    const window = ss.spec.autoscaling?.window ?? DEFAULT_SIGNALS_WINDOW;
-    const windowMs = parseDuration(window) ?? 120_000;
-    const uid = ss.metadata.uid ?? "";
-    const last = lastScrapes.get(key);
-    const kept = last && last.ssUid === uid ? last : undefined;
-    const ready = readyPods(stablePods as ScrapablePod[]);
-    const tried = ready
-      .map((p) => p.metadata?.uid ?? "")
-      .sort()
-      .join(",");
-    // A reconcile for another reason in mid-window measures nothing (5% slack for timer jitter),
-    // unless no pod answered last time and the ready pods changed since (a first pod became ready).
-    const waiting = kept && now - kept.timeMs < windowMs * 0.95;
-    if (waiting && (kept.pods.length > 0 || kept.tried === tried)) {
-      return { dueInMs: Math.max(1000, kept.timeMs + windowMs - now) };
-    }
-    const results = await scrape(ss, ready, signal);
-    const outcome = signalsStatus({
-      previous: ss.status?.signals,
-      start: kept?.pods ?? [],
-      end: results.flatMap((r) => (r.ok ? [{ uid: r.uid, pod: r.pod, text: r.text, timeMs: r.timeMs }] : [])),
-      failed: results.flatMap((r) => (r.ok ? [] : [{ pod: r.pod, error: r.error }])),
-      nowMs: now,
-      window,
-      windowMs,
-    });
-    lastScrapes.set(key, { ssUid: uid, timeMs: now, pods: outcome.keep, tried });
-    return { outcome, dueInMs: windowMs };
-  }
 
   function observeDraftTraining(ss: SpecServe): DraftTrainingObservation | undefined {
     const ref = ss.spec.draft.draftTrainingRef;
