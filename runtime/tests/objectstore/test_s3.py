@@ -5,6 +5,7 @@ copies resume file by file (requests counted by MinIO itself)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -141,6 +142,43 @@ def test_eval_result_json_is_published_to_a_bucket(minio, s3_env, tmp_path):
     assert remote["taskKind"] == "eval" and remote["evaluation"]["results"][0]["name"] == "math"
     assert remote["evaluation"]["results"][0]["samples"] == 3
     assert published["sizeBytes"] == len(fs.cat_file("evals/runs/untrained/result.json"))
+
+
+def _builtin_eval(tmp_path: Path, minio, publish_uri: str, gate: dict | None = None) -> dict:
+    task = {
+        "apiVersion": "runtime.specops.dev/v1",
+        "kind": "eval",
+        "backend": "reference",
+        "output": {"path": str(tmp_path / "out")},
+        "publish": {"uri": publish_uri, **store_fields(minio)},
+        "params": {
+            "target": {"uri": "builtin://tiny-qwen3"},
+            "draft": {"uri": "builtin://untrained-draft"},
+            "method": "dflash",
+            "tasks": [{"name": "math", "samples": 2, "source": {"uri": "builtin://tiny-math"}}],
+            "decoding": {"maxNewTokens": 8},
+        },
+    }
+    if gate:
+        task["params"]["gate"] = gate
+    return task
+
+
+def test_an_eval_that_missed_its_gate_publishes_its_figures_too(minio, s3_env, tmp_path):
+    make_bucket(minio, "evals")
+    task = _builtin_eval(tmp_path, minio, "s3://evals/runs/gated.json", gate={"minTau": 64})
+    code, run = run_agent(tmp_path, task, s3_env)
+    assert code == 14 and run["result"]["reason"] == "gateFailed", run["log"]
+    assert run["result"]["outputs"]["published"]["uri"] == "s3://evals/runs/gated.json"
+    remote = json.loads(objectstore.filesystem(s3(minio, "s3://evals")).cat_file("evals/runs/gated.json"))
+    assert remote["evaluation"]["gate"]["verdict"] == "Failed" and remote["reason"] == "gateFailed"
+
+
+def test_an_eval_whose_copy_fails_keeps_its_figures_and_exits_publish_failed(minio, s3_env, tmp_path):
+    code, run = run_agent(tmp_path, _builtin_eval(tmp_path, minio, "s3://no-such-evals/run"), s3_env)
+    assert code == 16 and run["result"]["reason"] == "publishFailed", run["log"]
+    assert re.search(r"^publish\.uri: .*not found.*no-such-evals", run["result"]["message"])
+    assert run["result"]["evaluation"]["results"][0]["name"] == "math"
 
 
 @pytest.mark.parametrize(
