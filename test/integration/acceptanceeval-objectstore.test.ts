@@ -2,8 +2,9 @@
 // them in-process on the real API server, the local-process kubelet runs their pods as the
 // project's Python runtime (the test edge: no container runtime here), and the runtime copies the
 // full result JSON to a real MinIO and a real fake-gcs-server. The object is there with the size and
-// checksum status.output records, gate passed or missed; a refused credential and a missing bucket
-// end in PublishFailed naming spec.output.uri, with the figures kept and no secret anywhere.
+// checksum status.output records, gate passed or missed; a refused credential, a missing bucket and
+// an unreachable endpoint end in PublishFailed naming spec.output.uri, with the figures kept, the
+// evaluation run once, and no secret anywhere.
 
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -35,6 +36,8 @@ let minio: ObjectStore;
 let gcs: ObjectStore;
 let kubelet: ProcessKubelet;
 let operator: OperatorUnderTest;
+/** An endpoint nothing listens on. */
+let closedPort: string;
 const output: string[] = [];
 
 const aePath = (name = "") =>
@@ -119,6 +122,7 @@ beforeAll(async () => {
     body: JSON.stringify({ name: "ml-evals-gcs" }),
   });
   if (!bucket.ok) throw new Error(`creating the GCS bucket: ${bucket.status} ${await bucket.text()}`);
+  closedPort = `http://127.0.0.1:${await freePort()}`;
   await secret("s3-writer", MINIO_SECRET_KEY);
   await secret("s3-wrong", "not-the-secret-key");
   kubelet = new ProcessKubelet(kc, {
@@ -148,9 +152,15 @@ describe("AcceptanceEval results copied to object stores", () => {
       ),
       evaluation("refused", s3("s3://ml-evals/tiny/refused", "s3-wrong")),
       evaluation("no-bucket", s3("s3://no-such-evals/tiny", "s3-writer")),
+      evaluation("unreachable", {
+        ...s3("s3://ml-evals/tiny/unreachable", "s3-writer"),
+        endpoint: closedPort,
+      }),
     ];
     for (const m of cases) expect((await kubeRequest(kc, "POST", aePath(), m)).body?.message).toBeUndefined();
-    const [toS3, toGcs, refused, noBucket] = await Promise.all(cases.map((m) => finished(m.metadata.name)));
+    const [toS3, toGcs, refused, noBucket, unreachable] = await Promise.all(
+      cases.map((m) => finished(m.metadata.name)),
+    );
     const why = (ae: any) => `${JSON.stringify(ae.status, null, 1)}\n${output.slice(-30).join("\n")}`;
 
     // S3: the object is the result, byte for byte as status describes it.
@@ -193,10 +203,12 @@ describe("AcceptanceEval results copied to object stores", () => {
       evaluation: { gate: { verdict: "Failed" } },
     });
 
-    // A refused credential and a missing bucket: the figures stand, the copy's failure names the field.
+    // A refused credential, a missing bucket and an unreachable endpoint (tried three times in the
+    // pod): the figures stand, the copy's failure names the field and quotes the store.
     for (const [ae, expected] of [
       [refused, /spec\.output\.uri: .*s3:\/\/ml-evals\/tiny\/refused.*refused the credentials/],
       [noBucket, /spec\.output\.uri: .*not found \(bucket no-such-evals/],
+      [unreachable, /spec\.output\.uri: .*store unreachable at http:\/\/127\.0\.0\.1:\d+/],
     ] as const) {
       expect(ae.status.phase, why(ae)).toBe("Failed");
       const succeeded = condition(ae, "Succeeded");
@@ -208,12 +220,14 @@ describe("AcceptanceEval results copied to object stores", () => {
       expect(events.find((e) => e.reason === "PublishFailed")).toMatchObject({ type: "Warning" });
     }
     // The evaluation ran once: the copy's failure did not start another pod.
-    const jobs = await kubeRequest(kc, "GET", `/apis/batch/v1/namespaces/${NS}/jobs/refused-g1`);
-    expect(jobs.body.status.failed).toBe(1);
+    for (const name of ["refused", "unreachable"]) {
+      const job = await kubeRequest(kc, "GET", `/apis/batch/v1/namespaces/${NS}/jobs/${name}-g1`);
+      expect(job.body.status.failed).toBe(1);
+    }
 
     // No secret in status or Events.
     const events = await kubeRequest(kc, "GET", `/api/v1/namespaces/${NS}/events`);
-    const everything = JSON.stringify([toS3, toGcs, refused, noBucket, events.body]);
+    const everything = JSON.stringify([toS3, toGcs, refused, noBucket, unreachable, events.body]);
     expect(everything).not.toContain(MINIO_SECRET_KEY);
     expect(everything).not.toContain("not-the-secret-key");
   }, 420_000);
