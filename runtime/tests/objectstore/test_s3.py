@@ -288,3 +288,39 @@ def test_an_interrupted_staging_of_a_many_file_checkpoint_resumes_without_refetc
     # A local file that no longer matches what was staged is fetched again; the rest is not.
     (dest / "config.json").write_text("{}")
     assert staging.sync_down(loc, dest)["copiedFiles"] == 1
+
+
+def test_staging_a_many_file_model_reports_its_progress_on_the_progress_endpoint(minio, s3_env, tmp_path):
+    import urllib.request
+
+    from specops_runtime.agent.progress import ProgressServer, ProgressState
+
+    make_bucket(minio, "models")
+    src = checkpoint(tmp_path / "ckpt", 24)
+    staging.sync_up(src, s3(minio, "s3://models/big-target"))
+    task = {
+        "kind": "train",
+        "output": {"path": str(tmp_path / "out")},
+        "params": {"target": {"uri": "s3://models/big-target", **store_fields(minio)}},
+    }
+    state = ProgressState("train", "reference")
+    server = ProgressServer(state, free_port(), host="127.0.0.1").start()
+    seen: list[str] = []
+
+    def report(message: str) -> None:  # what TaskContext.report does, plus what /progress then says
+        state.update(message=message)
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/progress", timeout=5) as res:
+            seen.append(json.loads(res.read())["message"])
+
+    try:
+        staging.stage_inputs(task, report)
+    finally:
+        server.stop()
+    counted = [m for m in seen if m.startswith("staging s3://models/big-target: ")]
+    assert counted, seen
+    assert counted[-1].startswith("staging s3://models/big-target: 25/25 files, ")
+    assert re.fullmatch(r"staging s3://models/big-target: \d+/25 files, [\d.]+ (B|KiB) of 737.5 KiB", counted[0])
+    assert (
+        seen[-1].startswith("staged s3://models/big-target: 25 files")
+        and "(25 copied, 0 already there)" in seen[-1]
+    )
