@@ -205,9 +205,30 @@ describe("AcceptanceEval decisions", () => {
     expect(cond(d.status, "Succeeded")).toMatchObject({
       status: "False",
       reason: "MissingInput",
-      message: "missingInput (exit 11): params.draft.uri: no checkpoint at /mnt/x",
+      message: "missingInput (exit 11): status.draft.uri: no checkpoint at /mnt/x",
     });
     expect(d.events.map((e) => e.reason)).toEqual(["Failed"]);
+  });
+
+  it("names the spec's field when an object-store input fails", () => {
+    const ae = tiny();
+    const refused = job({
+      failed: true,
+      active: 0,
+      failureReason: "PodFailurePolicy",
+      exitCode: 10,
+      message: {
+        status: "failed",
+        exitCode: 10,
+        reason: "invalidTask",
+        message:
+          "params.tasks[1].source.uri: reading s3://evals/chat.jsonl: the store refused the credentials (credentialsSecretRef): Forbidden",
+      },
+    });
+    const d = decide(ae, observed(ae, { job: refused }), NOW);
+    expect(cond(d.status, "Succeeded")?.message).toBe(
+      "invalidTask (exit 10): spec.tasks[1].source.uri: reading s3://evals/chat.jsonl: the store refused the credentials (credentialsSecretRef): Forbidden",
+    );
   });
 
   it("says so when the result did not fit the termination message", () => {

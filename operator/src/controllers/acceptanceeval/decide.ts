@@ -10,6 +10,7 @@ import { containersNotStarting, podsNotStarting } from "../drafttraining/health.
 import type { JobObservation, Termination } from "../drafttraining/observe.ts";
 import { inSpecTerms, publishedOutput } from "../shared/publish.ts";
 import { childNames, type DraftResolution, type OutputLayout, type ResolvedDraft } from "./plan.ts";
+import { specFields } from "./runtimetasks.ts";
 import { summarize, type TaskResult, verdict } from "./verdict.ts";
 
 export type AcceptanceEvalStatus = z.infer<typeof acceptanceEvalStatus>;
@@ -78,10 +79,10 @@ function fullResultAt(resultUri: string | undefined, resultPath: string | undefi
 
 const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
-function failure(job: JobObservation): { reason: string; message: string } {
+function failure(job: JobObservation, fields: Record<string, string>): { reason: string; message: string } {
   const t = job.termination;
   if (t?.reason && t.reason !== "success") {
-    const why = t.message ?? job.failureMessage ?? "no message";
+    const why = inSpecTerms(t.message ?? job.failureMessage ?? "no message", fields);
     return { reason: capitalized(t.reason), message: `${t.reason} (exit ${t.exitCode}): ${why}` };
   }
   return {
@@ -209,7 +210,7 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
     return finish({ ...running, phase: "Failed", completionTime: ended(job.completionTime) });
   }
   if (job.failed) {
-    const f = failure(job);
+    const f = failure(job, specFields(ae));
     set("Succeeded", "False", f.reason, f.message);
     return finish({ ...running, phase: "Failed", completionTime: ended() });
   }

@@ -38,3 +38,13 @@ export function evalTask(ae: AcceptanceEval, draft: ResolvedDraft, output: Outpu
     },
   };
 }
+
+/** The spec fields the eval task's params came from, so the runtime's messages name what the user wrote. */
+export function specFields(ae: AcceptanceEval): Record<string, string> {
+  return {
+    "params.target": "spec.target",
+    "params.tasks": "spec.tasks",
+    // A DraftTraining's checkpoint is nowhere in the spec: status.draft records which one it is.
+    "params.draft": ae.spec.draft.source ? "spec.draft.source" : "status.draft",
+  };
+}

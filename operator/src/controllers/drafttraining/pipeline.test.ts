@@ -103,7 +103,8 @@ describe("DraftTraining pipeline", () => {
     expect(d.status.conditions?.find((c) => c.type === "Succeeded")).toMatchObject({
       status: "False",
       reason: "PrepareDataFailed",
-      message: "params.prompts.uri: not found",
+      // The runtime named its task's field; status names the spec's.
+      message: "spec.data.prompts.uri: not found",
     });
     expect(d.events).toContainEqual(
       expect.objectContaining({ type: "Warning", reason: "PrepareDataFailed" }),

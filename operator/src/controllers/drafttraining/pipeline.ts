@@ -11,6 +11,7 @@ import { containersNotStarting, kueueAdmission, podsNotStarting } from "./health
 import type { JobObservation } from "./observe.ts";
 import { plannedStages, type StageName } from "./plan.ts";
 import { inSpecTerms, publishedOutput } from "./publish.ts";
+import { TASK_FIELDS_IN_SPEC } from "./runtimetasks.ts";
 import { evaluationStage, type StageStatus, stageFromJob, staleFailure, terminalStates } from "./stages.ts";
 
 export type DraftTrainingStatus = z.infer<typeof draftTrainingStatus>;
@@ -68,7 +69,8 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
         ? evaluationStage(observed.evaluation, previous.get(name), generation ?? 0)
         : stageFromJob(name, observed.jobs[name], previous.get(name), generation ?? 0),
     )
-    .map((s) => (s.name === "Publish" && s.message ? { ...s, message: inSpecTerms(s.message) } : s));
+    // The runtime names its task's fields; the stage's message names the spec's.
+    .map((s) => (s.message ? { ...s, message: inSpecTerms(s.message, TASK_FIELDS_IN_SPEC) } : s));
   const events: PipelineEvent[] = [];
   for (const s of stages) {
     const before = previous.get(s.name)?.state;

@@ -48,6 +48,21 @@ export function publishedOutput(
   });
 }
 
-/** The runtime names the task's field (publish.uri); the user wrote spec.output. */
-export const inSpecTerms = (message: string | undefined): string | undefined =>
-  message?.replaceAll("publish.uri", "spec.output.uri");
+/**
+ * The runtime names the task's fields (publish.uri, params.target.uri, ...); the user wrote the
+ * spec's. `fields` maps task field paths to the spec fields they came from (publish.uri is always
+ * spec.output.uri); a path matches whole segments only, so params.target never matches
+ * params.targetCache.
+ */
+export function inSpecTerms(
+  message: string | undefined,
+  fields: Readonly<Record<string, string>> = {},
+): string | undefined {
+  if (message === undefined) return undefined;
+  const all: [string, string][] = [["publish.uri", "spec.output.uri"], ...Object.entries(fields)];
+  return all.reduce(
+    (text, [task, spec]) =>
+      text.replace(new RegExp(`(?<![\\w.])${task.replace(/[.[\]]/g, "\\$&")}(?!\\w)`, "g"), spec),
+    message,
+  );
+}
