@@ -319,7 +319,9 @@ def test_staging_a_many_file_model_reports_its_progress_on_the_progress_endpoint
     counted = [m for m in seen if m.startswith("staging s3://models/big-target: ")]
     assert counted, seen
     assert counted[-1].startswith("staging s3://models/big-target: 25/25 files, ")
-    assert re.fullmatch(r"staging s3://models/big-target: \d+/25 files, [\d.]+ (B|KiB) of 737.5 KiB", counted[0])
+    assert re.fullmatch(
+        r"staging s3://models/big-target: \d+/25 files, [\d.]+ (B|KiB) of 737.5 KiB", counted[0]
+    )
     assert (
         seen[-1].startswith("staged s3://models/big-target: 25 files")
         and "(25 copied, 0 already there)" in seen[-1]
