@@ -49,6 +49,14 @@ export function foldResult(r: TaskResult): TaskResult {
   if (r.baselineTokensPerSecond !== undefined)
     out.baselineTokensPerSecond = round(r.baselineTokensPerSecond, 2);
   if (r.speedup !== undefined) out.speedup = round(r.speedup);
+  if (r.convention) out.convention = r.convention;
+  if (r.vllmConvention)
+    out.vllmConvention = dropUndefined({
+      tau: round(r.vllmConvention.tau) ?? 0,
+      acceptanceByPosition: r.vllmConvention.acceptanceByPosition?.map((a) => round(a) ?? 0),
+      drafts: r.vllmConvention.drafts,
+    });
+  if (r.live) out.live = r.live;
   return out;
 }
 
@@ -62,7 +70,7 @@ function measured(job: JobObservation): Termination | undefined {
 
 const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
-function failure(job: JobObservation): { reason: string; message: string } {
+export function jobFailure(job: JobObservation): { reason: string; message: string } {
   const t = job.termination;
   if (t?.reason && t.reason !== "success") {
     const why = t.message ?? job.failureMessage ?? "no message";
@@ -187,7 +195,7 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
     return finish({ ...running, phase: "Failed", completionTime: ended(job.completionTime) });
   }
   if (job.failed) {
-    const f = failure(job);
+    const f = jobFailure(job);
     set("Succeeded", "False", f.reason, f.message);
     return finish({ ...running, phase: "Failed", completionTime: ended() });
   }
@@ -209,7 +217,7 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
   return finish({ ...running, phase: "Running" });
 }
 
-function phaseEvents(status: AcceptanceEvalStatus): EvalEvent[] {
+export function phaseEvents(status: AcceptanceEvalStatus): EvalEvent[] {
   const succeeded = status.conditions?.find((c) => c.type === "Succeeded");
   switch (status.phase) {
     case "Running":
