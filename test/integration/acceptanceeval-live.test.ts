@@ -210,6 +210,8 @@ describe("live AcceptanceEval against a SpecServe", () => {
         convention: "vllm",
       });
       expect(c1.status.summary).toEqual({ macroTau: got.tau, samples: 12 });
+      // Same target, method and task set: one leaderboard selector finds both.
+      expect(c1.metadata.labels).toMatchObject(offline.metadata.labels);
 
       // Windows of two evaluations of one SpecServe must not overlap, so the second starts now.
       await create("acceptanceevals", live("live-c4", 4));

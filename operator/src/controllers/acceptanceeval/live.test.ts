@@ -198,6 +198,13 @@ describe("the live state machine", () => {
       reason: "MeasurementFailed",
       message: "no pod",
     });
+    // Ended: a later pass that could read the window does not turn it around.
+    const later = decideLive(
+      liveEval(undefined, unread.status),
+      observed({ snapshot: true, job: job({ complete: true }), measurement: measured("tiny-math", 2) }),
+      NOW + 1000,
+    );
+    expect(later.status).toEqual(unread.status);
     const failed = decideLive(
       liveEval(),
       observed({

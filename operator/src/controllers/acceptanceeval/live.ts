@@ -197,7 +197,8 @@ export function decideLive(
     if (next.phase !== previousPhase) events.unshift(...phaseEvents(next));
     return { status: next, actions, events };
   };
-  if (sameGeneration && (old.phase === "Succeeded" || old.phase === "Failed") && !observed.job)
+  // A generation that ended stays as it ended (a window read again later could say otherwise).
+  if (sameGeneration && (old.phase === "Failed" || (old.phase === "Succeeded" && !observed.job)))
     return { status: old, actions, events };
 
   const name = ae.spec.draft.specServeRef?.name ?? "";

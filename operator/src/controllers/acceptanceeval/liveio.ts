@@ -70,6 +70,16 @@ export function readLive(deps: AcceptanceEvalDeps, ae: AcceptanceEval): LiveObse
   };
 }
 
+/** For the leaderboard labels: a live evaluation's target and method are its SpecServe's. */
+export function withSpecServeModel(deps: AcceptanceEvalDeps, ae: AcceptanceEval): AcceptanceEval {
+  const ref = ae.spec.draft.specServeRef;
+  const raw = ref ? deps.specServes.store.get(ae.metadata.namespace, ref.name) : undefined;
+  const parsed = raw ? specServeResource.safeParse(raw) : undefined;
+  if (!parsed?.success) return ae;
+  const { target, method } = parsed.data.spec;
+  return { ...ae, spec: { ...ae.spec, target, method: method as AcceptanceEval["spec"]["method"] } };
+}
+
 /** Every ready serving pod of the SpecServe, scraped now; a pod that does not answer is left out. */
 export async function scrapeServingPods(
   deps: AcceptanceEvalDeps,
@@ -121,6 +131,7 @@ export async function measureFinished(
 ): Promise<void> {
   const index = observed.index;
   if (index === undefined || !observed.job?.complete) return;
+  if (ae.status?.observedGeneration === ae.metadata.generation && ae.status?.phase === "Failed") return;
   const task = ae.spec.tasks[index]?.name ?? "";
   const fail = (message: string) => {
     observed.measurement = { ok: false, message };

@@ -197,6 +197,11 @@ describe("AcceptanceEval reconcile, live (draft.specServeRef; /metrics served by
       kind: "load",
       params: { endpoint: "http://tiny.ns.svc:8000/v1", concurrency: 4, tasks: [{ name: "tiny-math" }] },
     });
+    // Leaderboard labels from the SpecServe's target and method, so live and offline rank together.
+    expect((await ae()).metadata.labels).toMatchObject({
+      "specops.dev/method": "dflash",
+      "specops.dev/target": expect.stringMatching(/^tiny-qwen3-/),
+    });
     expect((await ae()).status).toMatchObject({
       phase: "Running",
       live: {

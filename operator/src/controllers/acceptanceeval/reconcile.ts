@@ -19,7 +19,7 @@ import {
 } from "./controller.ts";
 import { type AcceptanceEvalStatus, type Action, decide, type EvalEvent } from "./decide.ts";
 import { decideLive, type LiveAction } from "./live.ts";
-import { actLive, measureFinished, readLive } from "./liveio.ts";
+import { actLive, measureFinished, readLive, withSpecServeModel } from "./liveio.ts";
 import { leaderboardLabels } from "./plan.ts";
 import { readObserved } from "./read.ts";
 import { conditionsOf, writeStatus } from "./status.ts";
@@ -94,7 +94,7 @@ export function acceptanceEvalReconciler(deps: AcceptanceEvalDeps) {
       decision = failure ? { status: ae.status ?? {}, actions: [], events: [] } : decideLive(ae, live, now);
     } else decision = decide(ae, readObserved(deps, ae), now);
     try {
-      raw = await ensureLabels(raw, ae);
+      raw = await ensureLabels(raw, ae.spec.draft.specServeRef ? withSpecServeModel(deps, ae) : ae);
       if (!failure) await act(ae, decision.actions, ctx.signal, now);
     } catch (err) {
       const described = describeFailure(err);
