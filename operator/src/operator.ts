@@ -5,7 +5,9 @@ import { PROGRESS_DEFAULT_PORT } from "./contract/constants.ts";
 import {
   CONTROLLER_NAME as ACCEPTANCE_EVAL_CONTROLLER,
   type AcceptanceEvalDeps,
+  evalsMeasuringSpecServe,
   evalsReferencing,
+  fetchMetricsText,
 } from "./controllers/acceptanceeval/controller.ts";
 import { AcceptanceMetrics } from "./controllers/acceptanceeval/metrics.ts";
 import {
@@ -162,6 +164,8 @@ export function buildOperator(opts: OperatorOptions): Manager {
     jobs: deps.jobs,
     pods: deps.pods,
     configMaps: deps.configMaps,
+    specServes,
+    scrapeMetrics: fetchMetricsText,
     events,
     metrics: new AcceptanceMetrics(manager.metrics.registry),
     image: config.runtimeImage,
@@ -177,6 +181,8 @@ export function buildOperator(opts: OperatorOptions): Manager {
       { informer: evalDeps.pods, map: podToOwner(evalDeps.jobs, "AcceptanceEval") },
       // A referenced DraftTraining finishing (or failing) starts (or fails) the evaluations of its draft.
       { informer: evalDeps.drafts, map: evalsReferencing(evalDeps.evals) },
+      // A SpecServe becoming Ready (or its pods changing) moves the live evaluations of it.
+      { informer: specServes, map: evalsMeasuringSpecServe(evalDeps.evals) },
     ],
     reconcile: acceptanceEvalReconciler(evalDeps),
     onTerminalError: recordEvalTerminalError(evalDeps),

@@ -24,7 +24,7 @@ from .validation import validate_task
 
 log = logging.getLogger("specops.agent")
 
-_RESULT_SECTIONS = ("outputs", "training", "evaluation", "profile", "details")
+_RESULT_SECTIONS = ("outputs", "training", "evaluation", "load", "profile", "details")
 # Seconds between SIGTERM and interrupting in-process work that did not stop by itself; Kubernetes
 # sends SIGKILL after terminationGracePeriodSeconds (30 by default).
 _DEFAULT_GRACE_S = 20.0

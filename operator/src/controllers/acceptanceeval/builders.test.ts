@@ -79,7 +79,7 @@ describe("the draft an evaluation measures", () => {
       draft: { name: "hf://z-lab/Qwen3-8B-DFlash-b16", uri: "hf://z-lab/Qwen3-8B-DFlash-b16" },
     });
   });
-  it("says live evaluation is not there yet", () => {
+  it("leaves a live evaluation to live.ts", () => {
     const live = acceptanceEval("acceptanceeval-nine-tasks.yaml", (s) => {
       s.draft = { specServeRef: { name: "qwen3" } };
       delete s.target;
@@ -87,7 +87,7 @@ describe("the draft an evaluation measures", () => {
     });
     expect(resolveDraft(live, undefined)).toMatchObject({
       state: "unsupported",
-      reason: "LiveEvaluationNotImplemented",
+      reason: "LiveEvaluation",
     });
   });
 });

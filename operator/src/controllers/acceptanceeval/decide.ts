@@ -51,6 +51,14 @@ export function foldResult(r: TaskResult): TaskResult {
   if (r.baselineTokensPerSecond !== undefined)
     out.baselineTokensPerSecond = round(r.baselineTokensPerSecond, 2);
   if (r.speedup !== undefined) out.speedup = round(r.speedup);
+  if (r.convention) out.convention = r.convention;
+  if (r.vllmConvention)
+    out.vllmConvention = dropUndefined({
+      tau: round(r.vllmConvention.tau) ?? 0,
+      acceptanceByPosition: r.vllmConvention.acceptanceByPosition?.map((a) => round(a) ?? 0),
+      drafts: r.vllmConvention.drafts,
+    });
+  if (r.live) out.live = r.live;
   return out;
 }
 
@@ -79,7 +87,10 @@ function fullResultAt(resultUri: string | undefined, resultPath: string | undefi
 
 const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
-function failure(job: JobObservation, fields: Record<string, string>): { reason: string; message: string } {
+export function jobFailure(
+  job: JobObservation,
+  fields: Record<string, string> = {},
+): { reason: string; message: string } {
   const t = job.termination;
   if (t?.reason && t.reason !== "success") {
     const why = inSpecTerms(t.message ?? job.failureMessage ?? "no message", fields);
@@ -210,7 +221,7 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
     return finish({ ...running, phase: "Failed", completionTime: ended(job.completionTime) });
   }
   if (job.failed) {
-    const f = failure(job, specFields(ae));
+    const f = jobFailure(job, specFields(ae));
     set("Succeeded", "False", f.reason, f.message);
     return finish({ ...running, phase: "Failed", completionTime: ended() });
   }
@@ -232,7 +243,7 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
   return finish({ ...running, phase: "Running" });
 }
 
-function phaseEvents(status: AcceptanceEvalStatus): EvalEvent[] {
+export function phaseEvents(status: AcceptanceEvalStatus): EvalEvent[] {
   const succeeded = status.conditions?.find((c) => c.type === "Succeeded");
   switch (status.phase) {
     case "Running":
