@@ -301,6 +301,13 @@ export type SpecServeSpec = z.infer<typeof specServeSpec>;
 export const measuredSignals = z
   .object({
     tau: z.number().min(0).optional().describe("Mean acceptance length per round, bonus token counted."),
+    tauTime: z
+      .string()
+      .optional()
+      .describe(
+        "End of the window tau was measured in (RFC 3339); a window without verification rounds keeps the last tau.",
+      ),
+    rounds: z.int().min(0).optional().describe("Verification rounds tau was measured over."),
     acceptanceByPosition,
     ttftP50: z.number().min(0).optional().describe("Median time to first token, seconds."),
     ttftP95: z.number().min(0).optional().describe("95th percentile time to first token, seconds."),
@@ -311,7 +318,12 @@ export const measuredSignals = z
     waitingRequests: z.number().min(0).optional().describe("Requests queued, all replicas."),
     throughput: z.number().min(0).optional().describe("Generated tokens per second, all replicas."),
     window: z.string().optional().describe("Window the figures cover."),
-    time: z.string().optional().describe("When they were measured (RFC 3339)."),
+    time: z
+      .string()
+      .optional()
+      .describe(
+        "When the figures last changed (RFC 3339); a window measuring the same figures writes nothing.",
+      ),
   })
   .describe("Signals measured from the replicas' metrics.");
 

@@ -22,6 +22,8 @@ export interface Signals {
   tau: number | null;
   acceptanceRate: number | null;
   acceptanceByPosition: number[] | null;
+  /** Verification rounds in the window, where the engine counts them (vLLM's num_drafts). */
+  rounds?: number | null;
   running: number | null;
   waiting: number | null;
   ttftP50: number | null;
@@ -335,7 +337,7 @@ function vllmAcceptance(ctx: DeltaContext, engine: EngineMetrics): Partial<Signa
     acceptedSum += a;
   }
   if (draftSum <= 0) return {};
-  const out: Partial<Signals> = { tau: 1 + acceptedSum / draftSum };
+  const out: Partial<Signals> = { tau: 1 + acceptedSum / draftSum, rounds: draftSum };
   if (draftTokens) {
     const dt = sum(counterIncreases(ctx, engine.prefix + draftTokens).values());
     out.acceptanceRate = dt > 0 ? sum(acceptedInc.values()) / dt : null;

@@ -5,14 +5,13 @@
 // It never writes the SpecServe's spec: spec.replicas belongs to the user, kubectl scale or the
 // autoscaler (scale.ts), and the operator only copies it onto the workload.
 
-import { fetch } from "undici";
 import type { SpecServe } from "../../api/kinds.ts";
 import { specServeResource } from "../../api/kinds.ts";
 import { deriveSignals, type Scrape } from "../../autoscaler/signals.ts";
 import { apply, updateStatus } from "../../lib/apply.ts";
 import { realClock } from "../../lib/clock.ts";
 import type { Condition } from "../../lib/conditions.ts";
-import { formatTime } from "../../lib/conditions.ts";
+import { formatTime, setCondition } from "../../lib/conditions.ts";
 import type { ReconcileContext, ReconcileResult } from "../../lib/controller.ts";
 import { isNotFound, TerminalError } from "../../lib/errors.ts";
 import { Deployments, type KubeObject, type Resource } from "../../lib/rest.ts";
@@ -40,20 +39,35 @@ import {
   serveTask,
 } from "./plan.ts";
 import { applyVerdict, planRollout, type RolloutPlan } from "./rollout.ts";
+import { defaultFetchText, type PodScrape, readyPods, type ScrapablePod, scrapePods } from "./scrape.ts";
+import { type PodMetrics, type SignalsOutcome, signalsStatus } from "./signals-status.ts";
+
+/** status.signals' measurement window when spec.autoscaling.window is not set (its default too). */
+export const DEFAULT_SIGNALS_WINDOW = "2m";
 
 export function specServeReconciler(deps: SpecServeDeps) {
   const clock = deps.clock ?? realClock;
   const applyOpts = { fieldManager: FIELD_MANAGER, resources: RESOURCES };
-  const scrapeMetrics = deps.scrapeMetrics ?? defaultScrape;
+  const fetchText = deps.scrapeMetrics ?? defaultFetchText;
   /** Scrapes at the start of a canary's analysis, by SpecServe uid; lost on restart (re-taken then). */
   const baselines = new Map<
     string,
     { candidate: string; time: number; canary: Scrape[]; stable: Scrape[] }
   >();
+  /** The last status.signals scrape per pod uid, by SpecServe key; lost on restart (re-taken then). */
+  const lastScrapes = new Map<string, { ssUid: string; timeMs: number; pods: PodMetrics[] }>();
 
-  return async function reconcile(_key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
+  const scrape = (ss: SpecServe, pods: ScrapablePod[], signal: AbortSignal) =>
+    scrapePods(pods, { port: ss.spec.port, signal, fetchText, now: () => clock.now() });
+  const asScrapes = (results: PodScrape[]): Scrape[] =>
+    results.flatMap((r) => (r.ok ? [{ pod: r.uid, text: r.text, time: r.timeMs / 1000 }] : []));
+
+  return async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
     const raw = deps.specServes.store.get(ctx.namespace, ctx.name);
-    if (!raw || raw.metadata?.deletionTimestamp) return undefined; // children go by garbage collection
+    if (!raw || raw.metadata?.deletionTimestamp) {
+      lastScrapes.delete(key);
+      return undefined; // children go by garbage collection
+    }
     const parsed = specServeResource.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -100,17 +114,68 @@ export function specServeReconciler(deps: SpecServeDeps) {
     if (plan) status = { ...status, rollout: plan.rollout };
     emitRollout(raw, plan);
     emitTransitions(raw, status);
-    const written = await updateStatus(deps.client, SpecServes, raw, status, { fieldManager: FIELD_MANAGER });
+    let current = raw;
+    let written = await updateStatus(deps.client, SpecServes, raw, status, { fieldManager: FIELD_MANAGER });
     deps.specServes.recordWrite(raw, written);
+    if (written) current = written;
+    // status.signals after the fold is written, so a slow pod delays no other status.
+    const measured = await measureSignals(key, ss, stablePods, now, signal);
+    if (measured.outcome) {
+      const { condition, signals } = measured.outcome;
+      const conditions = setCondition(
+        status.conditions as Condition[],
+        condition,
+        ss.metadata.generation,
+        now,
+      );
+      status = { ...status, conditions, ...(signals ? { signals } : {}) };
+      written = await updateStatus(deps.client, SpecServes, current, status, { fieldManager: FIELD_MANAGER });
+      deps.specServes.recordWrite(current, written);
+    }
+    const requeues = [measured.dueInMs];
     // A canary is measured on a clock, not on events.
     if (plan?.canary) {
       const windowMs = parseDuration(ss.spec.rollout.analysisWindow) ?? 600_000;
-      return { requeueAfterMs: Math.max(250, Math.min(15_000, windowMs / 4)) };
+      requeues.push(Math.max(250, Math.min(15_000, windowMs / 4)));
     }
     // The LWS CRD is not watched; a LeaderWorkerSet's status is read, not cached.
-    if (lwsMissing || multiNode) return { requeueAfterMs: 15_000 };
-    return undefined;
+    if (lwsMissing || multiNode) requeues.push(15_000);
+    return { requeueAfterMs: Math.min(...requeues) };
   };
+
+  /**
+   * Scrapes the stable pods once per measurement window and folds the window into status.signals
+   * and the MetricsAvailable condition (signals-status.ts). Returns when the next window is due.
+   */
+  async function measureSignals(
+    key: string,
+    ss: SpecServe,
+    stablePods: KubeObject[],
+    now: number,
+    signal: AbortSignal,
+  ): Promise<{ outcome?: SignalsOutcome; dueInMs: number }> {
+    const window = ss.spec.autoscaling?.window ?? DEFAULT_SIGNALS_WINDOW;
+    const windowMs = parseDuration(window) ?? 120_000;
+    const uid = ss.metadata.uid ?? "";
+    const last = lastScrapes.get(key);
+    const kept = last && last.ssUid === uid ? last : undefined;
+    // A reconcile for another reason in mid-window measures nothing (5% slack for timer jitter).
+    if (kept && now - kept.timeMs < windowMs * 0.95) {
+      return { dueInMs: Math.max(1000, kept.timeMs + windowMs - now) };
+    }
+    const results = await scrape(ss, readyPods(stablePods as ScrapablePod[]), signal);
+    const outcome = signalsStatus({
+      previous: ss.status?.signals,
+      start: kept?.pods ?? [],
+      end: results.flatMap((r) => (r.ok ? [{ uid: r.uid, pod: r.pod, text: r.text, timeMs: r.timeMs }] : [])),
+      failed: results.flatMap((r) => (r.ok ? [] : [{ pod: r.pod, error: r.error }])),
+      nowMs: now,
+      window,
+      windowMs,
+    });
+    lastScrapes.set(key, { ssUid: uid, timeMs: now, pods: outcome.keep });
+    return { outcome, dueInMs: windowMs };
+  }
 
   function observeDraftTraining(ss: SpecServe): DraftTrainingObservation | undefined {
     const ref = ss.spec.draft.draftTrainingRef;
@@ -194,29 +259,15 @@ export function specServeReconciler(deps: SpecServeDeps) {
   ): Promise<RolloutPlan> {
     const uid = ss.metadata.uid ?? "";
     const candidate = plan.rollout.candidateDraft ?? "";
-    const ready = (pods as PodLike[]).filter(
-      (p) =>
-        p.status?.podIP &&
-        p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") &&
-        !p.metadata?.deletionTimestamp,
-    );
+    const ready = readyPods(pods as ScrapablePod[]);
     const canaryPods = ready.filter(
       (p) =>
         p.metadata?.labels?.[LABELS.canary] === "true" &&
         p.metadata?.labels?.[LABELS.draft] === desired.draftLabel(candidate),
     );
     const stablePods = ready.filter((p) => p.metadata?.labels?.[LABELS.canary] !== "true");
-    const scrapeAll = (list: PodLike[]) =>
-      Promise.all(
-        list.map(async (p): Promise<Scrape | undefined> => {
-          try {
-            const text = await scrapeMetrics(`http://${p.status?.podIP}:${ss.spec.port}/metrics`, signal);
-            return { pod: p.metadata?.name ?? "", text, time: now / 1000 };
-          } catch {
-            return undefined; // an unreachable pod counts as missing, not as zero
-          }
-        }),
-      ).then((s) => s.filter((x): x is Scrape => x !== undefined));
+    // An unreachable pod counts as missing, not as zero.
+    const scrapeAll = async (list: ScrapablePod[]) => asScrapes(await scrape(ss, list, signal));
     const base = baselines.get(uid);
     if (!base || base.candidate !== candidate) {
       // The window starts once the canary pods serve.
@@ -328,15 +379,4 @@ export function specServeReconciler(deps: SpecServeDeps) {
       deps.events.event(raw, r1.reason === "DraftTraining" ? "Normal" : "Warning", r1.reason, r1.message);
     }
   }
-}
-
-type PodLike = {
-  metadata?: { name?: string; labels?: Record<string, string>; deletionTimestamp?: string };
-  status?: { podIP?: string; conditions?: { type: string; status: string }[] };
-};
-
-async function defaultScrape(url: string, signal: AbortSignal): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) });
-  if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
-  return res.text();
 }
