@@ -208,7 +208,7 @@ describe("one autoscaler decision", () => {
     const { out } = run({ ...ss, spec: { ...ss.spec, replicas: 3 } }, [null, null]);
     for (const r of out) {
       expect(r.write).toBeUndefined();
-      const c = r.status.conditions.find((x) => x.type === "MetricsAvailable");
+      const c = r.status.conditions.find((x) => x.type === "ScalingActive");
       expect(c).toMatchObject({ status: "False", reason: "MetricsMissing", observedGeneration: 2 });
       expect(c?.message).toMatch(/connection refused; replicas held at 3/);
     }
@@ -286,7 +286,7 @@ describe("one autoscaler decision", () => {
     const s = disabledStatus(ss, T0);
     expect(s.autoscaling.reason).toBe("Disabled");
     expect(s.conditions.map((c) => [c.type, c.status])).toEqual([
-      ["MetricsAvailable", "Unknown"],
+      ["ScalingActive", "False"],
       ["AcceptanceHealthy", "Unknown"],
     ]);
   });

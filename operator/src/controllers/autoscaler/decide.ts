@@ -178,7 +178,7 @@ export function step(input: StepInput): StepOutput {
     nowMs,
     autoscaling,
     decisions: decisions.slice(0, MAX_DECISIONS),
-    metrics: decision.metricsAvailable
+    scaling: decision.metricsAvailable
       ? {
           status: "True",
           reason: "SignalsMeasured",

@@ -1,6 +1,7 @@
 // The status fields the autoscaler owns on a SpecServe, beside the SpecServe controller's: status.
 // autoscaling (the last decision and its figures), status.decisions (the last few, newest first) and
-// the MetricsAvailable and AcceptanceHealthy conditions. Applied under the autoscaler's own field
+// the ScalingActive (as an HPA's: False while it holds for want of metrics) and AcceptanceHealthy
+// conditions; MetricsAvailable belongs to the SpecServe controller (status.signals). Applied under the autoscaler's own field
 // manager and only on change, compared on exactly these fields. Pure.
 import type { SpecServe } from "../../api/kinds.ts";
 import { type Condition, type ConditionStatus, setCondition } from "../../lib/conditions.ts";
@@ -9,7 +10,7 @@ type Status = NonNullable<SpecServe["status"]>;
 export type AutoscalerStatus = NonNullable<Status["autoscaling"]>;
 export type Decision = NonNullable<Status["decisions"]>[number];
 
-export const CONDITION_TYPES = ["MetricsAvailable", "AcceptanceHealthy"] as const;
+export const CONDITION_TYPES = ["ScalingActive", "AcceptanceHealthy"] as const;
 
 export interface OwnedStatus {
   autoscaling: AutoscalerStatus;
@@ -41,13 +42,13 @@ export function ownedStatus(
     nowMs: number;
     autoscaling: AutoscalerStatus;
     decisions?: Decision[];
-    metrics: ConditionFacts;
+    scaling: ConditionFacts;
     acceptance: ConditionFacts;
   },
 ): OwnedStatus {
   let conditions = currentOwned(ss.status).conditions ?? [];
   const generation = ss.metadata.generation;
-  conditions = setCondition(conditions, { type: "MetricsAvailable", ...o.metrics }, generation, o.nowMs);
+  conditions = setCondition(conditions, { type: "ScalingActive", ...o.scaling }, generation, o.nowMs);
   conditions = setCondition(conditions, { type: "AcceptanceHealthy", ...o.acceptance }, generation, o.nowMs);
   // Fields left undefined are not sent (and so not compared).
   const autoscaling = Object.fromEntries(
@@ -67,7 +68,7 @@ export function measuringStatus(ss: SpecServe, nowMs: number, message: string): 
       message,
     },
     decisions: ss.status?.decisions,
-    metrics: { status: "Unknown", reason: "Measuring", message },
+    scaling: { status: "Unknown", reason: "Measuring", message },
     acceptance: previousOr(ss, "AcceptanceHealthy", {
       status: "Unknown",
       reason: "Measuring",
@@ -83,7 +84,7 @@ export function disabledStatus(ss: SpecServe, nowMs: number): OwnedStatus {
     nowMs,
     autoscaling: { reason: "Disabled", message },
     decisions: ss.status?.decisions,
-    metrics: { status: "Unknown", reason: "AutoscalingDisabled", message },
+    scaling: { status: "False", reason: "AutoscalingDisabled", message },
     acceptance: { status: "Unknown", reason: "AutoscalingDisabled", message },
   });
 }
