@@ -4,7 +4,7 @@ import type { Signals } from "../../autoscaler/signals.ts";
 import { QWEN3_8B_H200, spsFromModel } from "../../autoscaler/sps.ts";
 import { type AutoscalerMemory, initialMemory, type StepInput, step } from "./decide.ts";
 import { driftPolicy, replicaPolicy } from "./policy.ts";
-import { currentOwned, disabledStatus } from "./status.ts";
+import { currentOwned, disabledStatus, withoutAutoscalerFields } from "./status.ts";
 
 const sps = spsFromModel(QWEN3_8B_H200);
 const T0 = Date.parse("2026-12-01T12:00:00Z");
@@ -289,5 +289,25 @@ describe("one autoscaler decision", () => {
       ["ScalingActive", "False"],
       ["AcceptanceHealthy", "Unknown"],
     ]);
+  });
+});
+
+describe("status ownership between the two controllers", () => {
+  it("the SpecServe controller's status leaves out every field the autoscaler owns", () => {
+    const { ss } = run(specServe(), [{}, { tau: 2, acceptanceByPosition: [0.6, 0.3, 0.1, 0] }]);
+    const status = {
+      ...ss.status,
+      state: "Ready" as const,
+      conditions: [
+        ...(ss.status?.conditions ?? []),
+        { type: "Ready", status: "True" as const, reason: "Serving", message: "", lastTransitionTime: "x" },
+      ],
+    };
+    const theirs = withoutAutoscalerFields(status);
+    expect(theirs?.autoscaling).toBeUndefined();
+    expect(theirs?.decisions).toBeUndefined();
+    expect(theirs?.conditions?.map((c) => c.type)).toEqual(["Ready"]);
+    expect(theirs?.state).toBe("Ready");
+    expect(ss.status?.decisions?.length).toBeGreaterThan(0);
   });
 });

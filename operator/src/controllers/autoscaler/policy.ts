@@ -10,8 +10,13 @@ import { parseDuration } from "../../lib/time.ts";
 export const HEADROOM = 0.2;
 /** Waiting requests are demand to drain within this long. */
 export const BACKLOG_DRAIN_SECONDS = 60;
-/** A falling tau or a rising load is projected this far ahead: about a serving pod's cold start. */
+/**
+ * A falling tau or a rising load is projected this far ahead: about a serving pod's cold start, but
+ * never more than LOOKAHEAD_WINDOWS windows (a trend from one short window, extrapolated far, is
+ * mostly its noise: 2% over a 1 s window would read as +35% three minutes on).
+ */
 export const LOOKAHEAD_SECONDS = 180;
+export const LOOKAHEAD_WINDOWS = 5;
 /** Draft length assumed when the spec leaves it to the draft (as the rollout gate assumes). */
 export const DEFAULT_SPECULATIVE_TOKENS = 8;
 /** Least predicted goodput gain a length change must bring to be worth a rolling restart. */
@@ -55,7 +60,7 @@ export function replicaPolicy(ss: SpecServe, a: Autoscaling): ReplicaPolicy {
     maxScaleDownPerMinute: a.maxScaleDownRate,
     headroom: HEADROOM,
     backlogDrainSeconds: BACKLOG_DRAIN_SECONDS,
-    tauLookaheadSeconds: LOOKAHEAD_SECONDS,
+    tauLookaheadSeconds: Math.min(LOOKAHEAD_SECONDS, LOOKAHEAD_WINDOWS * window),
     staleAfterSeconds: 3 * window,
     slo: sloOf(ss),
     shape: DEFAULT_SHAPE,

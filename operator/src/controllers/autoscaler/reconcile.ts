@@ -39,10 +39,14 @@ interface PodScrape {
 interface Entry {
   uid: string;
   memory: AutoscalerMemory;
-  /** The last decision's scrapes (the start of the next window). */
+  /** The last decision's scrapes (the start of the next window) and the pods ready then. */
   lastScrapeMs?: number;
   scrapes: PodScrape[];
+  readyUids: Set<string>;
 }
+
+/** A pod's identity across scrapes (scrape.ts keys its results by uid too). */
+const podKey = (p: ScrapablePod) => p.metadata?.uid ?? p.metadata?.name ?? "";
 
 /** How long a read SPS table is trusted before it is read again. */
 const SPS_TABLE_TTL_MS = 60_000;
@@ -75,16 +79,16 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     const now = clock.now();
     if (!isAutoscaled(ss)) {
       forget();
-      // Once it was on: say it is off now (spec.replicas is then the user's alone).
-      if (ss.status?.autoscaling && ss.status.autoscaling.reason !== "Disabled")
-        await writeStatus(raw, ss, disabledStatus(ss, now));
+      // Once it was on: say it is off now (spec.replicas is then the user's alone); compared on
+      // each pass, written only when it differs.
+      if (ss.status?.autoscaling) await writeStatus(raw, ss, disabledStatus(ss, now));
       return undefined;
     }
     const a = ss.spec.autoscaling as NonNullable<SpecServe["spec"]["autoscaling"]>;
     const windowMs = windowSeconds(a) * 1000;
     let entry = entries.get(key);
     if (!entry || entry.uid !== ss.metadata.uid) {
-      entry = { uid: ss.metadata.uid ?? "", memory: initialMemory(), scrapes: [] };
+      entry = { uid: ss.metadata.uid ?? "", memory: initialMemory(), scrapes: [], readyUids: new Set() };
       entries.set(key, entry);
     }
     // A reconcile for another reason in mid-window decides nothing (5% slack for timer jitter).
@@ -104,7 +108,7 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
       signal: ctx.signal,
       fetchText,
       now: () => clock.now(),
-      timeoutMs: Math.max(500, Math.min(5000, windowMs / 2)),
+      timeoutMs: Math.min(5000, Math.max(1000, windowMs / 2)),
     });
     const failures: string[] = [];
     const end: PodScrape[] = [];
@@ -121,9 +125,11 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     }
     const first = entry.lastScrapeMs === undefined;
     const start = entry.scrapes;
+    const readyBefore = entry.readyUids;
     const windowStart = entry.lastScrapeMs ?? now;
     entry.lastScrapeMs = now;
     entry.scrapes = end;
+    entry.readyUids = new Set(ready.map(podKey));
     if (first) {
       await writeStatus(
         raw,
@@ -133,6 +139,18 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
       return { requeueAfterMs: windowMs };
     }
 
+    // Only pods that served the whole window count: one that just started carries no load yet and
+    // has no start scrape (it counts from the next window), so a scale-up never reads as missing metrics.
+    const servedWindow = ready.filter((p) => readyBefore.has(podKey(p))).length;
+    if (ready.length > 0 && servedWindow === 0) {
+      // Every ready pod started within the window (a new SpecServe, or all pods replaced): measure.
+      await writeStatus(
+        raw,
+        ss,
+        measuringStatus(ss, now, `the ${ready.length} ready pods started within the last window; measuring`),
+      );
+      return { requeueAfterMs: windowMs };
+    }
     const startUids = new Set(start.map((s) => s.uid));
     const scraped = end.filter((s) => startUids.has(s.uid)).length;
     const toScrape = (s: PodScrape): Scrape => ({
@@ -159,7 +177,7 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
       nowMs: now,
       signals,
       metricsError,
-      readyReplicas: ready.length,
+      readyReplicas: servedWindow,
       scrapedReplicas: scraped,
       sps: table.sps,
       spsSource: table.source,
@@ -178,7 +196,17 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     emit(raw, out);
     deps.metrics.record(ns, ctx.name, out);
     ctx.log.debug(
-      { reason: out.decision.reason, desired: out.decision.desiredReplicas, tau: out.decision.figures.tau },
+      {
+        reason: out.decision.reason,
+        desired: out.decision.desiredReplicas,
+        tau: out.decision.figures.tau,
+        ready: ready.length,
+        servedWindow,
+        scraped,
+        failures: failures.length,
+        message: out.decision.message,
+        figures: out.decision.figures,
+      },
       "autoscaler decision",
     );
     return { requeueAfterMs: windowMs };

@@ -93,3 +93,17 @@ function previousOr(ss: SpecServe, type: string, fallback: ConditionFacts): Cond
   const c = (ss.status?.conditions as Condition[] | undefined)?.find((x) => x.type === type);
   return c ? { status: c.status, reason: c.reason, message: c.message } : fallback;
 }
+
+/**
+ * A SpecServe status without the fields the autoscaler owns: what the SpecServe controller applies
+ * under its own field manager, so that a status it read a moment earlier never puts back an older
+ * decision or condition of the autoscaler's (server-side apply keeps the autoscaler's fields).
+ */
+export function withoutAutoscalerFields<S extends SpecServe["status"]>(status: S): S {
+  if (!status) return status;
+  const { autoscaling: _a, decisions: _d, ...rest } = status;
+  const conditions = (status.conditions as Condition[] | undefined)?.filter(
+    (c) => !(CONDITION_TYPES as readonly string[]).includes(c.type),
+  );
+  return { ...rest, ...(conditions ? { conditions } : {}) } as S;
+}

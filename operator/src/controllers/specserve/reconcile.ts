@@ -8,7 +8,7 @@
 import type { SpecServe } from "../../api/kinds.ts";
 import { specServeResource } from "../../api/kinds.ts";
 import { deriveSignals, type Scrape } from "../../autoscaler/signals.ts";
-import { apply, updateStatus } from "../../lib/apply.ts";
+import { apply } from "../../lib/apply.ts";
 import { realClock } from "../../lib/clock.ts";
 import type { Condition } from "../../lib/conditions.ts";
 import { formatTime, setCondition } from "../../lib/conditions.ts";
@@ -23,7 +23,6 @@ import {
   LWS_CRD_NAME,
   RESOURCES,
   type SpecServeDeps,
-  SpecServes,
   type SpecServeWire,
 } from "./controller.ts";
 import * as desired from "./desired.ts";
@@ -41,6 +40,7 @@ import {
 import { applyVerdict, planRollout, type RolloutPlan } from "./rollout.ts";
 import { defaultFetchText, type PodScrape, readyPods, type ScrapablePod, scrapePods } from "./scrape.ts";
 import { type PodMetrics, type SignalsOutcome, signalsStatus } from "./signals-status.ts";
+import { updateSpecServeStatus } from "./status-write.ts";
 
 /** status.signals' measurement window when spec.autoscaling.window is not set (its default too). */
 export const DEFAULT_SIGNALS_WINDOW = "2m";
@@ -80,9 +80,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     if (ss.metadata.annotations?.[ANNOTATIONS.paused] === "true") {
       // Paused: children stay exactly as they are; only say so.
       const status = { ...(raw.status ?? {}), state: "Paused" as const };
-      const written = await updateStatus(deps.client, SpecServes, raw, status, {
-        fieldManager: FIELD_MANAGER,
-      });
+      const written = await updateSpecServeStatus(deps.client, raw, status);
       deps.specServes.recordWrite(raw, written);
       return undefined;
     }
@@ -115,7 +113,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     emitRollout(raw, plan);
     emitTransitions(raw, status);
     let current = raw;
-    let written = await updateStatus(deps.client, SpecServes, raw, status, { fieldManager: FIELD_MANAGER });
+    let written = await updateSpecServeStatus(deps.client, raw, status);
     deps.specServes.recordWrite(raw, written);
     if (written) current = written;
     // status.signals after the fold is written, so a slow pod delays no other status.
@@ -129,7 +127,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
         now,
       );
       status = { ...status, conditions, ...(signals ? { signals } : {}) };
-      written = await updateStatus(deps.client, SpecServes, current, status, { fieldManager: FIELD_MANAGER });
+      written = await updateSpecServeStatus(deps.client, current, status);
       deps.specServes.recordWrite(current, written);
     }
     const requeues = [measured.dueInMs];
