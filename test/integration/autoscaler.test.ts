@@ -364,4 +364,35 @@ describe("the autoscaler against scripted metrics (vLLM format, test edge: no en
     expect(Math.max(...observed)).toBeLessThanOrEqual(4);
     expect(inactiveWhileUp).toEqual([]);
   });
+  it("reads SPS(B) from the referenced ConfigMap, and says so (Event, status) when it cannot", async () => {
+    await kubeRequest(kc, "POST", `/api/v1/namespaces/${NS}/configmaps`, {
+      metadata: { name: "sps" },
+      data: {
+        "bad.json": JSON.stringify({ rows: [{ batch: 1, steps_per_second: -5 }] }),
+        "sps.json": JSON.stringify({
+          gpuProduct: "NVIDIA-H200",
+          rows: [
+            { batch: 1, steps_per_second: 160 },
+            { batch: 512, steps_per_second: 90 },
+            { batch: 2048, steps_per_second: 30 },
+          ],
+        }),
+      },
+    });
+    await patch({
+      spec: { autoscaling: { enabled: true, spsTable: { configMapName: "sps", key: "bad.json" } } },
+    });
+    const ev = await until("the SPS table Event", async () => (await events("SpsTableUnusable"))[0]);
+    expect(ev.type).toBe("Warning");
+    expect(ev.note).toMatch(/rows\[0\]\.steps_per_second/);
+    await until("the model as fallback in status", async () =>
+      /first-principles.*bad\.json/.test((await getSs())?.status?.autoscaling?.spsSource ?? ""),
+    );
+    await patch({ spec: { autoscaling: { spsTable: { key: "sps.json" } } } });
+    const source = await until("the table in use", async () => {
+      const s = (await getSs())?.status?.autoscaling?.spsSource;
+      return s?.startsWith("ConfigMap") ? s : undefined;
+    });
+    expect(source).toBe("ConfigMap sps/sps.json (NVIDIA-H200), 3 rows");
+  });
 });
