@@ -131,6 +131,89 @@ const inactiveWhileUp: string[] = [];
 let outage = true;
 let watching = true;
 
+/** The manifest in "Git": spec.replicas left out, the autoscaler owns it. */
+const gitAutoscaling = {
+  enabled: true,
+  minReplicas: 1,
+  maxReplicas: 4,
+  window: "1s",
+  scaleUpStabilization: "0s",
+  scaleDownStabilization: "4s",
+  maxScaleUpRate: 4,
+  maxScaleDownRate: 1,
+  slo: { tpotP95: "8ms" },
+};
+const gitManifest = () => ({
+  apiVersion: "specops.dev/v1alpha1",
+  kind: "SpecServe",
+  metadata: { name: NAME, namespace: NS },
+  spec: {
+    target: { uri: "hf://Qwen/Qwen3-8B" },
+    draft: { source: { uri: "hf://org/Qwen3-8B-eagle3" } },
+    method: "eagle3",
+    engine: "vllm",
+    port,
+    speculative: { numSpeculativeTokens: 4 },
+    resources: { gpusPerReplica: 1 },
+    autoscaling: { ...gitAutoscaling },
+    drift: { baselineWindow: "3s", tolerance: 0.2 },
+  },
+});
+
+/**
+ * Argo CD / Flux re-applying the Git manifest every 500 ms while the autoscaler scales: server-side
+ * apply under its own field manager (ServerSideApply=true, Flux) and client-side apply as kubectl
+ * does it (a merge patch with the last-applied annotation).
+ */
+function gitOpsAppliers() {
+  const errors: string[] = [];
+  let stop = false;
+  const ssa = async () => {
+    const r = await kubeRequest(
+      kc,
+      "PATCH",
+      `${ssPath()}?fieldManager=argocd-controller`,
+      gitManifest(),
+      "application/apply-patch+yaml",
+    );
+    if (r.status >= 300) throw new Error(`server-side apply: ${r.status} ${r.body?.message}`);
+  };
+  const csa = async () => {
+    const m = gitManifest();
+    const body = {
+      ...m,
+      metadata: {
+        ...m.metadata,
+        annotations: { "kubectl.kubernetes.io/last-applied-configuration": JSON.stringify(m) },
+      },
+    };
+    const r = await kubeRequest(
+      kc,
+      "PATCH",
+      `${ssPath()}?fieldManager=kubectl-client-side-apply`,
+      body,
+      "application/merge-patch+json",
+    );
+    if (r.status >= 300) throw new Error(`client-side apply: ${r.status} ${r.body?.message}`);
+  };
+  const loops = [ssa, csa].map(async (once) => {
+    while (!stop) {
+      await once().catch((err) => errors.push(String(err)));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  });
+  return {
+    errors,
+    stop: async () => {
+      stop = true;
+      await Promise.all(loops);
+    },
+  };
+}
+let gitOps: ReturnType<typeof gitOpsAppliers> | undefined;
+/** Index into `observed` where the appliers started. */
+let gitOpsFrom = 0;
+
 const ssPath = (sub = "") =>
   `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves/${NAME}${sub ? `/${sub}` : ""}`;
 const getSs = async () => (await kubeRequest(kc, "GET", ssPath())).body;
@@ -186,33 +269,12 @@ beforeAll(async () => {
   await kubelet.start();
   const operatorKc = await restrictedKubeConfig(kc, "specops-operator-as-test", OPERATOR_RBAC_RULES);
   operator = await startOperator(operatorKc, { namespace: NS, progressPort: 9090 });
-  const created = await kubeRequest(kc, "POST", `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves`, {
-    apiVersion: "specops.dev/v1alpha1",
-    kind: "SpecServe",
-    metadata: { name: NAME, namespace: NS },
-    spec: {
-      target: { uri: "hf://Qwen/Qwen3-8B" },
-      draft: { source: { uri: "hf://org/Qwen3-8B-eagle3" } },
-      method: "eagle3",
-      engine: "vllm",
-      port,
-      speculative: { numSpeculativeTokens: 4 },
-      resources: { gpusPerReplica: 1 },
-      // GitOps: the manifest leaves spec.replicas out; the autoscaler owns it.
-      autoscaling: {
-        enabled: true,
-        minReplicas: 1,
-        maxReplicas: 4,
-        window: "1s",
-        scaleUpStabilization: "0s",
-        scaleDownStabilization: "4s",
-        maxScaleUpRate: 4,
-        maxScaleDownRate: 1,
-        slo: { tpotP95: "8ms" },
-      },
-      drift: { baselineWindow: "3s", tolerance: 0.2 },
-    },
-  });
+  const created = await kubeRequest(
+    kc,
+    "POST",
+    `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves`,
+    gitManifest(),
+  );
   expect(created.body?.message).toBeUndefined();
   void (async () => {
     while (watching) {
@@ -229,6 +291,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   watching = false;
+  await gitOps?.stop();
   await operator?.stop();
   await kubelet?.stop();
   server?.close();
@@ -258,6 +321,8 @@ describe("the autoscaler against scripted metrics (vLLM format, test edge: no en
   });
 
   it("scales up when tau falls at constant load, before any latency breach; drift sets its condition and Event", async () => {
+    gitOps = gitOpsAppliers();
+    gitOpsFrom = observed.length;
     fleet.acceptance = TAU2;
     const r = await replicasReach("a scale-up on the tau drop", (n) => n >= 2);
     expect(r).toBeLessThanOrEqual(4);
@@ -291,8 +356,8 @@ describe("the autoscaler against scripted metrics (vLLM format, test edge: no en
   });
 
   it("scales down slowly when the load falls: after the down-stabilisation, one step, never below min", async () => {
-    // minReplicas 3: the model would need one replica for this load.
-    await patch({ spec: { autoscaling: { minReplicas: 3 } } });
+    // minReplicas 3 (a change in Git, applied by the appliers): the model would need one replica.
+    gitAutoscaling.minReplicas = 3;
     const off = Date.now();
     fleet.tpot = null;
     fleet.acceptance = TAU4;
@@ -308,6 +373,14 @@ describe("the autoscaler against scripted metrics (vLLM format, test edge: no en
     );
     await stays(3, 2500);
     expect((await events("ScaledDown")).length).toBeGreaterThan(0);
+    await gitOps?.stop();
+    expect(gitOps?.errors).toEqual([]);
+    // No fight with the appliers: spec.replicas went up, then down, never back and forth.
+    const runs = observed.slice(gitOpsFrom).filter((r, i, a) => i === 0 || a[i - 1] !== r);
+    const peak = runs.indexOf(Math.max(...runs));
+    expect(runs.slice(0, peak + 1)).toEqual([...runs.slice(0, peak + 1)].sort((a, b) => a - b));
+    expect(runs.slice(peak)).toEqual([...runs.slice(peak)].sort((a, b) => b - a));
+    expect(runs.at(-1)).toBe(3);
   });
 
   it("holds the scale on missing metrics with MetricsAvailable=False and ScalingActive=False", async () => {
