@@ -178,7 +178,15 @@ export class ProcessKubelet {
       for (const [k, v] of Object.entries(secret.data ?? {}))
         env[`${from.prefix ?? ""}${k}`] = Buffer.from(v, "base64").toString("utf8");
     }
-    for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+    for (const e of container.env ?? []) {
+      if (e.value !== undefined) env[e.name] = e.value;
+      const ref = e.valueFrom?.secretKeyRef;
+      if (!ref?.name) continue;
+      // secretKeyRef as a kubelet resolves it (the endpoint's API key reaches the runtime this way).
+      const secret = await this.#core.readNamespacedSecret({ name: ref.name, namespace: ns });
+      const value = secret.data?.[ref.key];
+      if (value !== undefined) env[e.name] = Buffer.from(value, "base64").toString("utf8");
+    }
     env[RUNTIME_ENV.pvcRoot] = this.#opts.storageRoot;
     env[RUNTIME_ENV.task] = taskFile;
     env[RUNTIME_ENV.terminationLog] = terminationLog;

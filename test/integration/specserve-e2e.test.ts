@@ -27,6 +27,7 @@ let operator: OperatorUnderTest;
 let work: string;
 const PROMPT = "The quick brown fox";
 const MAX_TOKENS = 24;
+const API_KEY = "e2e-endpoint-key";
 
 const tinySpecServe = {
   apiVersion: "specops.dev/v1alpha1",
@@ -41,6 +42,8 @@ const tinySpecServe = {
     resources: { gpusPerReplica: 0 },
     // Autoscaling stays off; its window is status.signals' measurement window (2m by default).
     autoscaling: { enabled: false, maxReplicas: 1, window: "2s" },
+    // The endpoint requires a key; the operator's scrapes of /metrics work without it.
+    apiKeySecretRef: { name: "tiny-endpoint-key", key: "key" },
   },
 };
 
@@ -56,10 +59,10 @@ const freePort = () =>
     });
   });
 
-async function complete(base: string) {
+async function complete(base: string, apiKey?: string) {
   const res = await fetch(`${base}/v1/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
     body: JSON.stringify({
       model: "builtin://tiny-qwen3",
       prompt: PROMPT,
@@ -121,6 +124,12 @@ afterAll(async () => {
 
 describe("tiny SpecServe through the local-process kubelet", () => {
   it("answers an OpenAI request through its Service losslessly; /metrics shows speculative counters", async () => {
+    await kubeRequest(kc, "POST", `/api/v1/namespaces/${NS}/secrets`, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "tiny-endpoint-key", namespace: NS },
+      stringData: { key: API_KEY },
+    });
     const created = await kubeRequest(
       kc,
       "POST",
@@ -138,7 +147,12 @@ describe("tiny SpecServe through the local-process kubelet", () => {
       return a;
     });
     const base = `http://${addr.host}:${addr.port}`;
-    const speculative = await until("a completion through the Service", () => complete(base), 150_000);
+    const speculative = await until(
+      "a completion through the Service",
+      () => complete(base, API_KEY),
+      150_000,
+    );
+    await expect(complete(base)).rejects.toThrow(/HTTP 401/);
     expect(speculative?.length).toBeGreaterThan(0);
     const alone = await targetAloneText();
     expect(speculative).toBe(alone);
@@ -162,7 +176,7 @@ describe("tiny SpecServe through the local-process kubelet", () => {
       );
       return c?.status === "True" ? c : undefined;
     });
-    for (let i = 0; i < 3; i++) await complete(base);
+    for (let i = 0; i < 3; i++) await complete(base, API_KEY);
     const signals = await until(
       "status.signals.tau",
       async () => {

@@ -453,6 +453,13 @@ export const specServeStatus = z
           .optional()
           .describe("Verification rounds the current draft was measured on."),
         startTime: z.string().optional().describe("When the canary started (RFC 3339)."),
+        analysisStartTime: z
+          .string()
+          .optional()
+          .describe(
+            "When the analysis window began, at the canary pods' first scrape (RFC 3339); its counter totals " +
+              "are kept in the ConfigMap NAME-rollout-baseline, so a restarted operator resumes the window.",
+          ),
         message: z.string().max(1024).optional().describe("Details."),
       })
       .optional()

@@ -12,10 +12,12 @@ export const RBAC_RULES = [
   },
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   // Watched (label-selected, shared with the DraftTraining controller) so a deleted child is re-applied.
+  { apiGroups: [""], resources: ["services"], verbs: ["get", "list", "watch", "create", "patch"] },
+  // The rollout baseline ConfigMap (baseline.ts) is deleted when the canary's analysis ends.
   {
     apiGroups: [""],
-    resources: ["configmaps", "services"],
-    verbs: ["get", "list", "watch", "create", "patch"],
+    resources: ["configmaps"],
+    verbs: ["get", "list", "watch", "create", "patch", "delete"],
   },
   { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: ["get", "create", "patch"] },
   {

@@ -14,8 +14,9 @@ import type { Condition } from "../../lib/conditions.ts";
 import { formatTime, setCondition } from "../../lib/conditions.ts";
 import type { ReconcileContext, ReconcileResult } from "../../lib/controller.ts";
 import { isNotFound, TerminalError } from "../../lib/errors.ts";
-import { Deployments, type KubeObject, type Resource } from "../../lib/rest.ts";
+import { ConfigMaps, Deployments, type KubeObject, type Resource } from "../../lib/rest.ts";
 import { parseDuration } from "../../lib/time.ts";
+import { baselineConfigMap, baselineFromConfigMap, type RolloutBaseline } from "./baseline.ts";
 import {
   CustomResourceDefinitions,
   FIELD_MANAGER,
@@ -39,33 +40,25 @@ import {
 } from "./plan.ts";
 import { applyVerdict, planRollout, type RolloutPlan } from "./rollout.ts";
 import { defaultFetchText, type PodScrape, readyPods, type ScrapablePod, scrapePods } from "./scrape.ts";
-import { type PodMetrics, type SignalsOutcome, signalsStatus } from "./signals-status.ts";
+import { signalsMeter } from "./signals-meter.ts";
 import { updateSpecServeStatus } from "./status-write.ts";
-
-/** status.signals' measurement window when spec.autoscaling.window is not set (its default too). */
-export const DEFAULT_SIGNALS_WINDOW = "2m";
 
 export function specServeReconciler(deps: SpecServeDeps) {
   const clock = deps.clock ?? realClock;
   const applyOpts = { fieldManager: FIELD_MANAGER, resources: RESOURCES };
   const fetchText = deps.scrapeMetrics ?? defaultFetchText;
-  /** Scrapes at the start of a canary's analysis, by SpecServe uid; lost on restart (re-taken then). */
-  const baselines = new Map<
-    string,
-    { candidate: string; time: number; canary: Scrape[]; stable: Scrape[] }
-  >();
-  /** The last status.signals scrape per pod uid, by SpecServe key; lost on restart (re-taken then). */
-  const lastScrapes = new Map<string, { ssUid: string; timeMs: number; pods: PodMetrics[] }>();
-
+  /** Scrapes at the start of a canary's analysis, by SpecServe uid; also in a ConfigMap (baseline.ts). */
+  const baselines = new Map<string, RolloutBaseline>();
   const scrape = (ss: SpecServe, pods: ScrapablePod[], signal: AbortSignal) =>
     scrapePods(pods, { port: ss.spec.port, signal, fetchText, now: () => clock.now() });
+  const meter = signalsMeter(scrape);
   const asScrapes = (results: PodScrape[]): Scrape[] =>
     results.flatMap((r) => (r.ok ? [{ pod: r.uid, text: r.text, time: r.timeMs / 1000 }] : []));
 
   return async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
     const raw = deps.specServes.store.get(ctx.namespace, ctx.name);
     if (!raw || raw.metadata?.deletionTimestamp) {
-      lastScrapes.delete(key);
+      meter.forget(key);
       return undefined; // children go by garbage collection
     }
     const parsed = specServeResource.safeParse(raw);
@@ -117,7 +110,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     deps.specServes.recordWrite(raw, written);
     if (written) current = written;
     // status.signals after the fold is written, so a slow pod delays no other status.
-    const measured = await measureSignals(key, ss, stablePods, now, signal);
+    const measured = await meter.measure(key, ss, stablePods, now, signal);
     if (measured.outcome) {
       const { condition, signals } = measured.outcome;
       const conditions = setCondition(
@@ -140,40 +133,6 @@ export function specServeReconciler(deps: SpecServeDeps) {
     if (lwsMissing || multiNode) requeues.push(15_000);
     return { requeueAfterMs: Math.min(...requeues) };
   };
-
-  /**
-   * Scrapes the stable pods once per measurement window and folds the window into status.signals
-   * and the MetricsAvailable condition (signals-status.ts). Returns when the next window is due.
-   */
-  async function measureSignals(
-    key: string,
-    ss: SpecServe,
-    stablePods: KubeObject[],
-    now: number,
-    signal: AbortSignal,
-  ): Promise<{ outcome?: SignalsOutcome; dueInMs: number }> {
-    const window = ss.spec.autoscaling?.window ?? DEFAULT_SIGNALS_WINDOW;
-    const windowMs = parseDuration(window) ?? 120_000;
-    const uid = ss.metadata.uid ?? "";
-    const last = lastScrapes.get(key);
-    const kept = last && last.ssUid === uid ? last : undefined;
-    // A reconcile for another reason in mid-window measures nothing (5% slack for timer jitter).
-    if (kept && now - kept.timeMs < windowMs * 0.95) {
-      return { dueInMs: Math.max(1000, kept.timeMs + windowMs - now) };
-    }
-    const results = await scrape(ss, readyPods(stablePods as ScrapablePod[]), signal);
-    const outcome = signalsStatus({
-      previous: ss.status?.signals,
-      start: kept?.pods ?? [],
-      end: results.flatMap((r) => (r.ok ? [{ uid: r.uid, pod: r.pod, text: r.text, timeMs: r.timeMs }] : [])),
-      failed: results.flatMap((r) => (r.ok ? [] : [{ pod: r.pod, error: r.error }])),
-      nowMs: now,
-      window,
-      windowMs,
-    });
-    lastScrapes.set(key, { ssUid: uid, timeMs: now, pods: outcome.keep });
-    return { outcome, dueInMs: windowMs };
-  }
 
   function observeDraftTraining(ss: SpecServe): DraftTrainingObservation | undefined {
     const ref = ss.spec.draft.draftTrainingRef;
@@ -266,18 +225,23 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const stablePods = ready.filter((p) => p.metadata?.labels?.[LABELS.canary] !== "true");
     // An unreachable pod counts as missing, not as zero.
     const scrapeAll = async (list: ScrapablePod[]) => asScrapes(await scrape(ss, list, signal));
-    const base = baselines.get(uid);
+    let base = baselines.get(uid);
     if (!base || base.candidate !== candidate) {
+      // After a restart the window resumes from the baseline ConfigMap, when it is this candidate's.
+      base = await loadBaseline(ss, candidate, plan, signal);
+      if (base) baselines.set(uid, base);
+    }
+    if (!base) {
       // The window starts once the canary pods serve.
       if (canaryPods.length === 0) return plan;
-      baselines.set(uid, {
-        candidate,
-        time: now,
-        canary: await scrapeAll(canaryPods),
-        stable: await scrapeAll(stablePods),
-      });
-      return plan;
+      const [canary, stable] = await Promise.all([scrapeAll(canaryPods), scrapeAll(stablePods)]);
+      const taken: RolloutBaseline = { candidate, timeMs: now, canary, stable };
+      // Stored before status names it, so a status that names a start always has its counters.
+      await apply(deps.client, baselineConfigMap(ss, taken) as KubeObject, applyOpts);
+      baselines.set(uid, taken);
+      return withAnalysisStart(plan, taken);
     }
+    plan = withAnalysisStart(plan, base);
     const settings = {
       maxTauDrop: ss.spec.rollout.maxTauDrop,
       minTau: ss.spec.rollout.minTau,
@@ -285,7 +249,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
       confidence: ss.spec.rollout.confidence,
       analysisWindowMs: parseDuration(ss.spec.rollout.analysisWindow) ?? 600_000,
     };
-    const elapsedMs = now - base.time;
+    const elapsedMs = now - base.timeMs;
     if (elapsedMs < settings.analysisWindowMs) return plan;
     const windowSeconds = elapsedMs / 1000;
     const k = ss.spec.speculative.numSpeculativeTokens ?? 8;
@@ -300,8 +264,36 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const currentTau = measure(base.stable, await scrapeAll(stablePods));
     const decision = decideRollout(candidateTau, currentTau, settings, elapsedMs);
     const next = applyVerdict(plan, decision, candidateTau, currentTau);
-    if (!next.canary) baselines.delete(uid);
+    if (!next.canary) {
+      baselines.delete(uid);
+      await deleteIfExists(ConfigMaps, ss.metadata.namespace, childNames(ss).rolloutBaseline, signal);
+    }
     return next;
+  }
+
+  /** The stored baseline of this candidate's window, if status.rollout names the same start. */
+  async function loadBaseline(
+    ss: SpecServe,
+    candidate: string,
+    plan: RolloutPlan,
+    signal: AbortSignal,
+  ): Promise<RolloutBaseline | undefined> {
+    const start = plan.rollout.analysisStartTime;
+    if (!start) return undefined; // no window began for this candidate (none to resume)
+    const cm = (await getOrUndefined(
+      ConfigMaps,
+      ss.metadata.namespace,
+      childNames(ss).rolloutBaseline,
+      signal,
+    )) as { data?: Record<string, string> } | undefined;
+    const base = baselineFromConfigMap(cm?.data, candidate);
+    return base && formatTime(base.timeMs) === start ? base : undefined;
+  }
+
+  async function deleteIfExists(r: Resource, ns: string | undefined, name: string, signal: AbortSignal) {
+    await deps.client.delete(r, ns, name, { signal }).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
   }
 
   async function applyCanary(ss: SpecServe, plan: RolloutPlan, signal: AbortSignal): Promise<void> {
@@ -309,9 +301,8 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const names = childNames(ss);
     if (!plan.canary) {
       if (!deps.deployments.store.get(ns, names.canary)) return;
-      await deps.client.delete(Deployments, ns, names.canary, { signal }).catch((err) => {
-        if (!isNotFound(err)) throw err;
-      });
+      await deleteIfExists(Deployments, ns, names.canary, signal);
+      await deleteIfExists(ConfigMaps, ns, names.rolloutBaseline, signal);
       return;
     }
     const stableImage = deps.deployments.store.get(ns, names.server)?.metadata?.annotations?.[
@@ -336,6 +327,16 @@ export function specServeReconciler(deps: SpecServeDeps) {
   function emitRollout(raw: SpecServeWire, plan: RolloutPlan | undefined) {
     const before = raw.status?.rollout;
     const after = plan?.rollout;
+    if (
+      after?.state === "Stable" &&
+      before?.currentDraft &&
+      before.currentDraft !== after.currentDraft &&
+      after.message
+    ) {
+      // A new draft rolled without the gate (pinned, or multi-node replicas): say so and why.
+      deps.events.event(raw, "Warning", "DraftRolledUngated", `${after.currentDraft}: ${after.message}`);
+      return;
+    }
     if (!after || (before?.state === after.state && before?.candidateDraft === after.candidateDraft)) return;
     if (after.state === "Canary") {
       deps.events.event(
@@ -378,3 +379,8 @@ export function specServeReconciler(deps: SpecServeDeps) {
     }
   }
 }
+
+const withAnalysisStart = (plan: RolloutPlan, base: RolloutBaseline): RolloutPlan => ({
+  ...plan,
+  rollout: { ...plan.rollout, analysisStartTime: formatTime(base.timeMs) },
+});
