@@ -98,5 +98,6 @@ export class AutoscalerMetrics {
     const reason = this.#reasons.get(key);
     if (reason !== undefined) this.#decision.remove({ ...l, reason });
     this.#reasons.delete(key);
+    for (const direction of ["up", "down"]) this.#scaleEvents.remove({ ...l, direction });
   }
 }
