@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { type SpecServe, specServeResource } from "../../api/kinds.ts";
 import type { Signals } from "../../autoscaler/signals.ts";
 import { QWEN3_8B_H200, spsFromModel } from "../../autoscaler/sps.ts";
-import { type AutoscalerMemory, initialMemory, type StepInput, step } from "./decide.ts";
+import { type AutoscalerMemory, externalChange, initialMemory, type StepInput, step } from "./decide.ts";
 import { driftPolicy, replicaPolicy } from "./policy.ts";
 import { currentOwned, disabledStatus, withoutAutoscalerFields } from "./status.ts";
 
@@ -309,5 +309,32 @@ describe("status ownership between the two controllers", () => {
     expect(theirs?.conditions?.map((c) => c.type)).toEqual(["Ready"]);
     expect(theirs?.state).toBe("Ready");
     expect(ss.status?.decisions?.length).toBeGreaterThan(0);
+  });
+});
+
+describe("what counts as kubectl scale", () => {
+  const base = specServe();
+  const at = (spec: number, inStatus?: number) => ({
+    ...base,
+    spec: { ...base.spec, replicas: spec },
+    status: {
+      ...base.status,
+      ...(inStatus === undefined ? {} : { autoscaling: { reason: "Steady", desiredReplicas: inStatus } }),
+    },
+  });
+  it("a value the autoscaler wrote, known from memory or from status, is its own", () => {
+    // The status write failed after the /scale write: memory knows.
+    expect(externalChange(at(4, 3), { ...initialMemory(), lastWritten: 4 })).toEqual({ overridden: false });
+    // Another operator replica led meanwhile and wrote 5: its status says so, this replica's memory is old.
+    expect(externalChange(at(5, 5), { ...initialMemory(), lastWritten: 3 })).toEqual({ overridden: false });
+    // Just enabled: nothing known, spec.replicas is taken as it is.
+    expect(externalChange(at(2), initialMemory())).toEqual({ overridden: false });
+  });
+  it("anything else is someone else's, overridden back to the last decision", () => {
+    expect(externalChange(at(7, 3), { ...initialMemory(), lastWritten: 3 })).toEqual({
+      overridden: true,
+      believed: 3,
+    });
+    expect(externalChange(at(7, 3), initialMemory())).toEqual({ overridden: true, believed: 3 });
   });
 });

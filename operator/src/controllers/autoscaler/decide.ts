@@ -86,9 +86,21 @@ function workloadOf(s: Signals | null): Workload {
   };
 }
 
-/** The replicas the autoscaler believes it set: its own last write, else its last decision in status. */
-export function believedReplicas(ss: SpecServe, memory: AutoscalerMemory): number | undefined {
-  return memory.lastWritten ?? ss.status?.autoscaling?.desiredReplicas;
+/**
+ * Whether spec.replicas was set by someone else while autoscaling is on, and what the autoscaler had
+ * set. Its own writes are known twice: in memory (this operator replica's last write) and in
+ * status.autoscaling.desiredReplicas (written after each decision, by whichever replica led), so
+ * neither a status write that failed after the /scale write nor a leader change reads as an override.
+ */
+export function externalChange(
+  ss: SpecServe,
+  memory: AutoscalerMemory,
+): { overridden: false } | { overridden: true; believed: number } {
+  const spec = ss.spec.replicas;
+  const inStatus = ss.status?.autoscaling?.desiredReplicas;
+  const mine = [memory.lastWritten, inStatus].filter((v): v is number => v !== undefined);
+  if (mine.length === 0 || mine.includes(spec)) return { overridden: false };
+  return { overridden: true, believed: inStatus ?? (memory.lastWritten as number) };
 }
 
 export function step(input: StepInput): StepOutput {
@@ -98,9 +110,9 @@ export function step(input: StepInput): StepOutput {
   const events: AutoscalerEvent[] = [];
   const specReplicas = ss.spec.replicas;
   // kubectl scale (or any other writer) while enabled: overridden at this decision, with an Event.
-  const believed = believedReplicas(ss, input.memory);
-  const overridden = believed !== undefined && believed !== specReplicas;
-  const current = overridden ? believed : specReplicas;
+  const change = externalChange(ss, input.memory);
+  const overridden = change.overridden;
+  const current = change.overridden ? change.believed : specReplicas;
 
   const { decision, state } = decideReplicas(
     policy,
