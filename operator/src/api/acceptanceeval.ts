@@ -12,6 +12,7 @@ import {
   outputLocation,
   placement,
   podResources,
+  publishedOutput,
   runtimeImage,
 } from "./common.ts";
 import { exactlyOne, immutable, withRules } from "./rules.ts";
@@ -171,6 +172,10 @@ export const acceptanceEvalStatus = z
       .max(1024)
       .optional()
       .describe("Where the full result JSON was written (spec.output), when set."),
+    output: publishedOutput(
+      "the result JSON",
+      "The result JSON's copy in the object store named by spec.output (s3:// or gs://), once verified there.",
+    ),
     results: z
       .array(taskResult)
       .max(64)

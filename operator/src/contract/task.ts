@@ -126,7 +126,8 @@ const common = {
   )
     .optional()
     .describe(
-      "After success, copy the task's product to this s3:// or gs:// location: the checkpoint of train, " +
+      "When the task completes (an eval also when it missed its gate), copy its product to this s3:// or " +
+        "gs:// location: the checkpoint of train, " +
         "params.source of publish, the result JSON of eval (<uri>/result.json, or the uri itself when it " +
         "ends in .json). Credentials come from the pod's environment.",
     ),
