@@ -15,6 +15,12 @@ import {
   recordTerminalError as recordEvalTerminalError,
 } from "./controllers/acceptanceeval/reconcile.ts";
 import {
+  CONTROLLER_NAME as AUTOSCALER_CONTROLLER,
+  type AutoscalerDeps,
+} from "./controllers/autoscaler/controller.ts";
+import { AutoscalerMetrics } from "./controllers/autoscaler/metrics.ts";
+import { autoscalerReconciler } from "./controllers/autoscaler/reconcile.ts";
+import {
   AcceptanceEvals,
   CONTROLLER_NAME,
   type DraftTrainingDeps,
@@ -64,6 +70,8 @@ export interface OperatorOptions {
   /** Port the runtime pods serve progress on (the contract's default unless a test changes it). */
   progressPort?: number;
   readProgress?: DraftTrainingDeps["readProgress"];
+  /** Reads a serving pod's /metrics text (the autoscaler's scrapes); tests point it elsewhere. */
+  fetchMetrics?: AutoscalerDeps["fetchText"];
   clock?: Clock;
 }
 
@@ -154,6 +162,24 @@ export function buildOperator(opts: OperatorOptions): Manager {
     ],
     reconcile: specServeReconciler(specServeDeps),
     onTerminalError: recordSpecServeError(specServeDeps),
+    workers: config.workers,
+  });
+
+  // The autoscaler: its own controller over the same SpecServes, deciding on a clock (each window);
+  // it writes only spec.replicas (through /scale) and its own status fields, under its own manager.
+  const autoscalerDeps: AutoscalerDeps = {
+    client,
+    specServes,
+    pods: deps.pods,
+    events,
+    metrics: new AutoscalerMetrics(manager.metrics.registry),
+    clock: opts.clock,
+    fetchText: opts.fetchMetrics,
+  };
+  manager.controller({
+    name: AUTOSCALER_CONTROLLER,
+    for: specServes,
+    reconcile: autoscalerReconciler(autoscalerDeps),
     workers: config.workers,
   });
 

@@ -4,8 +4,6 @@
 export const RBAC_RULES = [
   { apiGroups: ["specops.dev"], resources: ["specserves"], verbs: ["get", "list", "watch"] },
   { apiGroups: ["specops.dev"], resources: ["specserves/status"], verbs: ["get", "patch", "update"] },
-  // The autoscaler's write path (scale.ts): spec.replicas through /scale, as an HPA does.
-  { apiGroups: ["specops.dev"], resources: ["specserves/scale"], verbs: ["get", "patch", "update"] },
   { apiGroups: ["specops.dev"], resources: ["drafttrainings"], verbs: ["get", "list", "watch"] },
   {
     apiGroups: ["apps"],

@@ -8,7 +8,7 @@
 import type { SpecServe } from "../../api/kinds.ts";
 import { specServeResource } from "../../api/kinds.ts";
 import { deriveSignals, type Scrape } from "../../autoscaler/signals.ts";
-import { apply, updateStatus } from "../../lib/apply.ts";
+import { apply } from "../../lib/apply.ts";
 import { realClock } from "../../lib/clock.ts";
 import type { Condition } from "../../lib/conditions.ts";
 import { formatTime, setCondition } from "../../lib/conditions.ts";
@@ -24,7 +24,6 @@ import {
   LWS_CRD_NAME,
   RESOURCES,
   type SpecServeDeps,
-  SpecServes,
   type SpecServeWire,
 } from "./controller.ts";
 import * as desired from "./desired.ts";
@@ -42,6 +41,7 @@ import {
 import { applyVerdict, planRollout, type RolloutPlan } from "./rollout.ts";
 import { defaultFetchText, type PodScrape, readyPods, type ScrapablePod, scrapePods } from "./scrape.ts";
 import { signalsMeter } from "./signals-meter.ts";
+import { updateSpecServeStatus } from "./status-write.ts";
 
 export function specServeReconciler(deps: SpecServeDeps) {
   const clock = deps.clock ?? realClock;
@@ -73,9 +73,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     if (ss.metadata.annotations?.[ANNOTATIONS.paused] === "true") {
       // Paused: children stay exactly as they are; only say so.
       const status = { ...(raw.status ?? {}), state: "Paused" as const };
-      const written = await updateStatus(deps.client, SpecServes, raw, status, {
-        fieldManager: FIELD_MANAGER,
-      });
+      const written = await updateSpecServeStatus(deps.client, raw, status);
       deps.specServes.recordWrite(raw, written);
       return undefined;
     }
@@ -108,7 +106,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     emitRollout(raw, plan);
     emitTransitions(raw, status);
     let current = raw;
-    let written = await updateStatus(deps.client, SpecServes, raw, status, { fieldManager: FIELD_MANAGER });
+    let written = await updateSpecServeStatus(deps.client, raw, status);
     deps.specServes.recordWrite(raw, written);
     if (written) current = written;
     // status.signals after the fold is written, so a slow pod delays no other status.
@@ -122,7 +120,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
         now,
       );
       status = { ...status, conditions, ...(signals ? { signals } : {}) };
-      written = await updateStatus(deps.client, SpecServes, current, status, { fieldManager: FIELD_MANAGER });
+      written = await updateSpecServeStatus(deps.client, current, status);
       deps.specServes.recordWrite(current, written);
     }
     const requeues = [measured.dueInMs];
