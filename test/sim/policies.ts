@@ -196,9 +196,11 @@ export const plannerPolicy =
 export interface SpecOpsKnobs {
   headroom: number;
   scaleDownStabilizationSeconds: number;
+  /** Tuning overrides of the replica policy's other rails (tolerance, rate limits, intervals). */
+  rails?: Partial<ReplicaPolicy>;
 }
 
-export const SPECOPS_DEFAULTS: SpecOpsKnobs = { headroom: 0.35, scaleDownStabilizationSeconds: 300 };
+export const SPECOPS_DEFAULTS: SpecOpsKnobs = { headroom: 0.55, scaleDownStabilizationSeconds: 300 };
 
 export const specopsPolicy =
   (knobs: SpecOpsKnobs = SPECOPS_DEFAULTS): PolicyFactory =>
@@ -210,7 +212,9 @@ export const specopsPolicy =
       scaleUpStabilizationSeconds: 0,
       scaleDownStabilizationSeconds: knobs.scaleDownStabilizationSeconds,
       maxScaleUpPerMinute: 8,
-      maxScaleDownPerMinute: 2,
+      maxScaleDownPerMinute: 8,
+      scaleDownIntervalSeconds: 180,
+      maxProjectedGrowth: 0.25,
       headroom: knobs.headroom,
       backlogDrainSeconds: 60,
       tauLookaheadSeconds: params.coldStartSeconds.max,
@@ -219,6 +223,7 @@ export const specopsPolicy =
       shape: shapeOf(params),
       numSpeculativeTokens: params.numSpeculativeTokens,
       defaultWorkload: { promptTokens: 600, outputTokens: 400 },
+      ...knobs.rails,
     };
     let state = initialState();
     return {
