@@ -62,19 +62,24 @@ const run = async (trace: Trace, spec: PolicySpec, initialReplicas: number) =>
   (await submit(trace, spec, initialReplicas)).result;
 
 // --- the grids ------------------------------------------------------------------------------------------
+// Each grid reaches past its best setting on both sides where a knob is ordered (none sits at an edge
+// of the grid unless the edge is the knob's natural end).
 const GRIDS: Record<string, PolicySpec[]> = {
-  "KubeAI concurrency target": [64, 128].flatMap((targetRequests) =>
+  "KubeAI concurrency target": [32, 64, 128].flatMap((targetRequests) =>
     [120, 600].map((windowSeconds): PolicySpec => ({ kind: "kubeai", targetRequests, windowSeconds })),
   ),
-  "Queue length (KEDA)": [2, 5].map((targetWaiting): PolicySpec => ({ kind: "queue", targetWaiting })),
+  "Queue length (KEDA)": [1, 2, 5].map((targetWaiting): PolicySpec => ({ kind: "queue", targetWaiting })),
   "llm-d SLO ratio": [
+    [0.8, 0.6],
+    [0.7, 0.5],
     [0.55, 0.4],
     [0.45, 0.3],
+    [0.35, 0.2],
   ].map(([up, down]): PolicySpec => ({ kind: "slo-ratio", up: up as number, down: down as number })),
-  "Planner, acceptance-blind": [1.1, 1.3].flatMap((headroom) =>
+  "Planner, acceptance-blind": [1.3, 1.6, 2.0].flatMap((headroom) =>
     [4.0, 5.0].map((profiledTau): PolicySpec => ({ kind: "planner", headroom, profiledTau })),
   ),
-  "Planner + accept length (Dynamo)": [1.1, 1.3, 1.5].map(
+  "Planner + accept length (Dynamo)": [1.3, 1.5, 1.8, 2.2].map(
     (headroom): PolicySpec => ({ kind: "planner", headroom, profiledTau: null }),
   ),
 };

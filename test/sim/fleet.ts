@@ -9,8 +9,12 @@ import { DOMAINS, type Domain, type SimParams } from "./params.ts";
 const TTFT_BUCKETS = [
   0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80,
 ];
+// Finer than vLLM's default (which starts at 10 ms) so that latency-driven policies can resolve a
+// 7 ms SLO at all, and fine at the low end so that a p90 far below the SLO reads as such (with a
+// first bucket of 5 ms it read as 4.5 ms at any load: an SLO-ratio policy could never scale down).
 const TPOT_BUCKETS = [
-  0.005, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1,
+  0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03,
+  0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1,
 ];
 
 export interface Cohort {
