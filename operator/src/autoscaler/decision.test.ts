@@ -396,6 +396,13 @@ describe("replica decision: no needless churn", () => {
     expect(lower.desiredReplicas).toBe(4); // 3.5 x 1.1 = 3.85
   });
 
+  it("an idle fleet comes down to minReplicas: the tolerance floor is not taken from the minimum itself", () => {
+    const o = at(0, { currentReplicas: 3, readyReplicas: 3, scrapedReplicas: 3 });
+    const floor = { ...policy, minReplicas: 2, maxScaleDownPerMinute: 10 };
+    const state: AutoscalerState = { ...settled(o), startedAt: 0, recommendations: [] };
+    expect(decideReplicas(floor, sps, o, state).decision.desiredReplicas).toBe(2);
+  });
+
   it("no scale-down within scaleDownIntervalSeconds of the last scale event", () => {
     const o = at(1, { currentReplicas: 6, readyReplicas: 6, scrapedReplicas: 6 });
     const state: AutoscalerState = {

@@ -317,7 +317,9 @@ export function decideReplicas(
       (r) =>
         obs.now - r.time < Math.max(policy.scaleDownStabilizationSeconds, policy.scaleUpStabilizationSeconds),
     ),
-    { time: obs.now, replicas: recommendation, need: clamp(need, policy.minReplicas, policy.maxReplicas) },
+    // The need is not raised to minReplicas here: the floor below adds the tolerance first and then
+    // the minimum, or a fleet at its minimum's need could never come down to the minimum.
+    { time: obs.now, replicas: recommendation, need: clamp(need, 0, policy.maxReplicas) },
   ];
   const current = obs.currentReplicas;
   const decision = (desired: number, reason: DecisionReason, message: string): ReplicaDecision => ({

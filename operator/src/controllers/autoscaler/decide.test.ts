@@ -168,7 +168,13 @@ describe("one autoscaler decision", () => {
     });
     const hot = run(
       { ...ss, spec: { ...ss.spec, replicas: 2 } },
-      Array(6).fill({ running: 2000, waiting: 500, requestsPerSecond: 300 }),
+      Array(6).fill({
+        running: 2000,
+        waiting: 500,
+        requestsPerSecond: 300,
+        generationTokensPerSecond: 300_000,
+        promptTokensPerSecond: 30_000,
+      }),
     );
     expect(Math.max(...hot.out.map((r) => r.decision.desiredReplicas))).toBe(3);
     const idle = run(
