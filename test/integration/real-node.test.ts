@@ -1,10 +1,16 @@
 // A pod of the runtime's reference image on a real node (real-node.ts: containerd + runc, CNI bridge,
 // kubelet and kube-scheduler from the pinned module): placed by the scheduler, its env from a real
-// Secret, its termination message written in the container and read by the real kubelet. Skipped,
-// saying why, where the node cannot start (not root, no containerd, images not built).
+// Secret, its termination message written in the container and read by the real kubelet; a Service
+// reached through kube-proxy; a claim provisioned and mounted. Its own control plane (with the volume
+// binder, which the shared one leaves off). Skipped, saying why, where the node cannot start (not
+// root, no containerd, images not built).
 import { createHash } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { CoreV1Api, type CoreV1Event, KubeConfig, type V1Pod } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ControlPlane, startControlPlane } from "../controlplane/controlplane.ts";
+import { HOST_PATH_PV_ROOT, HOST_PATH_STORAGE_CLASS } from "../controlplane/hostpath-pv.ts";
 import { type RealNode, realNodeUnavailable, startRealNode } from "../controlplane/real-node.ts";
 import { imagesConfig } from "../images/podman.ts";
 
@@ -29,12 +35,14 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
   const kc = new KubeConfig();
   let core: CoreV1Api;
   let node: RealNode | undefined;
+  let cp: ControlPlane | undefined;
 
   beforeAll(async () => {
-    kc.loadFromFile(inject("kubeconfigPath"));
+    cp = await startControlPlane({ persistentVolumes: true, startTimeoutSeconds: 120 });
+    kc.loadFromFile(cp.kubeconfigPath);
     core = kc.makeApiClient(CoreV1Api);
     node = await startRealNode({
-      kubeconfigPath: inject("kubeconfigPath"),
+      kubeconfigPath: cp.kubeconfigPath,
       images: [referenceImage],
       log: (line) => console.log(line),
     });
@@ -44,6 +52,7 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
   afterAll(async () => {
     await core?.deleteNamespace({ name: NS }).catch(() => undefined);
     await node?.stop();
+    await cp?.stop();
   }, 120_000);
 
   it("runs a reference-image pod placed by the scheduler, with env from a Secret and a termination message read by the kubelet", async () => {
@@ -194,5 +203,59 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
     expect(message, `${JSON.stringify(client.status)}\nkube-proxy:\n${node.logTail("kube-proxy")}`).toBe(
       "served-by-web",
     );
+  });
+
+  it("binds a claim to a host-path volume of the default StorageClass, written by one pod as the image's user and read by the next", async () => {
+    if (!node) throw new Error("no node");
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace: NS,
+      body: {
+        metadata: { name: "data" },
+        spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+      },
+    });
+    const withClaim = (name: string, script: string) => ({
+      metadata: { name },
+      spec: {
+        nodeSelector: { "kubernetes.io/hostname": node?.nodeName ?? "" },
+        restartPolicy: "Never",
+        containers: [
+          {
+            name: "runtime",
+            image: referenceImage,
+            imagePullPolicy: "Never",
+            command: ["python3", "-c", script],
+            volumeMounts: [{ name: "data", mountPath: "/mnt/specops/pvc/data" }],
+          },
+        ],
+        volumes: [{ name: "data", persistentVolumeClaim: { claimName: "data" } }],
+      },
+    });
+    const token = `written-${Date.now()}`;
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: withClaim("writer", `open('/mnt/specops/pvc/data/out.txt', 'w').write('${token}')`),
+    });
+    const writer = await waitForEnd(core, "writer", 60_000);
+    expect(writer.status?.phase, JSON.stringify(writer.status)).toBe("Succeeded");
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: withClaim(
+        "reader",
+        "open('/dev/termination-log', 'w').write(open('/mnt/specops/pvc/data/out.txt').read())",
+      ),
+    });
+    const reader = await waitForEnd(core, "reader", 60_000);
+    expect(reader.status?.containerStatuses?.[0]?.state?.terminated?.message).toBe(token);
+    // Bound by the binder to a volume the in-tree provisioner made on this host, in the default class.
+    const claim = await core.readNamespacedPersistentVolumeClaim({ name: "data", namespace: NS });
+    expect(claim.status?.phase).toBe("Bound");
+    expect(claim.spec?.storageClassName).toBe(HOST_PATH_STORAGE_CLASS);
+    const pv = await core.readPersistentVolume({ name: claim.spec?.volumeName ?? "" });
+    const dir = pv.spec?.hostPath?.path ?? "";
+    expect(dir.startsWith(`${HOST_PATH_PV_ROOT}/`)).toBe(true);
+    const file = join(dir, "out.txt");
+    expect(readFileSync(file, "utf8")).toBe(token);
+    expect(statSync(file).uid).toBe(IMAGE_UID);
   });
 });
