@@ -4,8 +4,11 @@
 // reached through kube-proxy; a claim provisioned and mounted. Its own control plane (with the volume
 // binder, which the shared one leaves off). Skipped, saying why, where the node cannot start (not
 // root, no containerd, images not built).
+
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, type CoreV1Event, KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,6 +22,23 @@ const unavailable = realNodeUnavailable([referenceImage]);
 if (unavailable) console.warn(`real-node tests skipped: ${unavailable}`);
 
 const NS = "real-node-e2e";
+// The reference image plus one layer of its own, new each run: imported as that layer only.
+const PROBE_IMAGE = "localhost/specops-runtime:import-probe";
+const probeToken = `probe-${process.pid}-${Date.now()}`;
+
+function buildProbeImage(): void {
+  const ctx = mkdtempSync(join(tmpdir(), "specops-probe-"));
+  try {
+    writeFileSync(join(ctx, "probe"), probeToken);
+    writeFileSync(join(ctx, "Containerfile"), `FROM ${referenceImage}\nCOPY probe /opt/specops/probe\n`);
+    const built = spawnSync("podman", ["build", "--pull=never", "-q", "-t", PROBE_IMAGE, ctx], {
+      encoding: "utf8",
+    });
+    if (built.status !== 0) throw new Error(`podman build of the probe image: ${built.stderr}`);
+  } finally {
+    rmSync(ctx, { recursive: true, force: true });
+  }
+}
 const IMAGE_UID = 10001; // runtime/Dockerfile: useradd --uid 10001
 
 async function waitForEnd(core: CoreV1Api, name: string, timeoutMs: number): Promise<V1Pod> {
@@ -41,9 +61,10 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
     cp = await startControlPlane({ persistentVolumes: true, startTimeoutSeconds: 120 });
     kc.loadFromFile(cp.kubeconfigPath);
     core = kc.makeApiClient(CoreV1Api);
+    buildProbeImage();
     node = await startRealNode({
       kubeconfigPath: cp.kubeconfigPath,
-      images: [referenceImage],
+      images: [referenceImage, PROBE_IMAGE],
       log: (line) => console.log(line),
     });
     await core.createNamespace({ body: { metadata: { name: NS } } }).catch(() => undefined);
@@ -51,8 +72,17 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
 
   afterAll(async () => {
     await core?.deleteNamespace({ name: NS }).catch(() => undefined);
+    if (node)
+      spawnSync(
+        "ctr",
+        ["-a", join(node.dir, "containerd.sock"), "-n", "k8s.io", "images", "rm", PROBE_IMAGE],
+        {
+          stdio: "ignore",
+        },
+      );
     await node?.stop();
     await cp?.stop();
+    spawnSync("podman", ["rmi", PROBE_IMAGE], { stdio: "ignore" });
   }, 120_000);
 
   it("runs a reference-image pod placed by the scheduler, with env from a Secret and a termination message read by the kubelet", async () => {
@@ -257,5 +287,39 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
     const file = join(dir, "out.txt");
     expect(readFileSync(file, "utf8")).toBe(token);
     expect(statSync(file).uid).toBe(IMAGE_UID);
+  });
+
+  it("imports a rebuilt image as its new layer only, and runs it", async () => {
+    if (!node) throw new Error("no node");
+    const probeImport = node.imports[PROBE_IMAGE];
+    expect(probeImport?.mode).toBe("layers");
+    expect(probeImport?.bytes).toBeLessThan(1e6);
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "probe" },
+        spec: {
+          nodeSelector: { "kubernetes.io/hostname": node.nodeName },
+          restartPolicy: "Never",
+          containers: [
+            {
+              name: "probe",
+              image: PROBE_IMAGE,
+              imagePullPolicy: "Never",
+              // The new layer's file, and the agent's package from the layers below it.
+              command: [
+                "python3",
+                "-c",
+                "import specops_runtime.agent as a; open('/dev/termination-log', 'w').write(open('/opt/specops/probe').read() + ' ' + a.__name__)",
+              ],
+            },
+          ],
+        },
+      },
+    });
+    const probe = await waitForEnd(core, "probe", 60_000);
+    expect(probe.status?.containerStatuses?.[0]?.state?.terminated?.message).toBe(
+      `${probeToken} specops_runtime.agent`,
+    );
   });
 });
