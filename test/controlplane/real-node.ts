@@ -16,6 +16,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statfsSync,
   writeFileSync,
 } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
@@ -56,6 +57,8 @@ export interface RealNodeOptions {
   extendedResources?: Record<string, string>;
   startTimeoutSeconds?: number;
   log?: (line: string) => void;
+  /** Refuse to start unless SPECOPS_REAL_NODE=1 (tests). Default true; the demo chooses for itself. */
+  requireOptIn?: boolean;
 }
 
 function cacheRoot(): string {
@@ -79,9 +82,13 @@ function nodeIP(): string | undefined {
 }
 
 /** Why a real node cannot start on this machine, or undefined when it can. */
-export function realNodeUnavailable(images: string[]): string | undefined {
-  // Opt-in: importing a rebuilt 7.6 GB reference image into containerd takes minutes.
-  if (process.env.SPECOPS_REAL_NODE !== "1") return "SPECOPS_REAL_NODE is not 1 (the real node is opt-in)";
+export function realNodeUnavailable(
+  images: string[],
+  opts: { requireOptIn?: boolean } = {},
+): string | undefined {
+  // Opt-in for tests: the first import of the 7.6 GB reference image into containerd takes minutes.
+  if ((opts.requireOptIn ?? true) && process.env.SPECOPS_REAL_NODE !== "1")
+    return "SPECOPS_REAL_NODE is not 1 (the real node is opt-in)";
   if (process.platform !== "linux") return "a real node needs Linux";
   if (process.getuid?.() !== 0)
     return "a real node needs root (containerd, runc, mounts, network namespaces)";
@@ -91,8 +98,10 @@ export function realNodeUnavailable(images: string[]): string | undefined {
   for (const plugin of ["bridge", "host-local", "loopback", "portmap"])
     if (!existsSync(join(CNI_BIN_DIR, plugin)))
       return `CNI plugin ${join(CNI_BIN_DIR, plugin)} missing (apt-get install containernetworking-plugins)`;
-  if (!hasCommand("go", ["version"])) return "go is not installed (the kubelet is built from its module)";
-  if (!hasCommand("gcc")) return "gcc is not installed (the pause binary is built from the module's pause.c)";
+  if (!nodeBinariesCached()) {
+    if (!hasCommand("go", ["version"])) return "go is not installed (the kubelet is built from its module)";
+    if (!hasCommand("gcc")) return "gcc is not installed (the pause binary is built from the module's pause.c)";
+  }
   if (!hasCommand("podman")) return "podman is not installed (the images come from scripts/images/build.sh)";
   const missing = images.filter((image) => spawnSync("podman", ["image", "exists", image]).status !== 0);
   if (missing.length > 0) return `image ${missing.join(", ")} not built (run scripts/images/build.sh)`;
@@ -103,7 +112,34 @@ export function realNodeUnavailable(images: string[]): string | undefined {
     if (pid && pid !== process.pid && isAlive(pid))
       return `the real node's containerd store ${containerdRoot()} is in use by process ${pid}`;
   }
+  // An import stores each new layer twice (its blob and its unpacked snapshot).
+  const needed = 2 * images.reduce((n, image) => n + missingLayerBytes(image), 0) + 2e9;
+  const free = freeBytes(cacheRoot());
+  if (free < needed)
+    return `not enough disk to import the images into the node's containerd (${(free / 1e9).toFixed(1)} GB free under ${cacheRoot()}, about ${(needed / 1e9).toFixed(1)} GB needed)`;
   return undefined;
+}
+
+function freeBytes(path: string): number {
+  let dir = path;
+  while (!existsSync(dir)) dir = dirname(dir);
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
+}
+
+/** The size of an image's layers that containerd's store lacks (all of them when unknown). */
+function missingLayerBytes(image: string): number {
+  try {
+    const [inspect] = JSON.parse(execFileSync("podman", ["image", "inspect", image], { encoding: "utf8" })) as {
+      RootFS?: { Layers?: string[] };
+    }[];
+    const sizes = podmanLayerSizes();
+    return (inspect?.RootFS?.Layers ?? [])
+      .filter((d) => !existsSync(join(contentBlobs(), hex(d))))
+      .reduce((n, d) => n + (sizes.get(d) ?? 0), 0);
+  } catch {
+    return 0;
+  }
 }
 
 function isAlive(pid: number): boolean {
@@ -113,6 +149,12 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether build-node-binaries.sh has built this version's binaries already (else it needs go and gcc). */
+function nodeBinariesCached(): boolean {
+  const built = spawnSync("bash", [join(here, "build-node-binaries.sh"), "--check"], { stdio: "ignore" });
+  return built.status === 0;
 }
 
 /** Builds (once) or finds the cached kubelet, kube-scheduler, kube-proxy and pause. */
@@ -492,7 +534,7 @@ function removeCgroups(cgroupRoot: string): void {
 
 export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   const log = opts.log ?? (() => undefined);
-  const why = realNodeUnavailable(opts.images);
+  const why = realNodeUnavailable(opts.images, { requireOptIn: opts.requireOptIn ?? true });
   if (why) throw new Error(`real node unavailable: ${why}`);
   const ip = nodeIP() ?? "";
   const bin = nodeBinaries();
