@@ -167,8 +167,8 @@ try {
       final = obj;
       break;
     }
-    if (Date.now() - started > 20 * 60_000)
-      throw new Error("the demo DraftTraining did not finish in 20 minutes");
+    if (Date.now() - started > 45 * 60_000)
+      throw new Error("the demo DraftTraining did not finish in 45 minutes");
     await new Promise((r) => setTimeout(r, 1000));
   }
   const status = final?.status ?? {};
@@ -192,7 +192,7 @@ try {
         done[name] = s;
         break;
       }
-      if (Date.now() - started > 30 * 60_000) throw new Error(`AcceptanceEval ${name} did not finish`);
+      if (Date.now() - started > 60 * 60_000) throw new Error(`AcceptanceEval ${name} did not finish`);
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
@@ -303,7 +303,7 @@ async function printPods(kc: KubeConfig, namespace: string): Promise<void> {
         ? `running${c.ready ? ", ready" : ""}`
         : (pod.status?.phase ?? "-");
     console.log(
-      `    ${String(pod.metadata?.name).padEnd(40)} ${state.padEnd(16)} node=${pod.spec?.nodeName ?? "-"} ip=${pod.status?.podIP ?? "-"} ${c?.containerID ? c.containerID.slice(0, 25) : "(no container)"}`,
+      `    ${String(pod.metadata?.name).padEnd(40)} ${state.padEnd(16)} node=${pod.spec?.nodeName ?? "-"} ip=${pod.status?.podIP ?? "-"} ${c?.containerID ? c.containerID.slice(0, 25) : "(a local process)"}`,
     );
   }
 }
