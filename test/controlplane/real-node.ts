@@ -100,7 +100,8 @@ export function realNodeUnavailable(
       return `CNI plugin ${join(CNI_BIN_DIR, plugin)} missing (apt-get install containernetworking-plugins)`;
   if (!nodeBinariesCached()) {
     if (!hasCommand("go", ["version"])) return "go is not installed (the kubelet is built from its module)";
-    if (!hasCommand("gcc")) return "gcc is not installed (the pause binary is built from the module's pause.c)";
+    if (!hasCommand("gcc"))
+      return "gcc is not installed (the pause binary is built from the module's pause.c)";
   }
   if (!hasCommand("podman")) return "podman is not installed (the images come from scripts/images/build.sh)";
   const missing = images.filter((image) => spawnSync("podman", ["image", "exists", image]).status !== 0);
@@ -130,7 +131,9 @@ function freeBytes(path: string): number {
 /** The size of an image's layers that containerd's store lacks (all of them when unknown). */
 function missingLayerBytes(image: string): number {
   try {
-    const [inspect] = JSON.parse(execFileSync("podman", ["image", "inspect", image], { encoding: "utf8" })) as {
+    const [inspect] = JSON.parse(
+      execFileSync("podman", ["image", "inspect", image], { encoding: "utf8" }),
+    ) as {
       RootFS?: { Layers?: string[] };
     }[];
     const sizes = podmanLayerSizes();
