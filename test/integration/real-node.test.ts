@@ -293,7 +293,10 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
     if (!node) throw new Error("no node");
     const probeImport = node.imports[PROBE_IMAGE];
     expect(probeImport?.mode).toBe("layers");
-    expect(probeImport?.bytes).toBeLessThan(1e6);
+    // Its own layer, and the reference image's code layers when those came in compressed (a layer
+    // import stores new layers gzipped, under a digest the next image's layer list does not name):
+    // megabytes, not the 7.6 GB of the whole image.
+    expect(probeImport?.bytes).toBeLessThan(50e6);
     await core.createNamespacedPod({
       namespace: NS,
       body: {
