@@ -42,7 +42,14 @@ if (spawnSync("bash", [join(root, "runtime/scripts/setup-venv.sh")], { stdio: "i
   process.exit(1);
 
 step("Node: a real kubelet with containerd, or the local-process stand-in (SPECOPS_DEMO_NODE=real|process)");
-const choice = chooseNode(root, (line) => console.log(`  ${line}`));
+const choice = (() => {
+  try {
+    return chooseNode(root, (line) => console.log(`  ${line}`));
+  } catch (err) {
+    console.error(`demo failed: ${(err as Error).message}`);
+    process.exit(2);
+  }
+})();
 console.log(
   choice.kind === "real"
     ? `  node: real (${choice.reason}); pods run as containers of the reference image`
