@@ -6,6 +6,7 @@
 #
 #   scripts/images/build.sh              # tools, bases, operator and reference images
 #   scripts/images/build.sh base         # only the tools and the bases
+#   scripts/images/build.sh reference    # the bases and the runtime's reference image (the demo's)
 #
 # Idempotent and incremental: the debootstrap root filesystem is a tarball cached under
 # ~/.cache/specops/images, keyed by Debian release and package list; bases are tagged by that key;
@@ -131,7 +132,9 @@ reference_image() {
     log "$TORCH_CPU_INDEX is unreachable: installing torch $TORCH_VERSION from PyPI (CUDA libraries included)"
     torch_args=(--build-arg "TORCH_INDEX_URL=https://pypi.org/simple" --build-arg "TORCH_REQUIREMENT=torch==$TORCH_VERSION")
   fi
+  # The label names the sources it was built from (runtime-source-hash.sh), for the demo to compare.
   build -f runtime/Dockerfile --target reference --build-arg "PYTHON_IMAGE=$PYTHON_BASE_IMAGE" \
+    --label "dev.specops.runtime-source=$(bash scripts/images/runtime-source-hash.sh)" \
     "${torch_args[@]}" -t "$REFERENCE_IMAGE" .
 }
 
@@ -160,10 +163,14 @@ ensure_tools
 setup_build_mounts
 timed debian-base debian_base
 timed python-base python_base
-timed node-base node_base
-if [ "${1:-all}" != base ]; then
+[ "${1:-all}" = reference ] || timed node-base node_base
+case "${1:-all}" in
+base) ;;
+reference) timed reference reference_image ;;
+*)
   timed operator operator_image
   timed reference reference_image
   timed engine-layers engine_layer_images
-fi
+  ;;
+esac
 podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^localhost/specops' >&2 || true

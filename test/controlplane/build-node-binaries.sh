@@ -3,6 +3,7 @@
 # pinned in test/controlplane/k8s/go.mod, and the pause (sandbox) binary from that module's
 # build/pause/linux/pause.c — into a cache folder named by their versions, and prints that folder.
 # Separate from build-binaries.sh so the control plane's cache is unaffected. Never writes into the repo.
+# With --check, builds nothing: exits 0 when the binaries are cached, 1 when they would be built.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 k8s_version=$(cd "$here/k8s" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
@@ -17,6 +18,8 @@ for b in "${bins[@]}"; do [[ -x "$out/$b" ]] || ok=0; done
 if [[ $ok == 1 ]] && "$out/kubelet" --version 2>/dev/null | grep -qx "Kubernetes $k8s_version"; then
   echo "$out"; exit 0
 fi
+# --check: only say (by the exit code) whether they are built.
+[[ ${1:-} == --check ]] && exit 1
 
 minor=$(echo "$k8s_version" | cut -d. -f2)
 tmp="$out.partial.$$"

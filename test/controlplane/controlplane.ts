@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, fetch } from "undici";
+import { type HostPathVolumes, watchHostPathVolumes } from "./hostpath-pv.ts";
 
 export interface ControlPlane {
   kubeconfigPath: string;
@@ -83,6 +84,12 @@ export interface ControlPlaneOptions {
   users?: string[];
   /** Extra kube-apiserver flags, e.g. ["--watch-cache=false"]. */
   apiserverArgs?: string[];
+  /**
+   * PersistentVolumeClaims bind, for a real node: kube-controller-manager's persistentvolume-binder
+   * with its in-tree host-path provisioner, and a default StorageClass using it (hostpath-pv.ts).
+   * Off by default: the stand-in kubelets mount no volumes, and no test leaves directories behind.
+   */
+  persistentVolumes?: boolean;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -146,6 +153,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     children.push(entry);
     return entry;
   };
+  let hostPathVolumes: HostPathVolumes | undefined;
   const killAll = () => {
     for (const c of children) if (c.exit === undefined) c.proc.kill("SIGKILL");
   };
@@ -268,7 +276,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         `--root-ca-file=${join(certDir, "apiserver.crt")}`,
         "--use-service-account-credentials=false",
         // No kubelets send heartbeats here: node lifecycle would taint and evict the stand-in's pods.
-        "--controllers=*,-nodelifecycle,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach",
+        // The volume binder only where a real node mounts what it provisions (options.persistentVolumes).
+        `--controllers=*,-nodelifecycle,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,${opts.persistentVolumes ? "" : "-persistentvolume-binder,"}-attachdetach`,
+        ...(opts.persistentVolumes ? ["--enable-hostpath-provisioner"] : []),
         "--concurrent-job-syncs=10",
         "--kube-api-qps=200",
         "--kube-api-burst=400",
@@ -286,6 +296,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         },
         () => kcm.exit,
       );
+      if (opts.persistentVolumes) hostPathVolumes = await watchHostPathVolumes(kubeconfigPath);
     }
 
     return {
@@ -336,6 +347,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       },
       async stop() {
         process.removeListener("exit", killAll);
+        hostPathVolumes?.stop();
         for (const c of [...children].reverse()) {
           if (c.exit !== undefined) continue;
           const exited = new Promise((r) => c.proc.once("exit", r));
@@ -344,11 +356,14 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           await exited;
           clearTimeout(timer);
         }
+        // After kube-controller-manager: its deleter would race the removal.
+        hostPathVolumes?.removeDirectories();
         rmSync(dir, { recursive: true, force: true });
       },
     };
   } catch (err) {
     killAll();
+    hostPathVolumes?.stop();
     process.removeListener("exit", killAll);
     throw err;
   }

@@ -1,10 +1,19 @@
 // A pod of the runtime's reference image on a real node (real-node.ts: containerd + runc, CNI bridge,
 // kubelet and kube-scheduler from the pinned module): placed by the scheduler, its env from a real
-// Secret, its termination message written in the container and read by the real kubelet. Skipped,
-// saying why, where the node cannot start (not root, no containerd, images not built).
+// Secret, its termination message written in the container and read by the real kubelet; a Service
+// reached through kube-proxy; a claim provisioned and mounted. Its own control plane (with the volume
+// binder, which the shared one leaves off). Skipped, saying why, where the node cannot start (not
+// root, no containerd, images not built).
+
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CoreV1Api, type CoreV1Event, KubeConfig, type V1Pod } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ControlPlane, startControlPlane } from "../controlplane/controlplane.ts";
+import { HOST_PATH_PV_ROOT, HOST_PATH_STORAGE_CLASS } from "../controlplane/hostpath-pv.ts";
 import { type RealNode, realNodeUnavailable, startRealNode } from "../controlplane/real-node.ts";
 import { imagesConfig } from "../images/podman.ts";
 
@@ -13,6 +22,23 @@ const unavailable = realNodeUnavailable([referenceImage]);
 if (unavailable) console.warn(`real-node tests skipped: ${unavailable}`);
 
 const NS = "real-node-e2e";
+// The reference image plus one layer of its own, new each run: imported as that layer only.
+const PROBE_IMAGE = "localhost/specops-runtime:import-probe";
+const probeToken = `probe-${process.pid}-${Date.now()}`;
+
+function buildProbeImage(): void {
+  const ctx = mkdtempSync(join(tmpdir(), "specops-probe-"));
+  try {
+    writeFileSync(join(ctx, "probe"), probeToken);
+    writeFileSync(join(ctx, "Containerfile"), `FROM ${referenceImage}\nCOPY probe /opt/specops/probe\n`);
+    const built = spawnSync("podman", ["build", "--pull=never", "-q", "-t", PROBE_IMAGE, ctx], {
+      encoding: "utf8",
+    });
+    if (built.status !== 0) throw new Error(`podman build of the probe image: ${built.stderr}`);
+  } finally {
+    rmSync(ctx, { recursive: true, force: true });
+  }
+}
 const IMAGE_UID = 10001; // runtime/Dockerfile: useradd --uid 10001
 
 async function waitForEnd(core: CoreV1Api, name: string, timeoutMs: number): Promise<V1Pod> {
@@ -29,13 +55,16 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
   const kc = new KubeConfig();
   let core: CoreV1Api;
   let node: RealNode | undefined;
+  let cp: ControlPlane | undefined;
 
   beforeAll(async () => {
-    kc.loadFromFile(inject("kubeconfigPath"));
+    cp = await startControlPlane({ persistentVolumes: true, startTimeoutSeconds: 120 });
+    kc.loadFromFile(cp.kubeconfigPath);
     core = kc.makeApiClient(CoreV1Api);
+    buildProbeImage();
     node = await startRealNode({
-      kubeconfigPath: inject("kubeconfigPath"),
-      images: [referenceImage],
+      kubeconfigPath: cp.kubeconfigPath,
+      images: [referenceImage, PROBE_IMAGE],
       log: (line) => console.log(line),
     });
     await core.createNamespace({ body: { metadata: { name: NS } } }).catch(() => undefined);
@@ -43,7 +72,17 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
 
   afterAll(async () => {
     await core?.deleteNamespace({ name: NS }).catch(() => undefined);
+    if (node)
+      spawnSync(
+        "ctr",
+        ["-a", join(node.dir, "containerd.sock"), "-n", "k8s.io", "images", "rm", PROBE_IMAGE],
+        {
+          stdio: "ignore",
+        },
+      );
     await node?.stop();
+    await cp?.stop();
+    spawnSync("podman", ["rmi", PROBE_IMAGE], { stdio: "ignore" });
   }, 120_000);
 
   it("runs a reference-image pod placed by the scheduler, with env from a Secret and a termination message read by the kubelet", async () => {
@@ -193,6 +232,97 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
     const message = client.status?.containerStatuses?.[0]?.state?.terminated?.message;
     expect(message, `${JSON.stringify(client.status)}\nkube-proxy:\n${node.logTail("kube-proxy")}`).toBe(
       "served-by-web",
+    );
+  });
+
+  it("binds a claim to a host-path volume of the default StorageClass, written by one pod as the image's user and read by the next", async () => {
+    if (!node) throw new Error("no node");
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace: NS,
+      body: {
+        metadata: { name: "data" },
+        spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+      },
+    });
+    const withClaim = (name: string, script: string) => ({
+      metadata: { name },
+      spec: {
+        nodeSelector: { "kubernetes.io/hostname": node?.nodeName ?? "" },
+        restartPolicy: "Never",
+        containers: [
+          {
+            name: "runtime",
+            image: referenceImage,
+            imagePullPolicy: "Never",
+            command: ["python3", "-c", script],
+            volumeMounts: [{ name: "data", mountPath: "/mnt/specops/pvc/data" }],
+          },
+        ],
+        volumes: [{ name: "data", persistentVolumeClaim: { claimName: "data" } }],
+      },
+    });
+    const token = `written-${Date.now()}`;
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: withClaim("writer", `open('/mnt/specops/pvc/data/out.txt', 'w').write('${token}')`),
+    });
+    const writer = await waitForEnd(core, "writer", 60_000);
+    expect(writer.status?.phase, JSON.stringify(writer.status)).toBe("Succeeded");
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: withClaim(
+        "reader",
+        "open('/dev/termination-log', 'w').write(open('/mnt/specops/pvc/data/out.txt').read())",
+      ),
+    });
+    const reader = await waitForEnd(core, "reader", 60_000);
+    expect(reader.status?.containerStatuses?.[0]?.state?.terminated?.message).toBe(token);
+    // Bound by the binder to a volume the in-tree provisioner made on this host, in the default class.
+    const claim = await core.readNamespacedPersistentVolumeClaim({ name: "data", namespace: NS });
+    expect(claim.status?.phase).toBe("Bound");
+    expect(claim.spec?.storageClassName).toBe(HOST_PATH_STORAGE_CLASS);
+    const pv = await core.readPersistentVolume({ name: claim.spec?.volumeName ?? "" });
+    const dir = pv.spec?.hostPath?.path ?? "";
+    expect(dir.startsWith(`${HOST_PATH_PV_ROOT}/`)).toBe(true);
+    const file = join(dir, "out.txt");
+    expect(readFileSync(file, "utf8")).toBe(token);
+    expect(statSync(file).uid).toBe(IMAGE_UID);
+  });
+
+  it("imports a rebuilt image as its new layer only, and runs it", async () => {
+    if (!node) throw new Error("no node");
+    const probeImport = node.imports[PROBE_IMAGE];
+    expect(probeImport?.mode).toBe("layers");
+    // Its own layer, and the reference image's code layers when those came in compressed (a layer
+    // import stores new layers gzipped, under a digest the next image's layer list does not name):
+    // megabytes, not the 7.6 GB of the whole image.
+    expect(probeImport?.bytes).toBeLessThan(50e6);
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "probe" },
+        spec: {
+          nodeSelector: { "kubernetes.io/hostname": node.nodeName },
+          restartPolicy: "Never",
+          containers: [
+            {
+              name: "probe",
+              image: PROBE_IMAGE,
+              imagePullPolicy: "Never",
+              // The new layer's file, and the agent's package from the layers below it.
+              command: [
+                "python3",
+                "-c",
+                "import specops_runtime.agent as a; open('/dev/termination-log', 'w').write(open('/opt/specops/probe').read() + ' ' + a.__name__)",
+              ],
+            },
+          ],
+        },
+      },
+    });
+    const probe = await waitForEnd(core, "probe", 60_000);
+    expect(probe.status?.containerStatuses?.[0]?.state?.terminated?.message).toBe(
+      `${probeToken} specops_runtime.agent`,
     );
   });
 });
