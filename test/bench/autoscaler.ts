@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import type { OracleOutcome } from "../sim/oracle.ts";
 import { DEFAULT_PARAMS, type SimParams, withOverrides } from "../sim/params.ts";
-import { describeSpec, type PolicySpec } from "../sim/policies.ts";
+import { describeSpec, type PolicySpec, SPECOPS_DEFAULTS } from "../sim/policies.ts";
 import type { SimResult } from "../sim/simulate.ts";
 import { chart } from "../sim/svg.ts";
 import { parseTraces, SHIFT_MINUTE, type Trace } from "../sim/traces.ts";
@@ -83,7 +83,8 @@ const GRIDS: Record<string, PolicySpec[]> = {
     (headroom): PolicySpec => ({ kind: "planner", headroom, profiledTau: null }),
   ),
 };
-const SPECOPS: PolicySpec = { kind: "specops", headroom: 0.55, scaleDownStabilizationSeconds: 300 };
+// SpecOps runs the operator's own tuning (operator/src/autoscaler/tuning.ts), not a setting of the bench's.
+const SPECOPS: PolicySpec = { kind: "specops", ...SPECOPS_DEFAULTS };
 
 interface Outcome {
   spec: PolicySpec;

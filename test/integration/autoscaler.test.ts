@@ -25,9 +25,9 @@ const TPOT_BUCKETS = [0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05];
  * with wall time, so every pod's series are monotonic whoever scrapes when.
  */
 class ScriptedFleet {
-  running = 150;
+  running = 110;
   waiting = 0;
-  rps = 22;
+  rps = 16;
   promptTokens = 100;
   outputTokens = 1000;
   acceptance = TAU4;

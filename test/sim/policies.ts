@@ -15,6 +15,7 @@ import {
   spsFromTable,
   tableFrom,
 } from "../../operator/src/autoscaler/sps.ts";
+import { SPECOPS_TUNING } from "../../operator/src/autoscaler/tuning.ts";
 import type { SimParams } from "./params.ts";
 import { rng } from "./rng.ts";
 import type { PolicyFactory, PolicyInput } from "./simulate.ts";
@@ -193,6 +194,8 @@ export const plannerPolicy =
   };
 
 // --- SpecOps ------------------------------------------------------------------------------------------
+// The operator's own policy: the settings that are no spec field come from SPECOPS_TUNING, the object
+// the controller reads; the spec fields are set as a SpecServe would set them.
 export interface SpecOpsKnobs {
   headroom: number;
   scaleDownStabilizationSeconds: number;
@@ -200,31 +203,48 @@ export interface SpecOpsKnobs {
   rails?: Partial<ReplicaPolicy>;
 }
 
-export const SPECOPS_DEFAULTS: SpecOpsKnobs = { headroom: 0.55, scaleDownStabilizationSeconds: 300 };
+/** The bench's reported setting: SpecOps' tuning, and the spec's default down-stabilisation (5m). */
+export const SPECOPS_DEFAULTS: SpecOpsKnobs = {
+  headroom: SPECOPS_TUNING.headroom,
+  scaleDownStabilizationSeconds: 300,
+};
+
+/** The spec fields of the simulated SpecServe's spec.autoscaling (tolerance, stabilisation, rates). */
+export const SIM_AUTOSCALING_SPEC = {
+  tolerance: 0.1,
+  scaleUpStabilizationSeconds: 0,
+  maxScaleUpPerMinute: 8,
+  maxScaleDownPerMinute: 8,
+} as const;
+
+/** The ReplicaPolicy SpecOps decides with in the simulator. */
+export function specopsReplicaPolicy(
+  params: SimParams,
+  knobs: SpecOpsKnobs = SPECOPS_DEFAULTS,
+): ReplicaPolicy {
+  return {
+    minReplicas: params.minReplicas,
+    maxReplicas: params.maxReplicas,
+    ...SIM_AUTOSCALING_SPEC,
+    scaleDownStabilizationSeconds: knobs.scaleDownStabilizationSeconds,
+    headroom: knobs.headroom,
+    backlogDrainSeconds: SPECOPS_TUNING.backlogDrainSeconds,
+    tauLookaheadSeconds: SPECOPS_TUNING.tauLookaheadSeconds,
+    maxProjectedGrowth: SPECOPS_TUNING.maxProjectedGrowth,
+    scaleDownIntervalSeconds: SPECOPS_TUNING.scaleDownIntervalSeconds,
+    staleAfterSeconds: SPECOPS_TUNING.staleAfterWindows * params.decisionIntervalSeconds,
+    slo: sloOf(params),
+    shape: shapeOf(params),
+    numSpeculativeTokens: params.numSpeculativeTokens,
+    defaultWorkload: SPECOPS_TUNING.defaultWorkload,
+    ...knobs.rails,
+  };
+}
 
 export const specopsPolicy =
   (knobs: SpecOpsKnobs = SPECOPS_DEFAULTS): PolicyFactory =>
   ({ params, sps }) => {
-    const policy: ReplicaPolicy = {
-      minReplicas: params.minReplicas,
-      maxReplicas: params.maxReplicas,
-      tolerance: 0.1,
-      scaleUpStabilizationSeconds: 0,
-      scaleDownStabilizationSeconds: knobs.scaleDownStabilizationSeconds,
-      maxScaleUpPerMinute: 8,
-      maxScaleDownPerMinute: 8,
-      scaleDownIntervalSeconds: 180,
-      maxProjectedGrowth: 0.25,
-      headroom: knobs.headroom,
-      backlogDrainSeconds: 60,
-      tauLookaheadSeconds: params.coldStartSeconds.max,
-      staleAfterSeconds: 3 * params.decisionIntervalSeconds,
-      slo: sloOf(params),
-      shape: shapeOf(params),
-      numSpeculativeTokens: params.numSpeculativeTokens,
-      defaultWorkload: { promptTokens: 600, outputTokens: 400 },
-      ...knobs.rails,
-    };
+    const policy = specopsReplicaPolicy(params, knobs);
     let state = initialState();
     return {
       decide(i: PolicyInput) {

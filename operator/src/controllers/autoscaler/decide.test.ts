@@ -39,7 +39,7 @@ function specServe(
   });
 }
 
-/** Fleet signals: 150 requests running, 22 req/s of 100-token prompts and 1000-token outputs. */
+/** Fleet signals: 110 requests running, 16 req/s of 100-token prompts and 1000-token outputs. */
 function signals(over: Partial<Signals> = {}): Signals {
   return {
     engine: "vllm",
@@ -47,7 +47,7 @@ function signals(over: Partial<Signals> = {}): Signals {
     tau: 4,
     acceptanceRate: null,
     acceptanceByPosition: [0.9, 0.8, 0.7, 0.6],
-    running: 150,
+    running: 110,
     waiting: 0,
     ttftP50: null,
     ttftP90: null,
@@ -56,9 +56,9 @@ function signals(over: Partial<Signals> = {}): Signals {
     tpotP90: null,
     tpotP95: null,
     tokensPerSecondPerUser: 140,
-    generationTokensPerSecond: 22_000,
-    promptTokensPerSecond: 2_200,
-    requestsPerSecond: 22,
+    generationTokensPerSecond: 16_000,
+    promptTokensPerSecond: 1_600,
+    requestsPerSecond: 16,
     kvCacheUsage: null,
     pods: { scraped: 1, appeared: [], left: [], resetSeries: 0 },
     ...over,
@@ -177,9 +177,10 @@ describe("one autoscaler decision", () => {
       }),
     );
     expect(Math.max(...hot.out.map((r) => r.decision.desiredReplicas))).toBe(3);
+    // Past the scale-down interval after the last scale-up.
     const idle = run(
       hot.ss,
-      Array(12).fill({
+      Array(30).fill({
         running: 0,
         waiting: 0,
         requestsPerSecond: 0,
@@ -201,12 +202,17 @@ describe("one autoscaler decision", () => {
       generationTokensPerSecond: 1000,
       promptTokensPerSecond: 100,
     };
-    const { out } = run(start, Array(12).fill(quiet));
+    const { out } = run(start, Array(45).fill(quiet));
     const writes = out.map((r, i) => [i * 10, r.write]).filter(([, w]) => w !== undefined);
-    // First step down only after 30 s of low recommendations, then at most one per 60 s.
+    // First step down only after 30 s of low recommendations, then one replica at a time, at most
+    // one per 60 s (and none within the scale-down interval of the last step).
     expect(writes[0]).toEqual([30, 3]);
-    expect(writes[1]?.[0]).toBeGreaterThanOrEqual(90);
-    expect(writes.every(([, w], i) => i === 0 || (w as number) === 3 - i)).toBe(true);
+    expect(writes.length).toBeGreaterThanOrEqual(2);
+    expect(writes.every(([, w], i) => (w as number) === 3 - i)).toBe(true);
+    for (let i = 1; i < writes.length; i++)
+      expect((writes[i]?.[0] as number) - (writes[i - 1]?.[0] as number)).toBeGreaterThanOrEqual(
+        Math.max(60, replicaPolicy(ss, ss.spec.autoscaling as never).scaleDownIntervalSeconds ?? 0),
+      );
   });
 
   it("holds the scale on missing metrics with MetricsAvailable=False and the reason, never to min", () => {

@@ -4,25 +4,27 @@ import type { SpecServe } from "../../api/kinds.ts";
 import { DEFAULT_SHAPE, type Slo } from "../../autoscaler/capacity.ts";
 import type { DriftPolicy } from "../../autoscaler/drift.ts";
 import type { ReplicaPolicy } from "../../autoscaler/replicas.ts";
+import { SPECOPS_TUNING } from "../../autoscaler/tuning.ts";
 import { parseDuration } from "../../lib/time.ts";
 
-/** Spare capacity kept above the demand. */
-export const HEADROOM = 0.2;
-/** Waiting requests are demand to drain within this long. */
-export const BACKLOG_DRAIN_SECONDS = 60;
 /**
- * A falling tau or a rising load is projected this far ahead: about a serving pod's cold start, but
- * never more than LOOKAHEAD_WINDOWS windows (a trend from one short window, extrapolated far, is
- * mostly its noise: 2% over a 1 s window would read as +35% three minutes on).
+ * The tuned settings that are no spec field come from SPECOPS_TUNING (the ones the fleet simulator
+ * benchmarks). The controller's own adaptation: the lookahead is never more than LOOKAHEAD_WINDOWS
+ * measuring windows (a trend from one short window, extrapolated far, is mostly its noise: 2% over
+ * a 1 s window would read as +35% three minutes on). At the default 2 m window neither cap binds.
  */
-export const LOOKAHEAD_SECONDS = 180;
 export const LOOKAHEAD_WINDOWS = 5;
+/**
+ * Likewise the pause between a scale event and a scale-down is at most this many windows: it lets
+ * a fleet that just moved show its new load for a few windows, which short windows do sooner.
+ */
+export const SCALE_DOWN_INTERVAL_WINDOWS = 5;
 /** Draft length assumed when the spec leaves it to the draft (as the rollout gate assumes). */
 export const DEFAULT_SPECULATIVE_TOKENS = 8;
 /** Least predicted goodput gain a length change must bring to be worth a rolling restart. */
 export const MIN_LENGTH_GAIN = 0.1;
 /** Prompt and output means used until the signals tell them. */
-export const DEFAULT_WORKLOAD = { promptTokens: 600, outputTokens: 400 };
+export const DEFAULT_WORKLOAD = SPECOPS_TUNING.defaultWorkload;
 
 export type Autoscaling = NonNullable<SpecServe["spec"]["autoscaling"]>;
 
@@ -58,14 +60,19 @@ export function replicaPolicy(ss: SpecServe, a: Autoscaling): ReplicaPolicy {
     scaleDownStabilizationSeconds: seconds(a.scaleDownStabilization, 300),
     maxScaleUpPerMinute: a.maxScaleUpRate,
     maxScaleDownPerMinute: a.maxScaleDownRate,
-    headroom: HEADROOM,
-    backlogDrainSeconds: BACKLOG_DRAIN_SECONDS,
-    tauLookaheadSeconds: Math.min(LOOKAHEAD_SECONDS, LOOKAHEAD_WINDOWS * window),
-    staleAfterSeconds: 3 * window,
+    headroom: SPECOPS_TUNING.headroom,
+    backlogDrainSeconds: SPECOPS_TUNING.backlogDrainSeconds,
+    tauLookaheadSeconds: Math.min(SPECOPS_TUNING.tauLookaheadSeconds, LOOKAHEAD_WINDOWS * window),
+    maxProjectedGrowth: SPECOPS_TUNING.maxProjectedGrowth,
+    scaleDownIntervalSeconds: Math.min(
+      SPECOPS_TUNING.scaleDownIntervalSeconds ?? 0,
+      SCALE_DOWN_INTERVAL_WINDOWS * window,
+    ),
+    staleAfterSeconds: SPECOPS_TUNING.staleAfterWindows * window,
     slo: sloOf(ss),
     shape: DEFAULT_SHAPE,
     numSpeculativeTokens: speculativeTokens(ss),
-    defaultWorkload: DEFAULT_WORKLOAD,
+    defaultWorkload: SPECOPS_TUNING.defaultWorkload,
   };
 }
 
