@@ -353,6 +353,15 @@ describe("the autoscaler against scripted metrics (vLLM format, test edge: no en
     expect(text).toMatch(/specops_autoscaler_tau\{namespace="as-tests",specserve="fleet"\} 2\b/);
     expect(text).toContain("specops_autoscaler_predicted_tokens_per_second_per_user");
     expect(text).toContain("specops_autoscaler_measured_tokens_per_second_per_user");
+    // Cost: GPU-hours held so far (1 GPU per replica, no gpuProduct: no gpu_product label).
+    const hours = text.match(
+      /specops_autoscaler_gpu_hours_total\{namespace="as-tests",specserve="fleet"\} (\S+)/,
+    );
+    expect(Number(hours?.[1])).toBeGreaterThan(0);
+    const perGpuHour = text.match(
+      /specops_autoscaler_generated_tokens_per_gpu_hour\{namespace="as-tests",specserve="fleet"\} (\S+)/,
+    );
+    expect(Number(perGpuHour?.[1])).toBeGreaterThan(0);
   });
 
   it("scales down slowly when the load falls: after the down-stabilisation, one step, never below min", async () => {

@@ -50,4 +50,35 @@ describe("the autoscaler's operator metrics", () => {
     expect(text).not.toContain('reason="Steady"');
     expect(text).not.toContain('direction="up"');
   });
+
+  it("integrates GPU-hours and generated tokens per SpecServe, labelled with the GPU product", async () => {
+    const registry = new Registry();
+    const m = new AutoscalerMetrics(registry);
+    const t0 = Date.parse("2026-12-01T12:00:00Z");
+    const cost = (minutes: number, rate: number | null, gpuProduct?: string) => ({
+      nowMs: t0 + minutes * 60_000,
+      gpusPerReplica: 2,
+      gpuProduct,
+      generationTokensPerSecond: rate,
+    });
+    // Two replicas, scaled to four at minute 30 (the new pods still starting count from then).
+    m.record("ns", "chat", output("Steady", 2, 2), cost(0, null, "NVIDIA-H200"));
+    m.record("ns", "chat", output("ScaleUp", 4, 2, 4), cost(30, 1000, "NVIDIA-H200"));
+    m.record("ns", "chat", output("Steady", 4, 4), cost(60, 4000, "NVIDIA-H200"));
+    const l = 'namespace="ns",specserve="chat",gpu_product="NVIDIA-H200"';
+    let text = await registry.metrics();
+    // 4 GPUs x 0.5 h + 8 GPUs x 0.5 h.
+    expect(text).toContain(`specops_autoscaler_gpu_hours_total{${l}} 6`);
+    expect(text).toContain(`specops_autoscaler_generated_tokens_total{${l}} ${1000 * 1800 + 4000 * 1800}`);
+    // The last half hour: 4000 tok/s on 8 GPUs.
+    expect(text).toContain(`specops_autoscaler_generated_tokens_per_gpu_hour{${l}} 1800000`);
+    // Without a GPU product the label is left out; the old series go.
+    m.record("ns", "chat", output("Steady", 4, 4), cost(90, 4000));
+    text = await registry.metrics();
+    expect(text).not.toContain("NVIDIA-H200");
+    expect(text).toContain('specops_autoscaler_gpu_hours_total{namespace="ns",specserve="chat"} 4');
+    m.remove("ns", "chat");
+    text = await registry.metrics();
+    expect(text).not.toContain('specserve="chat"');
+  });
 });

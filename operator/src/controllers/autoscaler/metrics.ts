@@ -1,9 +1,21 @@
 // The autoscaler's decisions as operator metrics (the operator's /metrics), one series set per
 // SpecServe: desired and current replicas, tau, predicted and measured per-user speed, the decision's
-// reason and whether acceptance is healthy (for alerting). Series go when the SpecServe goes or
-// stops autoscaling.
+// reason and whether acceptance is healthy (for alerting); and its cost: GPU-hours held and tokens
+// generated (counters), generated tokens per GPU-hour over the last window, labelled gpu_product
+// when spec.resources.gpuProduct is set. Series go when the SpecServe goes or stops autoscaling.
 import { Counter, Gauge, type Registry } from "prom-client";
+import { accrueCost, type CostClock } from "../../autoscaler/cost.ts";
 import type { StepOutput } from "./decide.ts";
+
+/** What the cost of one decision needs beside its output. */
+export interface CostInput {
+  nowMs: number;
+  /** GPUs one replica holds. */
+  gpusPerReplica: number;
+  gpuProduct?: string;
+  /** Generated tokens per second over the window, summed over the scraped pods; null unknown. */
+  generationTokensPerSecond: number | null;
+}
 
 const LABELS = ["namespace", "specserve"] as const;
 type Labels = Record<(typeof LABELS)[number], string>;
@@ -20,6 +32,10 @@ export class AutoscalerMetrics {
   readonly #scaleEvents: Counter<"namespace" | "specserve" | "direction">;
   readonly #reasons = new Map<string, string>();
   readonly #gauges: Gauge<"namespace" | "specserve">[];
+  readonly #gpuHours: Counter<"namespace" | "specserve" | "gpu_product">;
+  readonly #tokens: Counter<"namespace" | "specserve" | "gpu_product">;
+  readonly #tokensPerGpuHour: Gauge<"namespace" | "specserve" | "gpu_product">;
+  readonly #clocks = new Map<string, { clock: CostClock; labels: Record<string, string> }>();
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -56,6 +72,25 @@ export class AutoscalerMetrics {
       labelNames: [...LABELS, "direction"],
       registers,
     });
+    const costLabels = [...LABELS, "gpu_product"];
+    this.#gpuHours = new Counter({
+      name: "specops_autoscaler_gpu_hours_total",
+      help: "GPU-hours held: spec.replicas (pods still starting included) x GPUs per replica, integrated over time",
+      labelNames: costLabels,
+      registers,
+    });
+    this.#tokens = new Counter({
+      name: "specops_autoscaler_generated_tokens_total",
+      help: "Tokens generated, integrated from the scraped generation rate",
+      labelNames: costLabels,
+      registers,
+    });
+    this.#tokensPerGpuHour = new Gauge({
+      name: "specops_autoscaler_generated_tokens_per_gpu_hour",
+      help: "Generated tokens per GPU-hour over the last window (GPUs held, pods still starting included)",
+      labelNames: costLabels,
+      registers,
+    });
     this.#gauges = [
       this.#desired,
       this.#current,
@@ -67,9 +102,10 @@ export class AutoscalerMetrics {
     ];
   }
 
-  record(namespace: string, specserve: string, out: StepOutput): void {
+  record(namespace: string, specserve: string, out: StepOutput, cost?: CostInput): void {
     const l: Labels = { namespace, specserve };
     const key = `${namespace}/${specserve}`;
+    if (cost) this.#recordCost(key, l, out, cost);
     const d = out.decision;
     this.#desired.set(l, d.desiredReplicas);
     this.#current.set(l, d.currentReplicas);
@@ -91,9 +127,39 @@ export class AutoscalerMetrics {
       this.#scaleEvents.inc({ ...l, direction: out.write > d.currentReplicas ? "up" : "down" });
   }
 
+  #recordCost(key: string, l: Labels, out: StepOutput, cost: CostInput): void {
+    const labels: Record<string, string> = cost.gpuProduct
+      ? { ...l, gpu_product: cost.gpuProduct }
+      : { ...l };
+    const before = this.#clocks.get(key);
+    // A new gpuProduct is a new series: the old one goes, the clock goes on.
+    if (before && before.labels.gpu_product !== labels.gpu_product) this.#removeCost(before.labels);
+    const replicas = out.write ?? out.decision.currentReplicas;
+    const a = accrueCost(
+      before?.clock,
+      cost.nowMs / 1000,
+      replicas * cost.gpusPerReplica,
+      cost.generationTokensPerSecond,
+    );
+    this.#clocks.set(key, { clock: a.clock, labels });
+    this.#gpuHours.inc(labels, a.gpuHours);
+    this.#tokens.inc(labels, a.generatedTokens);
+    if (a.tokensPerGpuHour === null) this.#tokensPerGpuHour.remove(labels);
+    else this.#tokensPerGpuHour.set(labels, a.tokensPerGpuHour);
+  }
+
+  #removeCost(labels: Record<string, string>): void {
+    this.#gpuHours.remove(labels);
+    this.#tokens.remove(labels);
+    this.#tokensPerGpuHour.remove(labels);
+  }
+
   remove(namespace: string, specserve: string): void {
     const l: Labels = { namespace, specserve };
     const key = `${namespace}/${specserve}`;
+    const cost = this.#clocks.get(key);
+    if (cost) this.#removeCost(cost.labels);
+    this.#clocks.delete(key);
     for (const g of this.#gauges) g.remove(l);
     const reason = this.#reasons.get(key);
     if (reason !== undefined) this.#decision.remove({ ...l, reason });

@@ -7,6 +7,7 @@
 // lives here and is rebuilt after a restart (a first window only measures).
 import type { SpecServe } from "../../api/kinds.ts";
 import { specServeResource } from "../../api/kinds.ts";
+import { gpusOfReplica } from "../../autoscaler/cost.ts";
 import { type Exposition, parseExposition } from "../../autoscaler/exposition.ts";
 import { deriveSignals, type Scrape, type Signals } from "../../autoscaler/signals.ts";
 import {
@@ -194,7 +195,12 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     entry.memory = out.memory;
     await writeStatus(raw, ss, out.status);
     emit(raw, out);
-    deps.metrics.record(ns, ctx.name, out);
+    deps.metrics.record(ns, ctx.name, out, {
+      nowMs: now,
+      gpusPerReplica: gpusOfReplica(ss.spec.resources.gpusPerReplica, ss.spec.resources.nodesPerReplica),
+      gpuProduct: ss.spec.resources.gpuProduct,
+      generationTokensPerSecond: signals?.generationTokensPerSecond ?? null,
+    });
     ctx.log.debug(
       {
         reason: out.decision.reason,
