@@ -162,7 +162,8 @@ const gitManifest = () => ({
 
 /**
  * Argo CD / Flux re-applying the Git manifest every 500 ms while the autoscaler scales: server-side
- * apply under its own field manager (ServerSideApply=true, Flux) and client-side apply as kubectl
+ * apply under its own field manager, forcing conflicts as Argo CD (ServerSideApply=true) and Flux do
+ * (the SpecServe was created by another manager), and client-side apply as kubectl
  * does it (a merge patch with the last-applied annotation).
  */
 function gitOpsAppliers() {
@@ -172,7 +173,7 @@ function gitOpsAppliers() {
     const r = await kubeRequest(
       kc,
       "PATCH",
-      `${ssPath()}?fieldManager=argocd-controller`,
+      `${ssPath()}?fieldManager=argocd-controller&force=true`,
       gitManifest(),
       "application/apply-patch+yaml",
     );
