@@ -259,6 +259,50 @@ try {
   console.log(
     `  /metrics: ${rounds} verification rounds, tau ${rounds ? (1 + accepted / rounds).toFixed(2) : "-"}`,
   );
+  // The operator scrapes the pod once per measurement window (spec.autoscaling.window) and writes
+  // status.signals: the Tau column of kubectl get ss. Once it holds a first scrape, one more request
+  // surely falls into a measured window.
+  const signalsStarted = Date.now();
+  for (;;) {
+    const obj = (await client.get(SpecServes, "default", ss.metadata.name)) as KubeObject & {
+      status?: { conditions?: { type: string; status: string }[] };
+    };
+    if (obj.status?.conditions?.some((c) => c.type === "MetricsAvailable" && c.status === "True")) break;
+    if (Date.now() - signalsStarted > 60_000) throw new Error("the operator did not scrape the pod");
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const again = await fetch(`${base}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "builtin://tiny-qwen3",
+      prompt: "Question: 3 + 4 =",
+      max_tokens: 32,
+      temperature: 0,
+    }),
+  });
+  if (!again.ok) throw new Error(`the second request failed: HTTP ${again.status}`);
+  for (;;) {
+    const obj = (await client.get(SpecServes, "default", ss.metadata.name)) as KubeObject & {
+      status?: {
+        state?: string;
+        readyReplicas?: number;
+        replicas?: number;
+        draft?: string;
+        signals?: { tau?: number; rounds?: number; window?: string };
+      };
+    };
+    const st = obj.status ?? {};
+    if (st.signals?.tau !== undefined) {
+      console.log(
+        `  kubectl get ss: replicas=${st.replicas} ready=${st.readyReplicas} draft=${st.draft} tau=${st.signals.tau} state=${st.state}` +
+          ` (status.signals over ${st.signals.rounds} rounds in a ${st.signals.window} window)`,
+      );
+      break;
+    }
+    if (Date.now() - signalsStarted > 3 * 60_000) throw new Error("status.signals.tau did not appear");
+    await new Promise((r) => setTimeout(r, 2000));
+  }
 
   step("Done. Everything ran on this machine; nothing was downloaded but packages.");
   await shutdown(0);

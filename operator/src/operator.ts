@@ -5,13 +5,21 @@ import { PROGRESS_DEFAULT_PORT } from "./contract/constants.ts";
 import {
   CONTROLLER_NAME as ACCEPTANCE_EVAL_CONTROLLER,
   type AcceptanceEvalDeps,
+  evalsMeasuringSpecServe,
   evalsReferencing,
+  fetchMetricsText,
 } from "./controllers/acceptanceeval/controller.ts";
 import { AcceptanceMetrics } from "./controllers/acceptanceeval/metrics.ts";
 import {
   acceptanceEvalReconciler,
   recordTerminalError as recordEvalTerminalError,
 } from "./controllers/acceptanceeval/reconcile.ts";
+import {
+  CONTROLLER_NAME as AUTOSCALER_CONTROLLER,
+  type AutoscalerDeps,
+} from "./controllers/autoscaler/controller.ts";
+import { AutoscalerMetrics } from "./controllers/autoscaler/metrics.ts";
+import { autoscalerReconciler } from "./controllers/autoscaler/reconcile.ts";
 import {
   AcceptanceEvals,
   CONTROLLER_NAME,
@@ -62,6 +70,8 @@ export interface OperatorOptions {
   /** Port the runtime pods serve progress on (the contract's default unless a test changes it). */
   progressPort?: number;
   readProgress?: DraftTrainingDeps["readProgress"];
+  /** Reads a serving pod's /metrics text (the autoscaler's scrapes); tests point it elsewhere. */
+  fetchMetrics?: AutoscalerDeps["fetchText"];
   clock?: Clock;
 }
 
@@ -155,6 +165,24 @@ export function buildOperator(opts: OperatorOptions): Manager {
     workers: config.workers,
   });
 
+  // The autoscaler: its own controller over the same SpecServes, deciding on a clock (each window);
+  // it writes only spec.replicas (through /scale) and its own status fields, under its own manager.
+  const autoscalerDeps: AutoscalerDeps = {
+    client,
+    specServes,
+    pods: deps.pods,
+    events,
+    metrics: new AutoscalerMetrics(manager.metrics.registry),
+    clock: opts.clock,
+    fetchText: opts.fetchMetrics,
+  };
+  manager.controller({
+    name: AUTOSCALER_CONTROLLER,
+    for: specServes,
+    reconcile: autoscalerReconciler(autoscalerDeps),
+    workers: config.workers,
+  });
+
   const evalDeps: AcceptanceEvalDeps = {
     client,
     evals: deps.evals,
@@ -162,6 +190,8 @@ export function buildOperator(opts: OperatorOptions): Manager {
     jobs: deps.jobs,
     pods: deps.pods,
     configMaps: deps.configMaps,
+    specServes,
+    scrapeMetrics: fetchMetricsText,
     events,
     metrics: new AcceptanceMetrics(manager.metrics.registry),
     image: config.runtimeImage,
@@ -177,6 +207,8 @@ export function buildOperator(opts: OperatorOptions): Manager {
       { informer: evalDeps.pods, map: podToOwner(evalDeps.jobs, "AcceptanceEval") },
       // A referenced DraftTraining finishing (or failing) starts (or fails) the evaluations of its draft.
       { informer: evalDeps.drafts, map: evalsReferencing(evalDeps.evals) },
+      // A SpecServe becoming Ready (or its pods changing) moves the live evaluations of it.
+      { informer: specServes, map: evalsMeasuringSpecServe(evalDeps.evals) },
     ],
     reconcile: acceptanceEvalReconciler(evalDeps),
     onTerminalError: recordEvalTerminalError(evalDeps),

@@ -2,6 +2,7 @@
 // the controller library itself needs (leader election, events). The chart's ClusterRole is generated
 // from this list, so a new API call without a rule fails in the integration tests, not in production.
 import { RBAC_RULES as ACCEPTANCE_EVAL_RULES } from "./controllers/acceptanceeval/rbac.ts";
+import { RBAC_RULES as AUTOSCALER_RULES } from "./controllers/autoscaler/rbac.ts";
 import { RBAC_RULES as DRAFT_TRAINING_RULES } from "./controllers/drafttraining/rbac.ts";
 import { RBAC_RULES as SPEC_SERVE_RULES } from "./controllers/specserve/rbac.ts";
 
@@ -43,5 +44,6 @@ export const OPERATOR_RBAC_RULES = mergeRules([
   ...DRAFT_TRAINING_RULES,
   ...SPEC_SERVE_RULES,
   ...ACCEPTANCE_EVAL_RULES,
+  ...AUTOSCALER_RULES,
   ...LIBRARY_RULES,
 ]);

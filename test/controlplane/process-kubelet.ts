@@ -106,6 +106,18 @@ export class ProcessKubelet {
     return { host: "127.0.0.1", port };
   }
 
+  /** serviceAddress for a Service port given by number (as a cluster DNS URL names it). */
+  async serviceAddressByPort(
+    namespace: string,
+    service: string,
+    port: number,
+  ): Promise<{ host: string; port: number }> {
+    const svc = await this.#core.readNamespacedService({ name: service, namespace });
+    const name = svc.spec?.ports?.find((p) => p.port === port)?.name;
+    if (!name) throw new Error(`Service ${namespace}/${service} has no named port ${port}`);
+    return this.serviceAddress(namespace, service, name);
+  }
+
   #podIP(key: string): string {
     let ip = this.#podIPs.get(key);
     if (!ip) {
@@ -164,6 +176,15 @@ export class ProcessKubelet {
     const servePort = parsedTask?.params?.port;
     if (typeof servePort === "number" && byNumber.has(servePort))
       parsedTask.params.port = byNumber.get(servePort);
+    // A Service's cluster DNS name (a load task's endpoint) has no DNS here: its stand-in address.
+    const endpoint = typeof parsedTask?.params?.endpoint === "string" ? parsedTask.params.endpoint : "";
+    const svc = /^http:\/\/([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?:([0-9]+)(\/.*)?$/.exec(
+      endpoint,
+    );
+    if (svc?.[1] && svc[2] && svc[3]) {
+      const a = await this.serviceAddressByPort(svc[2], svc[1], Number(svc[3]));
+      parsedTask.params.endpoint = `http://${a.host}:${a.port}${svc[4] ?? ""}`;
+    }
     this.#ports.set(`${ns}/${name}`, { labels: pod.metadata?.labels ?? {}, byName, byNumber });
     await this.#listenAsPod(`${ns}/${name}`, byNumber);
     const taskFile = join(dir, "task.json");
@@ -178,7 +199,18 @@ export class ProcessKubelet {
       for (const [k, v] of Object.entries(secret.data ?? {}))
         env[`${from.prefix ?? ""}${k}`] = Buffer.from(v, "base64").toString("utf8");
     }
-    for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+    for (const e of container.env ?? []) {
+      if (e.value !== undefined) env[e.name] = e.value;
+      const ref = e.valueFrom?.secretKeyRef;
+      if (ref?.name && ref.key) {
+        // As a kubelet does: the key's value from the Secret (a missing one fails the pod).
+        const secret = await this.#core.readNamespacedSecret({ name: ref.name, namespace: ns });
+        const value = secret.data?.[ref.key];
+        if (value === undefined)
+          return this.#fail(pod, `couldn't find key ${ref.key} in Secret ${ns}/${ref.name}`);
+        env[e.name] = Buffer.from(value, "base64").toString("utf8");
+      }
+    }
     env[RUNTIME_ENV.pvcRoot] = this.#opts.storageRoot;
     env[RUNTIME_ENV.task] = taskFile;
     env[RUNTIME_ENV.terminationLog] = terminationLog;

@@ -239,6 +239,51 @@ describe("AcceptanceEval on the reference runtime", () => {
   );
 
   it(
+    "leaves a user's AcceptanceEval of the gate's name alone, says so, and runs the gate once the name is free",
+    async () => {
+      // Someone's own evaluation that happens to be called <training>-eval (it waits on a draft, idle).
+      const theirs = { draftTrainingRef: { name: "not-there-yet" } };
+      await create("acceptanceevals", evaluation("clash-eval", theirs));
+      await create(
+        "drafttrainings",
+        training("clash", (s) => {
+          s.data.maxSamples = 64;
+          s.data.regenerate = { enabled: false };
+          s.training.maxSteps = 6;
+          s.training.checkpointInterval = 6;
+        }),
+      );
+      const blocked = await until(
+        "the gate to wait for its name",
+        async () => {
+          const dt = await getDt("clash");
+          return condition(dt, "Progressing")?.reason === "EvaluationNameTaken" ? dt : undefined;
+        },
+        6 * MINUTES,
+      );
+      expect(blocked.status.stage).toBe("Evaluate");
+      expect(condition(blocked, "Progressing").message).toMatch(
+        /^AcceptanceEval clash-eval already exists and is not this DraftTraining's .*rename or delete/,
+      );
+      expect((await eventsOf("clash")).map((e) => e.reason)).toContain("EvaluationNameTaken");
+      // Not taken over: no owner reference (so no garbage collection with the training), spec as written.
+      const untouched = await getAe("clash-eval");
+      expect(untouched.metadata.ownerReferences).toBeUndefined();
+      expect(untouched.spec.draft).toEqual(theirs);
+
+      await kubeRequest(kc, "DELETE", path("acceptanceevals", "clash-eval"));
+      const dt = await until("the training done", stageOf("clash", ["Succeeded", "Failed"]), 6 * MINUTES);
+      expect(dt.status.stage, JSON.stringify(dt.status)).toBe("Succeeded");
+      const gate = await getAe("clash-eval");
+      expect(gate.metadata.ownerReferences).toEqual([
+        expect.objectContaining({ kind: "DraftTraining", name: "clash", controller: true }),
+      ]);
+      expect(gate.status.phase).toBe("Succeeded");
+    },
+    12 * MINUTES,
+  );
+
+  it(
     "fails an evaluation whose DraftTraining failed, saying so",
     async () => {
       await create(

@@ -157,7 +157,7 @@ describe("DraftTraining with object stores (MinIO)", () => {
     // The secret key never reaches status or Events.
     const events = await kubeRequest(kc, "GET", `/api/v1/namespaces/${NS}/events`);
     expect(JSON.stringify([dt, events.body])).not.toContain(MINIO_SECRET_KEY);
-  });
+  }, 360_000);
 
   it("a refused credential fails only the copy, naming spec.output; fixing it copies without training again", async () => {
     const m = draftTraining("tiny-s3-wrong", "s3-wrong");
@@ -189,7 +189,7 @@ describe("DraftTraining with object stores (MinIO)", () => {
     expect(dt.status.output.uri).toBe("s3://ml-drafts/retry/dspark");
     const trainAfter = dt.status.stages.find((s: any) => s.name === "Train");
     expect(trainAfter.completionTime).toBe(train.completionTime);
-  });
+  }, 540_000);
 });
 
 /** The checkpoint folder step_latest points at, under the local storage root. */

@@ -258,7 +258,7 @@ describe("DraftTraining pipeline", () => {
     expect(failed.status.conditions.find((c: any) => c.type === "Succeeded")).toMatchObject({
       status: "False",
       reason: "PrepareDataFailed",
-      message: "params.prompts.uri: unknown builtin dataset",
+      message: "spec.data.prompts.uri: unknown builtin dataset",
     });
     const job = await batch.readNamespacedJob({ name: "terminal-data", namespace: NS });
     expect(job.status?.conditions?.find((c) => c.type === "Failed")?.reason).toBe("PodFailurePolicy");

@@ -79,12 +79,13 @@ export async function kubeRequest(
   path: string,
   body?: unknown,
   contentType = "application/json",
+  accept = "application/json",
 ): Promise<RawResponse> {
   const cluster = kc.getCurrentCluster();
   const token = kc.getCurrentUser()?.token;
   const res = await fetch(`${cluster?.server}${path}`, {
     method,
-    headers: { "content-type": contentType, accept: "application/json", authorization: `Bearer ${token}` },
+    headers: { "content-type": contentType, accept, authorization: `Bearer ${token}` },
     body: body === undefined ? undefined : JSON.stringify(body),
     dispatcher: new Agent({ connect: { ca: Buffer.from(cluster?.caData ?? "", "base64") } }),
   });

@@ -27,6 +27,7 @@ let operator: OperatorUnderTest;
 let work: string;
 const PROMPT = "The quick brown fox";
 const MAX_TOKENS = 24;
+const API_KEY = "e2e-endpoint-key";
 
 const tinySpecServe = {
   apiVersion: "specops.dev/v1alpha1",
@@ -39,8 +40,15 @@ const tinySpecServe = {
     engine: "reference",
     speculative: { numSpeculativeTokens: 4 },
     resources: { gpusPerReplica: 0 },
+    // Autoscaling stays off; its window is status.signals' measurement window (2m by default).
+    autoscaling: { enabled: false, maxReplicas: 1, window: "2s" },
+    // The endpoint requires a key; the operator's scrapes of /metrics work without it.
+    apiKeySecretRef: { name: "tiny-endpoint-key", key: "key" },
   },
 };
+
+/** kubectl get's request: the server renders the CRD's printer columns as a Table. */
+const TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1";
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -51,10 +59,10 @@ const freePort = () =>
     });
   });
 
-async function complete(base: string) {
+async function complete(base: string, apiKey?: string) {
   const res = await fetch(`${base}/v1/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
     body: JSON.stringify({
       model: "builtin://tiny-qwen3",
       prompt: PROMPT,
@@ -116,6 +124,12 @@ afterAll(async () => {
 
 describe("tiny SpecServe through the local-process kubelet", () => {
   it("answers an OpenAI request through its Service losslessly; /metrics shows speculative counters", async () => {
+    await kubeRequest(kc, "POST", `/api/v1/namespaces/${NS}/secrets`, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "tiny-endpoint-key", namespace: NS },
+      stringData: { key: API_KEY },
+    });
     const created = await kubeRequest(
       kc,
       "POST",
@@ -133,7 +147,12 @@ describe("tiny SpecServe through the local-process kubelet", () => {
       return a;
     });
     const base = `http://${addr.host}:${addr.port}`;
-    const speculative = await until("a completion through the Service", () => complete(base), 150_000);
+    const speculative = await until(
+      "a completion through the Service",
+      () => complete(base, API_KEY),
+      150_000,
+    );
+    await expect(complete(base)).rejects.toThrow(/HTTP 401/);
     expect(speculative?.length).toBeGreaterThan(0);
     const alone = await targetAloneText();
     expect(speculative).toBe(alone);
@@ -147,5 +166,42 @@ describe("tiny SpecServe through the local-process kubelet", () => {
     const ss = (await kubeRequest(kc, "GET", `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves/tiny`))
       .body;
     expect(ss.status).toMatchObject({ readyReplicas: 1, draft: "builtin://untrained-draft" });
+
+    // status.signals while serving: the operator scrapes the pod every window; once it holds a first
+    // scrape, the next requests' rounds give tau, and kubectl get ss shows it in the Tau column.
+    const ssPath = `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves/tiny`;
+    await until("a first scrape of the pod", async () => {
+      const c = (await kubeRequest(kc, "GET", ssPath)).body?.status?.conditions?.find(
+        (x: { type: string }) => x.type === "MetricsAvailable",
+      );
+      return c?.status === "True" ? c : undefined;
+    });
+    for (let i = 0; i < 3; i++) await complete(base, API_KEY);
+    const signals = await until(
+      "status.signals.tau",
+      async () => {
+        const s = (await kubeRequest(kc, "GET", ssPath)).body?.status?.signals;
+        return s?.tau > 0 && s?.rounds > 0 ? s : undefined;
+      },
+      60_000,
+    );
+    // The reference engine's acceptance of an untrained draft: tau between 1 (nothing accepted) and k+1.
+    expect(signals.tau).toBeGreaterThanOrEqual(1);
+    expect(signals.tau).toBeLessThanOrEqual(5);
+    expect(signals.acceptanceByPosition).toHaveLength(4);
+    expect(signals).toMatchObject({ window: "2s" });
+    expect(Date.parse(signals.tauTime)).toBeGreaterThan(Date.now() - 120_000);
+    const table = (await kubeRequest(kc, "GET", ssPath, undefined, "application/json", TABLE)).body;
+    expect(table.kind).toBe("Table");
+    const columns = (table.columnDefinitions as { name: string }[]).map((c) => c.name);
+    const row = table.rows[0].cells as unknown[];
+    const cell = (name: string) => row[columns.indexOf(name)];
+    expect(cell("Name")).toBe("tiny");
+    expect(cell("Ready")).toBe(1);
+    expect(cell("Draft")).toBe("builtin://untrained-draft");
+    expect(cell("State")).toBe("Ready");
+    // The Tau cell is the status value at the time of this read (a later window may have moved it).
+    const tauNow = (await kubeRequest(kc, "GET", ssPath)).body.status.signals.tau;
+    expect([signals.tau, tauNow]).toContain(cell("Tau"));
   }, 300_000);
 });

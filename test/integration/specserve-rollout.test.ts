@@ -164,6 +164,20 @@ describe("draft rollout gated on acceptance", () => {
     });
     const started = await rolloutState("chat", "Canary");
     await until("the canary", () => canaryExists("chat") || undefined);
+    // The analysis window has begun (the canary pods' first scrape); its counters are stored.
+    const analysisStart = await until("the analysis window's start", async () => {
+      const r = (await getSs("chat"))?.status?.rollout;
+      return r?.state === "Canary" && r.analysisStartTime ? r.analysisStartTime : undefined;
+    });
+    const baseline = await core.readNamespacedConfigMap({ name: "chat-rollout-baseline", namespace: NS });
+    expect(baseline.data?.candidate).toBe("hf://org/draft-better");
+    expect(Object.keys(baseline.data ?? {}).filter((k) => k.startsWith("canary."))).toHaveLength(1);
+    expect(Object.keys(baseline.data ?? {}).filter((k) => k.startsWith("stable."))).toHaveLength(2);
+    expect(baseline.data?.[Object.keys(baseline.data).find((k) => k.startsWith("canary.")) ?? ""]).toMatch(
+      /^vllm:spec_decode_num_drafts_total\{/m,
+    );
+    // Restart more than a second into the window, so a window begun afresh would show a later start.
+    await new Promise((r) => setTimeout(r, 1200));
     await operator.stop();
     operator = await startOperator(operatorKc, { namespace: NS, progressPort: 9090 });
     const after = (await getSs("chat")).status.rollout;
@@ -173,12 +187,20 @@ describe("draft rollout gated on acceptance", () => {
     );
     expect(canaries).toHaveLength(1);
     const r = await rolloutState("chat", "Promoted");
-    expect(r).toMatchObject({ currentDraft: "hf://org/draft-better" });
+    // The restarted operator resumed the window from the stored baseline instead of restarting it.
+    expect(r).toMatchObject({ currentDraft: "hf://org/draft-better", analysisStartTime: analysisStart });
     expect(r.candidateTau).toBeGreaterThan(r.currentTau);
     await until("the stable pods on the new draft", async () =>
       (await taskDraft("chat-task")) === "hf://org/draft-better" ? true : undefined,
     );
     await until("the canary gone", async () => ((await canaryExists("chat")) ? undefined : true));
+    await until("the baseline ConfigMap gone", async () =>
+      (await core.listNamespacedConfigMap({ namespace: NS })).items.some(
+        (c) => c.metadata?.name === "chat-rollout-baseline",
+      )
+        ? undefined
+        : true,
+    );
     stableEngine = new ScriptedEngine([0.95, 0.9, 0.8, 0.7]);
   });
 });

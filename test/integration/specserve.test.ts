@@ -157,6 +157,18 @@ describe("SpecServe serving objects", () => {
     // kubectl get ss: the printer columns read these.
     const table = await kubeRequest(kc, "GET", ssPath("chat"), undefined);
     expect(table.status).toBe(200);
+    // The fake kubelet's pod IPs serve no /metrics: the scrape's deadline passes, the operator goes
+    // on and says why there are no signals.
+    const metrics = await until(
+      "MetricsAvailable False",
+      async () => {
+        const m = await cond("chat", "MetricsAvailable");
+        return m?.status === "False" ? m : undefined;
+      },
+      20_000,
+    );
+    expect(metrics.reason).toBe("ScrapeFailed");
+    expect(metrics.message).toMatch(/no serving pod's \/metrics could be read: chat-/);
   });
 
   it("the scale subresource works as kubectl scale; replicas alone restart no pod", async () => {
@@ -312,6 +324,32 @@ describe("multi-node replicas as a LeaderWorkerSet (stand-in CRD, no LWS control
     await until("LWS replicas 3", async () =>
       (await kubeRequest(kc, "GET", lwsPath("big"))).body.spec.replicas === 3 ? true : undefined,
     );
+    // No canary for multi-node replicas: status.rollout says so, and a new draft rolls directly with
+    // a Warning Event rather than silently skipping the acceptance gate.
+    const rollout = (await kubeRequest(kc, "GET", ssPath("big"))).body.status.rollout;
+    expect(rollout.message).toMatch(/canary rollouts are not supported for multi-node replicas/);
+    await mergePatch("big", { spec: { draft: { source: { uri: "hf://org/draft-next" } } } });
+    await until("the LWS serving the new draft directly", async () => {
+      const ss = (await kubeRequest(kc, "GET", ssPath("big"))).body;
+      return ss.status?.rollout?.currentDraft === "hf://org/draft-next" &&
+        ss.status.rollout.state === "Stable"
+        ? true
+        : undefined;
+    });
+    await until("the DraftRolledUngated Event", async () => {
+      const events = await kubeRequest(kc, "GET", `/apis/events.k8s.io/v1/namespaces/${NS}/events`);
+      return events.body.items.some(
+        (e: any) =>
+          e.reason === "DraftRolledUngated" && e.regarding?.name === "big" && /multi-node/.test(e.note),
+      )
+        ? true
+        : undefined;
+    });
+    expect(
+      await kubeRequest(kc, "GET", `/apis/apps/v1/namespaces/${NS}/deployments/big-canary`),
+    ).toMatchObject({
+      status: 404,
+    });
   });
 });
 

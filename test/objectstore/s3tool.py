@@ -4,6 +4,7 @@ runtime itself uses), so TypeScript tests need no S3 client of their own.
   s3tool.py ENDPOINT mkbucket BUCKET...
   s3tool.py ENDPOINT put LOCAL_FILE BUCKET/KEY
   s3tool.py ENDPOINT ls BUCKET/PREFIX      -> JSON {key: {"size": n, "etag": "..."}}
+  s3tool.py ENDPOINT cat BUCKET/KEY        -> the object's bytes on stdout
 Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the environment."""
 
 import json
@@ -27,6 +28,8 @@ def main(endpoint: str, command: str, *args: str) -> None:
                 {k: {"size": v["size"], "etag": v.get("ETag", "").strip('"')} for k, v in found.items()}
             )
         )
+    elif command == "cat":
+        sys.stdout.buffer.write(fs.cat_file(args[0]))
     else:
         raise SystemExit(f"unknown command {command}")
 

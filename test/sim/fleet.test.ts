@@ -4,7 +4,7 @@ import { deriveSignals } from "../../operator/src/autoscaler/signals.ts";
 import { firstPrinciplesStepSeconds } from "../../operator/src/autoscaler/sps.ts";
 import { arrivalsFor, type Completion, Replica, renderMetrics, route, stepReplica, tauOf } from "./fleet.ts";
 import { DEFAULT_PARAMS, type Domain, withOverrides } from "./params.ts";
-import { rng } from "./rng.ts";
+import { gaussian, rng } from "./rng.ts";
 import { parseTraces } from "./traces.ts";
 
 const p = DEFAULT_PARAMS;
@@ -13,9 +13,10 @@ function steady(rate: number, mix: Record<Domain, number>, seconds = 240) {
   const r = new Replica("a", 0, 0);
   r.state = "ready";
   const noise = rng(3);
+  const wobble = () => gaussian(noise);
   const done: Completion[] = [];
   for (let t = 0; t < seconds; t += p.stepSeconds) {
-    r.queue.push(...arrivalsFor(p, rate * p.stepSeconds, mix, t, p.stepSeconds, 300, 500, noise));
+    r.queue.push(...arrivalsFor(p, rate * p.stepSeconds, mix, t, p.stepSeconds, 300, 500, wobble));
     for (const c of stepReplica(r, p, t, p.stepSeconds)) if (t > seconds / 2) done.push(c);
   }
   const n = done.reduce((a, c) => a + c.n, 0);
@@ -61,7 +62,9 @@ describe("fleet physics", () => {
     let before = "";
     for (let t = 0; t < 120; t += p.stepSeconds) {
       if (t === 60) before = renderMetrics(r, p);
-      r.queue.push(...arrivalsFor(p, 10 * p.stepSeconds, CODE, t, p.stepSeconds, 300, 500, noise));
+      r.queue.push(
+        ...arrivalsFor(p, 10 * p.stepSeconds, CODE, t, p.stepSeconds, 300, 500, () => gaussian(noise)),
+      );
       stepReplica(r, p, t, p.stepSeconds);
     }
     const s = deriveSignals([{ pod: "a", text: before }], [{ pod: "a", text: renderMetrics(r, p) }], 60);
@@ -81,7 +84,7 @@ describe("fleet physics", () => {
   it("routing evens out outstanding requests", () => {
     const a = new Replica("a", 0, 0);
     const b = new Replica("b", 0, 0);
-    a.queue.push(...arrivalsFor(p, 10, CODE, 0, 1, 300, 500, rng(1)));
+    a.queue.push(...arrivalsFor(p, 10, CODE, 0, 1, 300, 500, () => 0));
     const shares = route([a, b], 20);
     expect(shares[0]).toBeCloseTo(5);
     expect(shares[1]).toBeCloseTo(15);

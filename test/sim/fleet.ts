@@ -5,13 +5,16 @@
 // acceptance is drawn around its domain's per-position rate. Replicas expose vLLM-format /metrics.
 import { firstPrinciplesStepSeconds } from "../../operator/src/autoscaler/sps.ts";
 import { DOMAINS, type Domain, type SimParams } from "./params.ts";
-import { gaussian } from "./rng.ts";
 
 const TTFT_BUCKETS = [
   0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80,
 ];
+// Finer than vLLM's default (which starts at 10 ms) so that latency-driven policies can resolve a
+// 7 ms SLO at all, and fine at the low end so that a p90 far below the SLO reads as such (with a
+// first bucket of 5 ms it read as 4.5 ms at any load: an SLO-ratio policy could never scale down).
 const TPOT_BUCKETS = [
-  0.005, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1,
+  0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03,
+  0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1,
 ];
 
 export interface Cohort {
@@ -39,6 +42,13 @@ class Histogram {
   constructor(bounds: number[]) {
     this.bounds = bounds;
     this.counts = bounds.map(() => 0);
+  }
+  clone(): Histogram {
+    const h = new Histogram(this.bounds);
+    h.counts = [...this.counts];
+    h.sum = this.sum;
+    h.total = this.total;
+    return h;
   }
   observe(v: number, weight: number) {
     const i = this.bounds.findIndex((b) => v <= b);
@@ -85,6 +95,19 @@ export class Replica {
     this.readyAt = readyAt;
     this.created = readyAt;
   }
+  /** A deep copy (the oracle tries replica counts on copies of the fleet). */
+  clone(): Replica {
+    const r = new Replica(this.id, this.startedAt, this.readyAt);
+    r.state = this.state;
+    r.queue = this.queue.map((c) => ({ ...c }));
+    r.prefilling = this.prefilling.map((c) => ({ ...c }));
+    r.decoding = this.decoding.map((c) => ({ ...c }));
+    r.counters = { ...this.counters, perPos: [...this.counters.perPos] };
+    r.meanRunning = this.meanRunning;
+    r.ttft = this.ttft.clone();
+    r.tpot = this.tpot.clone();
+    return r;
+  }
   outstanding(): number {
     let n = 0;
     for (const c of this.queue) n += c.n;
@@ -121,14 +144,15 @@ export function arrivalsFor(
   spread: number,
   prompt: number,
   out: number,
-  noise: () => number,
+  /** The step's acceptance wobble per domain, as a standard normal draw (the same for every replica). */
+  wobble: (domain: Domain) => number,
 ): Cohort[] {
   const cohorts: Cohort[] = [];
   for (const d of DOMAINS) {
     const nDomain = count * mix[d];
     if (nDomain <= 0) continue;
     // Each step's acceptance wobbles a little around the domain's (acceptance variance over time).
-    const base = params.acceptance[d] + 0.25 * params.acceptanceSpread * gaussian(noise);
+    const base = params.acceptance[d] + 0.25 * params.acceptanceSpread * wobble(d);
     for (const [z, w] of SPREAD) {
       const p = Math.min(0.99, Math.max(0, base + z * params.acceptanceSpread));
       cohorts.push({

@@ -15,11 +15,9 @@ import {
   spsFromTable,
   tableFrom,
 } from "../../operator/src/autoscaler/sps.ts";
-import { SPREAD, tauOf } from "./fleet.ts";
-import { DOMAINS, type SimParams } from "./params.ts";
+import type { SimParams } from "./params.ts";
 import { rng } from "./rng.ts";
 import type { PolicyFactory, PolicyInput } from "./simulate.ts";
-import type { TraceMinute } from "./traces.ts";
 
 export const shapeOf = (p: SimParams): ReplicaShape => ({
   ...DEFAULT_SHAPE,
@@ -198,9 +196,11 @@ export const plannerPolicy =
 export interface SpecOpsKnobs {
   headroom: number;
   scaleDownStabilizationSeconds: number;
+  /** Tuning overrides of the replica policy's other rails (tolerance, rate limits, intervals). */
+  rails?: Partial<ReplicaPolicy>;
 }
 
-export const SPECOPS_DEFAULTS: SpecOpsKnobs = { headroom: 0.35, scaleDownStabilizationSeconds: 300 };
+export const SPECOPS_DEFAULTS: SpecOpsKnobs = { headroom: 0.55, scaleDownStabilizationSeconds: 300 };
 
 export const specopsPolicy =
   (knobs: SpecOpsKnobs = SPECOPS_DEFAULTS): PolicyFactory =>
@@ -212,7 +212,9 @@ export const specopsPolicy =
       scaleUpStabilizationSeconds: 0,
       scaleDownStabilizationSeconds: knobs.scaleDownStabilizationSeconds,
       maxScaleUpPerMinute: 8,
-      maxScaleDownPerMinute: 2,
+      maxScaleDownPerMinute: 8,
+      scaleDownIntervalSeconds: 180,
+      maxProjectedGrowth: 0.25,
       headroom: knobs.headroom,
       backlogDrainSeconds: 60,
       tauLookaheadSeconds: params.coldStartSeconds.max,
@@ -221,6 +223,7 @@ export const specopsPolicy =
       shape: shapeOf(params),
       numSpeculativeTokens: params.numSpeculativeTokens,
       defaultWorkload: { promptTokens: 600, outputTokens: 400 },
+      ...knobs.rails,
     };
     let state = initialState();
     return {
@@ -228,60 +231,6 @@ export const specopsPolicy =
         const r = decideReplicas(policy, sps, { ...i, signalsTime: i.signalsTime }, state);
         state = r.state;
         return r.decision.desiredReplicas;
-      },
-    };
-  };
-
-// --- Clairvoyant oracle ----------------------------------------------------------------------------------
-/** The fewest replicas that keep the SLOs for one minute of the trace, with the true physics and tau. */
-export function requiredReplicas(p: SimParams, rec: TraceMinute): number {
-  if (rec.rate <= 0) return p.minReplicas;
-  const k = p.numSpeculativeTokens;
-  // Requests' tau distribution (the simulator's cohorts): mean for throughput, 5th percentile for the tail.
-  const taus: { tau: number; w: number }[] = [];
-  for (const d of DOMAINS)
-    for (const [z, w] of SPREAD)
-      taus.push({
-        tau: tauOf(Math.min(0.99, Math.max(0, p.acceptance[d] + z * p.acceptanceSpread)), k),
-        w: w * rec.mix[d],
-      });
-  const mean = taus.reduce((a, x) => a + x.tau * x.w, 0);
-  taus.sort((a, b) => a.tau - b.tau);
-  let acc = 0;
-  let p5 = taus[0]?.tau ?? 1;
-  for (const x of taus) {
-    acc += x.w;
-    if (acc >= 0.05) {
-      p5 = x.tau;
-      break;
-    }
-  }
-  const best = maxConcurrency(
-    trueSps(p),
-    mean,
-    k,
-    { promptTokens: rec.prompt_tokens, outputTokens: rec.out_tokens },
-    shapeOf(p),
-    sloOf(p),
-    { tpot: mean / p5, ttft: 1 },
-  );
-  if (!best) return p.maxReplicas;
-  return Math.min(p.maxReplicas, Math.max(p.minReplicas, Math.ceil(rec.rate / best.requestsPerSecond)));
-}
-
-/** Knows the trace: at each minute provisions the need of the coming cold-start horizon, times `margin`. */
-export const oraclePolicy =
-  (margin: number): PolicyFactory =>
-  ({ params, trace }) => {
-    const need = trace.minutes.map((m) => Math.ceil(requiredReplicas(params, m) * margin));
-    const horizon = Math.ceil(params.coldStartSeconds.max / 60) + 1;
-    return {
-      decide(i: PolicyInput) {
-        const m = Math.floor(i.now / 60);
-        // Ready now for what comes before new pods could start; starting now for what comes after.
-        let want = 0;
-        for (let j = m; j <= Math.min(need.length - 1, m + horizon); j++) want = Math.max(want, need[j] ?? 0);
-        return want;
       },
     };
   };
@@ -294,7 +243,7 @@ export type PolicySpec =
   | { kind: "slo-ratio"; up: number; down: number }
   | { kind: "planner"; headroom: number; profiledTau: number | null }
   | { kind: "specops"; headroom: number; scaleDownStabilizationSeconds: number }
-  | { kind: "oracle"; margin: number };
+  | { kind: "oracle" };
 
 export function policyOf(spec: PolicySpec): PolicyFactory {
   switch (spec.kind) {
@@ -311,7 +260,7 @@ export function policyOf(spec: PolicySpec): PolicyFactory {
     case "specops":
       return specopsPolicy(spec);
     case "oracle":
-      return oraclePolicy(spec.margin);
+      throw new Error("the oracle is no policy: it searches the fleet itself (oracle.ts)");
   }
 }
 
@@ -330,6 +279,6 @@ export function describeSpec(spec: PolicySpec): string {
     case "specops":
       return `headroom ${spec.headroom}, down-stabilisation ${spec.scaleDownStabilizationSeconds}s`;
     case "oracle":
-      return `margin x${spec.margin}`;
+      return "fewest ready replicas per minute that meet the SLOs (searched with the true physics)";
   }
 }

@@ -12,6 +12,7 @@ import {
   outputLocation,
   placement,
   podResources,
+  publishedOutput,
   runtimeImage,
 } from "./common.ts";
 import { exactlyOne, immutable, withRules } from "./rules.ts";
@@ -99,6 +100,17 @@ export const acceptanceEvalSpec = withRules(
       })
       .optional()
       .describe("Pass/fail thresholds; the verdict goes to status.gate and the Passed condition."),
+    load: z
+      .object({
+        concurrency: z
+          .int()
+          .min(1)
+          .max(1024)
+          .default(4)
+          .describe("Requests in flight at once against the SpecServe's Service (recorded in status.live)."),
+      })
+      .prefault({})
+      .describe("The load of a live evaluation (draft.specServeRef)."),
     resources: podResources
       .extend({ gpus: gpuCount("GPUs of the evaluation pod.", 1) })
       .prefault({})
@@ -166,11 +178,35 @@ export const acceptanceEvalStatus = z
       })
       .optional()
       .describe("The draft this generation measures; fixed once its Job starts."),
+    live: z
+      .object({
+        specServe: z.string().max(253).describe("The SpecServe measured."),
+        endpoint: z.string().max(1024).optional().describe("The OpenAI endpoint the load was sent to."),
+        concurrency: z.int().min(1).describe("Requests in flight at once."),
+        numSpeculativeTokens: z
+          .int()
+          .min(1)
+          .optional()
+          .describe("Draft length k the SpecServe serves with (its speculative.numSpeculativeTokens)."),
+        convention: z
+          .enum(["vllm", "deepspec"])
+          .describe(
+            "Convention of the live tau and acceptanceByPosition: vllm (from vLLM's counters: every round " +
+              "in the denominator), the only one an engine's /metrics allows.",
+          ),
+        task: z.string().max(63).optional().describe("The task set being measured now."),
+      })
+      .optional()
+      .describe("Live evaluation: what was measured and how."),
     resultUri: z
       .string()
       .max(1024)
       .optional()
       .describe("Where the full result JSON was written (spec.output), when set."),
+    output: publishedOutput(
+      "the result JSON",
+      "The result JSON's copy in the object store named by spec.output (s3:// or gs://), once verified there.",
+    ),
     results: z
       .array(taskResult)
       .max(64)

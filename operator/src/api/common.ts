@@ -220,6 +220,24 @@ export const outputLocation = withRules(
   objectStoreRules,
 ).describe("A location the operator's pods write to.");
 
+export type OutputLocation = z.infer<typeof outputLocation>;
+
+/** status.output of a kind that copies its product to an object store: what arrived, verified there. */
+export const publishedOutput = (what: string, description: string) =>
+  z
+    .object({
+      uri: z.string().describe(`Where ${what} was copied (spec.output.uri).`),
+      files: z.int().min(0).optional().describe("Files copied."),
+      sizeBytes: z.int().min(0).optional().describe("Their total size in bytes."),
+      checksum: z
+        .string()
+        .optional()
+        .describe("sha256 over the sorted `name size md5` lines of the files, each verified in the store."),
+      completionTime: z.string().optional().describe("When the copy finished (RFC 3339)."),
+    })
+    .optional()
+    .describe(description);
+
 export const draftMethod = z
   .enum(["dspark", "dflash", "eagle3"])
   .describe(

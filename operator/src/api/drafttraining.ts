@@ -14,6 +14,7 @@ import {
   placement,
   podResources,
   positiveDuration,
+  publishedOutput,
   runtimeImage,
   servingEngine,
   storage,
@@ -383,19 +384,10 @@ export const draftTrainingStatus = z
       })
       .optional()
       .describe("The trained draft."),
-    output: z
-      .object({
-        uri: z.string().describe("Where the draft was copied (spec.output.uri)."),
-        files: z.int().min(0).optional().describe("Files copied."),
-        sizeBytes: z.int().min(0).optional().describe("Their total size in bytes."),
-        checksum: z
-          .string()
-          .optional()
-          .describe("sha256 over the sorted `name size md5` lines of the files, each verified in the store."),
-        completionTime: z.string().optional().describe("When the copy finished (RFC 3339)."),
-      })
-      .optional()
-      .describe("The draft's copy in the object store named by spec.output, once every file is verified."),
+    output: publishedOutput(
+      "the draft",
+      "The draft's copy in the object store named by spec.output, once every file is verified.",
+    ),
     evaluation: z
       .object({
         acceptanceEval: z.string().optional().describe("The AcceptanceEval created for the gate."),

@@ -301,6 +301,13 @@ export type SpecServeSpec = z.infer<typeof specServeSpec>;
 export const measuredSignals = z
   .object({
     tau: z.number().min(0).optional().describe("Mean acceptance length per round, bonus token counted."),
+    tauTime: z
+      .string()
+      .optional()
+      .describe(
+        "End of the window tau was measured in (RFC 3339); a window without verification rounds keeps the last tau.",
+      ),
+    rounds: z.int().min(0).optional().describe("Verification rounds tau was measured over."),
     acceptanceByPosition,
     ttftP50: z.number().min(0).optional().describe("Median time to first token, seconds."),
     ttftP95: z.number().min(0).optional().describe("95th percentile time to first token, seconds."),
@@ -311,9 +318,84 @@ export const measuredSignals = z
     waitingRequests: z.number().min(0).optional().describe("Requests queued, all replicas."),
     throughput: z.number().min(0).optional().describe("Generated tokens per second, all replicas."),
     window: z.string().optional().describe("Window the figures cover."),
-    time: z.string().optional().describe("When they were measured (RFC 3339)."),
+    time: z
+      .string()
+      .optional()
+      .describe(
+        "When the figures last changed (RFC 3339); a window measuring the same figures writes nothing.",
+      ),
   })
   .describe("Signals measured from the replicas' metrics.");
+
+export const autoscalingStatus = z
+  .object({
+    reason: z
+      .string()
+      .max(64)
+      .describe(
+        "Why the last decision came out as it did: ScaleUp, ScaleDown, Steady, WithinTolerance, Stabilizing, RateLimited, AtLimit, MetricsMissing, MetricsStale, TooFewPodsScraped, NoCapacityAtSlo, Measuring or Disabled.",
+      ),
+    message: z.string().max(1024).optional().describe("The last decision in words and figures."),
+    desiredReplicas: z
+      .int()
+      .min(0)
+      .optional()
+      .describe("Replicas the autoscaler last decided on (and wrote through /scale)."),
+    lastScaleTime: z
+      .string()
+      .optional()
+      .describe("When the autoscaler last changed spec.replicas (RFC 3339)."),
+    tau: z.number().min(0).optional().describe("Live tau the decision used."),
+    projectedTau: z
+      .number()
+      .min(0)
+      .optional()
+      .describe("Tau the capacity was computed for (lower than tau when tau is falling)."),
+    baselineTau: z.number().min(0).optional().describe("Drift baseline: live tau after the current draft."),
+    arrivalRate: z.number().min(0).optional().describe("Requests per second the decision planned for."),
+    concurrency: z.number().min(0).optional().describe("Requests running and waiting, all replicas."),
+    maxConcurrencyPerReplica: z
+      .number()
+      .min(0)
+      .optional()
+      .describe("Most requests a replica runs while every SLO holds, at the projected tau."),
+    predictedTokensPerSecondPerUser: z
+      .number()
+      .min(0)
+      .optional()
+      .describe("Per-user speed the capacity model predicts at that concurrency (tau x SPS(B))."),
+    measuredTokensPerSecondPerUser: z.number().min(0).optional().describe("Per-user speed measured."),
+    spsSource: z
+      .string()
+      .max(512)
+      .optional()
+      .describe("Where SPS(B) came from: the ConfigMap table, or the first-principles model (and why)."),
+    speculationLength: z
+      .object({
+        action: z.enum(["none", "recommend", "apply"]).describe("What the tuning does with it."),
+        ranges: z
+          .array(
+            z
+              .object({
+                minBatch: z.int().min(1).describe("Smallest batch size of the range."),
+                maxBatch: z.int().min(1).describe("Largest batch size of the range."),
+                tokens: z.int().min(0).max(64).describe("Recommended draft tokens in this range."),
+              })
+              .describe("Draft length for a batch-size range."),
+          )
+          .max(32)
+          .describe("Recommended draft length per batch-size range."),
+        tokensAtCurrentBatch: z.int().min(0).optional().describe("Recommended length at the current load."),
+        predictedGain: z
+          .number()
+          .optional()
+          .describe("Predicted goodput gain at the current load (0.1 = +10%)."),
+        reason: z.string().max(1024).describe("Why this action."),
+      })
+      .optional()
+      .describe("Draft length tuned to load (speculative.lengthTuning)."),
+  })
+  .describe("The autoscaler's last decision and the figures that drove it.");
 
 export const specServeStatus = z
   .object({
@@ -352,6 +434,7 @@ export const specServeStatus = z
       .max(20)
       .optional()
       .describe("Recent autoscaler decisions, newest first."),
+    autoscaling: autoscalingStatus.optional(),
     rollout: z
       .object({
         state: z.enum(["Stable", "Canary", "RolledBack", "Promoted"]).describe("Where the draft rollout is."),
@@ -370,6 +453,13 @@ export const specServeStatus = z
           .optional()
           .describe("Verification rounds the current draft was measured on."),
         startTime: z.string().optional().describe("When the canary started (RFC 3339)."),
+        analysisStartTime: z
+          .string()
+          .optional()
+          .describe(
+            "When the analysis window began, at the canary pods' first scrape (RFC 3339); its counter totals " +
+              "are kept in the ConfigMap NAME-rollout-baseline, so a restarted operator resumes the window.",
+          ),
         message: z.string().max(1024).optional().describe("Details."),
       })
       .optional()

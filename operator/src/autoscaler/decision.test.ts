@@ -344,6 +344,100 @@ describe("replica decision", () => {
   });
 });
 
+describe("replica decision: no needless churn", () => {
+  /** The need (fractional replicas) a demand gives at 4 ready pods, from the decision's figures. */
+  const at = (rps: number, over: Partial<FleetObservation> = {}) =>
+    observe(over, { running: rps * 2, requestsPerSecond: rps });
+
+  it("a p95 in the histogram's first bucket (interpolated from zero) teaches no correction", () => {
+    const o = observe({}, { running: 300, requestsPerSecond: 100, tpotP95: 0.0095 });
+    const learned = decideReplicas(policy, sps, o, settled(o)).decision.figures.correction?.tpot;
+    const unresolved = observe(
+      {},
+      { running: 300, requestsPerSecond: 100, tpotP95: 0.0095, tpotP95Bucket: [0, 0.01] },
+    );
+    const kept = decideReplicas(policy, sps, unresolved, settled(unresolved)).decision.figures.correction;
+    expect(kept?.tpot).toBe(initialState().correction.tpot);
+    expect(learned).not.toBe(initialState().correction.tpot);
+  });
+
+  it("tolerance compares the fractional need: a need just above the count does not add a replica", () => {
+    // Find a demand whose need lies in (4, 4.4]: ceil says 5, the tolerance says hold.
+    for (let rps = 50; rps < 400; rps += 1) {
+      const o = at(rps);
+      const d = decideReplicas(policy, sps, o, settled(o)).decision;
+      const need =
+        ((d.figures.arrivalRate ?? 0) * (1 + policy.headroom)) / (d.figures.requestsPerSecondPerReplica ?? 1);
+      if (d.figures.recommendation === 5 && need <= 4.4) {
+        expect(d.reason).toBe("WithinTolerance");
+        expect(d.desiredReplicas).toBe(4);
+        return;
+      }
+    }
+    throw new Error("no demand with a need just above 4 replicas");
+  });
+
+  it("scales down only to a count that keeps the tolerance above the window's highest need", () => {
+    const current = { currentReplicas: 6, readyReplicas: 6, scrapedReplicas: 6 };
+    // A window whose highest need is 3.95: ceil says 4, but 4 is within 10% of it, so down to 5.
+    const o = at(1, current);
+    const state: AutoscalerState = {
+      ...settled(o),
+      startedAt: 0,
+      recommendations: [{ time: 900, replicas: 4, need: 3.95 }],
+    };
+    const fast = { ...policy, maxScaleDownPerMinute: 10 };
+    const d = decideReplicas(fast, sps, o, state).decision;
+    expect(d.desiredReplicas).toBe(5);
+    const lower = decideReplicas(fast, sps, o, {
+      ...state,
+      recommendations: [{ time: 900, replicas: 4, need: 3.5 }],
+    }).decision;
+    expect(lower.desiredReplicas).toBe(4); // 3.5 x 1.1 = 3.85
+  });
+
+  it("an idle fleet comes down to minReplicas: the tolerance floor is not taken from the minimum itself", () => {
+    const o = at(0, { currentReplicas: 3, readyReplicas: 3, scrapedReplicas: 3 });
+    const floor = { ...policy, minReplicas: 2, maxScaleDownPerMinute: 10 };
+    const state: AutoscalerState = { ...settled(o), startedAt: 0, recommendations: [] };
+    expect(decideReplicas(floor, sps, o, state).decision.desiredReplicas).toBe(2);
+  });
+
+  it("no scale-down within scaleDownIntervalSeconds of the last scale event", () => {
+    const o = at(1, { currentReplicas: 6, readyReplicas: 6, scrapedReplicas: 6 });
+    const state: AutoscalerState = {
+      ...settled(o),
+      startedAt: 0,
+      scaleEvents: [{ time: 900, from: 5, to: 6 }],
+    };
+    const spaced = { ...policy, scaleDownIntervalSeconds: 180 };
+    const held = decideReplicas(spaced, sps, o, state).decision;
+    expect(held.desiredReplicas).toBe(6);
+    expect(held.message).toMatch(/last scale event 100s ago/);
+    const later = { ...o, now: 1100, signalsTime: 1100 };
+    expect(decideReplicas(spaced, sps, later, state).decision.desiredReplicas).toBeLessThan(6);
+  });
+
+  it("a queue while pods start asks for no more than the arrivals need (no overshoot on a burst)", () => {
+    // 4 of 12 pods ready, full batches and a large queue: the running figure and the backlog are the
+    // queue's doing; the arrivals alone size the fleet.
+    const o = observe(
+      { currentReplicas: 12, readyReplicas: 4, scrapedReplicas: 4 },
+      { running: 4 * 256, waiting: 20000, requestsPerSecond: 120 },
+    );
+    const d = decideReplicas({ ...policy, maxScaleUpPerMinute: 100 }, sps, o, settled(o)).decision;
+    const byArrivals = Math.ceil(
+      ((d.figures.arrivalRate ?? 0) * (1 + policy.headroom)) / (d.figures.requestsPerSecondPerReplica ?? 1),
+    );
+    expect(d.figures.recommendation).toBe(byArrivals);
+    expect(d.desiredReplicas).toBeLessThanOrEqual(Math.max(12, byArrivals));
+    // Once they all serve, a backlog left counts again (at most as many replicas as are ready).
+    const ready = { ...o, readyReplicas: 12, scrapedReplicas: 12 };
+    const after = decideReplicas({ ...policy, maxScaleUpPerMinute: 100 }, sps, ready, settled(ready));
+    expect(after.decision.figures.recommendation ?? 0).toBeGreaterThan(byArrivals);
+  });
+});
+
 describe("speculation length tuned to load", () => {
   const input = (over: Partial<LengthTuningInput>): LengthTuningInput => ({
     mode: "Apply",

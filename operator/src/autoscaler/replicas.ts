@@ -35,6 +35,13 @@ export interface ReplicaPolicy {
   numSpeculativeTokens: number;
   /** Prompt/output means used until the signals tell them. */
   defaultWorkload: Workload;
+  /**
+   * A rising load's projection one lookahead ahead adds at most this share of the measured rate
+   * (a step in load is not a trend to extrapolate over a cold start). Default 0.5.
+   */
+  maxProjectedGrowth?: number;
+  /** No scale-down within this many seconds of the last scale event (either way). Default 0. */
+  scaleDownIntervalSeconds?: number;
 }
 
 export interface FleetObservation {
@@ -51,7 +58,8 @@ export interface FleetObservation {
 }
 
 export interface AutoscalerState {
-  recommendations: { time: number; replicas: number }[];
+  /** `need`: the fractional replicas the demand asked for (tolerance compares it, not the rounded count). */
+  recommendations: { time: number; replicas: number; need?: number }[];
   scaleEvents: { time: number; from: number; to: number }[];
   correction: Correction;
   /** Running + waiting at the previous decision, to estimate arrivals. */
@@ -62,6 +70,8 @@ export interface AutoscalerState {
   rateTrend?: { time: number; rate: number; slope: number };
   /** First decision: no scale-down before a full down-stabilisation window of recommendations. */
   startedAt?: number;
+  /** Smoothed running requests (a single scrape of the gauge is noisy). */
+  running?: number;
 }
 
 export const initialState = (): AutoscalerState => ({
@@ -134,20 +144,29 @@ function corrected(
   const p = operatingPoint(sps, perReplica, tau, policy.numSpeculativeTokens, work, policy.shape);
   // Only a measurement near its SLO says something about the tail there (histogram buckets are
   // coarse far below it, and the tail ratio changes with load).
+  // A p95 the histogram does not resolve (in the first bucket, interpolated from zero, or in a bucket
+  // wider than a factor 2) is a bound, not a measurement: it would teach a ratio of bucket edges.
+  const resolved = (bucket: [number, number] | null | undefined) =>
+    bucket === undefined || (bucket !== null && bucket[0] > 0 && bucket[1] <= 2 * bucket[0]);
   const blend = (
     old: number,
     measured: number | null,
+    bucket: [number, number] | null | undefined,
     predicted: number,
     target: number | undefined,
     lo: number,
     hi: number,
   ) =>
-    measured === null || !(predicted > 0) || target === undefined || measured < 0.5 * target
+    measured === null ||
+    !resolved(bucket) ||
+    !(predicted > 0) ||
+    target === undefined ||
+    measured < 0.5 * target
       ? old
       : 0.7 * old + 0.3 * clamp(measured / predicted, lo, hi);
   return {
-    tpot: blend(prev.tpot, s.tpotP95, p.tpotP95, policy.slo.tpotP95, 0.8, 2.5),
-    ttft: blend(prev.ttft, s.ttftP95, p.ttftP95, policy.slo.ttftP95, 0.5, 4),
+    tpot: blend(prev.tpot, s.tpotP95, s.tpotP95Bucket, p.tpotP95, policy.slo.tpotP95, 0.8, 2.5),
+    ttft: blend(prev.ttft, s.ttftP95, s.ttftP95Bucket, p.ttftP95, policy.slo.ttftP95, 0.5, 4),
   };
 }
 
@@ -182,8 +201,11 @@ export function decideReplicas(
       state,
     };
 
-  // Pods that failed to scrape carry load too: scale the sums up to every ready pod.
-  const coverage = obs.scrapedReplicas > 0 ? obs.readyReplicas / obs.scrapedReplicas : 1;
+  // Pods that failed to scrape carry load too: scale the sums up to every ready pod. The sums cover
+  // every pod scraped at the window's end (a pod that just became ready included), so a pod not yet
+  // in both scrapes does not inflate them.
+  const scraped = Math.max(obs.scrapedReplicas, s.pods.scraped);
+  const coverage = scraped > 0 ? Math.max(1, obs.readyReplicas / scraped) : 1;
   const queue = (s.running + s.waiting) * coverage;
   const k = policy.numSpeculativeTokens;
   const measuredTau = s.tau ?? 1;
@@ -213,13 +235,22 @@ export function decideReplicas(
   const dtRate = prevRate ? obs.now - prevRate.time : 0;
   const rateSlope =
     prevRate && dtRate > 0 ? 0.7 * prevRate.slope + 0.3 * ((smoothedRate - prevRate.rate) / dtRate) : 0;
-  // Plan for the load one lookahead ahead when it is rising; never below what arrives now.
-  const arrivalRate = Math.max(
-    measuredRate,
+  // Plan for the load one lookahead ahead when it is rising (by at most maxProjectedGrowth); never
+  // below what arrives now.
+  const projected = Math.min(
     smoothedRate + Math.max(0, rateSlope) * policy.tauLookaheadSeconds,
+    measuredRate * (1 + (policy.maxProjectedGrowth ?? 0.5)),
   );
+  const arrivalRate = Math.max(measuredRate, projected);
+  // The running gauge is one instant per pod: smooth it over decisions.
+  const running = state.running === undefined ? s.running : 0.5 * state.running + 0.5 * s.running;
   const perReplicaNow = obs.readyReplicas > 0 ? (s.running * coverage) / obs.readyReplicas : 0;
-  const correction = corrected(state.correction, sps, s, perReplicaNow, tau, policy, work);
+  // A queue makes latency a matter of waiting, not of the tail at this concurrency: learn the
+  // correction only when little waits.
+  const queued = s.waiting * coverage > Math.max(1, obs.readyReplicas);
+  const correction = queued
+    ? state.correction
+    : corrected(state.correction, sps, s, perReplicaNow, tau, policy, work);
 
   const best = maxConcurrency(sps, tau, k, work, policy.shape, policy.slo, correction);
   const next: AutoscalerState = {
@@ -229,6 +260,7 @@ export function decideReplicas(
     tauTrend: { time: obs.now, tau: measuredTau, slope },
     rateTrend: { time: obs.now, rate: smoothedRate, slope: rateSlope },
     startedAt: state.startedAt ?? obs.now,
+    running,
   };
   const figures: ReplicaDecision["figures"] = {
     tau: round(measuredTau),
@@ -241,21 +273,35 @@ export function decideReplicas(
     correction: { tpot: round(correction.tpot), ttft: round(correction.ttft) },
   };
   let raw: number;
+  let need: number;
   let reasonNote: string;
   if (!best) {
     // Even one request per replica misses an SLO: the model cannot help; add capacity while queues grow.
     raw = s.waiting > 0 ? obs.currentReplicas + 1 : obs.currentReplicas;
+    need = raw;
     reasonNote = "no concurrency meets the SLOs at this tau";
   } else {
     figures.maxConcurrencyPerReplica = best.requests;
     figures.requestsPerSecondPerReplica = round(best.requestsPerSecond);
     figures.predictedTokensPerSecondPerUser = round(best.tokensPerSecondPerUser);
     // Waiting requests are demand to drain within backlogDrainSeconds, on top of the arrivals; the
-    // running ones must fit at the highest concurrency that keeps the SLOs.
+    // running ones must fit at the highest concurrency that keeps the SLOs. A backlog stays queued on
+    // the pods that hold it: new pods drain it only by taking all new arrivals off them, so it calls
+    // for at most as many replicas again as are ready, and for none while pods asked for are still
+    // starting (they are the answer to it; the backlog counts again once they serve).
     const backlog = (s.waiting * coverage) / policy.backlogDrainSeconds;
-    const byRate = ((arrivalRate + backlog) * (1 + policy.headroom)) / best.requestsPerSecond;
-    const byConcurrency = (s.running * coverage * (1 + policy.headroom)) / best.requests;
-    raw = Math.ceil(Math.max(byRate, byConcurrency) - 1e-9);
+    const byArrivals = (arrivalRate * (1 + policy.headroom)) / best.requestsPerSecond;
+    const byBacklog =
+      obs.readyReplicas < obs.currentReplicas
+        ? 0
+        : Math.min(
+            (backlog * (1 + policy.headroom)) / best.requestsPerSecond,
+            Math.max(1, obs.readyReplicas),
+          );
+    // With a queue, every batch is full because of the queue: running then says nothing about demand.
+    const byConcurrency = queued ? 0 : (running * coverage * (1 + policy.headroom)) / best.requests;
+    need = Math.max(byArrivals + byBacklog, byConcurrency);
+    raw = Math.ceil(need - 1e-9);
     reasonNote = `demand ${round(arrivalRate, 2)} req/s, ${round(queue, 1)} in flight; a replica keeps the SLOs up to ${best.requests} requests (${round(best.requestsPerSecond, 2)} req/s) at tau ${round(tau, 2)}`;
   }
   // Measured breach: at least one more replica, whatever the model says.
@@ -271,7 +317,9 @@ export function decideReplicas(
       (r) =>
         obs.now - r.time < Math.max(policy.scaleDownStabilizationSeconds, policy.scaleUpStabilizationSeconds),
     ),
-    { time: obs.now, replicas: recommendation },
+    // The need is not raised to minReplicas here: the floor below adds the tolerance first and then
+    // the minimum, or a fleet at its minimum's need could never come down to the minimum.
+    { time: obs.now, replicas: recommendation, need: clamp(need, 0, policy.maxReplicas) },
   ];
   const current = obs.currentReplicas;
   const decision = (desired: number, reason: DecisionReason, message: string): ReplicaDecision => ({
@@ -284,9 +332,11 @@ export function decideReplicas(
   });
   const within = (seconds: number) => next.recommendations.filter((r) => obs.now - r.time <= seconds);
 
+  // Tolerance compares the fractional need with the current count (as HPA compares its metric
+  // ratio), so a need of 2.05 replicas does not turn 2 into 3; a measured breach overrides it.
   if (recommendation > current) {
     if (
-      Math.abs(recommendation / Math.max(1, current) - 1) <= policy.tolerance &&
+      (breach ? raw : need) <= Math.max(1, current) * (1 + policy.tolerance) &&
       !breach &&
       current >= policy.minReplicas
     )
@@ -319,15 +369,30 @@ export function decideReplicas(
         state: next,
       };
     // Slow down: the highest recommendation of the down window.
-    const stable = Math.max(...within(policy.scaleDownStabilizationSeconds).map((r) => r.replicas));
+    const window = within(policy.scaleDownStabilizationSeconds);
+    const stable = Math.max(...window.map((r) => r.replicas));
     if (stable >= current) return { decision: decision(current, "Stabilizing", reasonNote), state: next };
-    if (Math.abs(stable / current - 1) <= policy.tolerance && current <= policy.maxReplicas)
+    // Down only to a count that keeps the tolerance above the window's highest need, so that the
+    // next ordinary wobble does not call for the replica back.
+    const stableNeed = Math.max(...window.map((r) => r.need ?? r.replicas));
+    const floor = Math.max(policy.minReplicas, Math.ceil(stableNeed * (1 + policy.tolerance) - 1e-9));
+    if (floor >= current && current <= policy.maxReplicas)
       return { decision: decision(current, "WithinTolerance", reasonNote), state: next };
+    const lastEvent = next.scaleEvents[next.scaleEvents.length - 1];
+    if (lastEvent && obs.now - lastEvent.time < (policy.scaleDownIntervalSeconds ?? 0))
+      return {
+        decision: decision(
+          current,
+          "Stabilizing",
+          `${reasonNote}; last scale event ${obs.now - lastEvent.time}s ago`,
+        ),
+        state: next,
+      };
     const removed = next.scaleEvents
       .filter((e) => obs.now - e.time < 60 && e.to < e.from)
       .reduce((a, e) => a + e.from - e.to, 0);
     const allowed = Math.max(0, policy.maxScaleDownPerMinute - removed);
-    const target = Math.max(stable, current - allowed);
+    const target = Math.max(stable, floor, current - allowed);
     if (target >= current) return { decision: decision(current, "RateLimited", reasonNote), state: next };
     next.scaleEvents = [
       ...next.scaleEvents.filter((e) => obs.now - e.time < 600),

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { signalsCli } from "./cli.ts";
 import { ExpositionError, parseExposition } from "./exposition.ts";
-import { deriveSignals, histogramQuantile } from "./signals.ts";
+import { deriveSignals, histogramBucket, histogramQuantile } from "./signals.ts";
 
 const fixture = (name: string) =>
   readFileSync(new URL(`../../../test/fixtures/metrics/${name}`, import.meta.url), "utf8");
@@ -61,6 +61,17 @@ describe("histogramQuantile", () => {
     expect(histogramQuantile(0.9, b)).toBe(0.2); // in +Inf: the highest finite bound
     expect(histogramQuantile(0.5, new Map([[Number.POSITIVE_INFINITY, 0]]))).toBeNull();
   });
+  it("names the bucket the quantile fell in (the first one from zero: an upper bound only)", () => {
+    const b = new Map([
+      [0.1, 10],
+      [0.2, 30],
+      [Number.POSITIVE_INFINITY, 40],
+    ]);
+    expect(histogramBucket(0.2, b)).toEqual([0, 0.1]);
+    expect(histogramBucket(0.5, b)).toEqual([0.1, 0.2]);
+    expect(histogramBucket(0.9, b)).toEqual([0.2, Number.POSITIVE_INFINITY]);
+    expect(histogramBucket(0.5, new Map([[Number.POSITIVE_INFINITY, 0]]))).toBeNull();
+  });
 });
 
 describe("vLLM signals", () => {
@@ -81,6 +92,7 @@ describe("vLLM signals", () => {
     expect(s.ttftP95).toBeCloseTo(0.75);
     expect(s.tpotP50).toBeCloseTo(0.01 + (0.015 * 30) / 70);
     expect(s.tpotP95).toBeCloseTo(0.0375);
+    expect(s.tpotP95Bucket).toEqual([0.025, 0.05]);
     expect(s.pods).toEqual({ scraped: 1, appeared: [], left: [], resetSeries: 0 });
   });
 

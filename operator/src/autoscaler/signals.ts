@@ -22,6 +22,8 @@ export interface Signals {
   tau: number | null;
   acceptanceRate: number | null;
   acceptanceByPosition: number[] | null;
+  /** Verification rounds in the window, where the engine counts them (vLLM's num_drafts). */
+  rounds?: number | null;
   running: number | null;
   waiting: number | null;
   ttftP50: number | null;
@@ -30,6 +32,12 @@ export interface Signals {
   tpotP50: number | null;
   tpotP90: number | null;
   tpotP95: number | null;
+  /**
+   * The histogram bucket [lower, upper] the p95 fell in: how finely it was measured. A p95 in the
+   * first bucket (lower 0) is only an upper bound (Prometheus interpolates it from zero).
+   */
+  ttftP95Bucket?: [number, number] | null;
+  tpotP95Bucket?: [number, number] | null;
   tokensPerSecondPerUser: number | null;
   generationTokensPerSecond: number | null;
   promptTokensPerSecond: number | null;
@@ -174,10 +182,28 @@ export function histogramQuantile(q: number, buckets: Map<number, number>): numb
   return lowerBound;
 }
 
+/** The bucket [lower, upper] that holds quantile q (upper is Infinity past the last finite bound). */
+export function histogramBucket(q: number, buckets: Map<number, number>): [number, number] | null {
+  const bounds = [...buckets.keys()].sort((a, b) => a - b);
+  const total = buckets.get(Number.POSITIVE_INFINITY) ?? 0;
+  if (bounds.length < 2 || total <= 0) return null;
+  let lowerBound = 0;
+  for (const bound of bounds) {
+    if ((buckets.get(bound) ?? 0) >= q * total) return [lowerBound, bound];
+    lowerBound = bound;
+  }
+  return [lowerBound, Number.POSITIVE_INFINITY];
+}
+
 function histogramQuantiles(
   ctx: DeltaContext,
   family: string,
-): { p50: number | null; p90: number | null; p95: number | null } | null {
+): {
+  p50: number | null;
+  p90: number | null;
+  p95: number | null;
+  p95Bucket: [number, number] | null;
+} | null {
   const counts = increases(ctx, `${family}_count`, `${family}_created`);
   if (counts.size === 0) return null;
   const countBefore = byKey(ctx.before, `${family}_count`);
@@ -206,6 +232,7 @@ function histogramQuantiles(
     p50: histogramQuantile(0.5, merged),
     p90: histogramQuantile(0.9, merged),
     p95: histogramQuantile(0.95, merged),
+    p95Bucket: histogramBucket(0.95, merged),
   };
 }
 
@@ -260,6 +287,8 @@ export function deriveSignals(startScrapes: Scrape[], endScrapes: Scrape[], wind
     tpotP50: null,
     tpotP90: null,
     tpotP95: null,
+    ttftP95Bucket: null,
+    tpotP95Bucket: null,
     tokensPerSecondPerUser: null,
     generationTokensPerSecond: null,
     promptTokensPerSecond: null,
@@ -297,12 +326,14 @@ function deriveForEngine(ctx: DeltaContext, engine: EngineMetrics): Partial<Sign
   out.ttftP50 = ttft?.p50 ?? null;
   out.ttftP90 = ttft?.p90 ?? null;
   out.ttftP95 = ttft?.p95 ?? null;
+  out.ttftP95Bucket = ttft?.p95Bucket ?? null;
   for (const family of engine.histograms.tpot) {
     const tpot = histogramQuantiles(ctx, p + family);
     if (!tpot) continue;
     out.tpotP50 = tpot.p50;
     out.tpotP90 = tpot.p90;
     out.tpotP95 = tpot.p95;
+    out.tpotP95Bucket = tpot.p95Bucket;
     break;
   }
 
@@ -335,7 +366,7 @@ function vllmAcceptance(ctx: DeltaContext, engine: EngineMetrics): Partial<Signa
     acceptedSum += a;
   }
   if (draftSum <= 0) return {};
-  const out: Partial<Signals> = { tau: 1 + acceptedSum / draftSum };
+  const out: Partial<Signals> = { tau: 1 + acceptedSum / draftSum, rounds: draftSum };
   if (draftTokens) {
     const dt = sum(counterIncreases(ctx, engine.prefix + draftTokens).values());
     out.acceptanceRate = dt > 0 ? sum(acceptedInc.values()) / dt : null;

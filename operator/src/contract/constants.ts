@@ -13,6 +13,7 @@ export const TASK_KINDS = [
   "serve",
   "profile",
   "publish",
+  "load",
 ] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
 
@@ -30,6 +31,8 @@ export const BACKENDS_BY_KIND = {
   profile: ["reference", "vllm", "sglang"],
   // The agent itself copies; any image carrying it will do.
   publish: ["deepspec", "reference", "vllm", "sglang"],
+  // An OpenAI client the agent carries: any image will do (builtin:// prompts need the reference one).
+  load: ["deepspec", "reference", "vllm", "sglang"],
 } as const satisfies Record<TaskKind, readonly RuntimeBackend[]>;
 
 /** Where the task document is mounted (overridden by --task or SPECOPS_TASK). */
@@ -60,6 +63,8 @@ export const RUNTIME_ENV = {
   contractDir: "SPECOPS_CONTRACT_DIR",
   deepspecDir: "SPECOPS_DEEPSPEC_DIR",
   pvcRoot: "SPECOPS_PVC_ROOT",
+  /** The endpoint's API key (from a Secret): servers require it, the load task sends it. */
+  apiKey: "SPECOPS_API_KEY",
   /** Node rank of a multi-node task; Indexed Jobs set JOB_COMPLETION_INDEX, which is read first. */
   nodeRank: "JOB_COMPLETION_INDEX",
 } as const;

@@ -62,6 +62,14 @@ export const EXIT_CODES = {
     podFailurePolicyAction: "FailJob",
     description: "This image cannot run the task: the backend/kind pair or an option is not implemented.",
   },
+  publishFailed: {
+    code: 16,
+    retriable: false,
+    podFailurePolicyAction: "FailJob",
+    description:
+      "The work completed but copying its product to task.publish failed (transient store errors are " +
+      "retried first); results are kept, the message quotes the store; the work is not redone for a copy.",
+  },
   terminated: {
     code: 143,
     retriable: true,

@@ -72,6 +72,29 @@ export const result = z
       })
       .optional()
       .describe("Acceptance measured."),
+    load: z
+      .object({
+        concurrency: z.int().min(1).describe("Requests in flight at once."),
+        model: z.string().max(1024).optional().describe("Model name requested."),
+        tasks: z
+          .array(
+            z
+              .object({
+                name: z.string().describe("Task set."),
+                requests: z.int().min(0).describe("Requests sent (each answered)."),
+                promptTokens: z.int().min(0).describe("Prompt tokens the server reported."),
+                completionTokens: z.int().min(0).describe("Completion tokens the server reported."),
+                stoppedAtEos: z.int().min(0).describe("Requests that ended with finish_reason stop."),
+                requestSeconds: z.number().min(0).describe("Sum of the requests' wall times."),
+                durationSeconds: z.number().min(0).describe("Wall time of the task set."),
+              })
+              .describe("One task set's load."),
+          )
+          .max(64)
+          .describe("Per task set."),
+      })
+      .optional()
+      .describe("Load sent to a live endpoint (kind load)."),
     profile: z
       .object({
         points: z

@@ -126,7 +126,8 @@ const common = {
   )
     .optional()
     .describe(
-      "After success, copy the task's product to this s3:// or gs:// location: the checkpoint of train, " +
+      "When the task completes (an eval also when it missed its gate), copy its product to this s3:// or " +
+        "gs:// location: the checkpoint of train, " +
         "params.source of publish, the result JSON of eval (<uri>/result.json, or the uri itself when it " +
         "ends in .json). Credentials come from the pod's environment.",
     ),
@@ -323,6 +324,35 @@ const publishTask = z.object({
     .describe("Copy a finished stage's product to an object store, resumable file by file."),
 });
 
+const loadTask = z.object({
+  ...common,
+  kind: z.literal("load"),
+  backend: backendFor("load"),
+  params: z
+    .object({
+      endpoint: httpUrl("Base URL of the OpenAI-compatible API (ending in /v1), e.g. a SpecServe's Service."),
+      model: z
+        .string()
+        .max(1024)
+        .optional()
+        .describe("Model name to request; default the first model GET /v1/models lists."),
+      tasks: evalSpecShape.tasks,
+      decoding: evalSpecShape.decoding,
+      concurrency: z
+        .int()
+        .min(1)
+        .max(1024)
+        .default(1)
+        .describe("Requests in flight at once (a bounded pool of clients)."),
+      requestTimeoutSeconds: z.int().min(1).max(86400).default(600).describe("Timeout of one request."),
+    })
+    .describe(
+      "Send the task sets' prompts to a live endpoint through its chat API (seed = decoding.seed + " +
+        "prompt index, max_tokens = decoding.maxNewTokens); the API key, when the server needs one, " +
+        "comes from env SPECOPS_API_KEY.",
+    ),
+});
+
 export const TASK_VARIANTS = {
   "prepare-data": prepareDataTask,
   regenerate: regenerateTask,
@@ -332,6 +362,7 @@ export const TASK_VARIANTS = {
   serve: serveTask,
   profile: profileTask,
   publish: publishTask,
+  load: loadTask,
 } as const satisfies Record<TaskKind, z.ZodObject>;
 
 export const task = z
@@ -344,6 +375,7 @@ export const task = z
     serveTask,
     profileTask,
     publishTask,
+    loadTask,
   ])
   .describe("A SpecOps runtime task.");
 export type Task = z.infer<typeof task>;

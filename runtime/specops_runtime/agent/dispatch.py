@@ -27,6 +27,10 @@ MODULE_BY_BACKEND = {
 
 
 def resolve(backend: str, kind: str, modules: dict[str, str] | None = None) -> Callable:
+    if kind == "load":  # the agent's own OpenAI client, whatever the backend
+        from .load import load
+
+        return load
     module_name = (modules or MODULE_BY_BACKEND).get(backend)
     fn_name = FUNCTION_BY_KIND.get(kind)
     if module_name is None or fn_name is None:

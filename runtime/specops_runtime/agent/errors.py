@@ -29,6 +29,10 @@ class GateFailed(AgentError):
     reason = "gateFailed"
 
 
+class PublishFailed(AgentError):
+    reason = "publishFailed"
+
+
 class Unsupported(AgentError, NotImplementedError):
     reason = "unsupported"
 
@@ -111,6 +115,7 @@ ERROR_BY_REASON = {
     "outOfMemory": OutOfMemory,
     "retriableInfrastructure": RetriableInfrastructure,
     "gateFailed": GateFailed,
+    "publishFailed": PublishFailed,
     "unsupported": Unsupported,
     "terminated": Terminated,
     "internalError": AgentError,

@@ -18,13 +18,13 @@ import jsonschema
 
 from . import contract, dispatch, gate, staging, termination
 from .context import TaskContext
-from .errors import GateFailed, InvalidTask, Terminated, classify
+from .errors import GateFailed, InvalidTask, PublishFailed, RetriableInfrastructure, Terminated, classify
 from .progress import ProgressServer, ProgressState, now_rfc3339
 from .validation import validate_task
 
 log = logging.getLogger("specops.agent")
 
-_RESULT_SECTIONS = ("outputs", "training", "evaluation", "profile", "details")
+_RESULT_SECTIONS = ("outputs", "training", "evaluation", "load", "profile", "details")
 # Seconds between SIGTERM and interrupting in-process work that did not stop by itself; Kubernetes
 # sends SIGKILL after terminationGracePeriodSeconds (30 by default).
 _DEFAULT_GRACE_S = 20.0
@@ -107,13 +107,32 @@ def write_result(result: dict, ctx: TaskContext | None) -> None:
         result.pop("resultPath", None)
 
 
+# A copy that fails with a transient store error (unreachable, throttled, reset) is tried again
+# after each of these pauses; every try skips the objects that already arrived.
+PUBLISH_RETRY_DELAYS_S = (2.0, 10.0)
+
+
+def _copy(src: Path, loc, ctx: TaskContext) -> dict:
+    for delay in (*PUBLISH_RETRY_DELAYS_S, None):
+        try:
+            return staging.sync_up(src, loc, lambda m: ctx.report(message=m), stop=ctx.stop_event)
+        except RetriableInfrastructure as e:
+            if delay is None or ctx.stop_event.wait(delay):
+                raise
+            log.warning("%s; trying the copy again in %ss", e, delay)
+    raise AssertionError("unreachable")
+
+
 def publish_outputs(result: dict, task: dict, ctx: TaskContext) -> str:
-    """After success, copies the eval's result JSON or the train's checkpoint to task.publish;
-    records what arrived in outputs.published, or fails the result with the store's message."""
+    """Copies a finished task's product to task.publish: an eval's result JSON, gate passed or not
+    (the figures are wanted either way), or a checkpoint; records what arrived in outputs.published.
+    An eval whose copy fails ends as publishFailed with its figures and the store's message, an exit
+    code the Job does not retry, so the evaluation is not run again for a copy."""
+    reason = result["reason"]
     try:
         loc = staging.publish_location(task)
         if loc is None:
-            return "success"
+            return reason
         checkpoint = (result.get("outputs") or {}).get("checkpoint") or {}
         if task["kind"] == "eval":
             src, loc = (
@@ -124,11 +143,11 @@ def publish_outputs(result: dict, task: dict, ctx: TaskContext) -> str:
             src = Path(checkpoint["path"])
         else:
             src = ctx.output_dir
-        published = staging.sync_up(src, loc, lambda m: ctx.report(message=m), stop=ctx.stop_event)
-        result.setdefault("outputs", {})["published"] = published
-        reason = "success"
+        result.setdefault("outputs", {})["published"] = _copy(src, loc, ctx)
     except BaseException as e:  # noqa: BLE001 - a failed copy is the task's failure, named
-        reason = classify(e)
+        reason = "terminated" if ctx.should_stop() else classify(e)
+        if task["kind"] == "eval" and reason != "terminated":
+            reason = PublishFailed.reason
         result.update(status="failed", reason=reason, exitCode=contract.exit_code(reason), message=str(e))
         log.error("%s: %s", reason, e)
     write_result(result, ctx)
@@ -211,7 +230,11 @@ def run(task_path: str, modules: dict[str, str] | None = None, port: int | None 
             reason = GateFailed.reason
             result.update(status="failed", reason=reason, exitCode=contract.exit_code(reason), message=failed)
     write_result(result, ctx)
-    if reason == "success" and task is not None and task["kind"] != "publish" and ctx is not None:
+    # A missed gate is a completed evaluation too: its result JSON is published like a passed one's.
+    completed = reason == "success" or (
+        reason == GateFailed.reason and task is not None and task["kind"] == "eval"
+    )
+    if completed and task is not None and task["kind"] != "publish" and ctx is not None:
         reason = publish_outputs(result, task, ctx)
     termination.write(result)
     if state is not None:

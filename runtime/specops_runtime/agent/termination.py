@@ -27,6 +27,7 @@ _TOP = (
     "outputs",
     "training",
     "evaluation",
+    "load",
     "profile",
 )
 
@@ -49,6 +50,10 @@ def compact(result: dict, max_bytes: int | None = None) -> str:
     doc["truncated"] = True
     # Drop detail first, the verdict last: per-position rates, file lists, per-task rows, tables.
     steps = [
+        lambda d: [
+            (r.get("vllmConvention") or {}).pop("acceptanceByPosition", None)
+            for r in d.get("evaluation", {}).get("results", [])
+        ],
         lambda d: [r.pop("acceptanceByPosition", None) for r in d.get("evaluation", {}).get("results", [])],
         lambda d: d.get("outputs", {}).pop("files", None),
         lambda d: d.get("outputs", {}).pop("dataPaths", None),

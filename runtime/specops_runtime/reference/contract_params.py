@@ -205,11 +205,18 @@ def task_result(name: str, row: dict) -> dict:
             out[key] = int(value)
         elif _finite(value) is not None:
             out[key] = max(0.0, _finite(value))
+    vllm = row.get("vllmConvention")
+    if vllm and vllm.get("drafts"):
+        out["vllmConvention"] = {
+            "tau": max(0.0, float(vllm["tau"])),
+            "acceptanceByPosition": [min(1.0, max(0.0, float(a))) for a in vllm["acceptanceByPosition"]][:64],
+            "drafts": int(vllm["drafts"]),
+        }
     return out
 
 
 def eval_details(name: str, row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in _TASK_RESULT_KEYS}
+    return {k: v for k, v in row.items() if k not in (*_TASK_RESULT_KEYS, "vllmConvention")}
 
 
 # --- serve -----------------------------------------------------------------------------------

@@ -27,12 +27,16 @@ class EvalSettings:
 @dataclass
 class _Tally:
     stats: AcceptanceStats
+    # The same rounds as the engine's counters count them (vLLM's convention: a round's accepted
+    # drafts before any cut at EOS), so offline figures compare with a live engine's /metrics.
+    engine_stats: AcceptanceStats = field(default_factory=AcceptanceStats)
     tokens: int = 0
     seconds: float = 0.0
     confidence_rounds: list = field(default_factory=list)
 
     def add(self, result) -> None:
         self.stats = self.stats.merge(result.stats)
+        self.engine_stats = self.engine_stats.merge(result.engine_stats)
         self.tokens += len(result.tokens)
         self.seconds += result.elapsed
         self.confidence_rounds.extend(result.confidence_rounds)
@@ -90,6 +94,7 @@ def evaluate_tasks(
                 "generatedTokens": spec.tokens,
                 "tokensPerSecond": spec.tokens_per_second,
             }
+            row["vllmConvention"] = vllm_convention(spec.engine_stats)
             if spec.confidence_rounds:
                 row["confidence"] = confidence_calibration(spec.confidence_rounds)
             if base is not None:
@@ -110,6 +115,19 @@ def evaluate_tasks(
         if baseline is not None:
             baseline.close()
     return {"tasks": per_task, "summary": macro_summary(per_task)}
+
+
+def vllm_convention(stats: AcceptanceStats) -> dict:
+    """tau and acceptance by position as vLLM's spec-decode counters give them: 1 + accepted /
+    drafts, and per position accepted_per_pos[i] / drafts (every round in the denominator)."""
+    drafts = stats.proposals
+    return {
+        "drafts": drafts,
+        "draftTokens": stats.draft_tokens,
+        "acceptedTokens": stats.accepted_tokens,
+        "tau": 1 + stats.accepted_tokens / drafts if drafts else 0.0,
+        "acceptanceByPosition": [a / drafts for a in stats.accepted_per_position] if drafts else [],
+    }
 
 
 def macro_summary(per_task: dict[str, dict]) -> dict:

@@ -228,3 +228,63 @@ def test_secrets_are_not_printed(tmp_path, fake_deepspec):
     )
     assert rc == 0
     assert "hf_supersecretvalue" not in out + err and "***" in out + err
+
+
+def _publishing_eval(tmp_path, **params):
+    doc = _ref_task(tmp_path, "eval", **params)
+    doc["params"]["tasks"] = [{"name": "gsm8k"}, {"name": "mt-bench"}]
+    doc["publish"] = {"uri": "s3://evals/run-1", "endpoint": "http://127.0.0.1:9", "pathStyle": True}
+    return doc
+
+
+def _copies(monkeypatch, failures: list[BaseException]):
+    """sync_up as the store answers: the given failures first, then a verified copy."""
+    from specops_runtime.agent import staging
+
+    calls = []
+
+    def sync_up(src, loc, report=None, stop=None, **_):
+        calls.append((str(src), loc.uri))
+        if failures:
+            raise failures.pop(0)
+        return {"uri": loc.uri, "files": 1, "sizeBytes": src.stat().st_size, "checksum": "sha256:" + "0" * 64}
+
+    monkeypatch.setattr(staging, "sync_up", sync_up)
+    monkeypatch.setattr(agent_main, "PUBLISH_RETRY_DELAYS_S", (0.0, 0.0))
+    return calls
+
+
+def test_a_missed_gate_still_publishes_the_result_json(tmp_path, monkeypatch):
+    calls = _copies(monkeypatch, [])
+    rc, result, term = _run_inprocess(tmp_path, _publishing_eval(tmp_path, gate={"minTau": 2.0}), monkeypatch)
+    assert rc == 14 and term["reason"] == "gateFailed"
+    assert calls == [(str(tmp_path / "out" / "result.json"), "s3://evals/run-1/result.json")]
+    assert term["outputs"]["published"]["uri"] == "s3://evals/run-1/result.json"
+    assert result["evaluation"]["gate"]["verdict"] == "Failed"
+
+
+def test_a_transient_store_error_is_retried_without_evaluating_again(tmp_path, monkeypatch):
+    from specops_runtime.agent.errors import RetriableInfrastructure
+
+    calls = _copies(monkeypatch, [RetriableInfrastructure("publish.uri: store unreachable")])
+    rc, _, term = _run_inprocess(tmp_path, _publishing_eval(tmp_path), monkeypatch)
+    assert rc == 0 and term["reason"] == "success"
+    assert len(calls) == 2 and term["outputs"]["published"]["files"] == 1
+
+
+def test_a_failed_copy_of_an_eval_exits_publish_failed_with_its_figures(tmp_path, monkeypatch):
+    from specops_runtime.agent.errors import MissingInput, RetriableInfrastructure
+
+    # A store that stays unreachable is tried three times in all; a missing bucket once.
+    calls = _copies(monkeypatch, [RetriableInfrastructure("publish.uri: store unreachable")] * 3)
+    rc, result, term = _run_inprocess(tmp_path, _publishing_eval(tmp_path), monkeypatch)
+    assert rc == 16 and term["reason"] == "publishFailed" and len(calls) == 3
+    assert term["message"] == "publish.uri: store unreachable"
+    assert term["evaluation"]["summary"]["macroTau"] == pytest.approx(1.75)
+    assert "published" not in term.get("outputs", {})
+    assert result["reason"] == "publishFailed"  # the local result file says so too
+
+    calls = _copies(monkeypatch, [MissingInput("publish.uri: not found (bucket evals)")])
+    rc, _, term = _run_inprocess(tmp_path, _publishing_eval(tmp_path, gate={"minTau": 2.0}), monkeypatch)
+    assert rc == 16 and len(calls) == 1 and term["message"].startswith("publish.uri: not found")
+    assert term["evaluation"]["gate"]["verdict"] == "Failed"

@@ -5,6 +5,7 @@ copies resume file by file (requests counted by MinIO itself)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -143,6 +144,43 @@ def test_eval_result_json_is_published_to_a_bucket(minio, s3_env, tmp_path):
     assert published["sizeBytes"] == len(fs.cat_file("evals/runs/untrained/result.json"))
 
 
+def _builtin_eval(tmp_path: Path, minio, publish_uri: str, gate: dict | None = None) -> dict:
+    task = {
+        "apiVersion": "runtime.specops.dev/v1",
+        "kind": "eval",
+        "backend": "reference",
+        "output": {"path": str(tmp_path / "out")},
+        "publish": {"uri": publish_uri, **store_fields(minio)},
+        "params": {
+            "target": {"uri": "builtin://tiny-qwen3"},
+            "draft": {"uri": "builtin://untrained-draft"},
+            "method": "dflash",
+            "tasks": [{"name": "math", "samples": 2, "source": {"uri": "builtin://tiny-math"}}],
+            "decoding": {"maxNewTokens": 8},
+        },
+    }
+    if gate:
+        task["params"]["gate"] = gate
+    return task
+
+
+def test_an_eval_that_missed_its_gate_publishes_its_figures_too(minio, s3_env, tmp_path):
+    make_bucket(minio, "evals")
+    task = _builtin_eval(tmp_path, minio, "s3://evals/runs/gated.json", gate={"minTau": 64})
+    code, run = run_agent(tmp_path, task, s3_env)
+    assert code == 14 and run["result"]["reason"] == "gateFailed", run["log"]
+    assert run["result"]["outputs"]["published"]["uri"] == "s3://evals/runs/gated.json"
+    remote = json.loads(objectstore.filesystem(s3(minio, "s3://evals")).cat_file("evals/runs/gated.json"))
+    assert remote["evaluation"]["gate"]["verdict"] == "Failed" and remote["reason"] == "gateFailed"
+
+
+def test_an_eval_whose_copy_fails_keeps_its_figures_and_exits_publish_failed(minio, s3_env, tmp_path):
+    code, run = run_agent(tmp_path, _builtin_eval(tmp_path, minio, "s3://no-such-evals/run"), s3_env)
+    assert code == 16 and run["result"]["reason"] == "publishFailed", run["log"]
+    assert re.search(r"^publish\.uri: .*not found.*no-such-evals", run["result"]["message"])
+    assert run["result"]["evaluation"]["results"][0]["name"] == "math"
+
+
 @pytest.mark.parametrize(
     ("case", "reason", "expect"),
     [
@@ -250,3 +288,41 @@ def test_an_interrupted_staging_of_a_many_file_checkpoint_resumes_without_refetc
     # A local file that no longer matches what was staged is fetched again; the rest is not.
     (dest / "config.json").write_text("{}")
     assert staging.sync_down(loc, dest)["copiedFiles"] == 1
+
+
+def test_staging_a_many_file_model_reports_its_progress_on_the_progress_endpoint(minio, s3_env, tmp_path):
+    import urllib.request
+
+    from specops_runtime.agent.progress import ProgressServer, ProgressState
+
+    make_bucket(minio, "models")
+    src = checkpoint(tmp_path / "ckpt", 24)
+    staging.sync_up(src, s3(minio, "s3://models/big-target"))
+    task = {
+        "kind": "train",
+        "output": {"path": str(tmp_path / "out")},
+        "params": {"target": {"uri": "s3://models/big-target", **store_fields(minio)}},
+    }
+    state = ProgressState("train", "reference")
+    server = ProgressServer(state, free_port(), host="127.0.0.1").start()
+    seen: list[str] = []
+
+    def report(message: str) -> None:  # what TaskContext.report does, plus what /progress then says
+        state.update(message=message)
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/progress", timeout=5) as res:
+            seen.append(json.loads(res.read())["message"])
+
+    try:
+        staging.stage_inputs(task, report)
+    finally:
+        server.stop()
+    counted = [m for m in seen if m.startswith("staging s3://models/big-target: ")]
+    assert counted, seen
+    assert counted[-1].startswith("staging s3://models/big-target: 25/25 files, ")
+    assert re.fullmatch(
+        r"staging s3://models/big-target: \d+/25 files, [\d.]+ (B|KiB) of 737.5 KiB", counted[0]
+    )
+    assert (
+        seen[-1].startswith("staged s3://models/big-target: 25 files")
+        and "(25 copied, 0 already there)" in seen[-1]
+    )

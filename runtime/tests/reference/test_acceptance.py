@@ -77,3 +77,27 @@ def test_round_cut_at_eos_counts_up_to_eos_and_no_bonus():
     assert stats.verify_rate() == pytest.approx(8 / (10 + 2))
     merged = stats.merge(AcceptanceStats().extend([(2, 0)]))
     assert merged.emitted_tokens == 9 and merged.tau() == pytest.approx(9 / 3)
+
+
+def test_vllm_convention_counts_every_round_and_the_drafts_past_eos():
+    from specops_runtime.reference.evaluate import _Tally, vllm_convention
+    from specops_runtime.reference.speculative import GenerationResult
+
+    # One round cut at an accepted EOS (drafts 4, accepted 3, EOS at the 2nd) and one plain round.
+    result = GenerationResult(tokens=[1, 2], finish_reason="stop", prompt_tokens=1)
+    result.engine_stats.add(4, 3)
+    result.engine_stats.add(2, 0)
+    result.stats.add(2, 2, bonus=False)
+    result.stats.add(2, 0)
+    tally = _Tally(AcceptanceStats())
+    tally.add(result)
+    tally.add(result)
+    v = vllm_convention(tally.engine_stats)
+    assert v == {
+        "drafts": 4,
+        "draftTokens": 12,
+        "acceptedTokens": 6,
+        "tau": 1 + 6 / 4,
+        "acceptanceByPosition": [2 / 4, 2 / 4, 2 / 4, 0.0],
+    }
+    assert tally.stats.tau() == 6 / 4  # DeepSpec's: the EOS round ends at EOS, without bonus

@@ -79,7 +79,7 @@ describe("the draft an evaluation measures", () => {
       draft: { name: "hf://z-lab/Qwen3-8B-DFlash-b16", uri: "hf://z-lab/Qwen3-8B-DFlash-b16" },
     });
   });
-  it("says live evaluation is not there yet", () => {
+  it("leaves a live evaluation to live.ts", () => {
     const live = acceptanceEval("acceptanceeval-nine-tasks.yaml", (s) => {
       s.draft = { specServeRef: { name: "qwen3" } };
       delete s.target;
@@ -87,7 +87,7 @@ describe("the draft an evaluation measures", () => {
     });
     expect(resolveDraft(live, undefined)).toMatchObject({
       state: "unsupported",
-      reason: "LiveEvaluationNotImplemented",
+      reason: "LiveEvaluation",
     });
   });
 });
@@ -117,6 +117,37 @@ describe("the eval Task and Job", () => {
       },
     });
     expect((task.params as { tasks: unknown[] }).tasks).toHaveLength(9);
+  });
+
+  it("asks the runtime to copy the result JSON to an s3:// or gs:// output, with the store's options only", () => {
+    for (const output of [
+      {
+        uri: "s3://ml-evals/qwen3-8b/nine",
+        endpoint: "https://minio.storage.svc:9000",
+        region: "us-east-1",
+        pathStyle: true,
+        credentialsSecretRef: { name: "s3-writer" },
+      },
+      { uri: "gs://ml-evals/qwen3-8b/nine.json" },
+    ]) {
+      const onStore = acceptanceEval("acceptanceeval-nine-tasks.yaml", (s) => {
+        s.output = output;
+      });
+      const task = evalTask(onStore, draft, outputLayout(onStore));
+      expect(parseTask(task).ok).toBe(true);
+      const { credentialsSecretRef, ...store } = output as typeof output & { credentialsSecretRef?: unknown };
+      expect(task.publish).toEqual(store);
+      // The result is written to scratch, then copied; credentials reach the pod only as Secret env.
+      expect(task.output).toEqual({ path: "/mnt/specops/scratch/eval", uri: output.uri });
+      expect(JSON.stringify(task)).not.toContain("s3-writer");
+      const env = (evalJob(onStore, draft, ctx) as any).spec.template.spec.containers[0].envFrom;
+      expect(env).toEqual(
+        [...(credentialsSecretRef ? ["s3-writer"] : []), "hf-token"]
+          .sort()
+          .map((name) => ({ secretRef: { name } })),
+      );
+    }
+    expect(evalTask(ae, draft, outputLayout(ae)).publish).toBeUndefined();
   });
 
   it("writes to scratch without an output", () => {

@@ -205,9 +205,30 @@ describe("AcceptanceEval decisions", () => {
     expect(cond(d.status, "Succeeded")).toMatchObject({
       status: "False",
       reason: "MissingInput",
-      message: "missingInput (exit 11): params.draft.uri: no checkpoint at /mnt/x",
+      message: "missingInput (exit 11): status.draft.uri: no checkpoint at /mnt/x",
     });
     expect(d.events.map((e) => e.reason)).toEqual(["Failed"]);
+  });
+
+  it("names the spec's field when an object-store input fails", () => {
+    const ae = tiny();
+    const refused = job({
+      failed: true,
+      active: 0,
+      failureReason: "PodFailurePolicy",
+      exitCode: 10,
+      message: {
+        status: "failed",
+        exitCode: 10,
+        reason: "invalidTask",
+        message:
+          "params.tasks[1].source.uri: reading s3://evals/chat.jsonl: the store refused the credentials (credentialsSecretRef): Forbidden",
+      },
+    });
+    const d = decide(ae, observed(ae, { job: refused }), NOW);
+    expect(cond(d.status, "Succeeded")?.message).toBe(
+      "invalidTask (exit 10): spec.tasks[1].source.uri: reading s3://evals/chat.jsonl: the store refused the credentials (credentialsSecretRef): Forbidden",
+    );
   });
 
   it("says so when the result did not fit the termination message", () => {
@@ -234,6 +255,133 @@ describe("AcceptanceEval decisions", () => {
     expect(d.status.resultUri).toBe("pvc://results/tiny/result.json");
     expect(cond(d.status, "ResultComplete")).toMatchObject({ status: "False", reason: "ResultTruncated" });
     expect(d.events.map((e) => e.reason)).toContain("ResultTruncated");
+  });
+
+  const s3Output = (s: any) => {
+    s.output = { uri: "s3://evals/runs/tiny", endpoint: "http://minio:9000", pathStyle: true };
+  };
+  const published = {
+    uri: "s3://evals/runs/tiny/result.json",
+    files: 1,
+    sizeBytes: 2345,
+    checksum: `sha256:${"ab".repeat(32)}`,
+    copiedFiles: 1,
+    skippedFiles: 0,
+  };
+
+  it("records the result JSON's verified copy in status.output, gate passed or missed", () => {
+    const ae = tiny((s) => {
+      s3Output(s);
+      s.gate = { minTau: 3 };
+    });
+    const gateMissed = job({
+      failed: true,
+      active: 0,
+      exitCode: 14,
+      message: {
+        status: "failed",
+        exitCode: 14,
+        reason: "gateFailed",
+        message: "gate failed",
+        evaluation,
+        outputs: { published },
+      },
+    });
+    const d = decide(ae, observed(ae, { job: gateMissed }), NOW);
+    expect(d.status.phase).toBe("Succeeded");
+    expect(d.status.output).toEqual({
+      uri: "s3://evals/runs/tiny/result.json",
+      files: 1,
+      sizeBytes: 2345,
+      checksum: published.checksum,
+      completionTime: "2026-12-01T10:00:00.000Z",
+    });
+    expect(d.status.resultUri).toBe("s3://evals/runs/tiny/result.json");
+    expect(cond(d.status, "Succeeded")?.message).toMatch(
+      /; result copied to s3:\/\/evals\/runs\/tiny\/result\.json$/,
+    );
+    expect(d.status.gate?.verdict).toBe("Failed");
+    const again = decide(withStatus(ae, d.status), observed(ae, { job: gateMissed }), NOW + 60_000);
+    expect(again.status).toEqual(d.status);
+  });
+
+  it("a failed copy keeps the figures and fails with the store's message naming spec.output.uri", () => {
+    const ae = tiny((s) => {
+      s3Output(s);
+      s.gate = { minTau: 1.5 };
+    });
+    const storeMessage =
+      "publish.uri: listing s3://evals/runs/tiny/result.json: the store refused the credentials (credentialsSecretRef): An error occurred (InvalidAccessKeyId)";
+    const copyFailed = job({
+      failed: true,
+      active: 0,
+      failureReason: "PodFailurePolicy",
+      exitCode: 16,
+      message: { status: "failed", exitCode: 16, reason: "publishFailed", message: storeMessage, evaluation },
+    });
+    const d = decide(ae, observed(ae, { job: copyFailed }), NOW);
+    expect(d.status.phase).toBe("Failed");
+    expect(d.status.summary?.macroTau).toBe(2.1062);
+    expect(d.status.results).toHaveLength(2);
+    expect(d.status.output).toBeUndefined();
+    expect(d.status.resultUri).toBeUndefined();
+    const succeeded = cond(d.status, "Succeeded");
+    expect(succeeded).toMatchObject({ status: "False", reason: "PublishFailed" });
+    expect(succeeded?.message).toContain("not copied to spec.output.uri s3://evals/runs/tiny");
+    expect(succeeded?.message).toContain(
+      "spec.output.uri: listing s3://evals/runs/tiny/result.json: the store refused the credentials",
+    );
+    expect(succeeded?.message).not.toContain("publish.uri");
+    expect(cond(d.status, "Passed")).toMatchObject({ status: "True" });
+    expect(d.events).toEqual([{ type: "Warning", reason: "PublishFailed", message: succeeded?.message }]);
+    // No further actions: the evaluation is not run again for a copy; nothing repeats.
+    expect(d.actions).toEqual([]);
+    const again = decide(withStatus(ae, d.status), observed(ae, { job: copyFailed }), NOW + 60_000);
+    expect(again.status).toEqual(d.status);
+    expect(again.events).toEqual([]);
+  });
+
+  it("a truncated result says where the full result lives: the object store copy, else scratch only", () => {
+    const cutResult = (over: object) =>
+      job({
+        complete: true,
+        active: 0,
+        message: {
+          status: "succeeded",
+          exitCode: 0,
+          reason: "success",
+          truncated: true,
+          resultPath: "/scratch/eval/result.json",
+          evaluation: { results: [{ name: "tiny-math", tau: 2.8 }], summary: { macroTau: 2.1, samples: 64 } },
+          ...over,
+        },
+      });
+    const onStore = tiny(s3Output);
+    const d = decide(onStore, observed(onStore, { job: cutResult({ outputs: { published } }) }), NOW);
+    expect(cond(d.status, "ResultComplete")?.message).toMatch(
+      /the full result is in s3:\/\/evals\/runs\/tiny\/result\.json$/,
+    );
+    const nowhere = tiny();
+    const n = decide(nowhere, observed(nowhere, { job: cutResult({}) }), NOW);
+    expect(cond(n.status, "ResultComplete")?.message).toMatch(
+      /the full result is in \/scratch\/eval\/result\.json in the pod's scratch space only \(set spec\.output to keep it\)$/,
+    );
+    const failedCopy = cutResult({ status: "failed", exitCode: 16, reason: "publishFailed", message: "x" });
+    const f = decide(
+      onStore,
+      observed(onStore, { job: { ...failedCopy, complete: false, failed: true } }),
+      NOW,
+    );
+    expect(cond(f.status, "ResultComplete")?.message).toMatch(
+      /scratch space only \(the copy to spec\.output failed\)$/,
+    );
+    expect(f.events.filter((e) => e.reason === "ResultTruncated")).toHaveLength(1);
+    const g = decide(
+      withStatus(onStore, f.status),
+      observed(onStore, { job: { ...failedCopy, complete: false, failed: true } }),
+      NOW,
+    );
+    expect(g.events).toEqual([]);
   });
 
   it("replaces an earlier generation's Job and starts afresh", () => {

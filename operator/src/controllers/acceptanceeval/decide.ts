@@ -8,7 +8,9 @@ import { type Condition, setCondition } from "../../lib/conditions.ts";
 import { dropUndefined } from "../../lib/objects.ts";
 import { containersNotStarting, podsNotStarting } from "../drafttraining/health.ts";
 import type { JobObservation, Termination } from "../drafttraining/observe.ts";
+import { inSpecTerms, publishedOutput } from "../shared/publish.ts";
 import { childNames, type DraftResolution, type OutputLayout, type ResolvedDraft } from "./plan.ts";
+import { specFields } from "./runtimetasks.ts";
 import { summarize, type TaskResult, verdict } from "./verdict.ts";
 
 export type AcceptanceEvalStatus = z.infer<typeof acceptanceEvalStatus>;
@@ -49,23 +51,49 @@ export function foldResult(r: TaskResult): TaskResult {
   if (r.baselineTokensPerSecond !== undefined)
     out.baselineTokensPerSecond = round(r.baselineTokensPerSecond, 2);
   if (r.speedup !== undefined) out.speedup = round(r.speedup);
+  if (r.convention) out.convention = r.convention;
+  if (r.vllmConvention)
+    out.vllmConvention = dropUndefined({
+      tau: round(r.vllmConvention.tau) ?? 0,
+      acceptanceByPosition: r.vllmConvention.acceptanceByPosition?.map((a) => round(a) ?? 0),
+      drafts: r.vllmConvention.drafts,
+    });
+  if (r.live) out.live = r.live;
   return out;
 }
 
-/** The figures a finished Job reported, when it reported any (a missed gate exits non-zero with them). */
+/**
+ * The figures a finished Job reported, when it reported any: a missed gate and a failed copy of the
+ * result to spec.output exit non-zero with them.
+ */
 function measured(job: JobObservation): Termination | undefined {
   const t = job.termination;
   if (!t?.result?.evaluation) return undefined;
-  if (job.complete || t.result.reason === "gateFailed") return t;
+  if (job.complete || t.result.reason === "gateFailed" || t.result.reason === "publishFailed") return t;
   return undefined;
+}
+
+/**
+ * Where the full result is when the termination message could not hold it: on spec.output (written
+ * in place on a claim, or copied to the object store), else only in the pod's scratch space.
+ */
+function fullResultAt(resultUri: string | undefined, resultPath: string | undefined, copyFailed: boolean) {
+  if (resultUri) return resultUri;
+  const file = resultPath ?? "the result file";
+  return copyFailed
+    ? `${file} in the pod's scratch space only (the copy to spec.output failed)`
+    : `${file} in the pod's scratch space only (set spec.output to keep it)`;
 }
 
 const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
-function failure(job: JobObservation): { reason: string; message: string } {
+export function jobFailure(
+  job: JobObservation,
+  fields: Record<string, string> = {},
+): { reason: string; message: string } {
   const t = job.termination;
   if (t?.reason && t.reason !== "success") {
-    const why = t.message ?? job.failureMessage ?? "no message";
+    const why = inSpecTerms(t.message ?? job.failureMessage ?? "no message", fields);
     return { reason: capitalized(t.reason), message: `${t.reason} (exit ${t.exitCode}): ${why}` };
   }
   return {
@@ -142,10 +170,14 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
   };
   if (draft) set("DraftReady", "True", "DraftResolved", `measuring ${draft.uri}`);
   const ended = (time?: string) => old.completionTime ?? time ?? new Date(now).toISOString();
-  const resultUri = observed.output.onOutput ? `${observed.output.uri}/result.json` : undefined;
+  const onClaim = observed.output.onOutput ? `${observed.output.uri}/result.json` : undefined;
 
   const t = measured(job);
   if (t?.result?.evaluation) {
+    const output = publishedOutput(t, job.completionTime ?? ended());
+    const copyFailed = t.result.reason === "publishFailed";
+    const resultUri = onClaim ?? output?.uri;
+    const phase = copyFailed ? "Failed" : "Succeeded";
     const evaluation = t.result.evaluation;
     const results = (evaluation.results ?? []).map(foldResult);
     const truncated = t.result.truncated === true;
@@ -155,29 +187,31 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
         : { ...summarize(results), macroTau: round(summarize(results).macroTau) ?? 0 };
     if (summary.macroSpeedup !== undefined) summary.macroSpeedup = round(summary.macroSpeedup);
     const gate = truncated && evaluation.gate ? evaluation.gate : verdict(ae.spec.gate, results, summary);
-    set(
-      "Succeeded",
-      "True",
-      "Measured",
-      `macro tau ${summary.macroTau} over ${summary.samples} samples in ${results.length} task sets`,
-    );
+    const figures = `macro tau ${summary.macroTau} over ${summary.samples} samples in ${results.length} task sets`;
+    if (copyFailed) {
+      // The evaluation is not run again for a copy: its figures stand, the failure names the field.
+      const message = `the evaluation completed (${figures}, in status) but its result JSON was not copied to spec.output.uri ${ae.spec.output?.uri}: ${inSpecTerms(t.message ?? t.result.message) ?? "no message"}`;
+      set("Succeeded", "False", "PublishFailed", message);
+    } else
+      set("Succeeded", "True", "Measured", output ? `${figures}; result copied to ${output.uri}` : figures);
     if (gate.verdict === "Passed") set("Passed", "True", "ThresholdsMet", "every gate threshold is met");
     else if (gate.verdict === "Failed")
       set("Passed", "False", "ThresholdsMissed", (gate.reasons ?? []).join("; ") || "gate failed");
     else conditions = conditions.filter((c) => c.type !== "Passed");
     if (truncated) {
-      const where = resultUri ?? t.result.resultPath ?? "the result file";
+      const where = fullResultAt(resultUri, t.result.resultPath, copyFailed);
       const message = `the runtime's result did not fit in the 4096-byte termination message; status holds what fit, the full result is in ${where}`;
       set("ResultComplete", "False", "ResultTruncated", message);
-      if (previousPhase !== "Succeeded") events.push({ type: "Warning", reason: "ResultTruncated", message });
+      if (previousPhase !== phase) events.push({ type: "Warning", reason: "ResultTruncated", message });
     } else conditions = conditions.filter((c) => c.type !== "ResultComplete");
     return finish({
       ...running,
-      phase: "Succeeded",
+      phase,
       results,
       summary,
       gate,
       resultUri,
+      output,
       completionTime: ended(job.completionTime),
     });
   }
@@ -187,7 +221,7 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
     return finish({ ...running, phase: "Failed", completionTime: ended(job.completionTime) });
   }
   if (job.failed) {
-    const f = failure(job);
+    const f = jobFailure(job, specFields(ae));
     set("Succeeded", "False", f.reason, f.message);
     return finish({ ...running, phase: "Failed", completionTime: ended() });
   }
@@ -209,7 +243,7 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
   return finish({ ...running, phase: "Running" });
 }
 
-function phaseEvents(status: AcceptanceEvalStatus): EvalEvent[] {
+export function phaseEvents(status: AcceptanceEvalStatus): EvalEvent[] {
   const succeeded = status.conditions?.find((c) => c.type === "Succeeded");
   switch (status.phase) {
     case "Running":
@@ -220,8 +254,10 @@ function phaseEvents(status: AcceptanceEvalStatus): EvalEvent[] {
           message: `evaluating ${status.draft?.name ?? "the draft"} (Job ${status.job})`,
         },
       ];
-    case "Failed":
-      return [{ type: "Warning", reason: "Failed", message: succeeded?.message ?? "evaluation failed" }];
+    case "Failed": {
+      const reason = succeeded?.reason === "PublishFailed" ? "PublishFailed" : "Failed";
+      return [{ type: "Warning", reason, message: succeeded?.message ?? "evaluation failed" }];
+    }
     case "Succeeded": {
       const perTask = (status.results ?? []).map((r) => `${r.name} ${r.tau}`).join(", ");
       const out: EvalEvent[] = [

@@ -26,7 +26,7 @@ export interface BuildContext {
   progressPort: number;
 }
 
-function meta(ae: AcceptanceEval, name: string) {
+export function evalMeta(ae: AcceptanceEval, name: string) {
   return {
     name,
     namespace: ae.metadata.namespace ?? "default",
@@ -64,14 +64,14 @@ export function taskConfigMap(ae: AcceptanceEval, task: unknown): DesiredObject 
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
-    metadata: meta(ae, childNames(ae).taskConfigMap),
+    metadata: evalMeta(ae, childNames(ae).taskConfigMap),
     data: { "task.json": `${JSON.stringify(task, null, 2)}\n` },
   };
 }
 
 export function evalJob(ae: AcceptanceEval, draft: ResolvedDraft, ctx: BuildContext): DesiredObject {
   const names = childNames(ae);
-  const m = meta(ae, names.job);
+  const m = evalMeta(ae, names.job);
   const [first, ...rest] = claims(ae, draft.uri);
   return {
     apiVersion: "batch/v1",

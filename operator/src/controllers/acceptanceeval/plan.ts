@@ -132,8 +132,8 @@ export function resolveDraft(ae: AcceptanceEval, dt: DraftTraining | undefined):
   if (draft.specServeRef) {
     return {
       state: "unsupported",
-      reason: "LiveEvaluationNotImplemented",
-      message: `draft.specServeRef (live evaluation of SpecServe ${draft.specServeRef.name}) is not implemented by this operator yet; use draft.source or draft.draftTrainingRef`,
+      reason: "LiveEvaluation",
+      message: `draft.specServeRef: SpecServe ${draft.specServeRef.name} is measured live (live.ts), not by an offline Job`,
     };
   }
   const name = draft.draftTrainingRef?.name ?? "";

@@ -9,6 +9,8 @@ export const RBAC_RULES = [
   },
   { apiGroups: ["specops.dev"], resources: ["acceptanceevals/status"], verbs: ["get", "patch"] },
   { apiGroups: ["specops.dev"], resources: ["drafttrainings"], verbs: ["get", "list", "watch"] },
+  // Live evaluation: the SpecServe measured (its Ready condition, endpoint, draft length).
+  { apiGroups: ["specops.dev"], resources: ["specserves"], verbs: ["get", "list", "watch"] },
   { apiGroups: ["batch"], resources: ["jobs"], verbs: ["get", "list", "watch", "create", "patch", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   // Watched (label-selected) so that a deleted or edited task ConfigMap is noticed and re-applied.

@@ -11,6 +11,7 @@ import { Informer } from "../../lib/informer.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { ConfigMaps, Jobs, type KubeObject, Pods, type Resource } from "../../lib/rest.ts";
 import { DraftTrainings } from "../drafttraining/controller.ts";
+import { SpecServes } from "../specserve/controller.ts";
 import { AcceptanceEvals } from "./controller.ts";
 import { AcceptanceMetrics } from "./metrics.ts";
 import { acceptanceEvalReconciler } from "./reconcile.ts";
@@ -36,12 +37,20 @@ afterEach(async () => {
   for (const s of stops.splice(0)) await s();
 });
 
-async function setup() {
+async function setup(
+  opts: {
+    edit?: (m: any) => void;
+    scrapeMetrics?: (url: string) => Promise<string>;
+    seed?: (client: FakeClient) => void;
+  } = {},
+) {
   const client = new RefusingClient();
   const m = example("tiny-acceptanceeval.yaml");
   m.metadata = { name: "e", namespace: "ns" };
   m.spec.draft = { source: { uri: "builtin://untrained-draft" } };
+  opts.edit?.(m);
   client.seed(AcceptanceEvals, m as never);
+  opts.seed?.(client);
   const informer = <T extends KubeObject>(r: Resource<T>) => {
     const i = new Informer<T>(client, r, {});
     i.start();
@@ -57,6 +66,9 @@ async function setup() {
     jobs: informer(Jobs),
     pods: informer(Pods),
     configMaps: informer(ConfigMaps),
+    specServes: informer(SpecServes),
+    scrapeMetrics:
+      opts.scrapeMetrics ?? (async (url: string) => Promise.reject(new Error(`${url}: no server`))),
     events: {
       event: (_o: unknown, type: string, reason: string) => events.push(`${type} ${reason}`),
     } as never,
@@ -64,7 +76,7 @@ async function setup() {
     image: "runtime:test",
     progressPort: 9090,
   };
-  for (const i of [deps.evals, deps.jobs, deps.configMaps]) await i.waitForSync();
+  for (const i of [deps.evals, deps.jobs, deps.configMaps, deps.specServes, deps.pods]) await i.waitForSync();
   const ctx: ReconcileContext = {
     key: "ns/e",
     namespace: "ns",
@@ -112,5 +124,109 @@ describe("AcceptanceEval reconcile", () => {
     const ok = await ae();
     expect(ok.status.conditions.find((c: any) => c.type === "Reconciled")).toBeUndefined();
     expect(await client.get(Jobs, "ns", "e-g1")).toBeDefined();
+  });
+});
+
+describe("AcceptanceEval reconcile, live (draft.specServeRef; /metrics served by a stand-in)", () => {
+  const specServe = (ready: boolean) => ({
+    apiVersion: "specops.dev/v1alpha1",
+    kind: "SpecServe",
+    metadata: { name: "tiny", namespace: "ns", uid: "ss1", generation: 1 },
+    spec: {
+      target: { uri: "builtin://tiny-qwen3" },
+      draft: { source: { uri: "pvc://drafts/d" } },
+      method: "dflash",
+      engine: "reference",
+      speculative: { numSpeculativeTokens: 4 },
+      resources: { gpusPerReplica: 0 },
+      apiKeySecretRef: { name: "tiny-key", key: "token" },
+    },
+    status: {
+      conditions: [
+        {
+          type: "Ready",
+          status: ready ? "True" : "False",
+          reason: ready ? "ReplicasReady" : "ReplicasNotReady",
+          message: ready ? "1/1 replicas ready" : "0/1 replicas ready",
+          lastTransitionTime: "2026-12-01T00:00:00Z",
+        },
+      ],
+    },
+  });
+  const servingPod = {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "tiny-abc", namespace: "ns", uid: "p1", labels: { "specops.dev/specserve": "tiny" } },
+    status: { podIP: "10.0.0.5", conditions: [{ type: "Ready", status: "True" }] },
+  };
+  const live = (m: any) => {
+    m.spec.draft = { specServeRef: { name: "tiny" } };
+    delete m.spec.target;
+    delete m.spec.method;
+  };
+
+  it("opens a window from every ready serving pod's /metrics, then starts the load Job against the Service", async () => {
+    const scraped: string[] = [];
+    const { client, ctx, reconcile, ae } = await setup({
+      edit: live,
+      seed: (c) => {
+        c.seed(SpecServes, specServe(true) as never);
+        c.seed(Pods, servingPod as never);
+      },
+      scrapeMetrics: async (url) => {
+        scraped.push(url);
+        return 'vllm:spec_decode_num_drafts_total{engine="0"} 7\n';
+      },
+    });
+    await reconcile("ns/e", ctx);
+    expect(scraped).toEqual(["http://10.0.0.5:8000/metrics"]);
+    const snapshot = (await client.get(ConfigMaps, "ns", "e-g1-load-0-before")) as any;
+    expect(JSON.parse(snapshot.data["scrape.json"]).pods).toEqual([
+      { pod: "tiny-abc", text: 'vllm:spec_decode_num_drafts_total{engine="0"} 7\n' },
+    ]);
+    await reconcile("ns/e", ctx);
+    const job = (await client.get(Jobs, "ns", "e-g1-load-0")) as any;
+    expect(job.spec.template.spec.containers[0].env).toContainEqual({
+      name: "SPECOPS_API_KEY",
+      valueFrom: { secretKeyRef: { name: "tiny-key", key: "token" } },
+    });
+    const task = JSON.parse(
+      ((await client.get(ConfigMaps, "ns", "e-g1-load-0-task")) as any).data["task.json"],
+    );
+    expect(task).toMatchObject({
+      kind: "load",
+      params: { endpoint: "http://tiny.ns.svc:8000/v1", concurrency: 4, tasks: [{ name: "tiny-math" }] },
+    });
+    // Leaderboard labels from the SpecServe's target and method, so live and offline rank together.
+    expect((await ae()).metadata.labels).toMatchObject({
+      "specops.dev/method": "dflash",
+      "specops.dev/target": expect.stringMatching(/^tiny-qwen3-/),
+    });
+    expect((await ae()).status).toMatchObject({
+      phase: "Running",
+      live: {
+        specServe: "tiny",
+        numSpeculativeTokens: 4,
+        concurrency: 4,
+        convention: "vllm",
+        task: "tiny-math",
+      },
+    });
+  });
+
+  it("waits for a SpecServe that is not Ready, creating nothing", async () => {
+    const { client, ctx, reconcile, ae, events } = await setup({
+      edit: live,
+      seed: (c) => c.seed(SpecServes, specServe(false) as never),
+    });
+    await reconcile("ns/e", ctx);
+    const status = (await ae()).status;
+    expect(status.phase).toBe("Pending");
+    expect(status.conditions.find((c: any) => c.type === "DraftReady")).toMatchObject({
+      reason: "SpecServeNotReady",
+      message: "waiting for SpecServe tiny to be Ready (ReplicasNotReady: 0/1 replicas ready)",
+    });
+    expect(events).toContain("Normal WaitingForSpecServe");
+    await expect(client.get(Jobs, "ns", "e-g1-load-0")).rejects.toThrow();
   });
 });

@@ -18,6 +18,8 @@ import {
   FIELD_MANAGER,
 } from "./controller.ts";
 import { type AcceptanceEvalStatus, type Action, decide, type EvalEvent } from "./decide.ts";
+import { decideLive, type LiveAction } from "./live.ts";
+import { actLive, measureFinished, readLive, withSpecServeModel } from "./liveio.ts";
 import { leaderboardLabels } from "./plan.ts";
 import { readObserved } from "./read.ts";
 import { conditionsOf, writeStatus } from "./status.ts";
@@ -25,9 +27,16 @@ import { conditionsOf, writeStatus } from "./status.ts";
 export function acceptanceEvalReconciler(deps: AcceptanceEvalDeps) {
   const clock = deps.clock ?? realClock;
 
-  async function act(ae: AcceptanceEval, actions: Action[]): Promise<void> {
+  async function act(
+    ae: AcceptanceEval,
+    actions: (Action | LiveAction)[],
+    signal: AbortSignal | undefined,
+    now: number,
+  ): Promise<void> {
     for (const action of actions) {
       if (action.type === "runEval") await syncEval(deps, ae, action.draft);
+      else if (action.type === "snapshot" || action.type === "runLoad")
+        await actLive(deps, ae, action, signal, now);
       else
         await deps.client
           .delete(Jobs, ae.metadata.namespace, action.name, { propagationPolicy: "Background" })
@@ -70,11 +79,23 @@ export function acceptanceEvalReconciler(deps: AcceptanceEvalDeps) {
     }
     const ae: AcceptanceEval = parsed.data;
     const now = clock.now();
-    const decision = decide(ae, readObserved(deps, ae), now);
     let failure: { reason: string; message: string; err: unknown } | undefined;
+    let decision: ReturnType<typeof decideLive>;
+    if (ae.spec.draft.specServeRef) {
+      // Live: a finished window is read (scrapes) before deciding, so deciding stays pure.
+      const live = readLive(deps, ae);
+      try {
+        await measureFinished(deps, ae, live, ctx.signal, now);
+      } catch (err) {
+        const described = describeFailure(err);
+        if (!described) throw err;
+        failure = { ...described, err };
+      }
+      decision = failure ? { status: ae.status ?? {}, actions: [], events: [] } : decideLive(ae, live, now);
+    } else decision = decide(ae, readObserved(deps, ae), now);
     try {
-      raw = await ensureLabels(raw, ae);
-      await act(ae, decision.actions);
+      raw = await ensureLabels(raw, ae.spec.draft.specServeRef ? withSpecServeModel(deps, ae) : ae);
+      if (!failure) await act(ae, decision.actions, ctx.signal, now);
     } catch (err) {
       const described = describeFailure(err);
       if (!described) throw err;

@@ -21,6 +21,7 @@ import {
 } from "./controller.ts";
 import { ANNOTATIONS, acceptanceEval, type DesiredObject, type JobStage, stageChildren } from "./desired.ts";
 import { childNames, storageLayout } from "./plan.ts";
+import { controlledBy } from "./read.ts";
 import { latestCheckpointUri } from "./runtimetasks.ts";
 
 export const APPLIED_HASH = "specops.dev/applied-hash";
@@ -182,6 +183,8 @@ export async function syncEvaluation(deps: DraftTrainingDeps, dt: DraftTrainingO
   const desired = acceptanceEval(dt, latestCheckpointUri(storageLayout(dt)));
   if (!desired) return;
   const hashed = withAppliedHash(desired);
-  if (drifted(hashed, deps.evals.store.get(dt.metadata.namespace, hashed.metadata.name)))
-    await applyAll(deps, [hashed]);
+  const cached = deps.evals.store.get(dt.metadata.namespace, hashed.metadata.name);
+  // Never over someone else's AcceptanceEval of that name: a forced apply would take it over.
+  if (cached && !controlledBy(cached, dt.metadata.uid)) return;
+  if (drifted(hashed, cached)) await applyAll(deps, [hashed]);
 }

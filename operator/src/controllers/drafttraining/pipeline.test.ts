@@ -103,7 +103,8 @@ describe("DraftTraining pipeline", () => {
     expect(d.status.conditions?.find((c) => c.type === "Succeeded")).toMatchObject({
       status: "False",
       reason: "PrepareDataFailed",
-      message: "params.prompts.uri: not found",
+      // The runtime named its task's field; status names the spec's.
+      message: "spec.data.prompts.uri: not found",
     });
     expect(d.events).toContainEqual(
       expect.objectContaining({ type: "Warning", reason: "PrepareDataFailed" }),
@@ -329,6 +330,35 @@ describe("DraftTraining pipeline", () => {
     const d = decide(dt(), observed(jobs), NOW);
     expect(d.status.stage).toBe("Evaluate");
     expect(d.status.checkpoint).toEqual({ uri: "pvc://c/train/step_latest", step: 200 });
+  });
+
+  it("leaves a user's AcceptanceEval of the gate's name alone and says so, then runs once the name is free", () => {
+    const jobs = {
+      PrepareData: done("a"),
+      Regenerate: done("b"),
+      TargetCache: done("c"),
+      Train: done("d", { checkpoint: { path: "/x/step_200", step: 200 } }),
+    };
+    const taken = { name: "tiny-dflash-eval", generation: 0, foreign: true };
+    const d = decide(dt(), observed(jobs, { evaluation: taken }), NOW);
+    expect(d.status.stage).toBe("Evaluate");
+    expect(d.actions).not.toContainEqual({ type: "runEvaluation" });
+    expect(d.active).toBe(true);
+    const progressing = d.status.conditions?.find((c) => c.type === "Progressing");
+    expect(progressing).toMatchObject({ status: "False", reason: "EvaluationNameTaken" });
+    expect(progressing?.message).toMatch(
+      /^AcceptanceEval tiny-dflash-eval already exists and is not this DraftTraining's/,
+    );
+    expect(d.events.filter((e) => e.reason === "EvaluationNameTaken")).toEqual([
+      { type: "Warning", reason: "EvaluationNameTaken", message: progressing?.message },
+    ]);
+    const again = decide(dt(undefined, d.status), observed(jobs, { evaluation: taken }), NOW + 1000);
+    expect(again.events).toEqual([]);
+    expect(again.status.conditions).toEqual(d.status.conditions);
+    // Renamed or deleted: the gate's own AcceptanceEval is made.
+    const free = decide(dt(undefined, d.status), observed(jobs), NOW + 2000);
+    expect(free.actions).toContainEqual({ type: "runEvaluation" });
+    expect(free.status.conditions?.find((c) => c.type === "Progressing")?.reason).toBe("EvaluateRunning");
   });
 
   it("says why a stage's pods do not start: unschedulable, or no pod at all after a grace period", () => {

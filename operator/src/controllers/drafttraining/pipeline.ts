@@ -11,6 +11,7 @@ import { containersNotStarting, kueueAdmission, podsNotStarting } from "./health
 import type { JobObservation } from "./observe.ts";
 import { plannedStages, type StageName } from "./plan.ts";
 import { inSpecTerms, publishedOutput } from "./publish.ts";
+import { TASK_FIELDS_IN_SPEC } from "./runtimetasks.ts";
 import { evaluationStage, type StageStatus, stageFromJob, staleFailure, terminalStates } from "./stages.ts";
 
 export type DraftTrainingStatus = z.infer<typeof draftTrainingStatus>;
@@ -24,6 +25,8 @@ export interface EvalObservation {
   verdict?: "Passed" | "Failed" | "NotEvaluated";
   reasons?: string[];
   message?: string;
+  /** An AcceptanceEval of the gate's name exists that this DraftTraining does not control. */
+  foreign?: boolean;
 }
 
 export interface Observed {
@@ -66,7 +69,8 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
         ? evaluationStage(observed.evaluation, previous.get(name), generation ?? 0)
         : stageFromJob(name, observed.jobs[name], previous.get(name), generation ?? 0),
     )
-    .map((s) => (s.name === "Publish" && s.message ? { ...s, message: inSpecTerms(s.message) } : s));
+    // The runtime names its task's fields; the stage's message names the spec's.
+    .map((s) => (s.message ? { ...s, message: inSpecTerms(s.message, TASK_FIELDS_IN_SPEC) } : s));
   const events: PipelineEvent[] = [];
   for (const s of stages) {
     const before = previous.get(s.name)?.state;
@@ -181,7 +185,8 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
         message: `spec changed (generation ${generation}): stage ${restart} runs again`,
       });
   } else if (current.name === "Evaluate") {
-    actions.push({ type: "runEvaluation" });
+    // Someone else's AcceptanceEval of that name is left alone: applying would take it over.
+    if (!ev?.foreign) actions.push({ type: "runEvaluation" });
   } else {
     actions.push({ type: "runStage", stage: current.name, ...(kueue ? {} : { suspend: suspended }) });
   }
@@ -196,6 +201,17 @@ export function decide(dt: DraftTraining, observed: Observed, now: number): Deci
   }
   if (old.stage === "Suspended")
     events.push({ type: "Normal", reason: "Resumed", message: `resumed at stage ${current.name}` });
+  if (current.name === "Evaluate" && ev?.foreign) {
+    // Waits, and looks again each poll, until the name is free.
+    const message = current.message ?? `AcceptanceEval ${ev.name} is not this DraftTraining's`;
+    const before = old.conditions?.find((c) => c.type === "Progressing")?.reason;
+    set("Progressing", "False", "EvaluationNameTaken", message);
+    set("Ready", "False", "EvaluationNameTaken", message);
+    set("Succeeded", "Unknown", "EvaluationNameTaken", message);
+    if (before !== "EvaluationNameTaken")
+      events.push({ type: "Warning", reason: "EvaluationNameTaken", message });
+    return { status: { ...status, stage: current.name, conditions }, actions, events, active: true };
+  }
   const job = current.name === "Evaluate" ? undefined : observed.jobs[current.name];
   const stuck = podsNotStarting(job, now);
   if (stuck) {

@@ -5,13 +5,14 @@
 import type { DraftTraining } from "../../api/kinds.ts";
 import { RUNTIME_API_VERSION } from "../../contract/constants.ts";
 import type { TaskInput } from "../../contract/task.ts";
-import { dropUndefined } from "../../lib/objects.ts";
+import { isObjectStoreOutput, publishedOutput as publishedCopy, publishTarget } from "../shared/publish.ts";
 import type { JobObservation } from "./observe.ts";
 import type { DraftTrainingStatus } from "./pipeline.ts";
 
+export { inSpecTerms } from "../shared/publish.ts";
+
 /** Whether the DraftTraining copies its draft to an object store (pvc:// output stays where it is). */
-export const publishesOutput = (dt: DraftTraining): boolean =>
-  /^(s3|gs):\/\//.test(dt.spec.output?.uri ?? "");
+export const publishesOutput = (dt: DraftTraining): boolean => isObjectStoreOutput(dt.spec.output);
 
 /** The publish task: the checkpoint folder (resolved from its latest link by the runtime) to spec.output. */
 export function publishTask(
@@ -25,29 +26,12 @@ export function publishTask(
     ...common,
     apiVersion: RUNTIME_API_VERSION,
     kind: "publish",
-    publish: dropUndefined({
-      uri: output.uri,
-      endpoint: output.endpoint,
-      region: output.region,
-      pathStyle: output.pathStyle,
-    }),
+    publish: publishTarget(output),
     params: { source: checkpointPath },
   } as TaskInput;
 }
 
 /** status.output from a finished Publish Job's result: where the draft is, its size and checksum. */
 export function publishedOutput(job: JobObservation | undefined): DraftTrainingStatus["output"] {
-  const published = job?.complete ? job.termination?.result?.outputs?.published : undefined;
-  if (!published) return undefined;
-  return dropUndefined({
-    uri: published.uri,
-    files: published.files,
-    sizeBytes: published.sizeBytes,
-    checksum: published.checksum,
-    completionTime: job?.completionTime,
-  });
+  return job?.complete ? publishedCopy(job.termination, job.completionTime) : undefined;
 }
-
-/** The runtime names the task's field (publish.uri); the user wrote spec.output. */
-export const inSpecTerms = (message: string | undefined): string | undefined =>
-  message?.replaceAll("publish.uri", "spec.output.uri");

@@ -16,6 +16,14 @@ export function ownedBy<T extends KubeObject>(informer: Informer<T>, uid: string
   return uid ? informer.store.byOwner(uid) : [];
 }
 
+/** Whether obj's controller reference is the object with this uid. */
+export function controlledBy(obj: KubeObject, uid: string | undefined): boolean {
+  return (
+    uid !== undefined &&
+    (obj.metadata?.ownerReferences ?? []).some((r) => r.controller === true && r.uid === uid)
+  );
+}
+
 export function readObserved(deps: Caches, dt: DraftTrainingObject, layout: StorageLayout): Observed {
   return {
     jobs: readJobs(deps, dt),
@@ -39,6 +47,7 @@ function readEvaluation(deps: Caches, dt: DraftTrainingObject): EvalObservation 
   const name = childNames(dt).acceptanceEval;
   const ae = deps.evals.store.get(dt.metadata.namespace, name);
   if (!ae || ae.metadata?.deletionTimestamp) return undefined;
+  if (!controlledBy(ae, dt.metadata.uid)) return { name, generation: 0, foreign: true };
   const s = ae.status ?? {};
   return {
     name,

@@ -137,3 +137,9 @@ export function regenServerTask(dt: DraftTraining, layout: StorageLayout): TaskI
     },
   };
 }
+
+/** The spec fields the stage tasks' object-store locations came from (params.x to spec.y). */
+export const TASK_FIELDS_IN_SPEC: Readonly<Record<string, string>> = {
+  "params.prompts": "spec.data.prompts",
+  "params.target": "spec.target",
+};

@@ -69,6 +69,13 @@ export function evaluationStage(
   previous: StageStatus | undefined,
   generation: number,
 ): StageStatus {
+  if (ev?.foreign)
+    return {
+      name: "Evaluate",
+      state: "Pending",
+      attempts: 0,
+      message: `AcceptanceEval ${ev.name} already exists and is not this DraftTraining's (no controller reference to it); the evaluation gate needs that name: rename or delete that AcceptanceEval`,
+    };
   if (ev && staleFailure(ev, ev.phase === "Failed" || ev.verdict === "Failed", generation))
     return rerunning("Evaluate", generation);
   if (!ev)

@@ -13,7 +13,7 @@ import {
   FINALIZER,
 } from "./controller.ts";
 import { childNames, type StageName } from "./plan.ts";
-import { ownedBy } from "./read.ts";
+import { controlledBy, ownedBy } from "./read.ts";
 
 type Deps = Pick<DraftTrainingDeps, "client" | "jobs" | "evals" | "deployments" | "configMaps" | "services">;
 
@@ -43,9 +43,12 @@ export async function tearDownRegenServer(deps: Deps, dt: DraftTrainingObject): 
 /** Deletes a stage's failed Job (or AcceptanceEval) so that the next pass starts the stage afresh. */
 export async function restartStage(deps: Deps, dt: DraftTrainingObject, stage: StageName): Promise<void> {
   const names = childNames(dt);
-  if (stage === "Evaluate")
-    await deleteIfPresent(deps, AcceptanceEvals, dt.metadata.namespace, names.acceptanceEval);
-  else await deleteIfPresent(deps, Jobs, dt.metadata.namespace, names.job(stage));
+  if (stage === "Evaluate") {
+    const cached = deps.evals.store.get(dt.metadata.namespace, names.acceptanceEval);
+    // Only its own: an AcceptanceEval of that name it does not control is someone else's.
+    if (cached && controlledBy(cached, dt.metadata.uid))
+      await deleteIfPresent(deps, AcceptanceEvals, dt.metadata.namespace, names.acceptanceEval);
+  } else await deleteIfPresent(deps, Jobs, dt.metadata.namespace, names.job(stage));
 }
 
 /**

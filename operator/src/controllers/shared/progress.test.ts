@@ -71,6 +71,12 @@ describe("statusProgress", () => {
       lastUpdateTime: "2026-11-28T12:01:40Z",
     });
   });
+  it("carries the runtime's message, e.g. how far staging a model from an object store got", () => {
+    const staging = "staging s3://ml-models/qwen3-8b: 12/40 files, 1.2 GiB of 16.0 GiB";
+    const p = statusProgress({ ...report, step: undefined, total: undefined, message: staging } as any, 0);
+    expect(p.message).toBe(staging);
+    expect(p.percent).toBeUndefined();
+  });
   it("prefers the runtime's own ETA", () => {
     const now = Date.parse("2026-11-28T12:00:00Z");
     expect(statusProgress({ ...report, etaSeconds: 60 } as any, now).eta).toBe("2026-11-28T12:01:00Z");

@@ -50,7 +50,7 @@ function ownerReference(ss: SpecServe) {
   };
 }
 
-function meta(ss: SpecServe, name: string, annotations?: Record<string, string>) {
+export function meta(ss: SpecServe, name: string, annotations?: Record<string, string>) {
   return dropEmpty({
     name,
     namespace: ss.metadata.namespace ?? "default",

@@ -1,12 +1,12 @@
 // Errors that stop a pass: a TerminalError (a spec the API server let through but the operator
 // cannot serve) becomes Ready=False with the reason, state Failed and a Warning Event.
 
-import { updateStatus } from "../../lib/apply.ts";
 import { realClock } from "../../lib/clock.ts";
 import { type Condition, setCondition } from "../../lib/conditions.ts";
 import type { ReconcileContext } from "../../lib/controller.ts";
 import type { TerminalError } from "../../lib/errors.ts";
-import { FIELD_MANAGER, type SpecServeDeps, SpecServes } from "./controller.ts";
+import type { SpecServeDeps } from "./controller.ts";
+import { updateSpecServeStatus } from "./status-write.ts";
 
 /** Records a TerminalError on the object: Ready=False with the reason. */
 export function recordTerminalError(deps: Pick<SpecServeDeps, "client" | "specServes" | "events" | "clock">) {
@@ -21,12 +21,6 @@ export function recordTerminalError(deps: Pick<SpecServeDeps, "client" | "specSe
       now,
     );
     deps.events.event(raw, "Warning", "InvalidSpec", err.message);
-    await updateStatus(
-      deps.client,
-      SpecServes,
-      raw,
-      { ...raw.status, state: "Failed", conditions },
-      { fieldManager: FIELD_MANAGER },
-    );
+    await updateSpecServeStatus(deps.client, raw, { ...raw.status, state: "Failed", conditions });
   };
 }

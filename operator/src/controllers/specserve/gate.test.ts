@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { deriveSignals } from "../../autoscaler/signals.ts";
-import { decideRollout, type GateSettings, measureTau, type TauMeasurement, zFor } from "./gate.ts";
+import {
+  decideRollout,
+  type GateSettings,
+  measureTau,
+  type TauMeasurement,
+  verificationRounds,
+  zFor,
+} from "./gate.ts";
 
 const settings: GateSettings = {
   maxTauDrop: 0.05,
@@ -126,6 +133,16 @@ describe("measureTau through the project's metrics parser", () => {
     expect(m?.rounds).toBe(1000);
     // P(L>=1)=.8, P(L>=2)=.5, P(L>=3)=.2: E[L]=1.5, E[L^2]=.8+3*.5+5*.2=3.3, Var=1.05.
     expect(m?.standardError).toBeCloseTo(Math.sqrt(1.05 / 1000), 6);
+  });
+  it("rounds are vLLM's counted drafts, not generated tokens / tau (first tokens of requests are no rounds)", () => {
+    // 1000 rounds, tau 2.5, and 500 requests' first tokens from prefill: 3000 generated in the window.
+    const t0 = scrape(0, 0, [0, 0, 0], 0);
+    const t1 = scrape(1000, 1500, [800, 500, 200], 3000);
+    const signals = deriveSignals([{ pod: "p", text: t0 }], [{ pod: "p", text: t1 }], 60);
+    expect(verificationRounds(signals)).toBe(1000);
+    expect(measureTau(signals, 3)?.rounds).toBe(1000);
+    // Without a round counter (SGLang), the estimate: 3000 tokens / tau 2.5.
+    expect(verificationRounds({ ...signals, rounds: null })).toBe(1200);
   });
   it("no speculative counters: no measurement", () => {
     const plain =

@@ -15,16 +15,27 @@ export interface TauMeasurement {
 }
 
 /**
- * tau, rounds and its standard error from window signals. Rounds: every verification round emits
- * tau tokens on average, so rounds = generated tokens / tau (vLLM: drafts; SGLang: verify count).
+ * Verification rounds in a window: counted by the engine where it counts them (vLLM's
+ * spec_decode_num_drafts), else estimated: every round emits tau tokens on average, so rounds =
+ * generated tokens / tau (SGLang exposes no round counter).
+ */
+export function verificationRounds(signals: Signals): number | undefined {
+  if (signals.rounds !== undefined && signals.rounds !== null) return signals.rounds;
+  const { tau, generationTokensPerSecond: gen, windowSeconds } = signals;
+  if (tau === null || gen === null || !(tau > 0)) return undefined;
+  return Math.floor((gen * windowSeconds) / tau);
+}
+
+/**
+ * tau, rounds (verificationRounds) and its standard error from window signals.
  * Variance of the accepted length L per round: from the per-position acceptance when the engine
  * reports it (P(L >= j) = acceptance at position j-1, so E[L^2] = sum (2j-1) P(L >= j)); otherwise
  * the largest variance a length in [0, k] with that mean can have, mu (k - mu).
  */
 export function measureTau(signals: Signals, k: number): TauMeasurement | undefined {
-  const { tau, generationTokensPerSecond: gen, windowSeconds } = signals;
-  if (tau === null || gen === null || !(tau > 0)) return undefined;
-  const rounds = Math.floor((gen * windowSeconds) / tau);
+  const { tau } = signals;
+  if (tau === null || !(tau > 0)) return undefined;
+  const rounds = verificationRounds(signals) ?? 0;
   if (rounds <= 0) return undefined;
   const mean = tau - 1;
   let variance: number;

@@ -39,6 +39,8 @@ export const childNames = (ss: SpecServe) => {
     taskConfigMap: childName(base, "task"),
     canary: childName(base, "canary"),
     canaryTaskConfigMap: childName(base, "canary-task"),
+    /** The canary analysis' start (baseline.ts). */
+    rolloutBaseline: childName(base, "rollout-baseline"),
     service: base,
     pdb: base,
   };

@@ -4,8 +4,6 @@
 export const RBAC_RULES = [
   { apiGroups: ["specops.dev"], resources: ["specserves"], verbs: ["get", "list", "watch"] },
   { apiGroups: ["specops.dev"], resources: ["specserves/status"], verbs: ["get", "patch", "update"] },
-  // The autoscaler's write path (scale.ts): spec.replicas through /scale, as an HPA does.
-  { apiGroups: ["specops.dev"], resources: ["specserves/scale"], verbs: ["get", "patch", "update"] },
   { apiGroups: ["specops.dev"], resources: ["drafttrainings"], verbs: ["get", "list", "watch"] },
   {
     apiGroups: ["apps"],
@@ -14,10 +12,12 @@ export const RBAC_RULES = [
   },
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   // Watched (label-selected, shared with the DraftTraining controller) so a deleted child is re-applied.
+  { apiGroups: [""], resources: ["services"], verbs: ["get", "list", "watch", "create", "patch"] },
+  // The rollout baseline ConfigMap (baseline.ts) is deleted when the canary's analysis ends.
   {
     apiGroups: [""],
-    resources: ["configmaps", "services"],
-    verbs: ["get", "list", "watch", "create", "patch"],
+    resources: ["configmaps"],
+    verbs: ["get", "list", "watch", "create", "patch", "delete"],
   },
   { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: ["get", "create", "patch"] },
   {

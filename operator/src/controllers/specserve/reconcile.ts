@@ -5,18 +5,18 @@
 // It never writes the SpecServe's spec: spec.replicas belongs to the user, kubectl scale or the
 // autoscaler (scale.ts), and the operator only copies it onto the workload.
 
-import { fetch } from "undici";
 import type { SpecServe } from "../../api/kinds.ts";
 import { specServeResource } from "../../api/kinds.ts";
 import { deriveSignals, type Scrape } from "../../autoscaler/signals.ts";
-import { apply, updateStatus } from "../../lib/apply.ts";
+import { apply } from "../../lib/apply.ts";
 import { realClock } from "../../lib/clock.ts";
 import type { Condition } from "../../lib/conditions.ts";
-import { formatTime } from "../../lib/conditions.ts";
+import { formatTime, setCondition } from "../../lib/conditions.ts";
 import type { ReconcileContext, ReconcileResult } from "../../lib/controller.ts";
 import { isNotFound, TerminalError } from "../../lib/errors.ts";
-import { Deployments, type KubeObject, type Resource } from "../../lib/rest.ts";
+import { ConfigMaps, Deployments, type KubeObject, type Resource } from "../../lib/rest.ts";
 import { parseDuration } from "../../lib/time.ts";
+import { baselineConfigMap, baselineFromConfigMap, type RolloutBaseline } from "./baseline.ts";
 import {
   CustomResourceDefinitions,
   FIELD_MANAGER,
@@ -24,7 +24,6 @@ import {
   LWS_CRD_NAME,
   RESOURCES,
   type SpecServeDeps,
-  SpecServes,
   type SpecServeWire,
 } from "./controller.ts";
 import * as desired from "./desired.ts";
@@ -40,20 +39,28 @@ import {
   serveTask,
 } from "./plan.ts";
 import { applyVerdict, planRollout, type RolloutPlan } from "./rollout.ts";
+import { defaultFetchText, type PodScrape, readyPods, type ScrapablePod, scrapePods } from "./scrape.ts";
+import { signalsMeter } from "./signals-meter.ts";
+import { updateSpecServeStatus } from "./status-write.ts";
 
 export function specServeReconciler(deps: SpecServeDeps) {
   const clock = deps.clock ?? realClock;
   const applyOpts = { fieldManager: FIELD_MANAGER, resources: RESOURCES };
-  const scrapeMetrics = deps.scrapeMetrics ?? defaultScrape;
-  /** Scrapes at the start of a canary's analysis, by SpecServe uid; lost on restart (re-taken then). */
-  const baselines = new Map<
-    string,
-    { candidate: string; time: number; canary: Scrape[]; stable: Scrape[] }
-  >();
+  const fetchText = deps.scrapeMetrics ?? defaultFetchText;
+  /** Scrapes at the start of a canary's analysis, by SpecServe uid; also in a ConfigMap (baseline.ts). */
+  const baselines = new Map<string, RolloutBaseline>();
+  const scrape = (ss: SpecServe, pods: ScrapablePod[], signal: AbortSignal) =>
+    scrapePods(pods, { port: ss.spec.port, signal, fetchText, now: () => clock.now() });
+  const meter = signalsMeter(scrape);
+  const asScrapes = (results: PodScrape[]): Scrape[] =>
+    results.flatMap((r) => (r.ok ? [{ pod: r.uid, text: r.text, time: r.timeMs / 1000 }] : []));
 
-  return async function reconcile(_key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
+  return async function reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
     const raw = deps.specServes.store.get(ctx.namespace, ctx.name);
-    if (!raw || raw.metadata?.deletionTimestamp) return undefined; // children go by garbage collection
+    if (!raw || raw.metadata?.deletionTimestamp) {
+      meter.forget(key);
+      return undefined; // children go by garbage collection
+    }
     const parsed = specServeResource.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -66,9 +73,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     if (ss.metadata.annotations?.[ANNOTATIONS.paused] === "true") {
       // Paused: children stay exactly as they are; only say so.
       const status = { ...(raw.status ?? {}), state: "Paused" as const };
-      const written = await updateStatus(deps.client, SpecServes, raw, status, {
-        fieldManager: FIELD_MANAGER,
-      });
+      const written = await updateSpecServeStatus(deps.client, raw, status);
       deps.specServes.recordWrite(raw, written);
       return undefined;
     }
@@ -100,16 +105,33 @@ export function specServeReconciler(deps: SpecServeDeps) {
     if (plan) status = { ...status, rollout: plan.rollout };
     emitRollout(raw, plan);
     emitTransitions(raw, status);
-    const written = await updateStatus(deps.client, SpecServes, raw, status, { fieldManager: FIELD_MANAGER });
+    let current = raw;
+    let written = await updateSpecServeStatus(deps.client, raw, status);
     deps.specServes.recordWrite(raw, written);
+    if (written) current = written;
+    // status.signals after the fold is written, so a slow pod delays no other status.
+    const measured = await meter.measure(key, ss, stablePods, now, signal);
+    if (measured.outcome) {
+      const { condition, signals } = measured.outcome;
+      const conditions = setCondition(
+        status.conditions as Condition[],
+        condition,
+        ss.metadata.generation,
+        now,
+      );
+      status = { ...status, conditions, ...(signals ? { signals } : {}) };
+      written = await updateSpecServeStatus(deps.client, current, status);
+      deps.specServes.recordWrite(current, written);
+    }
+    const requeues = [measured.dueInMs];
     // A canary is measured on a clock, not on events.
     if (plan?.canary) {
       const windowMs = parseDuration(ss.spec.rollout.analysisWindow) ?? 600_000;
-      return { requeueAfterMs: Math.max(250, Math.min(15_000, windowMs / 4)) };
+      requeues.push(Math.max(250, Math.min(15_000, windowMs / 4)));
     }
     // The LWS CRD is not watched; a LeaderWorkerSet's status is read, not cached.
-    if (lwsMissing || multiNode) return { requeueAfterMs: 15_000 };
-    return undefined;
+    if (lwsMissing || multiNode) requeues.push(15_000);
+    return { requeueAfterMs: Math.min(...requeues) };
   };
 
   function observeDraftTraining(ss: SpecServe): DraftTrainingObservation | undefined {
@@ -194,41 +216,32 @@ export function specServeReconciler(deps: SpecServeDeps) {
   ): Promise<RolloutPlan> {
     const uid = ss.metadata.uid ?? "";
     const candidate = plan.rollout.candidateDraft ?? "";
-    const ready = (pods as PodLike[]).filter(
-      (p) =>
-        p.status?.podIP &&
-        p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") &&
-        !p.metadata?.deletionTimestamp,
-    );
+    const ready = readyPods(pods as ScrapablePod[]);
     const canaryPods = ready.filter(
       (p) =>
         p.metadata?.labels?.[LABELS.canary] === "true" &&
         p.metadata?.labels?.[LABELS.draft] === desired.draftLabel(candidate),
     );
     const stablePods = ready.filter((p) => p.metadata?.labels?.[LABELS.canary] !== "true");
-    const scrapeAll = (list: PodLike[]) =>
-      Promise.all(
-        list.map(async (p): Promise<Scrape | undefined> => {
-          try {
-            const text = await scrapeMetrics(`http://${p.status?.podIP}:${ss.spec.port}/metrics`, signal);
-            return { pod: p.metadata?.name ?? "", text, time: now / 1000 };
-          } catch {
-            return undefined; // an unreachable pod counts as missing, not as zero
-          }
-        }),
-      ).then((s) => s.filter((x): x is Scrape => x !== undefined));
-    const base = baselines.get(uid);
+    // An unreachable pod counts as missing, not as zero.
+    const scrapeAll = async (list: ScrapablePod[]) => asScrapes(await scrape(ss, list, signal));
+    let base = baselines.get(uid);
     if (!base || base.candidate !== candidate) {
+      // After a restart the window resumes from the baseline ConfigMap, when it is this candidate's.
+      base = await loadBaseline(ss, candidate, plan, signal);
+      if (base) baselines.set(uid, base);
+    }
+    if (!base) {
       // The window starts once the canary pods serve.
       if (canaryPods.length === 0) return plan;
-      baselines.set(uid, {
-        candidate,
-        time: now,
-        canary: await scrapeAll(canaryPods),
-        stable: await scrapeAll(stablePods),
-      });
-      return plan;
+      const [canary, stable] = await Promise.all([scrapeAll(canaryPods), scrapeAll(stablePods)]);
+      const taken: RolloutBaseline = { candidate, timeMs: now, canary, stable };
+      // Stored before status names it, so a status that names a start always has its counters.
+      await apply(deps.client, baselineConfigMap(ss, taken) as KubeObject, applyOpts);
+      baselines.set(uid, taken);
+      return withAnalysisStart(plan, taken);
     }
+    plan = withAnalysisStart(plan, base);
     const settings = {
       maxTauDrop: ss.spec.rollout.maxTauDrop,
       minTau: ss.spec.rollout.minTau,
@@ -236,7 +249,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
       confidence: ss.spec.rollout.confidence,
       analysisWindowMs: parseDuration(ss.spec.rollout.analysisWindow) ?? 600_000,
     };
-    const elapsedMs = now - base.time;
+    const elapsedMs = now - base.timeMs;
     if (elapsedMs < settings.analysisWindowMs) return plan;
     const windowSeconds = elapsedMs / 1000;
     const k = ss.spec.speculative.numSpeculativeTokens ?? 8;
@@ -251,8 +264,36 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const currentTau = measure(base.stable, await scrapeAll(stablePods));
     const decision = decideRollout(candidateTau, currentTau, settings, elapsedMs);
     const next = applyVerdict(plan, decision, candidateTau, currentTau);
-    if (!next.canary) baselines.delete(uid);
+    if (!next.canary) {
+      baselines.delete(uid);
+      await deleteIfExists(ConfigMaps, ss.metadata.namespace, childNames(ss).rolloutBaseline, signal);
+    }
     return next;
+  }
+
+  /** The stored baseline of this candidate's window, if status.rollout names the same start. */
+  async function loadBaseline(
+    ss: SpecServe,
+    candidate: string,
+    plan: RolloutPlan,
+    signal: AbortSignal,
+  ): Promise<RolloutBaseline | undefined> {
+    const start = plan.rollout.analysisStartTime;
+    if (!start) return undefined; // no window began for this candidate (none to resume)
+    const cm = (await getOrUndefined(
+      ConfigMaps,
+      ss.metadata.namespace,
+      childNames(ss).rolloutBaseline,
+      signal,
+    )) as { data?: Record<string, string> } | undefined;
+    const base = baselineFromConfigMap(cm?.data, candidate);
+    return base && formatTime(base.timeMs) === start ? base : undefined;
+  }
+
+  async function deleteIfExists(r: Resource, ns: string | undefined, name: string, signal: AbortSignal) {
+    await deps.client.delete(r, ns, name, { signal }).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
   }
 
   async function applyCanary(ss: SpecServe, plan: RolloutPlan, signal: AbortSignal): Promise<void> {
@@ -260,9 +301,8 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const names = childNames(ss);
     if (!plan.canary) {
       if (!deps.deployments.store.get(ns, names.canary)) return;
-      await deps.client.delete(Deployments, ns, names.canary, { signal }).catch((err) => {
-        if (!isNotFound(err)) throw err;
-      });
+      await deleteIfExists(Deployments, ns, names.canary, signal);
+      await deleteIfExists(ConfigMaps, ns, names.rolloutBaseline, signal);
       return;
     }
     const stableImage = deps.deployments.store.get(ns, names.server)?.metadata?.annotations?.[
@@ -287,6 +327,16 @@ export function specServeReconciler(deps: SpecServeDeps) {
   function emitRollout(raw: SpecServeWire, plan: RolloutPlan | undefined) {
     const before = raw.status?.rollout;
     const after = plan?.rollout;
+    if (
+      after?.state === "Stable" &&
+      before?.currentDraft &&
+      before.currentDraft !== after.currentDraft &&
+      after.message
+    ) {
+      // A new draft rolled without the gate (pinned, or multi-node replicas): say so and why.
+      deps.events.event(raw, "Warning", "DraftRolledUngated", `${after.currentDraft}: ${after.message}`);
+      return;
+    }
     if (!after || (before?.state === after.state && before?.candidateDraft === after.candidateDraft)) return;
     if (after.state === "Canary") {
       deps.events.event(
@@ -330,13 +380,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
   }
 }
 
-type PodLike = {
-  metadata?: { name?: string; labels?: Record<string, string>; deletionTimestamp?: string };
-  status?: { podIP?: string; conditions?: { type: string; status: string }[] };
-};
-
-async function defaultScrape(url: string, signal: AbortSignal): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) });
-  if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
-  return res.text();
-}
+const withAnalysisStart = (plan: RolloutPlan, base: RolloutBaseline): RolloutPlan => ({
+  ...plan,
+  rollout: { ...plan.rollout, analysisStartTime: formatTime(base.timeMs) },
+});

@@ -66,6 +66,29 @@ describe("planRollout", () => {
     );
     expect(p.canary).toBeUndefined();
     expect(p.stable.display).toBe("hf://o/p");
+    expect(p.rollout.message).toMatch(/pinned by specops.dev\/pinned-draft.*without a canary/);
+  });
+  it("multi-node replicas (LeaderWorkerSet): no canary, and status.rollout says so, changed draft or not", () => {
+    const lws = specServeResource.parse({
+      ...ss(),
+      spec: { ...ss().spec, resources: { nodesPerReplica: 2, gpusPerReplica: 8 } },
+    });
+    const changed = planRollout(
+      lws,
+      draft("hf://o/b"),
+      { state: "Stable", currentDraft: "hf://o/a" },
+      { hasServer: true, now },
+    );
+    expect(changed.canary).toBeUndefined();
+    expect(changed.stable.display).toBe("hf://o/b");
+    expect(changed.rollout).toMatchObject({ state: "Stable", currentDraft: "hf://o/b" });
+    expect(changed.rollout.message).toMatch(/canary rollouts are not supported for multi-node replicas/);
+    const first = planRollout(lws, draft("hf://o/b"), undefined, { hasServer: false, now });
+    expect(first.rollout.message).toMatch(/not supported for multi-node replicas/);
+    // A gated SpecServe has no such message.
+    expect(
+      planRollout(ss(), draft("hf://o/b"), undefined, { hasServer: false, now }).rollout.message,
+    ).toBeUndefined();
   });
 });
 

@@ -38,15 +38,14 @@ export function planRollout(
   opts: { hasServer: boolean; now: string },
 ): RolloutPlan {
   const current = previous?.currentDraft;
-  const direct =
-    !opts.hasServer ||
-    !current ||
-    ss.metadata.annotations?.[ANNOTATIONS.pinnedDraft] !== undefined ||
-    ss.spec.resources.nodesPerReplica > 1;
+  const ungated = ungatedReason(ss);
+  const direct = !opts.hasServer || !current || ungated !== undefined;
   if (direct || current === resolved.display) {
     // First server, a pinned draft, a multi-node replica (rolled directly), or nothing changed.
     const keep = previous && current === resolved.display ? previous : undefined;
-    return { stable: resolved, rollout: keep ?? { state: "Stable", currentDraft: resolved.display } };
+    const rollout: RolloutStatus = keep ?? { state: "Stable", currentDraft: resolved.display };
+    // Say, always, why a new draft would skip the gate: never a silent no-op.
+    return { stable: resolved, rollout: ungated ? { ...rollout, message: ungated } : rollout };
   }
   const stable = draftFromDisplay(ss, current);
   if (previous?.candidateDraft === resolved.display && previous.state === "RolledBack") {
@@ -66,6 +65,16 @@ export function planRollout(
       message: "measuring the candidate's tau against the current draft's",
     },
   };
+}
+
+/** Why a new draft of this SpecServe rolls directly, without a canary; undefined when it is gated. */
+export function ungatedReason(ss: SpecServe): string | undefined {
+  const pinned = ss.metadata.annotations?.[ANNOTATIONS.pinnedDraft];
+  if (pinned !== undefined)
+    return `draft pinned by ${ANNOTATIONS.pinnedDraft}: a new draft is served directly, without a canary`;
+  if (ss.spec.resources.nodesPerReplica > 1)
+    return "canary rollouts are not supported for multi-node replicas (LeaderWorkerSet): a new draft rolls directly, without the acceptance gate";
+  return undefined;
 }
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;

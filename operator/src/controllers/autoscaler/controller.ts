@@ -1,0 +1,29 @@
+// The autoscaler controller: for each SpecServe with spec.autoscaling.enabled, once per window it
+// scrapes the ready serving pods, decides the replicas (decide.ts, pure) and writes spec.replicas
+// only through the scale subresource under its own field manager, as an HPA does. Its identity and
+// what it is given; reconcile.ts runs one pass, status.ts says which status fields it owns.
+import type { V1Pod } from "@kubernetes/client-node";
+import type { Client } from "../../lib/client.ts";
+import type { Clock } from "../../lib/clock.ts";
+import type { EventRecorder } from "../../lib/events.ts";
+import type { Informer } from "../../lib/informer.ts";
+import type { Wire } from "../../lib/rest.ts";
+import type { SpecServeWire } from "../specserve/controller.ts";
+import { AUTOSCALER_FIELD_MANAGER } from "../specserve/scale.ts";
+import type { FetchText } from "../specserve/scrape.ts";
+import type { AutoscalerMetrics } from "./metrics.ts";
+
+export const CONTROLLER_NAME = "autoscaler";
+/** Owns spec.replicas (through /scale) and the autoscaler's status fields; nothing else. */
+export const FIELD_MANAGER = AUTOSCALER_FIELD_MANAGER;
+
+export interface AutoscalerDeps {
+  client: Client;
+  specServes: Informer<SpecServeWire>;
+  pods: Informer<Wire<V1Pod>>;
+  events: EventRecorder;
+  metrics: AutoscalerMetrics;
+  clock?: Clock;
+  /** Reads a pod's /metrics text; tests point it elsewhere. */
+  fetchText?: FetchText;
+}

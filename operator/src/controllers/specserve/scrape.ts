@@ -1,0 +1,84 @@
+// Reads serving pods' /metrics text directly (no Prometheus): thin I/O, one GET per pod in
+// parallel, each under its own deadline and the caller's abort signal. A pod that cannot be read is
+// reported beside the others, never thrown: one unreachable pod must not stop a reconcile.
+// Used by the SpecServe rollout gate and status.signals; general enough for any pod list.
+import { fetch } from "undici";
+
+/** The pod fields a scrape needs (a V1Pod on the wire has them). */
+export interface ScrapablePod {
+  metadata?: { name?: string; uid?: string; labels?: Record<string, string>; deletionTimestamp?: string };
+  status?: { podIP?: string; conditions?: { type: string; status: string }[] };
+}
+
+export type PodScrape =
+  | { pod: string; uid: string; ok: true; text: string; timeMs: number }
+  | { pod: string; uid: string; ok: false; error: string; timeMs: number };
+
+/** Reads one URL's text; tests point it elsewhere. */
+export type FetchText = (url: string, signal: AbortSignal) => Promise<string>;
+
+export interface ScrapeOptions {
+  /** Port of the metrics endpoint on the pod IP. */
+  port: number;
+  path?: string;
+  /** Per-pod deadline (default 5 s). */
+  timeoutMs?: number;
+  signal: AbortSignal;
+  fetchText?: FetchText;
+  /** Clock of the scrape times (ms). */
+  now?: () => number;
+}
+
+export const DEFAULT_SCRAPE_TIMEOUT_MS = 5000;
+
+/** Pods that serve now: ready, with an IP, not being deleted. */
+export function readyPods<P extends ScrapablePod>(pods: readonly P[]): P[] {
+  return pods.filter(
+    (p) =>
+      p.status?.podIP &&
+      p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") &&
+      !p.metadata?.deletionTimestamp,
+  );
+}
+
+/**
+ * The engines' /metrics carries no API key: vLLM and the reference engine check the key on /v1
+ * routes only, so a scrape sends none (the operator never reads the key's Secret).
+ */
+export const defaultFetchText: FetchText = async (url, signal) => {
+  const res = await fetch(url, { signal });
+  if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
+  return res.text();
+};
+
+/** Scrapes every pod once, in parallel; one result per pod, in the order given. */
+export function scrapePods(pods: readonly ScrapablePod[], opts: ScrapeOptions): Promise<PodScrape[]> {
+  const read = opts.fetchText ?? defaultFetchText;
+  const now = opts.now ?? Date.now;
+  const path = opts.path ?? "/metrics";
+  return Promise.all(
+    pods.map(async (p): Promise<PodScrape> => {
+      const pod = p.metadata?.name ?? "";
+      const uid = p.metadata?.uid ?? pod;
+      const ip = p.status?.podIP;
+      if (!ip) return { pod, uid, ok: false, error: "pod has no IP yet", timeMs: now() };
+      const host = ip.includes(":") ? `[${ip}]` : ip;
+      const signal = AbortSignal.any([
+        opts.signal,
+        AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS),
+      ]);
+      try {
+        const text = await read(`http://${host}:${opts.port}${path}`, signal);
+        return { pod, uid, ok: true, text, timeMs: now() };
+      } catch (err) {
+        const error =
+          signal.aborted && !opts.signal.aborted
+            ? `no answer within ${opts.timeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS} ms`
+            : err instanceof Error
+              ? err.message
+              : String(err);
+        return { pod, uid, ok: false, error, timeMs: now() };
+      }
+    }),
+  );
+}
