@@ -1,6 +1,10 @@
-// The informer's store: objects by "namespace/name", plus an index by controller-owner UID so a
-// controller can list its children without a label selector. managedFields are stripped on the
-// way in: they are large, change on every write and no reconciler should read them.
+// The informer's store: objects by "namespace/name", plus an index by owner UID so a controller can
+// list its children without a label selector. On the way in, managedFields are stripped (large,
+// changed by every write, and no reconciler should read them) and string values are interned
+// (intern.ts): at 10,000 objects, per-object copies of the same apiVersion, labels, owner names and
+// uids were a large part of the cache. The owner index holds the objects themselves, one reference
+// per owner for the usual single child, so it costs no key strings and no Set per owner.
+import { StringInterner } from "./intern.ts";
 import { type KubeObject, keyOf } from "./rest.ts";
 
 export interface Store<T extends KubeObject> {
@@ -17,9 +21,17 @@ export function stripManagedFields<T extends KubeObject>(obj: T): T {
   return { ...obj, metadata };
 }
 
+/** One table for every cache in the process: a child's ownerReference shares its owner's uid and name. */
+const sharedStrings = new StringInterner();
+
 export class Cache<T extends KubeObject> implements Store<T> {
   readonly #objects = new Map<string, T>();
-  readonly #owned = new Map<string, Set<string>>();
+  readonly #owned = new Map<string, T | T[]>();
+  readonly #strings: StringInterner;
+
+  constructor(opts: { strings?: StringInterner } = {}) {
+    this.#strings = opts.strings ?? sharedStrings;
+  }
 
   get(namespace: string | undefined, name: string): T | undefined {
     return this.#objects.get(namespace ? `${namespace}/${name}` : name);
@@ -31,20 +43,24 @@ export class Cache<T extends KubeObject> implements Store<T> {
   }
 
   byOwner(ownerUid: string): T[] {
-    return [...(this.#owned.get(ownerUid) ?? [])].flatMap((k) => this.#objects.get(k) ?? []);
+    const owned = this.#owned.get(ownerUid);
+    if (owned === undefined) return [];
+    return Array.isArray(owned) ? [...owned] : [owned];
   }
 
-  /** Stores obj (stripped); returns the previous version. */
+  /** Stores obj (stripped, strings interned); returns the previous version. */
   upsert(obj: T): T | undefined {
     const key = keyOf(obj);
     const old = this.#objects.get(key);
-    if (old) this.#unindex(key, old);
-    const stored = stripManagedFields(obj);
+    if (old) this.#unindex(old);
+    const stored = this.#strings.internDeep(stripManagedFields(obj));
     this.#objects.set(key, stored);
     for (const ref of stored.metadata?.ownerReferences ?? []) {
-      const keys = this.#owned.get(ref.uid) ?? new Set<string>();
-      this.#owned.set(ref.uid, keys);
-      keys.add(key);
+      const owned = this.#owned.get(ref.uid);
+      if (owned === undefined) this.#owned.set(ref.uid, stored);
+      else if (Array.isArray(owned)) {
+        if (!owned.includes(stored)) owned.push(stored);
+      } else if (owned !== stored) this.#owned.set(ref.uid, [owned, stored]);
     }
     return old;
   }
@@ -54,15 +70,19 @@ export class Cache<T extends KubeObject> implements Store<T> {
     const old = this.#objects.get(key);
     if (!old) return undefined;
     this.#objects.delete(key);
-    this.#unindex(key, old);
+    this.#unindex(old);
     return old;
   }
 
-  #unindex(key: string, obj: T): void {
+  #unindex(obj: T): void {
     for (const ref of obj.metadata?.ownerReferences ?? []) {
-      const keys = this.#owned.get(ref.uid);
-      keys?.delete(key);
-      if (keys?.size === 0) this.#owned.delete(ref.uid);
+      const owned = this.#owned.get(ref.uid);
+      if (owned === obj) this.#owned.delete(ref.uid);
+      else if (Array.isArray(owned)) {
+        const rest = owned.filter((o) => o !== obj);
+        if (rest.length === 0) this.#owned.delete(ref.uid);
+        else this.#owned.set(ref.uid, rest.length === 1 ? (rest[0] as T) : rest);
+      }
     }
   }
 }

@@ -10,8 +10,8 @@ import { draftTrainingSpec } from "../../api/drafttraining.ts";
 import { apply } from "../../lib/apply.ts";
 import { apiMessage, statusCode } from "../../lib/errors.ts";
 import type { Informer } from "../../lib/informer.ts";
-import type { KubeObject } from "../../lib/rest.ts";
-import { dataDigest } from "../shared/informers.ts";
+import { Jobs, type KubeObject } from "../../lib/rest.ts";
+import { dataDigest, specDigest, stageSpecDigestOf } from "../shared/informers.ts";
 import {
   type DraftTrainingDeps,
   type DraftTrainingObject,
@@ -58,19 +58,63 @@ export function drifted(desired: DesiredObject, cached: KubeObject | undefined):
   );
 }
 
-/** The DraftTraining as its stage Job was started: that spec and generation, when the Job recorded them. */
-export function asStarted(dt: DraftTrainingObject, job: JobObject | undefined): DraftTrainingObject {
-  const recorded = job?.metadata?.annotations?.[ANNOTATIONS.stageSpec];
-  if (!recorded) return dt;
-  let spec: ReturnType<typeof draftTrainingSpec.safeParse>;
-  try {
-    spec = draftTrainingSpec.safeParse(JSON.parse(recorded));
-  } catch {
-    return dt;
+/** Parsed started specs of Jobs whose spec is no longer their owner's, by Job uid: read from the API once. */
+const startedSpecs = new Map<string, { digest: string; spec?: DraftTrainingObject["spec"] }>();
+const STARTED_SPECS_MAX = 1024;
+/** specDigest of each parsed spec object (the informer reuses the object while the spec is unchanged). */
+const specDigests = new WeakMap<object, string>();
+
+function digestOfSpec(spec: DraftTrainingObject["spec"]): string {
+  let digest = specDigests.get(spec);
+  if (digest === undefined) {
+    digest = specDigest(JSON.stringify(spec));
+    specDigests.set(spec, digest);
   }
-  if (!spec.success) return dt;
-  const generation = Number(job?.metadata?.annotations?.[ANNOTATIONS.generation] ?? dt.metadata.generation);
-  return { ...dt, spec: spec.data, metadata: { ...dt.metadata, generation } };
+  return digest;
+}
+
+function parseStarted(recorded: string | undefined): DraftTrainingObject["spec"] | undefined {
+  if (recorded === undefined) return undefined;
+  try {
+    const spec = draftTrainingSpec.safeParse(JSON.parse(recorded));
+    return spec.success ? spec.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The DraftTraining as its stage Job was started: that spec and generation, when the Job recorded
+ * them. A cached Job carries only a digest of its spec (shared/informers.ts): when it is the
+ * DraftTraining's current spec (nearly always) nothing is parsed or read; when the spec changed
+ * since, the Job is read from the API once and its parsed spec kept while the digest stays.
+ */
+export async function asStarted(
+  deps: Pick<DraftTrainingDeps, "client">,
+  dt: DraftTrainingObject,
+  job: JobObject | undefined,
+): Promise<DraftTrainingObject> {
+  if (!job) return dt;
+  const generation = Number(job.metadata?.annotations?.[ANNOTATIONS.generation] ?? dt.metadata.generation);
+  const started = (spec: DraftTrainingObject["spec"] | undefined) =>
+    spec ? { ...dt, spec, metadata: { ...dt.metadata, generation } } : dt;
+  const recorded = job.metadata?.annotations?.[ANNOTATIONS.stageSpec];
+  if (recorded !== undefined) return started(parseStarted(recorded));
+  const digest = stageSpecDigestOf(job);
+  if (digest === undefined) return dt;
+  if (digest === digestOfSpec(dt.spec)) return started(dt.spec);
+  const uid = job.metadata?.uid ?? `${job.metadata?.namespace}/${job.metadata?.name}`;
+  let known = startedSpecs.get(uid);
+  if (known?.digest !== digest) {
+    const live = await deps.client.get(Jobs, job.metadata?.namespace, job.metadata?.name ?? "");
+    known = { digest, spec: parseStarted(live.metadata?.annotations?.[ANNOTATIONS.stageSpec]) };
+    startedSpecs.delete(uid);
+    startedSpecs.set(uid, known);
+    // Oldest first: entries of finished or deleted Jobs age out.
+    if (startedSpecs.size > STARTED_SPECS_MAX)
+      startedSpecs.delete(startedSpecs.keys().next().value as string);
+  }
+  return started(known.spec);
 }
 
 type ApplyDeps = Pick<DraftTrainingDeps, "client">;
@@ -102,7 +146,8 @@ export async function syncStage(
 ): Promise<JobObject | undefined> {
   const ns = dt.metadata.namespace;
   const existing = deps.jobs.store.get(ns, childNames(dt).job(stage));
-  const started = existing && !existing.metadata?.deletionTimestamp ? asStarted(dt, existing) : dt;
+  const started =
+    existing && !existing.metadata?.deletionTimestamp ? await asStarted(deps, dt, existing) : dt;
   // Under Kueue the regeneration server follows the Job's actual suspension (admission).
   const effective = suspend ?? (existing ? existing.spec?.suspend === true : true);
   const { job, others } = stageChildren(started, stage, storageLayout(started), ctx, { suspend: effective });

@@ -40,8 +40,6 @@ export interface JobObservation {
   name: string;
   /** Generation of the DraftTraining the Job was started with (0 when not recorded). */
   generation: number;
-  /** The spec the Job was started with (JSON), when recorded. */
-  stageSpec?: string;
   /** The Kueue LocalQueue the Job was submitted to. */
   queue?: string;
   suspended: boolean;
@@ -108,7 +106,6 @@ export function observeJob(job: Wire<V1Job>, pods: Wire<V1Pod>[]): JobObservatio
   return {
     name: job.metadata?.name ?? "",
     generation: Number(job.metadata?.annotations?.[ANNOTATIONS.generation] ?? 0),
-    stageSpec: job.metadata?.annotations?.[ANNOTATIONS.stageSpec],
     queue: job.metadata?.labels?.[LABELS.kueueQueue],
     suspended: job.spec?.suspend === true,
     suspendedMessage: isTrue("Suspended")?.message,

@@ -18,6 +18,7 @@ import {
   type Resource,
   Services,
 } from "../../lib/rest.ts";
+import { trimConfigMap, trimDeployment, trimJob, trimPod, trimToMetadata } from "../shared/informers.ts";
 import { AcceptanceEvals, DraftTrainings, FINALIZER, parseDraftTraining } from "./controller.ts";
 import { draftTrainingReconciler } from "./reconcile.ts";
 
@@ -41,7 +42,7 @@ afterEach(async () => {
   for (const s of stops.splice(0)) await s();
 });
 
-async function setup(edit?: (spec: any) => void) {
+async function setup(edit?: (spec: any) => void, opts: { trimmed?: boolean } = {}) {
   const client = new StatusFailingClient();
   const m = example("tiny-drafttraining.yaml");
   m.metadata = { name: "t", namespace: "ns", finalizers: [FINALIZER] } as typeof m.metadata;
@@ -57,12 +58,13 @@ async function setup(edit?: (spec: any) => void) {
   const deps = {
     client,
     drafts: informer(DraftTrainings, parseDraftTraining),
-    jobs: informer(Jobs),
-    pods: informer(Pods),
-    deployments: informer(Deployments),
-    configMaps: informer(ConfigMaps),
-    services: informer(Services),
-    claims: informer(PersistentVolumeClaims),
+    // trimmed: what the operator's wiring caches of each kind (operator.ts).
+    jobs: informer(Jobs, opts.trimmed ? trimJob : undefined),
+    pods: informer(Pods, opts.trimmed ? trimPod : undefined),
+    deployments: informer(Deployments, opts.trimmed ? trimDeployment : undefined),
+    configMaps: informer(ConfigMaps, opts.trimmed ? trimConfigMap : undefined),
+    services: informer(Services, opts.trimmed ? trimToMetadata : undefined),
+    claims: informer(PersistentVolumeClaims, opts.trimmed ? trimToMetadata : undefined),
     evals: informer(AcceptanceEvals),
     events: {
       event: (_o: unknown, type: string, reason: string) => events.push(`${type} ${reason}`),
@@ -98,6 +100,28 @@ describe("DraftTraining reconcile", () => {
     expect(t.events).toContain("Normal PrepareDataStarted");
     const [dt] = t.client.objects(DraftTrainings);
     expect((dt as any).status.stage).toBe("PrepareData");
+  });
+
+  it("makes no API call on a pass with nothing to do, before and after its own writes' watch events arrive", async () => {
+    // The informer tells handlers about the controller's own writes, so each write brings one more
+    // pass; that pass must find everything in place from the cache alone.
+    const t = await setup(undefined, { trimmed: true });
+    t.client.holdWatchEvents();
+    await t.run();
+    const writes = t.client.actions.filter((a) => a.verb !== "watch" && a.verb !== "list");
+    expect(writes.map((a) => `${a.verb} ${a.plural}${a.subresource ? `/${a.subresource}` : ""}`)).toEqual([
+      "patch persistentvolumeclaims",
+      "patch configmaps",
+      "patch jobs",
+      "patch drafttrainings/status",
+    ]);
+    const after = t.client.actions.length;
+    await t.run();
+    expect(t.client.actions.slice(after)).toEqual([]);
+    t.client.releaseWatchEvents();
+    await t.settle();
+    await t.run();
+    expect(t.client.actions.slice(after)).toEqual([]);
   });
 
   it("retries a child apply that failed, and says so in status meanwhile", async () => {
