@@ -102,29 +102,46 @@ export function jobFailure(
   };
 }
 
-export function decide(ae: AcceptanceEval, observed: Observed, now: number): Decision {
+/**
+ * What every AcceptanceEval decision, offline and live, starts from and ends with: the previous
+ * status of this generation (a new generation starts from nothing but its conditions), a condition
+ * setter, the stale Jobs to delete, and `finish`, which stamps observedGeneration, drops the
+ * pod-start conditions once not running and adds the phase Events.
+ */
+export function statusDecision<A extends { type: string }>(
+  ae: AcceptanceEval,
+  now: number,
+  staleJobs: string[],
+) {
   const generation = ae.metadata.generation;
   const old = ae.status ?? {};
   const sameGeneration = old.observedGeneration === generation;
   const previousPhase = sameGeneration ? old.phase : undefined;
   let conditions = (old.conditions ?? []) as Condition[];
-  const set = (type: string, status: "True" | "False" | "Unknown", reason: string, message: string) => {
-    conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
-  };
-  const previousReason = (type: string) => old.conditions?.find((c) => c.type === type)?.reason;
-  // A new generation starts from nothing but its conditions.
   const base: AcceptanceEvalStatus = sameGeneration
     ? { ...old }
     : { conditions: old.conditions as AcceptanceEvalStatus["conditions"] };
-  const actions: Action[] = observed.staleJobs.map((name) => ({ type: "deleteJob" as const, name }));
+  const actions: (A | Action)[] = staleJobs.map((name) => ({ type: "deleteJob" as const, name }));
   const events: EvalEvent[] = [];
+  const set = (type: string, status: "True" | "False" | "Unknown", reason: string, message: string) => {
+    conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
+  };
+  const drop = (...types: string[]) => {
+    conditions = conditions.filter((c) => !types.includes(c.type));
+  };
+  const previousReason = (type: string) => old.conditions?.find((c) => c.type === type)?.reason;
   const finish = (status: Omit<AcceptanceEvalStatus, "conditions" | "observedGeneration">) => {
-    if (status.phase !== "Running")
-      conditions = conditions.filter((c) => c.type !== "PodsScheduled" && c.type !== "ContainersStarted");
+    if (status.phase !== "Running") drop("PodsScheduled", "ContainersStarted");
     const next = dropUndefined({ ...status, observedGeneration: generation, conditions });
     if (next.phase !== previousPhase) events.unshift(...phaseEvents(next));
     return { status: next, actions, events };
   };
+  return { old, sameGeneration, previousPhase, base, actions, events, set, drop, previousReason, finish };
+}
+
+export function decide(ae: AcceptanceEval, observed: Observed, now: number): Decision {
+  const { old, sameGeneration, previousPhase, base, actions, events, set, drop, previousReason, finish } =
+    statusDecision<Action>(ae, now, observed.staleJobs);
 
   const job = observed.job;
   if (!job) {
@@ -197,13 +214,13 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
     if (gate.verdict === "Passed") set("Passed", "True", "ThresholdsMet", "every gate threshold is met");
     else if (gate.verdict === "Failed")
       set("Passed", "False", "ThresholdsMissed", (gate.reasons ?? []).join("; ") || "gate failed");
-    else conditions = conditions.filter((c) => c.type !== "Passed");
+    else drop("Passed");
     if (truncated) {
       const where = fullResultAt(resultUri, t.result.resultPath, copyFailed);
       const message = `the runtime's result did not fit in the 4096-byte termination message; status holds what fit, the full result is in ${where}`;
       set("ResultComplete", "False", "ResultTruncated", message);
       if (previousPhase !== phase) events.push({ type: "Warning", reason: "ResultTruncated", message });
-    } else conditions = conditions.filter((c) => c.type !== "ResultComplete");
+    } else drop("ResultComplete");
     return finish({
       ...running,
       phase,
@@ -233,7 +250,7 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
     ["ContainersStarted", containersNotStarting(job)],
   ] as const) {
     if (!problem) {
-      conditions = conditions.filter((c) => c.type !== type);
+      drop(type);
       continue;
     }
     set(type, "False", problem.reason, problem.message);

@@ -7,15 +7,13 @@
 import type { AcceptanceEval, SpecServe } from "../../api/kinds.ts";
 import { RUNTIME_API_VERSION, RUNTIME_ENV } from "../../contract/constants.ts";
 import type { TaskInput } from "../../contract/task.ts";
-import { type Condition, setCondition } from "../../lib/conditions.ts";
-import { dropUndefined } from "../../lib/objects.ts";
 import { podFailurePolicy } from "../drafttraining/desired.ts";
 import { containersNotStarting, podsNotStarting } from "../drafttraining/health.ts";
 import type { JobObservation } from "../drafttraining/observe.ts";
 import { childName } from "../shared/names.ts";
 import { runtimePodTemplate, SCRATCH_PATH } from "../shared/pod.ts";
-import type { AcceptanceEvalStatus, Action, Decision, EvalEvent } from "./decide.ts";
-import { foldResult, jobFailure, phaseEvents } from "./decide.ts";
+import type { AcceptanceEvalStatus, Action, Decision } from "./decide.ts";
+import { foldResult, jobFailure, statusDecision } from "./decide.ts";
 import {
   type BuildContext,
   credentialSecrets,
@@ -173,30 +171,8 @@ export function decideLive(
   observed: LiveObserved,
   now: number,
 ): Omit<Decision, "actions"> & { actions: (Action | LiveAction)[] } {
-  const generation = ae.metadata.generation;
-  const old = ae.status ?? {};
-  const sameGeneration = old.observedGeneration === generation;
-  const previousPhase = sameGeneration ? old.phase : undefined;
-  let conditions = (old.conditions ?? []) as Condition[];
-  const set = (type: string, status: "True" | "False" | "Unknown", reason: string, message: string) => {
-    conditions = setCondition(conditions, { type, status, reason, message }, generation, now);
-  };
-  const previousReason = (type: string) => old.conditions?.find((c) => c.type === type)?.reason;
-  const base: AcceptanceEvalStatus = sameGeneration
-    ? { ...old }
-    : { conditions: old.conditions as AcceptanceEvalStatus["conditions"] };
-  const actions: (Action | LiveAction)[] = observed.staleJobs.map((name) => ({
-    type: "deleteJob" as const,
-    name,
-  }));
-  const events: EvalEvent[] = [];
-  const finish = (status: Omit<AcceptanceEvalStatus, "conditions" | "observedGeneration">) => {
-    if (status.phase !== "Running")
-      conditions = conditions.filter((c) => c.type !== "PodsScheduled" && c.type !== "ContainersStarted");
-    const next = dropUndefined({ ...status, observedGeneration: generation, conditions });
-    if (next.phase !== previousPhase) events.unshift(...phaseEvents(next));
-    return { status: next, actions, events };
-  };
+  const { old, sameGeneration, base, actions, events, set, drop, previousReason, finish } =
+    statusDecision<LiveAction>(ae, now, observed.staleJobs);
   // A generation that ended stays as it ended (a window read again later could say otherwise).
   if (sameGeneration && (old.phase === "Failed" || (old.phase === "Succeeded" && !observed.job)))
     return { status: old, actions, events };
@@ -246,7 +222,7 @@ export function decideLive(
     if (gate.verdict === "Passed") set("Passed", "True", "ThresholdsMet", "every gate threshold is met");
     else if (gate.verdict === "Failed")
       set("Passed", "False", "ThresholdsMissed", (gate.reasons ?? []).join("; ") || "gate failed");
-    else conditions = conditions.filter((c) => c.type !== "Passed");
+    else drop("Passed");
     const { task: _task, ...settled } = live;
     return finish({
       ...base,
@@ -270,7 +246,7 @@ export function decideLive(
       ["ContainersStarted", containersNotStarting(job)],
     ] as const) {
       if (!problem) {
-        conditions = conditions.filter((c) => c.type !== type);
+        drop(type);
         continue;
       }
       set(type, "False", problem.reason, problem.message);
