@@ -1,6 +1,7 @@
 // The thin I/O of a live evaluation: what the caches say about the SpecServe, its serving pods and
 // this evaluation's load Jobs; scraping the ready serving pods' /metrics (text only; parsed by the
 // signal parser in livemeasure.ts); and applying the snapshot, task ConfigMap and load Job.
+
 import type { AcceptanceEval, SpecServe } from "../../api/kinds.ts";
 import { specServeResource } from "../../api/kinds.ts";
 import { apply } from "../../lib/apply.ts";
@@ -9,6 +10,7 @@ import { ConfigMaps, type KubeObject } from "../../lib/rest.ts";
 import { ChildApplyError, drifted, withAppliedHash } from "../drafttraining/children.ts";
 import { observeJob } from "../drafttraining/observe.ts";
 import { labelValue } from "../shared/names.ts";
+import { readyPods, scrapePods } from "../specserve/scrape.ts";
 import { type AcceptanceEvalDeps, FIELD_MANAGER, RESOURCES } from "./controller.ts";
 import { LABELS } from "./desired.ts";
 import {
@@ -88,24 +90,19 @@ export async function scrapeServingPods(
   signal: AbortSignal | undefined,
   now: number,
 ): Promise<Snapshot> {
-  const pods = (deps.pods.store.list(ae.metadata.namespace) as PodLike[]).filter(
-    (p) =>
-      p.metadata?.labels?.[SPECSERVE_POD_LABEL] === ss.name &&
-      p.status?.podIP &&
-      !p.metadata?.deletionTimestamp &&
-      p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+  const pods = readyPods(
+    (deps.pods.store.list(ae.metadata.namespace) as PodLike[]).filter(
+      (p) => p.metadata?.labels?.[SPECSERVE_POD_LABEL] === ss.name,
+    ),
   );
-  const scraped = await Promise.all(
-    pods.map(async (p) => {
-      try {
-        const text = await deps.scrapeMetrics(`http://${p.status?.podIP}:${ss.port}/metrics`, signal);
-        return { pod: p.metadata?.name ?? "", text };
-      } catch {
-        return undefined; // an unreachable pod is missing, not zero
-      }
-    }),
-  );
-  return { time: now / 1000, pods: scraped.filter((s) => s !== undefined) };
+  const results = await scrapePods(pods, {
+    port: ss.port,
+    signal: signal ?? new AbortController().signal,
+    fetchText: deps.scrapeMetrics,
+  });
+  // An unreachable pod is missing from the snapshot, not zero.
+  const scraped = results.flatMap((r) => (r.ok ? [{ pod: r.pod, text: r.text }] : []));
+  return { time: now / 1000, pods: scraped };
 }
 
 /** The load counts of the finished Job's task set, from its termination message. */
