@@ -9,7 +9,7 @@ const TOKEN = "s3cr3t-token-value";
 let server: Server;
 let base = "";
 let respond: (req: IncomingMessage, body: string) => { status: number; body: string; delayMs?: number };
-const seen: { path: string; auth?: string; type?: string; query: string | null }[] = [];
+const seen: { path: string; auth?: string; type?: string; query: string | null; time: string | null }[] = [];
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -23,6 +23,7 @@ beforeAll(async () => {
         auth: req.headers.authorization,
         type: req.headers["content-type"],
         query: new URLSearchParams(body).get("query"),
+        time: new URLSearchParams(body).get("time"),
       });
       const r = respond(req, body);
       setTimeout(
@@ -73,6 +74,9 @@ describe("instantQueries", () => {
     ]);
     expect(out.two).toEqual([]);
     expect(seen.map((s) => s.query).sort()).toEqual(['sum(x{pod=~"a|b"})', "up"]);
+    // One evaluation time for the window's queries, so that all read the same scrapes.
+    expect(new Set(seen.map((s) => s.time)).size).toBe(1);
+    expect(Math.abs(Number(seen[0]?.time) - Date.now() / 1000)).toBeLessThan(5);
     expect(seen[0]).toMatchObject({
       path: "/prom/api/v1/query",
       auth: `Bearer ${TOKEN}`,

@@ -1,6 +1,6 @@
 // Thin client of the Prometheus HTTP API: instant queries (POST /api/v1/query, form-encoded, so a
-// selector naming many pods never meets a URL length limit), all of one window in parallel under
-// one deadline and the caller's abort signal. Errors name the server and what went wrong (HTTP
+// selector naming many pods never meets a URL length limit), all of one window in parallel at one
+// evaluation time, under one deadline and the caller's abort signal. Errors name the server and what went wrong (HTTP
 // status and Prometheus' errorType/error, a refused connection, the deadline); the credentials are
 // sent as a header and never appear in an error, a log line or status.
 import { fetch } from "undici";
@@ -16,6 +16,11 @@ export interface PrometheusQueryOptions {
   auth?: PrometheusAuth;
   timeoutMs: number;
   signal: AbortSignal;
+  /**
+   * Evaluation time (Unix ms) of every query; default now. One time for all queries of a window, so
+   * that each reads the same samples (queries at each one's own "now" would see different scrapes).
+   */
+  timeMs?: number;
 }
 
 export class PrometheusError extends Error {
@@ -74,7 +79,7 @@ function why(err: unknown): string {
 }
 
 /**
- * Runs the named instant queries at the server's current time. Resolves with every answer or
+ * Runs the named instant queries, all at one evaluation time. Resolves with every answer or
  * rejects with one PrometheusError saying why (the first query that failed).
  */
 export async function instantQueries<K extends string>(
@@ -83,6 +88,7 @@ export async function instantQueries<K extends string>(
 ): Promise<Partial<Record<K, VectorSample[]>>> {
   const endpoint = queryEndpoint(opts.url);
   const server = new URL(endpoint).origin;
+  const time = (opts.timeMs ?? Date.now()) / 1000;
   const deadline = AbortSignal.timeout(opts.timeoutMs);
   const signal = AbortSignal.any([opts.signal, deadline]);
   const headers = {
@@ -97,7 +103,7 @@ export async function instantQueries<K extends string>(
       res = await fetch(endpoint, {
         method: "POST",
         headers,
-        body: new URLSearchParams({ query }).toString(),
+        body: new URLSearchParams({ query, time: time.toFixed(3) }).toString(),
         signal,
       });
       body = await res.text();
