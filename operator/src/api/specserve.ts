@@ -153,7 +153,7 @@ export const signalsSource = withRules(
   }),
   [
     {
-      rule: "self.source != 'Prometheus' || has(self.prometheus)",
+      rule: "!has(self.source) || self.source != 'Prometheus' || has(self.prometheus)",
       message: "signals.prometheus (with its url) is required when signals.source is Prometheus",
       fieldPath: ".prometheus",
       reason: "FieldValueRequired",

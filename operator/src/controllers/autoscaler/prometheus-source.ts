@@ -26,7 +26,7 @@ export interface PrometheusWindow {
 const SECRET_TTL_MS = 60_000;
 
 export function prometheusSource(deps: { client: Client; now: () => number }) {
-  const credentials = new Map<string, { ref: string; atMs: number; auth?: PrometheusAuth; error?: string }>();
+  const credentials = new Map<string, { ref: string; atMs: number; auth?: PrometheusAuth }>();
 
   /** The credentials the spec references, or why they cannot be had (never the values). */
   async function authOf(
@@ -43,7 +43,7 @@ export function prometheusSource(deps: { client: Client; now: () => number }) {
       : `basic ${basic?.name}/${basic?.usernameKey}/${basic?.passwordKey}`;
     const now = deps.now();
     const cached = credentials.get(key);
-    if (cached && cached.ref === ref && now - cached.atMs < SECRET_TTL_MS) return cached;
+    if (cached && cached.ref === ref && now - cached.atMs < SECRET_TTL_MS) return { auth: cached.auth };
     const name = (bearer?.name ?? basic?.name) as string;
     let read: { auth?: PrometheusAuth; error?: string };
     try {
@@ -71,7 +71,10 @@ export function prometheusSource(deps: { client: Client; now: () => number }) {
           : (err as Error).message;
       read = { error: `Prometheus auth Secret ${name}: ${why}`.slice(0, 400) };
     }
-    credentials.set(key, { ref, atMs: now, ...read });
+    // Only what was read is kept: a missing or forbidden Secret is asked again at the next window,
+    // so fixing it takes effect at once.
+    if (read.auth) credentials.set(key, { ref, atMs: now, ...read });
+    else credentials.delete(key);
     return read;
   }
 
