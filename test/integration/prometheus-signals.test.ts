@@ -136,5 +136,16 @@ describe("signals from a real Prometheus (test edge: scripted vLLM engines, 2 po
     });
     const s = signalsFromResults("vllm", results, 3, "pod");
     expect(s).toMatchObject({ engine: null, running: null, waiting: null, tau: null });
+    // SGLang's queries (a regex over both prefixes, snapshot gauges) are PromQL Prometheus accepts.
+    const sglang = await instantQueries<QueryName>(
+      signalQueries(
+        "sglang",
+        { namespaceLabel: "namespace", namespace: NS, podLabel: "pod", pods: ["a"] },
+        3,
+      ),
+      { url: prometheus.url, timeoutMs: 5000, signal: new AbortController().signal },
+    );
+    expect(Object.keys(sglang).sort()).toContain("acceptLength");
+    expect(Object.values(sglang).every((v) => Array.isArray(v) && v.length === 0)).toBe(true);
   });
 });
