@@ -22,10 +22,11 @@ import { realClock } from "../../lib/clock.ts";
 import type { ReconcileContext, ReconcileResult } from "../../lib/controller.ts";
 import { isNotFound } from "../../lib/errors.ts";
 import { ConfigMaps } from "../../lib/rest.ts";
+import { freshnessMs, PodScrapes } from "../shared/pod-scrapes.ts";
 import { SpecServes, type SpecServeWire } from "../specserve/controller.ts";
 import { ANNOTATIONS, LABELS } from "../specserve/plan.ts";
 import { writeReplicas } from "../specserve/scale.ts";
-import { defaultFetchText, readyPods, type ScrapablePod, scrapePods } from "../specserve/scrape.ts";
+import { readyPods, type ScrapablePod } from "../specserve/scrape.ts";
 import { type AutoscalerDeps, FIELD_MANAGER } from "./controller.ts";
 import { type AutoscalerMemory, initialMemory, type StepOutput, step } from "./decide.ts";
 import { isAutoscaled, windowSeconds } from "./policy.ts";
@@ -49,6 +50,20 @@ interface Entry {
 /** A pod's identity across scrapes (scrape.ts keys its results by uid too). */
 const podKey = (p: ScrapablePod) => p.metadata?.uid ?? p.metadata?.name ?? "";
 
+/**
+ * The window the scrapes span: the longest span of a pod scraped at both ends (a result may be a
+ * shared one taken a moment before this decision), else the configured window.
+ */
+function windowSecondsOf(start: PodScrape[], end: PodScrape[], windowMs: number): number {
+  const startMs = new Map(start.map((s) => [s.uid, s.timeMs]));
+  let span = 0;
+  for (const e of end) {
+    const s = startMs.get(e.uid);
+    if (s !== undefined) span = Math.max(span, e.timeMs - s);
+  }
+  return (span > 0 ? span : windowMs) / 1000;
+}
+
 /** How long a read SPS table is trusted before it is read again. */
 const SPS_TABLE_TTL_MS = 60_000;
 const MODEL_SOURCE = "first-principles model (Qwen3-8B on an H200)";
@@ -56,7 +71,8 @@ const modelSps = spsFromModel(QWEN3_8B_H200);
 
 export function autoscalerReconciler(deps: AutoscalerDeps) {
   const clock = deps.clock ?? realClock;
-  const fetchText = deps.fetchText ?? defaultFetchText;
+  // One scrape a window per pod, shared with status.signals (the SpecServe controller).
+  const scrapes = deps.scrapes ?? new PodScrapes({ fetchText: deps.fetchText, now: () => clock.now() });
   const entries = new Map<string, Entry>();
   const tables = new Map<
     string,
@@ -104,12 +120,12 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
           p.metadata?.labels?.[LABELS.canary] !== "true",
       ) as ScrapablePod[];
     const ready = readyPods(pods);
-    const results = await scrapePods(ready, {
+    const results = await scrapes.scrape(ready, {
       port: ss.spec.port,
       signal: ctx.signal,
-      fetchText,
-      now: () => clock.now(),
       timeoutMs: Math.min(5000, Math.max(1000, windowMs / 2)),
+      // A scrape of these pods the SpecServe controller took a moment ago serves this window too.
+      since: now - freshnessMs(windowMs),
     });
     const failures: string[] = [];
     const end: PodScrape[] = [];
@@ -127,7 +143,6 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     const first = entry.lastScrapeMs === undefined;
     const start = entry.scrapes;
     const readyBefore = entry.readyUids;
-    const windowStart = entry.lastScrapeMs ?? now;
     entry.lastScrapeMs = now;
     entry.scrapes = end;
     entry.readyUids = new Set(ready.map(podKey));
@@ -161,7 +176,7 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     });
     let signals: Signals | null = null;
     if (end.length > 0)
-      signals = deriveSignals(start.map(toScrape), end.map(toScrape), (now - windowStart) / 1000);
+      signals = deriveSignals(start.map(toScrape), end.map(toScrape), windowSecondsOf(start, end, windowMs));
     const metricsError =
       ready.length === 0
         ? "no ready serving pod to scrape"

@@ -1,7 +1,8 @@
 // Reads serving pods' /metrics text directly (no Prometheus): thin I/O, one GET per pod in
 // parallel, each under its own deadline and the caller's abort signal. A pod that cannot be read is
 // reported beside the others, never thrown: one unreachable pod must not stop a reconcile.
-// Used by the SpecServe rollout gate and status.signals; general enough for any pod list.
+// Used by the SpecServe rollout gate and AcceptanceEval's live mode; status.signals and the
+// autoscaler read through the shared cache in ../shared/pod-scrapes.ts, one scrape for both.
 import { fetch } from "undici";
 
 /** The pod fields a scrape needs (a V1Pod on the wire has them). */
@@ -51,29 +52,39 @@ export const defaultFetchText: FetchText = async (url, signal) => {
   return res.text();
 };
 
+/** A pod's name, uid and /metrics URL (none while it has no IP). */
+export function scrapeTarget(
+  p: ScrapablePod,
+  port: number,
+  path = "/metrics",
+): { pod: string; uid: string; url?: string } {
+  const pod = p.metadata?.name ?? "";
+  const uid = p.metadata?.uid ?? pod;
+  const ip = p.status?.podIP;
+  if (!ip) return { pod, uid };
+  const host = ip.includes(":") ? `[${ip}]` : ip;
+  return { pod, uid, url: `http://${host}:${port}${path}` };
+}
+
+export const timeoutMessage = (ms: number) => `no answer within ${ms} ms`;
+
 /** Scrapes every pod once, in parallel; one result per pod, in the order given. */
 export function scrapePods(pods: readonly ScrapablePod[], opts: ScrapeOptions): Promise<PodScrape[]> {
   const read = opts.fetchText ?? defaultFetchText;
   const now = opts.now ?? Date.now;
-  const path = opts.path ?? "/metrics";
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS;
   return Promise.all(
     pods.map(async (p): Promise<PodScrape> => {
-      const pod = p.metadata?.name ?? "";
-      const uid = p.metadata?.uid ?? pod;
-      const ip = p.status?.podIP;
-      if (!ip) return { pod, uid, ok: false, error: "pod has no IP yet", timeMs: now() };
-      const host = ip.includes(":") ? `[${ip}]` : ip;
-      const signal = AbortSignal.any([
-        opts.signal,
-        AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS),
-      ]);
+      const { pod, uid, url } = scrapeTarget(p, opts.port, opts.path);
+      if (!url) return { pod, uid, ok: false, error: "pod has no IP yet", timeMs: now() };
+      const signal = AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)]);
       try {
-        const text = await read(`http://${host}:${opts.port}${path}`, signal);
+        const text = await read(url, signal);
         return { pod, uid, ok: true, text, timeMs: now() };
       } catch (err) {
         const error =
           signal.aborted && !opts.signal.aborted
-            ? `no answer within ${opts.timeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS} ms`
+            ? timeoutMessage(timeoutMs)
             : err instanceof Error
               ? err.message
               : String(err);
