@@ -89,7 +89,9 @@ export function figuresFrom(
     ? {
         tau: round2(s.tau as number),
         tauTime: formatTime(nowMs),
-        rounds,
+        // An integer in the CRD: a counter delta that is not whole (fractional counters, a rate
+        // times a window) would otherwise make the status write fail validation, again and again.
+        rounds: Math.round(rounds),
         acceptanceByPosition: s.acceptanceByPosition?.map(round2),
       }
     : {
