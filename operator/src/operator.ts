@@ -16,6 +16,7 @@ import {
 } from "./controllers/acceptanceeval/reconcile.ts";
 import {
   CONTROLLER_NAME as AUTOSCALER_CONTROLLER,
+  MIN_WORKERS as AUTOSCALER_MIN_WORKERS,
   type AutoscalerDeps,
 } from "./controllers/autoscaler/controller.ts";
 import { AutoscalerMetrics } from "./controllers/autoscaler/metrics.ts";
@@ -188,7 +189,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
     name: AUTOSCALER_CONTROLLER,
     for: specServes,
     reconcile: autoscalerReconciler(autoscalerDeps),
-    workers: config.workers,
+    workers: Math.max(config.workers, AUTOSCALER_MIN_WORKERS),
   });
 
   const evalDeps: AcceptanceEvalDeps = {

@@ -15,6 +15,12 @@ import type { FetchText } from "../specserve/scrape.ts";
 import type { AutoscalerMetrics } from "./metrics.ts";
 
 export const CONTROLLER_NAME = "autoscaler";
+/**
+ * Decisions it runs at once, at least: a decision mostly waits on its pods' scrapes and an API
+ * write or two, not on the CPU, so the operator's default of 2 would leave a large fleet's window
+ * mostly waiting (100 SpecServes of 10 pods: `npm run bench -- autoscaler-scale`).
+ */
+export const MIN_WORKERS = 8;
 /** Owns spec.replicas (through /scale) and the autoscaler's status fields; nothing else. */
 export const FIELD_MANAGER = AUTOSCALER_FIELD_MANAGER;
 

@@ -8,7 +8,7 @@
 import type { SpecServe } from "../../api/kinds.ts";
 import { specServeResource } from "../../api/kinds.ts";
 import { gpusOfReplica } from "../../autoscaler/cost.ts";
-import { type Exposition, parseExposition } from "../../autoscaler/exposition.ts";
+import type { Exposition } from "../../autoscaler/exposition.ts";
 import { deriveSignals, type Scrape, type Signals } from "../../autoscaler/signals.ts";
 import {
   loadSpsTable,
@@ -69,6 +69,20 @@ const SPS_TABLE_TTL_MS = 60_000;
 const MODEL_SOURCE = "first-principles model (Qwen3-8B on an H200)";
 const modelSps = spsFromModel(QWEN3_8B_H200);
 
+/**
+ * The informer replaces an object on every change, so a parse is kept per object: a SpecServe is
+ * parsed once per version, not on every window's decision.
+ */
+const parses = new WeakMap<SpecServeWire, ReturnType<typeof specServeResource.safeParse>>();
+function parseOnce(raw: SpecServeWire) {
+  let parsed = parses.get(raw);
+  if (!parsed) {
+    parsed = specServeResource.safeParse(raw);
+    parses.set(raw, parsed);
+  }
+  return parsed;
+}
+
 export function autoscalerReconciler(deps: AutoscalerDeps) {
   const clock = deps.clock ?? realClock;
   // One scrape a window per pod, shared with status.signals (the SpecServe controller).
@@ -89,7 +103,7 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     };
     if (!raw || raw.metadata?.deletionTimestamp) return void forget();
     // An invalid spec is the SpecServe controller's to report; nothing to scale.
-    const parsed = specServeResource.safeParse(raw);
+    const parsed = parseOnce(raw);
     if (!parsed.success) return void forget();
     const ss = parsed.data;
     if (ss.metadata.annotations?.[ANNOTATIONS.paused] === "true") return undefined;
@@ -129,16 +143,10 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     });
     const failures: string[] = [];
     const end: PodScrape[] = [];
+    // Parsed once in the shared scrape (a parse error is a failure there).
     for (const r of results) {
-      if (!r.ok) {
-        failures.push(`${r.pod}: ${r.error}`);
-        continue;
-      }
-      try {
-        end.push({ uid: r.uid, exposition: parseExposition(r.text), timeMs: r.timeMs });
-      } catch (err) {
-        failures.push(`${r.pod}: ${(err as Error).message}`);
-      }
+      if (r.ok) end.push({ uid: r.uid, exposition: r.exposition, timeMs: r.timeMs });
+      else failures.push(`${r.pod}: ${r.error}`);
     }
     const first = entry.lastScrapeMs === undefined;
     const start = entry.scrapes;

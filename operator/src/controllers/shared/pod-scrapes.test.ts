@@ -1,6 +1,6 @@
 // PodScrapes against real loopback HTTP servers counting their GETs: readers that ask within the
-// freshness bound share one GET (held or in flight), failures included; each caller keeps its own
-// deadline and abort signal; a GET every caller abandoned is not kept.
+// freshness bound share one GET (held or in flight), parsed once, failures included; each caller
+// keeps its own deadline and abort signal; a GET every caller abandoned is not kept.
 import { createServer, type Server, type ServerResponse } from "node:http";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,13 +14,17 @@ const hung: ServerResponse[] = [];
 let delayMs = 0;
 
 beforeAll(async () => {
-  // One port on three loopback addresses (as three pod IPs): answers, fails, never answers.
-  for (const host of ["127.0.0.1", "127.0.0.2", "127.0.0.3"]) {
+  // One port on four loopback addresses (as four pod IPs): answers, fails, never answers, garbles.
+  for (const host of ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]) {
     const server = createServer((_req, res) => {
       gets.set(host, (gets.get(host) ?? 0) + 1);
       if (host === "127.0.0.1")
-        return void setTimeout(() => res.end(`vllm:x_total ${gets.get(host)}\n`), delayMs);
+        return void setTimeout(
+          () => res.end(`other_series 1\nvllm:num_requests_running ${gets.get(host)}\n`),
+          delayMs,
+        );
       if (host === "127.0.0.2") return void res.writeHead(503).end();
+      if (host === "127.0.0.4") return void res.end('vllm:num_requests_running{engine="0" 1\n');
       hung.push(res);
     });
     servers.push(server);
@@ -62,7 +66,11 @@ describe("PodScrapes: one GET per pod for every reader within the freshness boun
     // Asked for a scrape newer than the held one: a new GET.
     const fresh = await scrapes.scrape([a], { port, signal: signal(), since: takenMs + 1 });
     expect(count("127.0.0.1") - before).toBe(2);
-    expect(fresh[0]).toMatchObject({ ok: true, text: `vllm:x_total ${count("127.0.0.1")}\n` });
+    // Parsed once, only the series the signals read.
+    expect(fresh[0]).toMatchObject({
+      ok: true,
+      exposition: { samples: [{ name: "vllm:num_requests_running", labels: {}, value: count("127.0.0.1") }] },
+    });
     // Another IP, or another pod (uid) at the same IP, is another target.
     const moved = pod("a", "127.0.0.2");
     expect(scrapes.latest(moved, port)).toBeUndefined();
@@ -70,7 +78,7 @@ describe("PodScrapes: one GET per pod for every reader within the freshness boun
     expect(count("127.0.0.1") - before).toBe(3);
   });
 
-  it("keeps a failure for the next reader too, and says when a pod has no IP", async () => {
+  it("keeps a failure (an error answer, a text that does not parse) for the next reader too", async () => {
     const scrapes = new PodScrapes();
     const before = count("127.0.0.2");
     const bad = pod("bad", "127.0.0.2");
@@ -79,6 +87,11 @@ describe("PodScrapes: one GET per pod for every reader within the freshness boun
     const [second] = await scrapes.scrape([bad], { port, signal: signal(), since: Date.now() - 5000 });
     expect(second).toEqual(first);
     expect(count("127.0.0.2") - before).toBe(1);
+    // A text that does not parse is a failure too, named by the parser, and kept the same way.
+    const garbled = pod("garbled", "127.0.0.4");
+    const [parsed] = await scrapes.scrape([garbled], { port, signal: signal() });
+    expect(parsed).toMatchObject({ ok: false, error: expect.stringMatching(/metrics text line 1/) });
+    expect(scrapes.latest(garbled, port)).toEqual(parsed);
     const [none] = await scrapes.scrape([{ metadata: { name: "new", uid: "u" }, status: {} }], {
       port,
       signal: signal(),

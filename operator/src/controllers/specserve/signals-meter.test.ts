@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { type SpecServe, specServeResource } from "../../api/kinds.ts";
+import { parseExposition } from "../../autoscaler/exposition.ts";
 import type { KubeObject } from "../../lib/rest.ts";
-import { PodScrapes } from "../shared/pod-scrapes.ts";
-import type { PodScrape, ScrapablePod } from "./scrape.ts";
+import { PodScrapes, type SharedScrape } from "../shared/pod-scrapes.ts";
+import type { ScrapablePod } from "./scrape.ts";
 import { signalsMeter } from "./signals-meter.ts";
 
 const ss: SpecServe = specServeResource.parse({
@@ -34,11 +35,11 @@ describe("signalsMeter: one measurement per window", () => {
       scrape: async (_ss, pods: ScrapablePod[]) => {
         scraped.push(pods.map((p) => p.metadata?.uid ?? ""));
         return pods.map(
-          (p): PodScrape => ({
+          (p): SharedScrape => ({
             pod: p.metadata?.name ?? "",
             uid: p.metadata?.uid ?? "",
             ok: true,
-            text: text(rounds),
+            exposition: parseExposition(text(rounds)),
             timeMs: now,
           }),
         );

@@ -10,8 +10,9 @@
 import type { SpecServe } from "../../api/kinds.ts";
 import type { KubeObject } from "../../lib/rest.ts";
 import { parseDuration } from "../../lib/time.ts";
+import type { SharedScrape } from "../shared/pod-scrapes.ts";
 import { freshnessMs } from "../shared/pod-scrapes.ts";
-import { type PodScrape, readyPods, type ScrapablePod } from "./scrape.ts";
+import { readyPods, type ScrapablePod } from "./scrape.ts";
 import { type PodMetrics, type SignalsOutcome, signalsStatus } from "./signals-status.ts";
 
 /** status.signals' measurement window when spec.autoscaling.window is not set (its default too). */
@@ -20,7 +21,7 @@ export const DEFAULT_SIGNALS_WINDOW = "2m";
 /** The meter's view of the shared scrapes. */
 export interface MeterScrapes {
   /** Scrapes the pods, reusing a pod's result taken at or after `since` (ms). */
-  scrape(ss: SpecServe, pods: ScrapablePod[], signal: AbortSignal, since: number): Promise<PodScrape[]>;
+  scrape(ss: SpecServe, pods: ScrapablePod[], signal: AbortSignal, since: number): Promise<SharedScrape[]>;
   /** When the newest result held for the pod was taken (by any reader), if one is held. */
   latestMs(ss: SpecServe, pod: ScrapablePod): number | undefined;
 }
@@ -74,7 +75,9 @@ export function signalsMeter(scrapes: MeterScrapes) {
     const outcome = signalsStatus({
       previous: ss.status?.signals,
       start: kept?.pods ?? [],
-      end: results.flatMap((r) => (r.ok ? [{ uid: r.uid, pod: r.pod, text: r.text, timeMs: r.timeMs }] : [])),
+      end: results.flatMap((r) =>
+        r.ok ? [{ uid: r.uid, pod: r.pod, exposition: r.exposition, timeMs: r.timeMs }] : [],
+      ),
       failed: results.flatMap((r) => (r.ok ? [] : [{ pod: r.pod, error: r.error }])),
       nowMs: now,
       window,
