@@ -16,6 +16,7 @@ import type { ReconcileContext, ReconcileResult } from "../../lib/controller.ts"
 import { isNotFound, TerminalError } from "../../lib/errors.ts";
 import { ConfigMaps, Deployments, type KubeObject, type Resource } from "../../lib/rest.ts";
 import { parseDuration } from "../../lib/time.ts";
+import { PodScrapes } from "../shared/pod-scrapes.ts";
 import { baselineConfigMap, baselineFromConfigMap, type RolloutBaseline } from "./baseline.ts";
 import {
   CustomResourceDefinitions,
@@ -51,7 +52,12 @@ export function specServeReconciler(deps: SpecServeDeps) {
   const baselines = new Map<string, RolloutBaseline>();
   const scrape = (ss: SpecServe, pods: ScrapablePod[], signal: AbortSignal) =>
     scrapePods(pods, { port: ss.spec.port, signal, fetchText, now: () => clock.now() });
-  const meter = signalsMeter(scrape);
+  // status.signals reads through the scrape cache it shares with the autoscaler (one scrape a window).
+  const shared = deps.scrapes ?? new PodScrapes({ fetchText, now: () => clock.now() });
+  const meter = signalsMeter({
+    scrape: (ss, pods, signal, since) => shared.scrape(pods, { port: ss.spec.port, signal, since }),
+    latestMs: (ss, pod) => shared.latest(pod, ss.spec.port)?.timeMs,
+  });
   const asScrapes = (results: PodScrape[]): Scrape[] =>
     results.flatMap((r) => (r.ok ? [{ pod: r.uid, text: r.text, time: r.timeMs / 1000 }] : []));
 
