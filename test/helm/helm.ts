@@ -127,7 +127,12 @@ export async function installOperatorChart(
           ?.trim() ?? "",
       seconds: (Date.now() - t0) / 1000,
       uninstall: async () => {
-        await run(helm, ["uninstall", release, ...common, "--wait", "--timeout", "60s"], 120_000);
+        // Foreground: the Deployment's pods are gone when it returns.
+        await run(
+          helm,
+          ["uninstall", release, ...common, "--cascade", "foreground", "--wait=watcher", "--timeout", "60s"],
+          120_000,
+        );
       },
     };
   } finally {

@@ -7,7 +7,7 @@
 // reconciles a DraftTraining. Its own control plane; opt-in with the other real-node tests
 // (SPECOPS_REAL_NODE=1), skipped saying why where the node or helm cannot be had.
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AppsV1Api, CoordinationV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -179,6 +179,14 @@ describe.skipIf(unavailable !== undefined)(
         .filter((l) => l.startsWith("controller_runtime_reconcile_total{") && /drafttraining/i.test(l))
         .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
       expect(reconciles).toBeGreaterThan(0);
+      // No request of the operator was refused: the chart's ClusterRole covers what it did (its log,
+      // as the kubelet wrote it; the node serves no log API to the control plane).
+      const logDir = `/var/log/pods/${pod.metadata?.namespace}_${pod.metadata?.name}_${pod.metadata?.uid}/operator`;
+      const log = readdirSync(logDir)
+        .map((f) => readFileSync(join(logDir, f), "utf8"))
+        .join("");
+      expect(log).toContain('"msg":"became leader"');
+      expect(log).not.toMatch(/forbidden/i);
     });
   },
 );
