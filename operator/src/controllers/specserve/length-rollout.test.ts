@@ -105,6 +105,9 @@ describe("planLengthRollout", () => {
     const ss = specServe();
     const task = serveTask(ss, { uri: "hf://o/a" }, RANGES) as { params: { speculative: unknown } };
     expect(task.params.speculative).toMatchObject({ lengthByBatchSize: RANGES, lengthTuning: "Apply" });
+    // Read back from the API server the keys come sorted; the Task (and its hash) must not change.
+    const sorted = RANGES.map(({ minBatch, maxBatch, tokens }) => ({ maxBatch, minBatch, tokens }));
+    expect(JSON.stringify(serveTask(ss, { uri: "hf://o/a" }, sorted))).toBe(JSON.stringify(task));
   });
 
   it("never over a user's lengthByBatchSize: it wins in the Task, stops a length canary, drops the applied", () => {

@@ -21,7 +21,9 @@ import type { RolloutPlan, RolloutStatus } from "./rollout.ts";
 export const LENGTH_MAX_SPEED_DROP = 0.02;
 
 /** Pod label value of a schedule; the key suffix of an applied one (drift's baseline is per schedule). */
-export const lengthsLabel = (ranges: readonly LengthRange[]) => shortHash(ranges);
+export const lengthsLabel = (ranges: readonly LengthRange[]) =>
+  // Canonical: a schedule read back from the API server has its keys in another order.
+  shortHash(ranges.map((r) => [r.minBatch, r.maxBatch, r.tokens]));
 export const lengthsKey = (ranges: readonly LengthRange[] | undefined) =>
   ranges?.length ? `|lengths:${lengthsLabel(ranges)}` : "";
 /** What the gate's baseline is keyed on for a length candidate (a draft candidate: its URI). */
@@ -285,8 +287,8 @@ export function applyLengthVerdict(
       : {}),
   };
   const rounds = {
-    ...(candidate ? { candidateRounds: candidate.rounds } : {}),
-    ...(current ? { currentRounds: current.rounds } : {}),
+    ...(candidate ? { candidateRounds: Math.round(candidate.rounds) } : {}),
+    ...(current ? { currentRounds: Math.round(current.rounds) } : {}),
   };
   const measured = { ...lengths, ...speeds };
   if (decision.verdict === "Analyzing")

@@ -114,7 +114,15 @@ export function serveTask(
   const { spec } = ss;
   const speculative =
     lengths?.length && !spec.speculative.lengthByBatchSize?.length
-      ? { ...spec.speculative, lengthByBatchSize: lengths.map((r) => ({ ...r })) }
+      ? {
+          ...spec.speculative,
+          // Keys in one order, wherever the schedule was read from: the Task's hash rolls the pods.
+          lengthByBatchSize: lengths.map((r) => ({
+            minBatch: r.minBatch,
+            maxBatch: r.maxBatch,
+            tokens: r.tokens,
+          })),
+        }
       : spec.speculative;
   return {
     apiVersion: RUNTIME_API_VERSION,
