@@ -2,8 +2,13 @@
 // stable pods (same draft, the new schedule), a running one continues, a draft change supersedes
 // it, the user's lengthByBatchSize stops it; the length gate promotes or rolls back on measured
 // first-position acceptance, TPOT SLO and per-user speed; the Task carries the applied schedule.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type SpecServe, specServeResource } from "../../api/kinds.ts";
+import { DEFAULT_SHAPE } from "../../autoscaler/capacity.ts";
+import { tokensAt, tuneLength } from "../../autoscaler/speculation.ts";
+import { QWEN3_8B_H200, spsFromModel } from "../../autoscaler/sps.ts";
 import type { GateSettings } from "./gate.ts";
 import {
   applyLengthVerdict,
@@ -253,5 +258,49 @@ describe("the length gate", () => {
       proposedTau: 2.4,
     });
     expect(back.rollout.lengths?.applied).toBeUndefined();
+  });
+});
+
+// What vLLM 0.33.0 does with the schedule, recorded from its wheel by runtime/scripts/record_upstream_facts.py.
+const DYNAMIC = JSON.parse(
+  readFileSync(join(import.meta.dirname, "../../../../runtime/tests/fixtures/upstream_facts.json"), "utf8"),
+).vllm.dynamicSpeculation;
+
+describe("the schedule as vLLM 0.33.0 takes it (recorded upstream facts)", () => {
+  it("tuned ranges are sorted, contiguous from batch 1, K >= 0; the last range's K runs to the end", () => {
+    expect(DYNAMIC).toMatchObject({
+      key: "num_speculative_tokens_per_batch_size",
+      firstRangeStartsAt1: true,
+      rangesSortedNonOverlapping: true,
+      tokensAtLeast0: true,
+      lastRangeCarriedToMaxBatch: true,
+    });
+    const t = tuneLength(spsFromModel(QWEN3_8B_H200), {
+      mode: "Apply",
+      acceptanceByPosition: [0.7, 0.4, 0.2, 0.1],
+      currentTokens: 4,
+      maxTokens: 4,
+      engine: "vllm",
+      loadAdaptation: "Engine",
+      currentBatch: 110,
+      minGain: 0.1,
+      slo: {},
+      work: { promptTokens: 100, outputTokens: 1000 },
+      shape: DEFAULT_SHAPE,
+    });
+    expect(t.ranges[0]?.minBatch).toBe(1);
+    for (const [i, r] of t.ranges.entries()) {
+      expect(r.tokens).toBeGreaterThanOrEqual(0);
+      if (i > 0) expect(r.minBatch).toBe((t.ranges[i - 1]?.maxBatch ?? 0) + 1);
+    }
+    const last = t.ranges.at(-1);
+    expect(tokensAt(t.ranges, 10_000, 99)).toBe(last?.tokens);
+  });
+  it("Apply is refused where vLLM turns the schedule off: data parallelism", () => {
+    expect(DYNAMIC.disabledUnderDataParallel).toBe(true);
+    expect(lengthApplyUnsupported(specServe({ extraEngineArgs: ["--data-parallel-size=2"] }))).toMatch(
+      /data parallelism/,
+    );
+    expect(lengthApplyUnsupported(specServe())).toBeUndefined();
   });
 });
