@@ -199,20 +199,55 @@ describe("lengthTuning Apply (scripted vLLM metrics, test edge: no engine)", () 
     expect((await task(`${NAME}-task`)).params.speculative.lengthByBatchSize).toBeUndefined();
   });
 
-  it("rolls a schedule worth a restart out through the gate and promotes it, with the user's manifest re-applied throughout", async () => {
-    gitOps = gitOpsApplier();
+  it("rolls back a schedule the canary measures slower, and does not retry it while the figures hold", async () => {
     stable.running = 110;
     canary.running = 110;
-    canary.speed = 60; // the shorter drafts at batch 110 speed every user up
+    canary.speed = 40; // the engine does worse with the schedule than the model predicts
     const started = await until("a length canary", async () => {
       const r = (await getSs())?.status?.rollout;
       return r?.state === "Canary" && r.candidateKind === "Length" ? r : undefined;
     });
+    expect(started.lengths.proposedBatch).toBe(110);
+    const back = await until("the schedule rolled back", async () => {
+      const r = (await getSs())?.status?.rollout;
+      return r?.state === "RolledBack" && r.candidateKind === "Length" ? r : undefined;
+    });
+    expect(back.message).toMatch(/^SlowerPerUser: per-user speed/);
+    expect(back.lengths).toMatchObject({ outcome: "RolledBack", candidate: started.lengths.candidate });
+    expect(back.lengths.applied).toBeUndefined();
+    await until("the canary gone", async () => ((await canaryExists()) ? undefined : true));
+    const [event] = await events("LengthScheduleRolledBack");
+    expect(event?.note).toMatch(/SlowerPerUser/);
+    // Same figures: the proposal stays a recommendation (cool-down, then the rolled-back rule).
+    const held = await until("the next recommendation", async () => {
+      const s = (await getSs())?.status?.autoscaling?.speculationLength;
+      return s && /cooling down/.test(s.reason) ? s : undefined;
+    });
+    expect(held.action).toBe("recommend");
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await canaryExists()).toBe(false);
+    expect((await task(`${NAME}-task`)).params.speculative.lengthByBatchSize).toBeUndefined();
+    expect(await events("LengthCanaryStarted")).toHaveLength(1);
+  });
+
+  it("once the load moves (2x per replica), rolls a schedule out through the gate and promotes it, with the user's manifest re-applied throughout", async () => {
+    gitOps = gitOpsApplier();
+    stable.running = 230;
+    canary.running = 230;
+    canary.speed = 60; // the shorter drafts at high batch speed every user up
+    const started = await until(
+      "a length canary after the cool-down",
+      async () => {
+        const r = (await getSs())?.status?.rollout;
+        return r?.state === "Canary" && r.candidateKind === "Length" ? r : undefined;
+      },
+      40_000,
+    );
     const candidate = started.lengths.candidate;
     expect(candidate[0]).toMatchObject({ minBatch: 1, tokens: 4 });
     expect(candidate.some((r: { tokens: number }) => r.tokens < 4)).toBe(true);
     expect(started.lengths.predictedGain).toBeGreaterThanOrEqual(0.1);
-    expect(started.lengths.proposedBatch).toBe(110);
+    expect(started.lengths.proposedBatch).toBe(230);
     expect(started.currentDraft).toBe("hf://org/Qwen3-8B-eagle3");
     expect(started.candidateDraft).toBe("hf://org/Qwen3-8B-eagle3");
     await until("the canary", () => canaryExists() || undefined);
@@ -243,7 +278,7 @@ describe("lengthTuning Apply (scripted vLLM metrics, test edge: no engine)", () 
       return key(t.params.speculative.lengthByBatchSize) === key(candidate) || undefined;
     });
     await until("the canary gone", async () => ((await canaryExists()) ? undefined : true));
-    expect(await events("LengthCanaryStarted")).toHaveLength(1);
+    expect(await events("LengthCanaryStarted")).toHaveLength(2);
     const [promotedEvent] = await events("LengthSchedulePromoted");
     expect(promotedEvent?.note).toMatch(/applied, predicted goodput gain \d+\.\d%/);
 
@@ -261,6 +296,6 @@ describe("lengthTuning Apply (scripted vLLM metrics, test edge: no engine)", () 
     expect(after.action).toBe("recommend");
     await new Promise((r) => setTimeout(r, 2000));
     expect(await canaryExists()).toBe(false);
-    expect(await events("LengthCanaryStarted")).toHaveLength(1);
+    expect(await events("LengthCanaryStarted")).toHaveLength(2);
   });
 });
