@@ -2,6 +2,7 @@
 import { z } from "zod";
 import {
   acceptanceByPosition,
+  boundedRecord,
   builtInDraft,
   conditions,
   duration,
@@ -71,6 +72,95 @@ export const slo = z
   })
   .describe("Service level objectives the autoscaler keeps.");
 
+/** A label name as PromQL writes it (the matchers are built by the operator, never passed through). */
+const PROM_LABEL = "^[a-zA-Z_][a-zA-Z0-9_]*$";
+
+export const prometheusSignals = withRules(
+  z.object({
+    url: z
+      .string()
+      .max(2048)
+      .regex(
+        /^https?:\/\/([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(\/[^\s?#@]*)?$/,
+        {
+          error:
+            "must be an http(s) URL of a Prometheus server without credentials, query or fragment, such as http://prometheus.monitoring:9090",
+        },
+      )
+      .describe(
+        "Base URL of the Prometheus HTTP API (its /api/v1/query is read), e.g. http://prometheus.monitoring:9090 " +
+          "or a path prefix such as https://thanos.example/prometheus; credentials go in a Secret, never in the URL.",
+      ),
+    bearerTokenSecretRef: z
+      .object({
+        name: objectName("Secret"),
+        key: z.string().min(1).max(253).default("token").describe("Key in the Secret holding the token."),
+      })
+      .optional()
+      .describe("Send this bearer token (Authorization: Bearer), read from a Secret in this namespace."),
+    basicAuthSecretRef: z
+      .object({
+        name: objectName("Secret"),
+        usernameKey: z.string().min(1).max(253).default("username").describe("Key holding the user name."),
+        passwordKey: z.string().min(1).max(253).default("password").describe("Key holding the password."),
+      })
+      .optional()
+      .describe("Send HTTP basic auth, read from a Secret in this namespace."),
+    namespaceLabel: z
+      .string()
+      .max(128)
+      .regex(new RegExp(PROM_LABEL), { error: "must be a Prometheus label name" })
+      .default("namespace")
+      .describe(
+        "Label carrying the pod's namespace on the engines' series (as PodMonitors and kubernetes_sd relabelling set it).",
+      ),
+    podLabel: z
+      .string()
+      .max(128)
+      .regex(new RegExp(PROM_LABEL), { error: "must be a Prometheus label name" })
+      .default("pod")
+      .describe("Label carrying the pod's name; only the ready serving pods' series are read."),
+    matchers: boundedRecord(
+      z.string().max(1024),
+      16,
+      "Further equality matchers for the engines' series, e.g. {job: vllm} when several jobs scrape the pods.",
+    ).optional(),
+  }),
+  [
+    {
+      rule: "!has(self.bearerTokenSecretRef) || !has(self.basicAuthSecretRef)",
+      message: "set at most one of prometheus.bearerTokenSecretRef and prometheus.basicAuthSecretRef",
+      fieldPath: ".bearerTokenSecretRef",
+    },
+    {
+      rule: `!has(self.matchers) || self.matchers.all(k, k.matches('${PROM_LABEL}') && !k.startsWith('__'))`,
+      message: "prometheus.matchers keys must be Prometheus label names (not starting with __)",
+      fieldPath: ".matchers",
+    },
+  ],
+).describe("Where and how to read the engines' metrics from a Prometheus HTTP API.");
+
+export const signalsSource = withRules(
+  z.object({
+    source: z
+      .enum(["Direct", "Prometheus"])
+      .default("Direct")
+      .describe(
+        "Direct: scrape every ready serving pod's /metrics. Prometheus: query the same series from a Prometheus " +
+          "HTTP API over the window (increase() of counters and histograms, SGLang's snapshot gauges read as they are).",
+      ),
+    prometheus: prometheusSignals.optional(),
+  }),
+  [
+    {
+      rule: "!has(self.source) || self.source != 'Prometheus' || has(self.prometheus)",
+      message: "signals.prometheus (with its url) is required when signals.source is Prometheus",
+      fieldPath: ".prometheus",
+      reason: "FieldValueRequired",
+    },
+  ],
+).describe("Where the autoscaler reads the engines' signals from.");
+
 export const autoscaling = withRules(
   z.object({
     enabled: z
@@ -93,6 +183,7 @@ export const autoscaling = withRules(
       .max(1)
       .default(0.1)
       .describe("Relative change in desired replicas ignored as noise (0.1: act only beyond 10%)."),
+    signals: signalsSource.prefault({}),
     spsTable: z
       .object({
         configMapName: objectName("ConfigMap"),

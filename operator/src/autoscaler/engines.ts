@@ -81,6 +81,16 @@ const sglang = (prefix: string): EngineMetrics => ({
   },
 });
 
+/**
+ * An engine's names when its kind is known but no sample is at hand (a Prometheus query is built
+ * before any series is read). SGLang's prefix is then either of its two; see SGLANG_PREFIXES.
+ */
+export const engineMetrics = (kind: EngineKind): EngineMetrics =>
+  kind === "vllm" ? VLLM : sglang("sglang:");
+
+/** Both prefixes SGLang builds have used (`sglang:` and, newer, `sglang_`). */
+export const SGLANG_PREFIXES = ["sglang:", "sglang_"] as const;
+
 /** The engine whose names the samples use, or null when neither engine's names appear. */
 export function detectEngine(samples: readonly Sample[]): EngineMetrics | null {
   for (const s of samples) {

@@ -5,6 +5,8 @@
 // writes spec.replicas through /scale when it changes, then its own status fields (only on change),
 // then the Events, then the metrics. Per-SpecServe memory (last scrapes, decision and drift state)
 // lives here and is rebuilt after a restart (a first window only measures).
+// With spec.autoscaling.signals.source Prometheus the window's signals are queried from Prometheus
+// instead (prometheus-source.ts); the pods, the windows and the decision are the same.
 import type { SpecServe } from "../../api/kinds.ts";
 import { specServeResource } from "../../api/kinds.ts";
 import { gpusOfReplica } from "../../autoscaler/cost.ts";
@@ -29,6 +31,7 @@ import { defaultFetchText, readyPods, type ScrapablePod, scrapePods } from "../s
 import { type AutoscalerDeps, FIELD_MANAGER } from "./controller.ts";
 import { type AutoscalerMemory, initialMemory, type StepOutput, step } from "./decide.ts";
 import { isAutoscaled, windowSeconds } from "./policy.ts";
+import { prometheusSource } from "./prometheus-source.ts";
 import { currentOwned, disabledStatus, measuringStatus, type OwnedStatus } from "./status.ts";
 
 interface PodScrape {
@@ -58,6 +61,7 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
   const clock = deps.clock ?? realClock;
   const fetchText = deps.fetchText ?? defaultFetchText;
   const entries = new Map<string, Entry>();
+  const prometheus = prometheusSource({ client: deps.client, now: () => clock.now() });
   const tables = new Map<
     string,
     { ref: string; atMs: number; sps: SpsFunction; source: string; error?: string }
@@ -69,6 +73,7 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     const forget = () => {
       entries.delete(key);
       tables.delete(key);
+      prometheus.forget(key);
       deps.metrics.remove(ns, ctx.name);
     };
     if (!raw || raw.metadata?.deletionTimestamp) return void forget();
@@ -104,12 +109,15 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
           p.metadata?.labels?.[LABELS.canary] !== "true",
       ) as ScrapablePod[];
     const ready = readyPods(pods);
-    const results = await scrapePods(ready, {
+    // signals.source Prometheus: nothing to scrape here; the window is queried below.
+    const viaPrometheus = a.signals.source === "Prometheus";
+    const timeoutMs = Math.min(5000, Math.max(1000, windowMs / 2));
+    const results = await scrapePods(viaPrometheus ? [] : ready, {
       port: ss.spec.port,
       signal: ctx.signal,
       fetchText,
       now: () => clock.now(),
-      timeoutMs: Math.min(5000, Math.max(1000, windowMs / 2)),
+      timeoutMs,
     });
     const failures: string[] = [];
     const end: PodScrape[] = [];
@@ -153,7 +161,7 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
       return { requeueAfterMs: windowMs };
     }
     const startUids = new Set(start.map((s) => s.uid));
-    const scraped = end.filter((s) => startUids.has(s.uid)).length;
+    let scraped = end.filter((s) => startUids.has(s.uid)).length;
     const toScrape = (s: PodScrape): Scrape => ({
       pod: s.uid,
       exposition: s.exposition,
@@ -162,7 +170,7 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     let signals: Signals | null = null;
     if (end.length > 0)
       signals = deriveSignals(start.map(toScrape), end.map(toScrape), (now - windowStart) / 1000);
-    const metricsError =
+    let metricsError =
       ready.length === 0
         ? "no ready serving pod to scrape"
         : failures.length > 0
@@ -171,6 +179,20 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
               600,
             )
           : undefined;
+    if (viaPrometheus) {
+      const served = ready.filter((p) => readyBefore.has(podKey(p)));
+      const read = await prometheus.measure({
+        key,
+        ss,
+        pods: ready.map((p) => p.metadata?.name ?? ""),
+        windowSeconds: windowMs / 1000,
+        timeoutMs,
+        signal: ctx.signal,
+      });
+      signals = read.signals;
+      metricsError = ready.length === 0 ? metricsError : read.error;
+      scraped = served.filter((p) => read.podsSeen.has(p.metadata?.name ?? "")).length;
+    }
     const table = await spsFor(key, ss, raw, ctx.signal);
     const out = step({
       ss,
