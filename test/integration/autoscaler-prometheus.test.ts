@@ -186,7 +186,8 @@ describe("the autoscaler reading its signals from a real Prometheus (test edge: 
           ? ss.spec.replicas
           : undefined;
       },
-      30_000,
+      // Settling after the scale-up takes a few windows; more on a loaded 2-core machine.
+      60_000,
     );
     await prometheus.stop();
     const c = await scalingActive("False", /Prometheus http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
