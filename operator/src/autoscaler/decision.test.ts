@@ -545,3 +545,32 @@ describe("acceptance drift", () => {
     expect(v[4]?.healthy).toBe(true);
   });
 });
+
+describe("scale-down judged by the steady need", () => {
+  it("a rising-load projection holds no replica that the smoothed, unprojected need lets go", () => {
+    const current = { currentReplicas: 6, readyReplicas: 6, scrapedReplicas: 6 };
+    const fast = { ...policy, maxScaleDownPerMinute: 10 };
+    // Find a demand that four replicas carry at the smoothed rate, and that a projection of 50% more
+    // (a rate trend of +1 req/s per second, capped at maxProjectedGrowth's default) puts at six.
+    for (let rps = 50; rps < 400; rps += 2) {
+      const o = observe(current, { running: rps * 2, requestsPerSecond: rps });
+      const base = { ...settled(o), startedAt: 0 };
+      const flat = decideReplicas(fast, sps, o, {
+        ...base,
+        rateTrend: { time: o.now - 30, rate: rps, slope: 0 },
+      }).decision;
+      const rising = decideReplicas(fast, sps, o, {
+        ...base,
+        rateTrend: { time: o.now - 30, rate: rps, slope: 1 },
+      }).decision;
+      if (flat.figures.recommendation !== 4 || (rising.figures.recommendation ?? 0) < 6) continue;
+      expect(flat.desiredReplicas).toBeLessThan(6);
+      // The projection's recommendation is the current count, yet the steady need brings it down
+      // as far as without the projection.
+      expect(rising.reason).toBe("ScaleDown");
+      expect(rising.desiredReplicas).toBe(flat.desiredReplicas);
+      return;
+    }
+    throw new Error("no demand that four replicas carry and a projection puts at six");
+  });
+});
