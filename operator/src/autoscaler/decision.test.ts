@@ -574,3 +574,26 @@ describe("scale-down judged by the steady need", () => {
     throw new Error("no demand that four replicas carry and a projection puts at six");
   });
 });
+
+describe("a queue that just drained", () => {
+  it("leaves neither its full batches in the running figure nor its latency in the correction", () => {
+    // The previous window held a queue (full batches of 256, p95 TPOT far over the SLO); now the
+    // queue is gone and 60 requests run per pod.
+    const o = observe(
+      { currentReplicas: 8, readyReplicas: 8, scrapedReplicas: 8 },
+      { running: 8 * 60, waiting: 0, requestsPerSecond: 100, tpotP95: 0.03 },
+    );
+    const afterQueue: AutoscalerState = { ...settled(o), startedAt: 0, running: 8 * 256, queued: true };
+    const fresh = { ...afterQueue, queued: false, running: 8 * 60 };
+    const fast = { ...policy, maxScaleUpPerMinute: 100 };
+    const d = decideReplicas(fast, sps, o, afterQueue);
+    const steady = decideReplicas(fast, sps, o, fresh);
+    expect(d.decision.figures.correction).toEqual(initialState().correction);
+    expect(d.state.running).toBe(8 * 60);
+    // Sized as if the queue had never been (the window's own p95 still counts as a breach: +1 at most).
+    expect(d.decision.desiredReplicas).toBeLessThanOrEqual(Math.max(9, steady.decision.desiredReplicas));
+    // Without the marker, the full batches would be averaged in and ask for far more.
+    const averaged = decideReplicas(fast, sps, o, { ...afterQueue, queued: undefined });
+    expect(averaged.decision.desiredReplicas).toBeGreaterThan(d.decision.desiredReplicas);
+  });
+});

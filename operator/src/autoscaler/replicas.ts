@@ -77,6 +77,8 @@ export interface AutoscalerState {
   startedAt?: number;
   /** Smoothed running requests (a single scrape of the gauge is noisy). */
   running?: number;
+  /** A queue stood at the previous decision: that window's latency and running say nothing of capacity. */
+  queued?: boolean;
 }
 
 export const initialState = (): AutoscalerState => ({
@@ -248,14 +250,17 @@ export function decideReplicas(
   );
   const arrivalRate = Math.max(measuredRate, projected);
   // The running gauge is one instant per pod: smooth it over decisions.
-  const running = state.running === undefined ? s.running : 0.5 * state.running + 0.5 * s.running;
-  const perReplicaNow = obs.readyReplicas > 0 ? (s.running * coverage) / obs.readyReplicas : 0;
-  // A queue makes latency a matter of waiting, not of the tail at this concurrency: learn the
-  // correction only when little waits.
+  // A queue makes latency a matter of waiting, not of the tail at this concurrency, and fills every
+  // batch: learn no correction and smooth no running figure over a window that held one (a queue
+  // just drained leaves its full batches in the average, which called for twice the replicas).
   const queued = s.waiting * coverage > Math.max(1, obs.readyReplicas);
-  const correction = queued
-    ? state.correction
-    : corrected(state.correction, sps, s, perReplicaNow, tau, policy, work);
+  const running =
+    state.running === undefined || state.queued ? s.running : 0.5 * state.running + 0.5 * s.running;
+  const perReplicaNow = obs.readyReplicas > 0 ? (s.running * coverage) / obs.readyReplicas : 0;
+  const correction =
+    queued || state.queued
+      ? state.correction
+      : corrected(state.correction, sps, s, perReplicaNow, tau, policy, work);
 
   const best = maxConcurrency(sps, tau, k, work, policy.shape, policy.slo, correction);
   const next: AutoscalerState = {
@@ -266,6 +271,7 @@ export function decideReplicas(
     rateTrend: { time: obs.now, rate: smoothedRate, slope: rateSlope },
     startedAt: state.startedAt ?? obs.now,
     running,
+    queued,
   };
   const figures: ReplicaDecision["figures"] = {
     tau: round(measuredTau),
