@@ -175,8 +175,10 @@ export const autoscaling = withRules(
     scaleDownStabilization: duration(
       "Keep the highest recommendation of this long a window before scaling down.",
     ).default("5m"),
-    maxScaleUpRate: z.int().min(1).max(10000).default(4).describe("Most replicas added per minute."),
-    maxScaleDownRate: z.int().min(1).max(10000).default(1).describe("Most replicas removed per minute."),
+    // The defaults are the fleet simulator's (`npm run bench -- autoscaler` runs them): 4 up / 1 down
+    // cost it more GPU-hours and churn on a 3x burst, with the stabilisation windows guarding the way down.
+    maxScaleUpRate: z.int().min(1).max(10000).default(8).describe("Most replicas added per minute."),
+    maxScaleDownRate: z.int().min(1).max(10000).default(8).describe("Most replicas removed per minute."),
     tolerance: z
       .number()
       .min(0)
