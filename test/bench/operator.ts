@@ -171,6 +171,9 @@ const floorBigSeconds = N_BIG > 0 ? await floor("bench-floor-big", N_BIG) : Numb
 const dockerfile = readFileSync(join(root, "operator/Dockerfile"), "utf8");
 const nodeOptions = dockerfile.match(/NODE_OPTIONS="([^"]*)"/)?.[1] ?? "";
 const mallocArenas = dockerfile.match(/MALLOC_ARENA_MAX=(\d+)/)?.[1];
+// V8 flags that NODE_OPTIONS does not accept stand on the image's command line, before the script.
+const entrypoint = JSON.parse(dockerfile.match(/^ENTRYPOINT (\[.*\])$/m)?.[1] ?? "[]") as string[];
+const nodeArgs = entrypoint.slice(1, -1);
 const compileCache = process.env.BENCH_NO_COMPILE_CACHE
   ? undefined
   : mkdtempSync(join(tmpdir(), "specops-bench-compile-cache-"));
@@ -179,9 +182,13 @@ if (compileCache)
     env: { ...process.env, NODE_COMPILE_CACHE: compileCache },
     stdio: "ignore",
   });
-async function startOperator(namespaces: string) {
+async function startOperator(
+  namespaces: string,
+  extra: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+) {
   const port = await freePort();
-  const proc = spawn(process.execPath, [join(root, "operator/src/main.ts")], {
+  const args = [...nodeArgs, ...(extra.nodeArgs ?? []), join(root, "operator/src/main.ts")];
+  const proc = spawn(process.execPath, args, {
     env: {
       ...process.env,
       KUBECONFIG: cp.users[OPERATOR_USER]?.kubeconfigPath,
@@ -193,6 +200,7 @@ async function startOperator(namespaces: string) {
       SPECOPS_LEADER_ELECT: "false",
       SPECOPS_MAX_CONCURRENT_RECONCILES: String(WORKERS),
       SPECOPS_LOG_LEVEL: process.env.BENCH_OPERATOR_LOG_LEVEL ?? "warn",
+      ...extra.env,
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -457,6 +465,47 @@ if (process.env.BENCH_HEAP_SNAPSHOT) {
   }
 }
 await op.stop();
+console.error(
+  `operator RSS with ${IDLE_BIG} idle objects: ${rssBig.toFixed(0)} MB (peak ${peakBig.toFixed(0)} MB, JS heap ${heapBigMb.toFixed(0)} MB)\n${memoryBreakdown}`,
+);
+
+// BENCH_RESTART_VARIANTS: fresh operators started on the 10,000 objects, one after another, each
+// with the image's settings plus a variant's: ";" between variants, in each `--flag` tokens added
+// to node's command line and `NAME=value` tokens to the environment ("base" adds nothing). Each is read
+// once its reconciles stop and 20 s passed: RSS, JS heap, CPU seconds since start (start-up, the
+// list of every kind and a reconcile of each object). To compare settings without the 10,000
+// creations each time.
+const restarts: string[] = [];
+for (const variant of (process.env.BENCH_RESTART_VARIANTS ?? "").split(";").map((v) => v.trim())) {
+  if (!variant) continue;
+  const tokens = variant.split(/\s+/).filter((t) => t !== "base");
+  const env = Object.fromEntries(
+    tokens.filter((t) => !t.startsWith("--")).map((t) => t.split("=", 2) as [string, string]),
+  );
+  const started = performance.now();
+  op = await startOperator("bench-idle", {
+    nodeArgs: tokens.filter((t) => t.startsWith("--")),
+    env,
+  });
+  metricsPort = op.metricsPort;
+  const reconciled = async () =>
+    [
+      ...(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).matchAll(
+        /^controller_runtime_reconcile_total\{controller="drafttraining"[^}]*\} (\S+)/gm,
+      ),
+    ].reduce((sum, m) => sum + Number(m[1]), 0);
+  for (let last = -1, now = await reconciled(); now !== last; last = now, now = await reconciled())
+    await new Promise((r) => setTimeout(r, 5000));
+  const settledS = (performance.now() - started) / 1000;
+  await new Promise((r) => setTimeout(r, 20_000));
+  const metricsText = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const heap = Number(metricsText.match(/^nodejs_heap_size_used_bytes (\S+)/m)?.[1]) / 1024 / 1024;
+  const cpu = Number(metricsText.match(/^process_cpu_seconds_total (\S+)/m)?.[1]);
+  const line = `  ${variant.padEnd(56)} RSS ${op.memory("VmRSS").toFixed(0)} MB (peak ${op.memory("VmHWM").toFixed(0)}), JS heap ${heap.toFixed(0)} MB, CPU ${cpu.toFixed(1)} s, settled ${settledS.toFixed(0)} s`;
+  console.error(`restart ${line}\n${memoryDetail(op.pid, metricsText)}`);
+  restarts.push(line);
+  await op.stop();
+}
 await cp.stop();
 if (compileCache) rmSync(compileCache, { recursive: true, force: true });
 
@@ -468,7 +517,7 @@ API calls during the operator run (all clients, per DraftTraining):
 ${calls.map(([k, v]) => `  ${k.padEnd(40)} ${(v / N).toFixed(2)}`).join("\n")}
 
 operator benchmark (${N} DraftTrainings applied at once; floor and operator both at ${WORKERS} concurrent writers;
-operator run with NODE_OPTIONS="${nodeOptions}" MALLOC_ARENA_MAX=${mallocArenas ?? "unset"} as in operator/Dockerfile, compile cache ${compileCache ? "warm" : "off"})
+operator run as node ${nodeArgs.join(" ")} with NODE_OPTIONS="${nodeOptions}" MALLOC_ARENA_MAX=${mallocArenas ?? "unset"} as in operator/Dockerfile, compile cache ${compileCache ? "warm" : "off"})
   floor: minimal client, the same API writes           ${floorSeconds.toFixed(2)} s
   operator: until every first-stage Job and status     ${operatorSeconds.toFixed(2)} s
   operator CPU during its run                          ${operatorCpu.toFixed(2)} s
@@ -486,7 +535,7 @@ operator run with NODE_OPTIONS="${nodeOptions}" MALLOC_ARENA_MAX=${mallocArenas 
     .map((e) => `\n      ${e.verb} ${e.objectRef?.resource} ${e.objectRef?.name}`)
     .join("")}
   operator RSS with ${IDLE_BIG} idle objects               ${rssBig.toFixed(0)} MB (peak ${peakBig.toFixed(0)} MB, JS heap ${heapBigMb.toFixed(0)} MB, goal <= 200)
-${memoryBreakdown}
+${memoryBreakdown}${restarts.length ? `\n  fresh operators on the ${IDLE_BIG} objects (BENCH_RESTART_VARIANTS):\n${restarts.join("\n")}` : ""}
 `);
 console.log(
   `BENCH operator ratio=${ratio.toFixed(2)} rss_mb_1000=${rssIdle.toFixed(0)} peak_rss_mb=${peakIdle.toFixed(0)} n=${N} floor_s=${floorSeconds.toFixed(2)} operator_s=${operatorSeconds.toFixed(2)} ratio_1000=${ratioBig.toFixed(2)} rss_mb_10000=${rssBig.toFixed(0)} idle_cpu_s=${idleCpu.toFixed(2)} idle_writes=${idleWrites.length}`,
