@@ -387,7 +387,7 @@ const operatorCpu = (await cpuSeconds()) - cpuBefore;
 const operatorMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
 const reconciles = operatorMetrics
   .split("\n")
-  .filter((l) => l.startsWith("controller_runtime_reconcile_total{"))
+  .filter((l) => l.startsWith('controller_runtime_reconcile_total{controller="drafttraining"'))
   .map((l) => `${l.match(/result="([^"]+)"/)?.[1]}=${(Number(l.split(" ").at(-1)) / N).toFixed(2)}`)
   .join(" ");
 const calls = [...after]
