@@ -32,6 +32,7 @@ import { recordTerminalError } from "./controllers/drafttraining/failures.ts";
 import { draftTrainingReconciler } from "./controllers/drafttraining/reconcile.ts";
 import {
   MANAGED_SELECTOR,
+  trimClaim,
   trimConfigMap,
   trimDeployment,
   trimJob,
@@ -123,7 +124,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
     services: manager.informer(Services, { labelSelector: MANAGED_SELECTOR, transform: trimToMetadata }),
     claims: manager.informer(PersistentVolumeClaims, {
       labelSelector: MANAGED_SELECTOR,
-      transform: trimToMetadata,
+      transform: trimClaim,
     }),
     evals: manager.informer(AcceptanceEvals),
     events,

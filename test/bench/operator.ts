@@ -6,7 +6,7 @@
 // the 1000 idle objects for 60 s (its CPU seconds, and its writes counted by identity in the API
 // server's audit log: an idle operator writes nothing), and finally 10,000 idle objects (memory).
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -159,8 +159,9 @@ async function floor(ns: string, n: number): Promise<number> {
   });
   return (performance.now() - floorStart) / 1000;
 }
-const floorSeconds = await floor("bench-floor", N);
-const floorBigSeconds = await floor("bench-floor-big", N_BIG);
+// BENCH_N=0 / BENCH_N_BIG=0 skip a burst and its floor (to iterate on the later steps alone).
+const floorSeconds = N > 0 ? await floor("bench-floor", N) : Number.NaN;
+const floorBigSeconds = N_BIG > 0 ? await floor("bench-floor-big", N_BIG) : Number.NaN;
 
 // The operator, as its own process (as in a pod), watching the two benchmark namespaces.
 // Run the operator as its image does: the same NODE_OPTIONS (V8 heap sizing) and MALLOC_ARENA_MAX
@@ -170,6 +171,9 @@ const floorBigSeconds = await floor("bench-floor-big", N_BIG);
 const dockerfile = readFileSync(join(root, "operator/Dockerfile"), "utf8");
 const nodeOptions = dockerfile.match(/NODE_OPTIONS="([^"]*)"/)?.[1] ?? "";
 const mallocArenas = dockerfile.match(/MALLOC_ARENA_MAX=(\d+)/)?.[1];
+// V8 flags that NODE_OPTIONS does not accept stand on the image's command line, before the script.
+const entrypoint = JSON.parse(dockerfile.match(/^ENTRYPOINT (\[.*\])$/m)?.[1] ?? "[]") as string[];
+const nodeArgs = entrypoint.slice(1, -1);
 const compileCache = process.env.BENCH_NO_COMPILE_CACHE
   ? undefined
   : mkdtempSync(join(tmpdir(), "specops-bench-compile-cache-"));
@@ -178,9 +182,13 @@ if (compileCache)
     env: { ...process.env, NODE_COMPILE_CACHE: compileCache },
     stdio: "ignore",
   });
-async function startOperator(namespaces: string) {
+async function startOperator(
+  namespaces: string,
+  extra: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+) {
   const port = await freePort();
-  const proc = spawn(process.execPath, [join(root, "operator/src/main.ts")], {
+  const args = [...nodeArgs, ...(extra.nodeArgs ?? []), join(root, "operator/src/main.ts")];
+  const proc = spawn(process.execPath, args, {
     env: {
       ...process.env,
       KUBECONFIG: cp.users[OPERATOR_USER]?.kubeconfigPath,
@@ -192,6 +200,7 @@ async function startOperator(namespaces: string) {
       SPECOPS_LEADER_ELECT: "false",
       SPECOPS_MAX_CONCURRENT_RECONCILES: String(WORKERS),
       SPECOPS_LOG_LEVEL: process.env.BENCH_OPERATOR_LOG_LEVEL ?? "warn",
+      ...extra.env,
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -206,6 +215,7 @@ async function startOperator(namespaces: string) {
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
+    pid: proc.pid as number,
     metricsPort: port,
     memory(field: "VmRSS" | "VmHWM") {
       const line = readFileSync(`/proc/${proc.pid}/status`, "utf8")
@@ -223,6 +233,75 @@ let op = await startOperator("bench-op,bench-op-big,bench-idle");
 let metricsPort = op.metricsPort;
 const memory = (field: "VmRSS" | "VmHWM") => op.memory(field);
 await new Promise((r) => setTimeout(r, 3000)); // started and synced on empty namespaces
+
+/**
+ * Where an operator's resident memory lies: its mappings from /proc/<pid>/smaps grouped (the node
+ * binary, other files, the malloc heap, anonymous mappings: V8's heap, mmap'd malloc chunks, thread
+ * stacks), and V8's heap spaces (committed and used) and external memory from its /metrics.
+ */
+function memoryDetail(pid: number, metricsText: string): string {
+  const groups = new Map<string, { rss: number; dirty: number }>();
+  let group = "";
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const head = line.match(/^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/);
+    if (head) {
+      const path = head[1] ?? "";
+      group =
+        path === process.execPath || path.endsWith("/node")
+          ? "node binary"
+          : path === "[heap]"
+            ? "malloc heap [heap]"
+            : path.startsWith("[stack")
+              ? "main stack"
+              : path.startsWith("/")
+                ? "other files"
+                : path === ""
+                  ? "anonymous (V8 heap, mmap'd malloc, thread stacks)"
+                  : path;
+      continue;
+    }
+    const kb = line.match(/^(Rss|Private_Dirty):\s+(\d+) kB/);
+    if (!kb) continue;
+    const g = groups.get(group) ?? { rss: 0, dirty: 0 };
+    if (kb[1] === "Rss") g.rss += Number(kb[2]);
+    else g.dirty += Number(kb[2]);
+    groups.set(group, g);
+  }
+  const mb = (kb: number) => `${(kb / 1024).toFixed(1)} MB`;
+  const lines = [...groups]
+    .sort((a, b) => b[1].rss - a[1].rss)
+    .map(
+      ([g, v]) =>
+        `    ${g.padEnd(52)} rss ${mb(v.rss).padStart(9)}  private dirty ${mb(v.dirty).padStart(9)}`,
+    );
+  const spaces = new Map<string, { total: number; used: number }>();
+  for (const m of metricsText.matchAll(
+    /^nodejs_heap_space_size_(total|used)_bytes\{space="([^"]+)"\} (\S+)/gm,
+  )) {
+    const s = spaces.get(m[2] as string) ?? { total: 0, used: 0 };
+    s[m[1] as "total" | "used"] = Number(m[3]);
+    spaces.set(m[2] as string, s);
+  }
+  const b = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+  let committed = 0;
+  let used = 0;
+  for (const s of spaces.values()) {
+    committed += s.total;
+    used += s.used;
+  }
+  const external = Number(metricsText.match(/^nodejs_external_memory_bytes (\S+)/m)?.[1] ?? Number.NaN);
+  return [
+    "  where it lies (/proc/<pid>/smaps):",
+    ...lines,
+    `  V8 heap: committed ${b(committed)}, used ${b(used)}; external (ArrayBuffers, strings outside the heap) ${b(external)}`,
+    ...[...spaces]
+      .filter(([, s]) => s.total > 0)
+      .map(
+        ([name, s]) =>
+          `    ${name.padEnd(24)} committed ${b(s.total).padStart(9)}  used ${b(s.used).padStart(9)}`,
+      ),
+  ].join("\n");
+}
 
 /**
  * Resolves when every DraftTraining in ns has a status and a Job exists for each: watched, not
@@ -295,6 +374,7 @@ const cpuSeconds = async () =>
 const before = await requestCounts();
 const cpuBefore = await cpuSeconds();
 async function burst(ns: string, n: number): Promise<number> {
+  if (n === 0) return Number.NaN;
   const start = performance.now();
   await Promise.all(Array.from({ length: n }, (_, i) => req("POST", dtPath(ns), dtOf(ns, i))));
   await waitAllWritten(ns, n, 900_000);
@@ -307,7 +387,7 @@ const operatorCpu = (await cpuSeconds()) - cpuBefore;
 const operatorMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
 const reconciles = operatorMetrics
   .split("\n")
-  .filter((l) => l.startsWith("controller_runtime_reconcile_total{"))
+  .filter((l) => l.startsWith('controller_runtime_reconcile_total{controller="drafttraining"'))
   .map((l) => `${l.match(/result="([^"]+)"/)?.[1]}=${(Number(l.split(" ").at(-1)) / N).toFixed(2)}`)
   .join(" ");
 const calls = [...after]
@@ -342,7 +422,7 @@ const operatorWrites = (fromMs: number, toMs: number) =>
   });
 const idleCpuBefore = await cpuSeconds();
 const idleFrom = Date.now();
-await new Promise((r) => setTimeout(r, IDLE_WINDOW_S * 1000));
+await new Promise((r) => setTimeout(r, IDLE_WINDOW_S * 1000)); // BENCH_IDLE_WINDOW_S=0 skips it
 const idleCpu = (await cpuSeconds()) - idleCpuBefore;
 const idleWrites = operatorWrites(idleFrom, Date.now());
 
@@ -366,7 +446,66 @@ const heapBigMb =
   1024 /
   1024;
 const peakBig = memory("VmHWM");
+const memoryBreakdown = memoryDetail(
+  op.pid,
+  await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
+);
+// BENCH_HEAP_SNAPSHOT=1 (with BENCH_OPERATOR_NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2): a heap
+// snapshot of the 10,000-object operator, written in the bench's working directory.
+if (process.env.BENCH_HEAP_SNAPSHOT) {
+  const snapshots = () => readdirSync(".").filter((f) => f.endsWith(".heapsnapshot"));
+  const had = new Set(snapshots());
+  process.kill(op.pid, "SIGUSR2");
+  for (let size = -1, tries = 0; tries < 120; tries++) {
+    await new Promise((r) => setTimeout(r, 2000));
+    const file = snapshots().find((f) => !had.has(f));
+    const now = file ? statSync(file).size : -1;
+    if (now > 0 && now === size) break;
+    size = now;
+  }
+}
 await op.stop();
+console.error(
+  `operator RSS with ${IDLE_BIG} idle objects: ${rssBig.toFixed(0)} MB (peak ${peakBig.toFixed(0)} MB, JS heap ${heapBigMb.toFixed(0)} MB)\n${memoryBreakdown}`,
+);
+
+// BENCH_RESTART_VARIANTS: fresh operators started on the 10,000 objects, one after another, each
+// with the image's settings plus a variant's: ";" between variants, in each `--flag` tokens added
+// to node's command line and `NAME=value` tokens to the environment ("base" adds nothing). Each is read
+// once its reconciles stop and 20 s passed: RSS, JS heap, CPU seconds since start (start-up, the
+// list of every kind and a reconcile of each object). To compare settings without the 10,000
+// creations each time.
+const restarts: string[] = [];
+for (const variant of (process.env.BENCH_RESTART_VARIANTS ?? "").split(";").map((v) => v.trim())) {
+  if (!variant) continue;
+  const tokens = variant.split(/\s+/).filter((t) => t !== "base");
+  const env = Object.fromEntries(
+    tokens.filter((t) => !t.startsWith("--")).map((t) => t.split("=", 2) as [string, string]),
+  );
+  const started = performance.now();
+  op = await startOperator("bench-idle", {
+    nodeArgs: tokens.filter((t) => t.startsWith("--")),
+    env,
+  });
+  metricsPort = op.metricsPort;
+  const reconciled = async () =>
+    [
+      ...(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).matchAll(
+        /^controller_runtime_reconcile_total\{controller="drafttraining"[^}]*\} (\S+)/gm,
+      ),
+    ].reduce((sum, m) => sum + Number(m[1]), 0);
+  for (let last = -1, now = await reconciled(); now !== last; last = now, now = await reconciled())
+    await new Promise((r) => setTimeout(r, 5000));
+  const settledS = (performance.now() - started) / 1000;
+  await new Promise((r) => setTimeout(r, 20_000));
+  const metricsText = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const heap = Number(metricsText.match(/^nodejs_heap_size_used_bytes (\S+)/m)?.[1]) / 1024 / 1024;
+  const cpu = Number(metricsText.match(/^process_cpu_seconds_total (\S+)/m)?.[1]);
+  const line = `  ${variant.padEnd(56)} RSS ${op.memory("VmRSS").toFixed(0)} MB (peak ${op.memory("VmHWM").toFixed(0)}), JS heap ${heap.toFixed(0)} MB, CPU ${cpu.toFixed(1)} s, settled ${settledS.toFixed(0)} s`;
+  console.error(`restart ${line}\n${memoryDetail(op.pid, metricsText)}`);
+  restarts.push(line);
+  await op.stop();
+}
 await cp.stop();
 if (compileCache) rmSync(compileCache, { recursive: true, force: true });
 
@@ -378,7 +517,7 @@ API calls during the operator run (all clients, per DraftTraining):
 ${calls.map(([k, v]) => `  ${k.padEnd(40)} ${(v / N).toFixed(2)}`).join("\n")}
 
 operator benchmark (${N} DraftTrainings applied at once; floor and operator both at ${WORKERS} concurrent writers;
-operator run with NODE_OPTIONS="${nodeOptions}" MALLOC_ARENA_MAX=${mallocArenas ?? "unset"} as in operator/Dockerfile, compile cache ${compileCache ? "warm" : "off"})
+operator run as node ${nodeArgs.join(" ")} with NODE_OPTIONS="${nodeOptions}" MALLOC_ARENA_MAX=${mallocArenas ?? "unset"} as in operator/Dockerfile, compile cache ${compileCache ? "warm" : "off"})
   floor: minimal client, the same API writes           ${floorSeconds.toFixed(2)} s
   operator: until every first-stage Job and status     ${operatorSeconds.toFixed(2)} s
   operator CPU during its run                          ${operatorCpu.toFixed(2)} s
@@ -396,6 +535,7 @@ operator run with NODE_OPTIONS="${nodeOptions}" MALLOC_ARENA_MAX=${mallocArenas 
     .map((e) => `\n      ${e.verb} ${e.objectRef?.resource} ${e.objectRef?.name}`)
     .join("")}
   operator RSS with ${IDLE_BIG} idle objects               ${rssBig.toFixed(0)} MB (peak ${peakBig.toFixed(0)} MB, JS heap ${heapBigMb.toFixed(0)} MB, goal <= 200)
+${memoryBreakdown}${restarts.length ? `\n  fresh operators on the ${IDLE_BIG} objects (BENCH_RESTART_VARIANTS):\n${restarts.join("\n")}` : ""}
 `);
 console.log(
   `BENCH operator ratio=${ratio.toFixed(2)} rss_mb_1000=${rssIdle.toFixed(0)} peak_rss_mb=${peakIdle.toFixed(0)} n=${N} floor_s=${floorSeconds.toFixed(2)} operator_s=${operatorSeconds.toFixed(2)} ratio_1000=${ratioBig.toFixed(2)} rss_mb_10000=${rssBig.toFixed(0)} idle_cpu_s=${idleCpu.toFixed(2)} idle_writes=${idleWrites.length}`,

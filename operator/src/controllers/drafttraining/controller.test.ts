@@ -19,4 +19,25 @@ describe("the DraftTraining informer transform", () => {
       /^invalid DraftTraining: spec.progressInterval: /,
     );
   });
+
+  it("shares one frozen parsed spec among DraftTrainings with the same spec", () => {
+    const raw = example("tiny-drafttraining.yaml");
+    const as = (name: string, spec = raw.spec) =>
+      parseDraftTraining({
+        ...raw,
+        metadata: { name, namespace: "ns", uid: `uid-${name}` },
+        spec: structuredClone(spec),
+      } as never) as DraftTrainingObject;
+    const a = as("a");
+    const b = as("b");
+    expect(b.spec).toBe(a.spec);
+    expect(Object.isFrozen(a.spec.training)).toBe(true);
+    expect(() => {
+      (a.spec.training as { maxSteps: number }).maxSteps = 1;
+    }).toThrow(TypeError);
+    const other = as("c", { ...raw.spec, suspend: true });
+    expect(other.spec).not.toBe(a.spec);
+    expect(other.spec.suspend).toBe(true);
+    expect(a.spec.suspend).toBe(false);
+  });
 });

@@ -18,7 +18,14 @@ import {
   type Resource,
   Services,
 } from "../../lib/rest.ts";
-import { trimConfigMap, trimDeployment, trimJob, trimPod, trimToMetadata } from "../shared/informers.ts";
+import {
+  trimClaim,
+  trimConfigMap,
+  trimDeployment,
+  trimJob,
+  trimPod,
+  trimToMetadata,
+} from "../shared/informers.ts";
 import { AcceptanceEvals, DraftTrainings, FINALIZER, parseDraftTraining } from "./controller.ts";
 import { draftTrainingReconciler } from "./reconcile.ts";
 
@@ -64,7 +71,7 @@ async function setup(edit?: (spec: any) => void, opts: { trimmed?: boolean } = {
     deployments: informer(Deployments, opts.trimmed ? trimDeployment : undefined),
     configMaps: informer(ConfigMaps, opts.trimmed ? trimConfigMap : undefined),
     services: informer(Services, opts.trimmed ? trimToMetadata : undefined),
-    claims: informer(PersistentVolumeClaims, opts.trimmed ? trimToMetadata : undefined),
+    claims: informer(PersistentVolumeClaims, opts.trimmed ? trimClaim : undefined),
     evals: informer(AcceptanceEvals),
     events: {
       event: (_o: unknown, type: string, reason: string) => events.push(`${type} ${reason}`),
@@ -122,6 +129,22 @@ describe("DraftTraining reconcile", () => {
     await t.settle();
     await t.run();
     expect(t.client.actions.slice(after)).toEqual([]);
+    // What made that possible is all the caches keep of the claim and the task ConfigMap: no labels,
+    // no creation time, no data (a digest of it).
+    for (const cached of [...t.deps.claims.store.list(), ...t.deps.configMaps.store.list()]) {
+      expect(Object.keys(cached.metadata ?? {}).sort()).toEqual([
+        "annotations",
+        "name",
+        "namespace",
+        "ownerReferences",
+        "resourceVersion",
+        "uid",
+      ]);
+      expect(cached).not.toHaveProperty("data");
+      expect(cached).not.toHaveProperty("spec");
+    }
+    expect(t.deps.claims.store.list()).toHaveLength(1);
+    expect(t.deps.configMaps.store.list()).toHaveLength(1);
   });
 
   it("retries a child apply that failed, and says so in status meanwhile", async () => {

@@ -93,18 +93,39 @@ export const trimPod = (obj: KubeObject): KubeObject =>
 export const trimToMetadata = (obj: KubeObject): KubeObject =>
   ({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: trimmedMetadata(obj) }) as KubeObject;
 
+/**
+ * What is read of an object whose existence, applied-hash annotation and owner are all that matter
+ * (ConfigMaps, claims): no labels (the label selector is the server's), no timestamps but
+ * deletion's, no generation. At 10,000 DraftTrainings that is 20,000 cached objects.
+ */
+function identityMetadata(obj: KubeObject) {
+  return pick(obj.metadata, [
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "annotations",
+    "ownerReferences",
+    "deletionTimestamp",
+  ]);
+}
+
+/** Claims: identity, annotations and owner only (their existence and applied hash are what is read). */
+export const trimClaim = (obj: KubeObject): KubeObject =>
+  ({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: identityMetadata(obj) }) as KubeObject;
+
 /** A digest of a ConfigMap's data: what the cache keeps of it instead of the data. */
 export const dataDigest = (data: unknown): string =>
   createHash("sha256")
     .update(JSON.stringify(data ?? {}))
     .digest("base64");
 
-/** ConfigMaps: identity and a digest of the data (a task document is compared with its desired content each pass). */
+/** ConfigMaps: as claims, and a digest of the data (a task document is compared with its desired content each pass). */
 export const trimConfigMap = (obj: KubeObject): KubeObject =>
   ({
     apiVersion: obj.apiVersion,
     kind: obj.kind,
-    metadata: trimmedMetadata(obj),
+    metadata: identityMetadata(obj),
     dataDigest: dataDigest((obj as Any).data),
   }) as KubeObject;
 
