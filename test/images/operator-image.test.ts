@@ -94,6 +94,30 @@ describe.skipIf(unavailable !== undefined)(
       expect(write.stderr).toContain("EROFS");
     });
 
+    it("starts from its built-in compile cache with the ENTRYPOINT's node flags (no TypeScript transpiling)", async () => {
+      const image = JSON.parse(await podmanOk(["image", "inspect", config.operatorImage]))[0];
+      const entrypoint: string[] = image.Config.Entrypoint;
+      expect(entrypoint.length).toBeGreaterThan(1);
+      // The entrypoint with --help: it loads every module main.ts imports, then exits.
+      const run = await podman([
+        "run",
+        "--rm",
+        "--read-only",
+        ...config.ulimits,
+        "--env",
+        "NODE_DEBUG_NATIVE=COMPILE_CACHE",
+        "--entrypoint",
+        entrypoint[0] ?? "node",
+        config.operatorImage,
+        ...entrypoint.slice(1),
+        "--help",
+      ]);
+      expect(run.code).toBe(0);
+      // Node keys the cache by V8's flags: filled with other flags, it would transpile every module.
+      expect(run.stderr).toContain("retrieving transpile cache for StrippedTypeScript");
+      expect(run.stderr).not.toContain("saving transpilation");
+    });
+
     it("serves /healthz, and /readyz once its caches synced from the API server", async () => {
       await until(
         "operator /healthz",
