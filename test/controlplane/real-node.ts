@@ -172,7 +172,7 @@ function isAlive(pid: number): boolean {
 }
 
 /** Whether build-node-binaries.sh has built this version's binaries already (else it needs go and gcc). */
-function nodeBinariesCached(): boolean {
+export function nodeBinariesCached(): boolean {
   const built = spawnSync("bash", [join(here, "build-node-binaries.sh"), "--check"], { stdio: "ignore" });
   return built.status === 0;
 }

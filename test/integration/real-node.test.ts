@@ -3,7 +3,7 @@
 // Secret, its termination message written in the container and read by the real kubelet; a Service
 // reached through kube-proxy and by its DNS names through CoreDNS; a claim provisioned and mounted. Its own control plane (with the volume
 // binder, which the shared one leaves off). Skipped, saying why, where the node cannot start (not
-// root, no containerd, images not built).
+// root, no containerd, images or node binaries not built, SPECOPS_REAL_NODE=0).
 
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -14,11 +14,14 @@ import { CoreV1Api, type CoreV1Event, KubeConfig, type V1Pod } from "@kubernetes
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ControlPlane, startControlPlane } from "../controlplane/controlplane.ts";
 import { HOST_PATH_PV_ROOT, HOST_PATH_STORAGE_CLASS } from "../controlplane/hostpath-pv.ts";
-import { type RealNode, realNodeUnavailable, startRealNode } from "../controlplane/real-node.ts";
+import { type RealNode, startRealNode } from "../controlplane/real-node.ts";
 import { imagesConfig } from "../images/podman.ts";
+import { realNodeUnavailableForTests } from "./e2e-node.ts";
 
 const { referenceImage } = imagesConfig();
-const unavailable = realNodeUnavailable([referenceImage]);
+const unavailable = realNodeUnavailableForTests([referenceImage]);
+if (unavailable && process.env.SPECOPS_REAL_NODE === "1")
+  throw new Error(`SPECOPS_REAL_NODE=1, but the real node cannot start: ${unavailable}`);
 if (unavailable) console.warn(`real-node tests skipped: ${unavailable}`);
 
 const NS = "real-node-e2e";
