@@ -99,7 +99,6 @@ export function realNodeUnavailable(
   images: string[],
   opts: { requireOptIn?: boolean } = {},
 ): string | undefined {
-  // Opt-in for tests: the first import of the 7.6 GB reference image into containerd takes minutes.
   // The real node is used wherever it can start (the first import of the 7.6 GB reference image
   // into containerd takes minutes once per machine); SPECOPS_REAL_NODE=0 turns it off.
   if (process.env.SPECOPS_REAL_NODE === "0") return "SPECOPS_REAL_NODE=0 (the real node is turned off)";
@@ -200,7 +199,7 @@ const DNS_SERVICE = "kube-dns";
  */
 export function corefile(opts: { ip: string; port: number; readyPort: number; kubeconfig: string }): string {
   const listen = (zone: string) => `${zone}:${opts.port}`;
-  return `${["cluster.local", "in-addr.arpa", "ip6.arpa"].map(listen).join(" ")} {
+  return `${[CLUSTER_DOMAIN, "in-addr.arpa", "ip6.arpa"].map(listen).join(" ")} {
     bind ${opts.ip}
     errors
     ready 127.0.0.1:${opts.readyPort}
