@@ -1,13 +1,23 @@
 // Where the demo's pods run. The real node (test/controlplane/real-node.ts: containerd + runc, CNI
 // bridge, kubelet, kube-scheduler and kube-proxy from the pinned module) runs them as containers of
-// the runtime's reference image; where it cannot start, the local-process kubelet
-// (test/controlplane/process-kubelet.ts) runs each pod's runtime container as a local process.
+// the runtime's reference image, and the operator as the Helm chart's Deployment (charts/specops,
+// installed by helm built from its module: test/helm) on the operator image, reaching the API server
+// in-cluster; where it cannot start, the local-process kubelet (test/controlplane/process-kubelet.ts)
+// runs each pod's runtime container as a local process, and the operator runs in the demo's process.
 // SPECOPS_DEMO_NODE=real|process forces one; otherwise the real node when it can start here.
 import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import { CoordinationV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { ProcessKubelet } from "../test/controlplane/process-kubelet.ts";
 import { type RealNode, realNodeUnavailable, startRealNode } from "../test/controlplane/real-node.ts";
+import {
+  helmBinary,
+  helmCached,
+  helmUnavailable,
+  installOperatorChart,
+  podStates,
+} from "../test/helm/helm.ts";
 import { imagesConfig } from "../test/images/podman.ts";
 
 export type NodeKind = "real" | "process";
@@ -39,8 +49,9 @@ export function chooseNode(root: string, log: (line: string) => void): { kind: N
     if (forced === "real") throw new Error(`SPECOPS_DEMO_NODE=real, but the real node cannot start: ${why}`);
     return { kind: "process" as const, reason: `real node unavailable: ${why}` };
   };
-  const { referenceImage } = imagesConfig();
-  const why = realNodeUnavailable([referenceImage], { requireOptIn: false });
+  const { referenceImage, operatorImage } = imagesConfig();
+  const why =
+    realNodeUnavailable([referenceImage, operatorImage], { requireOptIn: false }) ?? helmUnavailable();
   if (why) return fallBack(why);
   // The pods run the image's copy of the runtime: it must be this checkout's.
   const stale = staleImage(root, referenceImage);
@@ -53,6 +64,27 @@ export function chooseNode(root: string, log: (line: string) => void): { kind: N
       return fallBack(
         `${referenceImage} could not be rebuilt from this checkout (scripts/images/build.sh reference)`,
       );
+  }
+  // The chart's pod runs the image's copy of the operator: build it from this checkout (podman's
+  // layer cache makes that seconds when nothing changed).
+  log(`${operatorImage}: building it from this checkout (scripts/images/build.sh operator)`);
+  const operatorBuilt = spawnSync("bash", [join(root, "scripts/images/build.sh"), "operator"], {
+    encoding: "utf8",
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  if (operatorBuilt.status !== 0) {
+    process.stderr.write(operatorBuilt.stderr ?? "");
+    return fallBack(
+      `${operatorImage} could not be built from this checkout (scripts/images/build.sh operator)`,
+    );
+  }
+  if (!helmCached()) {
+    log("helm: building it from its Go module (test/helm/build-helm.sh; the first build takes minutes)");
+    try {
+      helmBinary();
+    } catch (err) {
+      return fallBack(`helm could not be built: ${(err as Error).message}`);
+    }
   }
   return {
     kind: "real",
@@ -106,10 +138,10 @@ export async function startDemoNode(
       stop: () => kubelet.stop(),
     };
   }
-  const { referenceImage } = imagesConfig();
+  const { referenceImage, operatorImage } = imagesConfig();
   const node: RealNode = await startRealNode({
     kubeconfigPath: opts.kubeconfigPath,
-    images: [referenceImage],
+    images: [referenceImage, operatorImage],
     log: opts.log,
     requireOptIn: false,
   });
@@ -128,3 +160,95 @@ export async function startDemoNode(
     stop: () => node.stop(),
   };
 }
+
+export interface ChartOperator {
+  release: string;
+  namespace: string;
+  deployment: string;
+  pod: string;
+  image: string;
+  nodeName: string;
+  podIP: string;
+  /** The helm upgrade --install, to the Deployment rolled out (its pod Ready). */
+  seconds: number;
+  helmStatus: string;
+  /** The leader-election Lease and who holds it (the pod's name and a random suffix). */
+  lease: { name: string; holder: string };
+  /** helm uninstall: before the node stops, or the ReplicaSet would start a new pod as it drains. */
+  uninstall(): Promise<void>;
+}
+
+/**
+ * The operator as the chart's Deployment on the real node: charts/specops installed by helm with the
+ * operator image (imported into the node's containerd) and the reference runtime image. One replica,
+ * leader election on as in the chart; no CPU request, because each of the demo's pods asks for the
+ * node's 2 CPUs (a 100m request would leave none of them schedulable on a 2-core machine).
+ */
+export async function installChartOperator(kc: KubeConfig, kubeconfigPath: string): Promise<ChartOperator> {
+  const { referenceImage, operatorImage } = imagesConfig();
+  const release = await installOperatorChart(kc, {
+    kubeconfigPath,
+    values: {
+      operator: {
+        image: operatorImage,
+        replicas: 1,
+        leaderElect: true,
+        resources: { requests: { cpu: null } },
+      },
+      runtime: { image: referenceImage },
+    },
+    timeoutSeconds: 240,
+  });
+  const pod = release.pods[0];
+  if (!pod) throw new Error(`no pod of Deployment ${release.namespace}/${release.deployment}`);
+  // The operator starts its controllers once it holds the Lease (the chart's default name).
+  const leaseName = "specops-operator";
+  const leases = kc.makeApiClient(CoordinationV1Api);
+  let holder = "";
+  for (let i = 0; i < 60 && !holder.startsWith(pod.metadata?.name ?? "-"); i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 1000));
+    const lease = await leases
+      .readNamespacedLease({ name: leaseName, namespace: release.namespace })
+      .catch(() => undefined);
+    holder = lease?.spec?.holderIdentity ?? "";
+  }
+  if (!holder.startsWith(pod.metadata?.name ?? "-"))
+    throw new Error(`the operator pod ${pod.metadata?.name} did not take the Lease ${leaseName} in 60s`);
+  return {
+    release: release.release,
+    namespace: release.namespace,
+    deployment: release.deployment,
+    pod: pod.metadata?.name ?? "",
+    image: pod.spec?.containers[0]?.image ?? "",
+    nodeName: pod.spec?.nodeName ?? "",
+    podIP: pod.status?.podIP ?? "",
+    seconds: release.seconds,
+    helmStatus: release.helmStatus,
+    lease: { name: leaseName, holder },
+    uninstall: release.uninstall,
+  };
+}
+
+/** The operator pods' states and their logs' last lines (the kubelet's files: the node has no log API). */
+export async function chartOperatorState(
+  kc: KubeConfig,
+  op: { namespace: string; release: string },
+): Promise<string> {
+  const lines = [await podStates(kc, op.namespace, op.release)];
+  const pods = await kc
+    .makeApiClient(CoreV1Api)
+    .listNamespacedPod({ namespace: op.namespace, labelSelector: `app.kubernetes.io/instance=${op.release}` })
+    .catch(() => undefined);
+  for (const pod of pods?.items ?? []) {
+    const dir = join(POD_LOGS, `${op.namespace}_${pod.metadata?.name}_${pod.metadata?.uid}`, "operator");
+    const files = existsSync(dir) ? readdirSync(dir).sort() : [];
+    const last = files.at(-1);
+    if (!last) continue;
+    const tail = readFileSync(join(dir, last), "utf8").trim().split("\n").slice(-15);
+    lines.push(`${pod.metadata?.name} log (${join(dir, last)}):`, ...tail.map((l) => `  ${l}`));
+  }
+  return lines.join("\n");
+}
+
+/** Where the kubelet writes containers' logs (its podLogsDir default). */
+const POD_LOGS = "/var/log/pods";

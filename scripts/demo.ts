@@ -1,8 +1,10 @@
 // `npm run demo`: SpecOps end to end on this machine. A real kube-apiserver, etcd and
-// kube-controller-manager (built from Go modules on first use), the operator (a local process), and
-// a node for the pods (demo-node.ts): a real one — containerd, runc, kubelet, kube-scheduler and
-// kube-proxy — running them as containers of the runtime's reference image where it can start here,
-// else a stand-in that runs each pod's runtime container as a local process; it says which and why.
+// kube-controller-manager (built from Go modules on first use), a node for the pods (demo-node.ts),
+// and the operator: a real node — containerd, runc, kubelet, kube-scheduler and kube-proxy — running
+// the pods as containers of the runtime's reference image and the operator as the Helm chart's
+// Deployment (charts/specops, helm built from its module) on the operator image, talking to the API
+// server in-cluster, where it can start here; else a stand-in that runs each pod's runtime container
+// as a local process, with the operator a local process too; it says which and why.
 // A DraftTraining on the reference backend then really prepares data, regenerates answers with the
 // tiny target, caches its hidden states and trains a draft, and its evaluation gate measures it; the
 // AcceptanceEval of examples/tiny-acceptanceeval.yaml then measures the trained draft against an
@@ -31,7 +33,13 @@ import { buildOperator } from "../operator/src/operator.ts";
 type DraftTrainingInput = z.input<typeof draftTrainingResource>;
 
 import { freePort, startControlPlane } from "../test/controlplane/controlplane.ts";
-import { chooseNode, startDemoNode } from "./demo-node.ts";
+import {
+  type ChartOperator,
+  chartOperatorState,
+  chooseNode,
+  installChartOperator,
+  startDemoNode,
+} from "./demo-node.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const step = (msg: string) => console.log(`\n== ${msg}`);
@@ -52,13 +60,15 @@ const choice = (() => {
 })();
 console.log(
   choice.kind === "real"
-    ? `  node: real (${choice.reason}); pods run as containers of the reference image`
+    ? `  node: real (${choice.reason}); pods run as containers of the reference image, the operator as the chart's Deployment`
     : `  node: local processes (${choice.reason})`,
 );
 
 step("Control plane: kube-apiserver, etcd, kube-controller-manager (built from Go modules on first use)");
-// A real node mounts claims: the volume binder and the host-path provisioner for the DraftTraining's.
-const cp = await startControlPlane({ startTimeoutSeconds: 180, persistentVolumes: choice.kind === "real" });
+// A real node mounts claims: the volume binder and the host-path provisioner for the DraftTraining's;
+// and its operator pod reaches the API server in-cluster (the `kubernetes` Service, its token and CA).
+const real = choice.kind === "real";
+const cp = await startControlPlane({ startTimeoutSeconds: 180, persistentVolumes: real, inCluster: real });
 const kc = new KubeConfig();
 kc.loadFromFile(cp.kubeconfigPath);
 const client = new KubeClient(kc);
@@ -71,30 +81,17 @@ const shutdown = async (code: number) => {
 };
 process.once("SIGINT", () => void shutdown(130));
 
+let chartOperator: ChartOperator | undefined;
+
 try {
-  const CRDs = resource(
-    "apiextensions.k8s.io/v1",
-    "CustomResourceDefinition",
-    "customresourcedefinitions",
-    false,
-  );
-  for (const file of ["drafttrainings", "acceptanceevals", "specserves"]) {
-    const crd = yaml.load(readFileSync(join(root, `crds/${file}.specops.dev.yaml`), "utf8")) as KubeObject & {
-      metadata: { name: string };
-    };
-    await client.patch(CRDs, undefined, crd.metadata.name, crd, {
-      type: "apply",
-      fieldManager: "specops-demo",
-      force: true,
-    });
-  }
-  console.log(`CRDs installed. To look around meanwhile: export KUBECONFIG=${cp.kubeconfigPath}`);
-  await new Promise((r) => setTimeout(r, 2000));
+  // On the real node the chart installs the CRDs (its templates/crds, generated with crds/).
+  if (!real) await installCrds();
+  console.log(`To look around meanwhile: export KUBECONFIG=${cp.kubeconfigPath}`);
 
   step(
-    choice.kind === "real"
-      ? "Real node (containerd + runc, kubelet, kube-scheduler, kube-proxy) and the operator"
-      : "Local-process kubelet and the operator",
+    real
+      ? "Real node (containerd + runc, kubelet, kube-scheduler, kube-proxy), then the operator from the Helm chart"
+      : "Local-process kubelet and the operator (a local process)",
   );
   const node = await startDemoNode(choice.kind, kc, {
     kubeconfigPath: cp.kubeconfigPath,
@@ -106,20 +103,36 @@ try {
   console.log(`  node takes pods after ${node.startSeconds.toFixed(1)}s; runtime image ${node.runtimeImage}`);
   // The demo's objects ask for no GPU (CPU-only reference backend), so no node advertises one.
   console.log("  no GPU: the demo's objects request none (gpusPerNode/gpus/gpusPerReplica: 0)");
-  const progressPort = await freePort();
-  const config = loadConfig([], {
-    SPECOPS_PORT: "0",
-    SPECOPS_LEADER_ELECT: "false",
-    SPECOPS_RUNTIME_IMAGE: node.runtimeImage,
-  });
-  const operator = buildOperator({
-    connection: kc,
-    config,
-    logger: createLogger({ level: "error" }),
-    progressPort,
-  });
-  await operator.start();
-  cleanup.push(() => operator.stop());
+  if (real) {
+    console.log(
+      "  helm upgrade --install specops charts/specops -n specops-system --create-namespace --wait",
+    );
+    chartOperator = await installChartOperator(kc, cp.kubeconfigPath);
+    const op = chartOperator;
+    cleanup.push(() => op.uninstall());
+    console.log(
+      `  ${op.helmStatus || "STATUS: deployed"}; the operator runs as the chart's Deployment ${op.namespace}/${op.deployment}, rolled out in ${op.seconds.toFixed(1)}s:`,
+    );
+    console.log(`    pod ${op.pod}  image ${op.image}  node ${op.nodeName}  pod IP ${op.podIP}`);
+    console.log(
+      `    leader: Lease ${op.namespace}/${op.lease.name} held by ${op.lease.holder}; the API server reached in-cluster (the \`kubernetes\` Service's ClusterIP through kube-proxy, the pod's service-account token and kube-root-ca.crt mounted by the kubelet)`,
+    );
+  } else {
+    const progressPort = await freePort();
+    const config = loadConfig([], {
+      SPECOPS_PORT: "0",
+      SPECOPS_LEADER_ELECT: "false",
+      SPECOPS_RUNTIME_IMAGE: node.runtimeImage,
+    });
+    const operator = buildOperator({
+      connection: kc,
+      config,
+      logger: createLogger({ level: "error" }),
+      progressPort,
+    });
+    await operator.start();
+    cleanup.push(() => operator.stop());
+  }
 
   step("kubectl apply -f examples/tiny-drafttraining.yaml (training, then its evaluation gate)");
   // The manifests as a user writes them (defaults are the API server's job), edited for the demo.
@@ -332,20 +345,50 @@ try {
   }
 
   await printPods(kc, "default");
+  if (chartOperator) await printPods(kc, chartOperator.namespace);
   step("Done. Everything ran on this machine; nothing was downloaded but packages.");
   console.log(
-    `  demo wall time ${((Date.now() - demoStarted) / 1000).toFixed(0)}s on the ${node.kind === "real" ? "real node" : "local-process kubelet"} (node start ${node.startSeconds.toFixed(1)}s)`,
+    `  demo wall time ${((Date.now() - demoStarted) / 1000).toFixed(0)}s on the ${node.kind === "real" ? "real node, the operator as the chart's Deployment" : "local-process kubelet, the operator a local process"} (node start ${node.startSeconds.toFixed(1)}s${chartOperator ? `, operator rolled out ${chartOperator.seconds.toFixed(1)}s` : ""})`,
   );
   await shutdown(0);
 } catch (err) {
   console.error(`demo failed: ${(err as Error).message}`);
+  if (real)
+    console.error(
+      await chartOperatorState(
+        kc,
+        chartOperator ?? { namespace: "specops-system", release: "specops" },
+      ).catch(() => ""),
+    );
   await shutdown(1);
+}
+
+/** The CRDs from crds/, applied server-side (what `kubectl apply --server-side -f crds/` does). */
+async function installCrds(): Promise<void> {
+  const CRDs = resource(
+    "apiextensions.k8s.io/v1",
+    "CustomResourceDefinition",
+    "customresourcedefinitions",
+    false,
+  );
+  for (const file of ["drafttrainings", "acceptanceevals", "specserves"]) {
+    const crd = yaml.load(readFileSync(join(root, `crds/${file}.specops.dev.yaml`), "utf8")) as KubeObject & {
+      metadata: { name: string };
+    };
+    await client.patch(CRDs, undefined, crd.metadata.name, crd, {
+      type: "apply",
+      fieldManager: "specops-demo",
+      force: true,
+    });
+  }
+  console.log("CRDs installed.");
+  await new Promise((r) => setTimeout(r, 2000));
 }
 
 /** kubectl get pods -o wide, in short: where each pod ran, as what, and how it ended. */
 async function printPods(kc: KubeConfig, namespace: string): Promise<void> {
   const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace });
-  console.log("  pods (kubectl get pods -o wide):");
+  console.log(`  pods in ${namespace} (kubectl get pods -n ${namespace} -o wide):`);
   for (const pod of pods.items) {
     const c = pod.status?.containerStatuses?.[0];
     const state = c?.state?.terminated

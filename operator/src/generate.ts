@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import yaml from "js-yaml";
 import { buildCrd } from "./api/crd.ts";
 import { KINDS } from "./api/kinds.ts";
-import { OPERATOR_RBAC_RULES } from "./rbac.ts";
+import { OPERATOR_RBAC_RULES, OPTIONAL_RBAC_RULES } from "./rbac.ts";
 import { syncGenerated } from "./sync-generated.ts";
 
 const HEADER =
@@ -35,11 +35,17 @@ export function renderClusterRole(): string {
     metadata: { name: '{{ include "specops.fullname" . }}', labels: "LABELS" },
     rules: OPERATOR_RBAC_RULES,
   };
+  const optional = OPTIONAL_RBAC_RULES.map(
+    (o) =>
+      `  {{- if .Values.${o.value} }}\n${yaml.dump(o.rules, { lineWidth: -1, noRefs: true }).replace(/^/gm, "  ")}`.trimEnd() +
+      "\n  {{- end }}\n",
+  ).join("");
   return (
     HEADER +
     yaml
       .dump(role, { lineWidth: -1, noRefs: true })
-      .replace("labels: LABELS", 'labels:\n    {{- include "specops.labels" . | nindent 4 }}')
+      .replace("labels: LABELS", 'labels:\n    {{- include "specops.labels" . | nindent 4 }}') +
+    optional
   );
 }
 

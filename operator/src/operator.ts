@@ -16,6 +16,7 @@ import {
 } from "./controllers/acceptanceeval/reconcile.ts";
 import {
   CONTROLLER_NAME as AUTOSCALER_CONTROLLER,
+  MIN_WORKERS as AUTOSCALER_MIN_WORKERS,
   type AutoscalerDeps,
 } from "./controllers/autoscaler/controller.ts";
 import { AutoscalerMetrics } from "./controllers/autoscaler/metrics.ts";
@@ -37,6 +38,7 @@ import {
   trimPod,
   trimToMetadata,
 } from "./controllers/shared/informers.ts";
+import { PodScrapes } from "./controllers/shared/pod-scrapes.ts";
 import {
   draftTrainingToSpecServes,
   podToSpecServe,
@@ -46,7 +48,7 @@ import {
 import { recordTerminalError as recordSpecServeError } from "./controllers/specserve/failures.ts";
 import { specServeReconciler } from "./controllers/specserve/reconcile.ts";
 import { KubeClient } from "./lib/client.ts";
-import type { Clock } from "./lib/clock.ts";
+import { type Clock, realClock } from "./lib/clock.ts";
 import type { Config } from "./lib/config.ts";
 import type { Connection, KubeConfigLike } from "./lib/connection.ts";
 import { EventRecorder } from "./lib/events.ts";
@@ -70,7 +72,7 @@ export interface OperatorOptions {
   /** Port the runtime pods serve progress on (the contract's default unless a test changes it). */
   progressPort?: number;
   readProgress?: DraftTrainingDeps["readProgress"];
-  /** Reads a serving pod's /metrics text (the autoscaler's scrapes); tests point it elsewhere. */
+  /** Reads a serving pod's /metrics text (status.signals' and the autoscaler's scrapes); tests point it elsewhere. */
   fetchMetrics?: AutoscalerDeps["fetchText"];
   clock?: Clock;
 }
@@ -141,6 +143,12 @@ export function buildOperator(opts: OperatorOptions): Manager {
     workers: config.workers,
   });
   const specServes = manager.informer(SpecServes);
+  // One scrape of a serving pod a window serves both status.signals and the autoscaler.
+  const scrapes = new PodScrapes({
+    fetchText: opts.fetchMetrics,
+    now: () => (opts.clock ?? realClock).now(),
+    registry: manager.metrics.registry,
+  });
   const specServeDeps = {
     client,
     specServes,
@@ -151,6 +159,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
     image: config.runtimeImage,
     progressPort: opts.progressPort ?? PROGRESS_DEFAULT_PORT,
     clock: opts.clock,
+    scrapes,
   };
   manager.controller({
     name: SPECSERVE_CONTROLLER,
@@ -174,13 +183,13 @@ export function buildOperator(opts: OperatorOptions): Manager {
     events,
     metrics: new AutoscalerMetrics(manager.metrics.registry),
     clock: opts.clock,
-    fetchText: opts.fetchMetrics,
+    scrapes,
   };
   manager.controller({
     name: AUTOSCALER_CONTROLLER,
     for: specServes,
     reconcile: autoscalerReconciler(autoscalerDeps),
-    workers: config.workers,
+    workers: Math.max(config.workers, AUTOSCALER_MIN_WORKERS),
   });
 
   const evalDeps: AcceptanceEvalDeps = {

@@ -2,7 +2,7 @@
 // the controller library itself needs (leader election, events). The chart's ClusterRole is generated
 // from this list, so a new API call without a rule fails in the integration tests, not in production.
 import { RBAC_RULES as ACCEPTANCE_EVAL_RULES } from "./controllers/acceptanceeval/rbac.ts";
-import { RBAC_RULES as AUTOSCALER_RULES } from "./controllers/autoscaler/rbac.ts";
+import { RBAC_RULES as AUTOSCALER_RULES, PROMETHEUS_AUTH_RBAC_RULES } from "./controllers/autoscaler/rbac.ts";
 import { RBAC_RULES as DRAFT_TRAINING_RULES } from "./controllers/drafttraining/rbac.ts";
 import { RBAC_RULES as SPEC_SERVE_RULES } from "./controllers/specserve/rbac.ts";
 
@@ -47,3 +47,8 @@ export const OPERATOR_RBAC_RULES = mergeRules([
   ...AUTOSCALER_RULES,
   ...LIBRARY_RULES,
 ]);
+
+/** Rules the chart grants only when a value turns them on (rendered under `{{- if .Values.<value> }}`). */
+export const OPTIONAL_RBAC_RULES: readonly { value: string; rules: PolicyRule[] }[] = [
+  { value: "autoscaler.prometheusAuthSecrets", rules: mergeRules(PROMETHEUS_AUTH_RBAC_RULES) },
+];

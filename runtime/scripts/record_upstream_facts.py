@@ -368,6 +368,41 @@ def _metric_names(text: str, prefix: str) -> dict[str, str]:
     return out
 
 
+def _function(tree: ast.AST, name: str):
+    return next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == name), None)
+
+
+def _vllm_dynamic_speculation(src: WheelSource) -> dict:
+    """What vLLM's batch-size-dependent draft length ("Dynamic SD") takes and when it turns it off:
+    the schedule's checks (vllm/v1/spec_decode/dynamic/utils.py) and the config's fallbacks
+    (vllm/config/vllm.py), as the strings and literals the source states."""
+    utils = ast.parse(src.read("vllm/v1/spec_decode/dynamic/utils.py"))
+    validate = _function(utils, "validate_and_normalize_dynamic_sd_schedule")
+    lookup = ast.unparse(_function(utils, "build_dynamic_sd_schedule_lookup"))
+    checks = ast.unparse(validate)
+    config = ast.parse(src.read("vllm/config/vllm.py"))
+    v1 = _function(config, "_maybe_disable_dynamic_sd_for_v1")
+    v1_methods = next(
+        (sorted(_literal(n)) for n in ast.walk(v1) if isinstance(n, ast.Tuple) and _literal(n)), []
+    )
+    dp = ast.unparse(_function(config, "_maybe_disable_dynamic_sd_for_data_parallel"))
+    return {
+        "key": "num_speculative_tokens_per_batch_size",
+        "entry": "(range_start, range_end, num_speculative_tokens)"
+        if "(range_start, range_end, num_speculative_tokens)" in checks
+        else None,
+        "firstRangeStartsAt1": "range must start at 1" in checks,
+        "rangesSortedNonOverlapping": "must be non-overlapping" in checks and ".sort(" in checks,
+        "tokensAtLeast0": "values must be >= 0" in checks,
+        "tokensClampedToNumSpeculativeTokens": "min(vllm_num_speculative_tokens" in lookup,
+        "lastRangeCarriedToMaxBatch": "range(next_batch_size, vllm_max_batch_size + 1)" in lookup
+        and "last_num_speculative_tokens)" in lookup,
+        "disabledUnderDataParallel": "data_parallel_size <= 1" in dp
+        and "num_speculative_tokens_per_batch_size = None" in dp,
+        "modelRunnerV1Methods": v1_methods,
+    }
+
+
 def vllm_facts(src: WheelSource) -> dict:
     meta = src.metadata()
     spec_tree = ast.parse(src.read("vllm/config/speculative.py"))
@@ -450,6 +485,7 @@ def vllm_facts(src: WheelSource) -> dict:
             "specCountersOnlyWithSpeculativeConfig": "speculative_config is not None" in prom_src,
             "perPositionSeriesPrecreated": "range(num_spec_tokens)" in prom_src,
         },
+        "dynamicSpeculation": _vllm_dynamic_speculation(src),
         "eagle3": {
             "architectures": dict(sorted(eagle3_archs.items())),
             "auxLayerIdOfOutputOfLayer": offset,  # id = HF layer index whose output is captured + this

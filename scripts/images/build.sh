@@ -7,6 +7,7 @@
 #   scripts/images/build.sh              # tools, bases, operator and reference images
 #   scripts/images/build.sh base         # only the tools and the bases
 #   scripts/images/build.sh reference    # the bases and the runtime's reference image (the demo's)
+#   scripts/images/build.sh operator     # the bases and the operator image (the demo's chart runs it)
 #
 # Idempotent and incremental: the debootstrap root filesystem is a tarball cached under
 # ~/.cache/specops/images, keyed by Debian release and package list; bases are tagged by that key;
@@ -167,6 +168,7 @@ timed python-base python_base
 case "${1:-all}" in
 base) ;;
 reference) timed reference reference_image ;;
+operator) timed operator operator_image ;;
 *)
   timed operator operator_image
   timed reference reference_image

@@ -5,10 +5,12 @@
 // For fault tests: an audit log of every write (who wrote what, when), one token per named user (so
 // the log tells operator replicas apart), kube-apiserver killed and restarted on the same etcd
 // (optionally with other flags, e.g. --watch-cache=false), and etcd compaction on demand.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+// For pods on a real node (options.inCluster): the API server reachable in-cluster, through the
+// `kubernetes` Service's ClusterIP, with service-account tokens and its CA published to every namespace.
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +27,8 @@ export interface ControlPlane {
   dir: string;
   /** etcd's client URL (its v3 JSON gateway serves /v3/kv/range and /v3/kv/compaction). */
   etcdUrl: string;
+  /** options.inCluster: the address pods reach the API server at (the `kubernetes` Service's endpoint). */
+  clusterAddress?: string;
   /** The users named in options.users: their token and a kubeconfig (admin's cluster, their token). */
   users: Record<string, { token: string; kubeconfigPath: string }>;
   /** Writes a kubeconfig for `user` that reaches the API server at `server` (e.g. through a proxy). */
@@ -90,6 +94,16 @@ export interface ControlPlaneOptions {
    * Off by default: the stand-in kubelets mount no volumes, and no test leaves directories behind.
    */
   persistentVolumes?: boolean;
+  /**
+   * Pods reach the API server in-cluster, as an operator's pod does on a real node: the ServiceAccount
+   * admission plugin (each pod gets its service account's projected token, and the CA from the
+   * kube-root-ca.crt ConfigMap that kube-controller-manager publishes), and the `kubernetes` Service's
+   * endpoint at a private address of this machine (clusterAddress, on the loopback device) that
+   * forwards to the API server, which still listens on 127.0.0.1 only. Needs root (ip addr). Off by
+   * default: the stand-in kubelets run no service-account pods, and tests create pods in new
+   * namespaces before their default ServiceAccount exists.
+   */
+  inCluster?: boolean;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -154,8 +168,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     return entry;
   };
   let hostPathVolumes: HostPathVolumes | undefined;
+  let clusterAddress: string | undefined;
+  let forwarder: { close(): void } | undefined;
   const killAll = () => {
     for (const c of children) if (c.exit === undefined) c.proc.kill("SIGKILL");
+    if (clusterAddress) removeClusterAddress(clusterAddress);
   };
   process.once("exit", killAll);
 
@@ -199,10 +216,14 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const certDir = join(dir, "certs");
     mkdirSync(certDir);
 
+    if (opts.inCluster) clusterAddress = addClusterAddress();
     const apiserverArgs = [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
       "--bind-address=127.0.0.1",
-      "--advertise-address=127.0.0.1",
+      // In-cluster: the endpoint the API server writes for the `kubernetes` Service (kube-proxy routes
+      // its ClusterIP there); it is also in the self-signed serving certificate's names, beside
+      // 127.0.0.1 (the bind address) and the ClusterIP 10.0.0.1.
+      `--advertise-address=${clusterAddress ?? "127.0.0.1"}`,
       `--secure-port=${apiPort}`,
       `--cert-dir=${certDir}`,
       `--token-auth-file=${join(dir, "tokens.csv")}`,
@@ -212,8 +233,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       `--service-account-key-file=${saKey}`,
       `--service-account-signing-key-file=${saKey}`,
       "--service-cluster-ip-range=10.0.0.0/24",
-      "--disable-admission-plugins=ServiceAccount",
-      "--endpoint-reconciler-type=none",
+      // In-cluster the lease reconciler (the default) keeps the `kubernetes` Service's endpoints.
+      ...(clusterAddress
+        ? []
+        : ["--disable-admission-plugins=ServiceAccount", "--endpoint-reconciler-type=none"]),
       "--enable-priority-and-fairness=false",
       ...(opts.audit
         ? [
@@ -243,6 +266,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         () => apiserver.exit,
       );
     await apiserverReady();
+    if (clusterAddress) forwarder = await forward(clusterAddress, apiPort);
     const caPem = readFileSync(join(certDir, "apiserver.crt"), "utf8");
     const kubeconfigPath = join(dir, "kubeconfig");
     writeFileSync(kubeconfigPath, kubeconfig(server, caPem, token));
@@ -306,6 +330,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       token,
       caPem,
       dir,
+      clusterAddress,
       etcdUrl,
       users,
       kubeconfigFor,
@@ -358,15 +383,69 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         }
         // After kube-controller-manager: its deleter would race the removal.
         hostPathVolumes?.removeDirectories();
+        forwarder?.close();
+        if (clusterAddress) removeClusterAddress(clusterAddress);
         rmSync(dir, { recursive: true, force: true });
       },
     };
   } catch (err) {
     killAll();
     hostPathVolumes?.stop();
+    forwarder?.close();
     process.removeListener("exit", killAll);
     throw err;
   }
+}
+
+/**
+ * A private address for the API server's in-cluster endpoint, on the loopback device: pods reach it
+ * through their bridge's gateway (it is this machine's), and nothing outside routes to it. Away from
+ * the Service range (10.0.0.0/24) and the real node's pod subnets (10.200-249.x.0/24).
+ */
+function addClusterAddress(): string {
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      "options.inCluster needs root (it adds the API server's in-cluster address with ip addr)",
+    );
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const address = `10.199.${randomBytes(1)[0] ?? 0}.${1 + ((randomBytes(1)[0] ?? 0) % 254)}`;
+    const added = spawnSync("ip", ["addr", "add", `${address}/32`, "dev", "lo"], { encoding: "utf8" });
+    if (added.status === 0) return address;
+    if (!/exists/i.test(added.stderr ?? ""))
+      throw new Error(`ip addr add ${address}/32 dev lo failed: ${added.stderr || added.error?.message}`);
+  }
+  throw new Error("no free address under 10.199.0.0/16 for the API server's in-cluster endpoint");
+}
+
+function removeClusterAddress(address: string): void {
+  spawnSync("ip", ["addr", "del", `${address}/32`, "dev", "lo"], { stdio: "ignore" });
+}
+
+/** Forwards address:port to the API server on 127.0.0.1:port (TLS passes through untouched). */
+async function forward(address: string, port: number): Promise<{ close(): void }> {
+  const open = new Set<Socket>();
+  const server = createServer((downstream) => {
+    const upstream = connect(port, "127.0.0.1");
+    for (const s of [downstream, upstream]) {
+      open.add(s);
+      s.on("error", () => s.destroy()).on("close", () => {
+        open.delete(s);
+        downstream.destroy();
+        upstream.destroy();
+      });
+    }
+    downstream.pipe(upstream).pipe(downstream);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, address, () => resolve());
+  });
+  return {
+    close() {
+      server.close();
+      for (const s of open) s.destroy();
+    },
+  };
 }
 
 function kubeconfig(server: string, caPem: string, token: string): string {

@@ -262,7 +262,13 @@ export type PolicySpec =
   | { kind: "queue"; targetWaiting: number }
   | { kind: "slo-ratio"; up: number; down: number }
   | { kind: "planner"; headroom: number; profiledTau: number | null }
-  | { kind: "specops"; headroom: number; scaleDownStabilizationSeconds: number }
+  | {
+      kind: "specops";
+      headroom: number;
+      scaleDownStabilizationSeconds: number;
+      /** Overrides of the replica policy's other settings (the tuning harness, test/sim/specops-run.ts). */
+      rails?: Partial<ReplicaPolicy>;
+    }
   | { kind: "oracle" };
 
 export function policyOf(spec: PolicySpec): PolicyFactory {

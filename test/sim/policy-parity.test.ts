@@ -52,6 +52,9 @@ describe("one SpecOps policy for the operator and the fleet simulator", () => {
     expect(controller.scaleDownStabilizationSeconds).toBe(SPECOPS_DEFAULTS.scaleDownStabilizationSeconds);
     expect(controller).toMatchObject({
       tolerance: simulated.tolerance,
+      // The spec's default rate limits are the simulator's (the bench measures what a SpecServe gets).
+      maxScaleUpPerMinute: simulated.maxScaleUpPerMinute,
+      maxScaleDownPerMinute: simulated.maxScaleDownPerMinute,
       scaleUpStabilizationSeconds: simulated.scaleUpStabilizationSeconds,
       minReplicas: simulated.minReplicas,
       maxReplicas: simulated.maxReplicas,

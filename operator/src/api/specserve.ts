@@ -2,6 +2,7 @@
 import { z } from "zod";
 import {
   acceptanceByPosition,
+  boundedRecord,
   builtInDraft,
   conditions,
   duration,
@@ -71,6 +72,95 @@ export const slo = z
   })
   .describe("Service level objectives the autoscaler keeps.");
 
+/** A label name as PromQL writes it (the matchers are built by the operator, never passed through). */
+const PROM_LABEL = "^[a-zA-Z_][a-zA-Z0-9_]*$";
+
+export const prometheusSignals = withRules(
+  z.object({
+    url: z
+      .string()
+      .max(2048)
+      .regex(
+        /^https?:\/\/([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(\/[^\s?#@]*)?$/,
+        {
+          error:
+            "must be an http(s) URL of a Prometheus server without credentials, query or fragment, such as http://prometheus.monitoring:9090",
+        },
+      )
+      .describe(
+        "Base URL of the Prometheus HTTP API (its /api/v1/query is read), e.g. http://prometheus.monitoring:9090 " +
+          "or a path prefix such as https://thanos.example/prometheus; credentials go in a Secret, never in the URL.",
+      ),
+    bearerTokenSecretRef: z
+      .object({
+        name: objectName("Secret"),
+        key: z.string().min(1).max(253).default("token").describe("Key in the Secret holding the token."),
+      })
+      .optional()
+      .describe("Send this bearer token (Authorization: Bearer), read from a Secret in this namespace."),
+    basicAuthSecretRef: z
+      .object({
+        name: objectName("Secret"),
+        usernameKey: z.string().min(1).max(253).default("username").describe("Key holding the user name."),
+        passwordKey: z.string().min(1).max(253).default("password").describe("Key holding the password."),
+      })
+      .optional()
+      .describe("Send HTTP basic auth, read from a Secret in this namespace."),
+    namespaceLabel: z
+      .string()
+      .max(128)
+      .regex(new RegExp(PROM_LABEL), { error: "must be a Prometheus label name" })
+      .default("namespace")
+      .describe(
+        "Label carrying the pod's namespace on the engines' series (as PodMonitors and kubernetes_sd relabelling set it).",
+      ),
+    podLabel: z
+      .string()
+      .max(128)
+      .regex(new RegExp(PROM_LABEL), { error: "must be a Prometheus label name" })
+      .default("pod")
+      .describe("Label carrying the pod's name; only the ready serving pods' series are read."),
+    matchers: boundedRecord(
+      z.string().max(1024),
+      16,
+      "Further equality matchers for the engines' series, e.g. {job: vllm} when several jobs scrape the pods.",
+    ).optional(),
+  }),
+  [
+    {
+      rule: "!has(self.bearerTokenSecretRef) || !has(self.basicAuthSecretRef)",
+      message: "set at most one of prometheus.bearerTokenSecretRef and prometheus.basicAuthSecretRef",
+      fieldPath: ".bearerTokenSecretRef",
+    },
+    {
+      rule: `!has(self.matchers) || self.matchers.all(k, k.matches('${PROM_LABEL}') && !k.startsWith('__'))`,
+      message: "prometheus.matchers keys must be Prometheus label names (not starting with __)",
+      fieldPath: ".matchers",
+    },
+  ],
+).describe("Where and how to read the engines' metrics from a Prometheus HTTP API.");
+
+export const signalsSource = withRules(
+  z.object({
+    source: z
+      .enum(["Direct", "Prometheus"])
+      .default("Direct")
+      .describe(
+        "Direct: scrape every ready serving pod's /metrics. Prometheus: query the same series from a Prometheus " +
+          "HTTP API over the window (increase() of counters and histograms, SGLang's snapshot gauges read as they are).",
+      ),
+    prometheus: prometheusSignals.optional(),
+  }),
+  [
+    {
+      rule: "!has(self.source) || self.source != 'Prometheus' || has(self.prometheus)",
+      message: "signals.prometheus (with its url) is required when signals.source is Prometheus",
+      fieldPath: ".prometheus",
+      reason: "FieldValueRequired",
+    },
+  ],
+).describe("Where the autoscaler reads the engines' signals from.");
+
 export const autoscaling = withRules(
   z.object({
     enabled: z
@@ -85,14 +175,17 @@ export const autoscaling = withRules(
     scaleDownStabilization: duration(
       "Keep the highest recommendation of this long a window before scaling down.",
     ).default("5m"),
-    maxScaleUpRate: z.int().min(1).max(10000).default(4).describe("Most replicas added per minute."),
-    maxScaleDownRate: z.int().min(1).max(10000).default(1).describe("Most replicas removed per minute."),
+    // The defaults are the fleet simulator's (`npm run bench -- autoscaler` runs them): 4 up / 1 down
+    // cost it more GPU-hours and churn on a 3x burst, with the stabilisation windows guarding the way down.
+    maxScaleUpRate: z.int().min(1).max(10000).default(8).describe("Most replicas added per minute."),
+    maxScaleDownRate: z.int().min(1).max(10000).default(8).describe("Most replicas removed per minute."),
     tolerance: z
       .number()
       .min(0)
       .max(1)
       .default(0.1)
       .describe("Relative change in desired replicas ignored as noise (0.1: act only beyond 10%)."),
+    signals: signalsSource.prefault({}),
     spsTable: z
       .object({
         configMapName: objectName("ConfigMap"),
@@ -151,7 +244,7 @@ export const speculative = withRules(
       .enum(["Off", "Recommend", "Apply"])
       .default("Recommend")
       .describe(
-        "Draft length per batch-size range tuned to load from live acceptance and SPS(B): Off, Recommend (status only) or Apply (vLLM with loadAdaptation Engine; never over a lengthByBatchSize the user set).",
+        "Draft length per batch-size range tuned to load from live acceptance and SPS(B) (needs autoscaling.enabled): Off, Recommend (status only) or Apply (vLLM with loadAdaptation Engine: a schedule predicted to gain enough goodput is tried on a canary through the rollout gate and kept in status.rollout.lengths; never over a lengthByBatchSize the user set).",
       ),
     adaptiveVerification: z
       .boolean()
@@ -168,6 +261,18 @@ export const speculative = withRules(
       rule: "!has(self.lengthByBatchSize) || self.lengthByBatchSize.all(r, r.minBatch <= r.maxBatch)",
       message: "each lengthByBatchSize range needs minBatch <= maxBatch",
       fieldPath: ".lengthByBatchSize",
+    },
+    {
+      // vLLM refuses a schedule that leaves a batch size undefined or ambiguous at start-up.
+      rule: "!has(self.lengthByBatchSize) || (self.lengthByBatchSize.exists(r, r.minBatch == 1) && self.lengthByBatchSize.all(a, self.lengthByBatchSize.all(b, a == b || a.maxBatch < b.minBatch || b.maxBatch < a.minBatch)))",
+      message: "lengthByBatchSize ranges must not overlap, and one must start at minBatch 1",
+      fieldPath: ".lengthByBatchSize",
+    },
+    {
+      rule: "!has(self.lengthTuning) || self.lengthTuning != 'Apply' || self.loadAdaptation == 'Engine'",
+      message:
+        "speculative.lengthTuning Apply needs loadAdaptation: Engine (the engine switches the draft length by batch size)",
+      fieldPath: ".lengthTuning",
     },
   ],
 ).describe("Speculative decoding settings.");
@@ -268,6 +373,18 @@ export const specServeSpec = withRules(
       message:
         "extraEngineArgs may not set flags SpecOps manages (model, port, host, tensor parallel, speculative-*, tokens)",
       fieldPath: ".extraEngineArgs",
+    },
+    {
+      rule: "!has(self.speculative.lengthTuning) || self.speculative.lengthTuning != 'Apply' || self.engine == 'vllm'",
+      message:
+        "speculative.lengthTuning Apply needs engine vllm (num_speculative_tokens_per_batch_size); SGLang adapts the length itself",
+      fieldPath: ".speculative.lengthTuning",
+    },
+    {
+      rule: "self.engine != 'vllm' || self.speculative.loadAdaptation != 'Engine' || has(self.speculative.lengthByBatchSize) || (has(self.speculative.lengthTuning) && self.speculative.lengthTuning == 'Apply')",
+      message:
+        "speculative.loadAdaptation Engine on vllm needs lengthByBatchSize, or lengthTuning: Apply to let SpecOps tune it",
+      fieldPath: ".speculative.lengthByBatchSize",
     },
     {
       rule: "!self.speculative.adaptiveVerification || (self.method == 'dspark' && self.engine == 'vllm')",
@@ -386,6 +503,19 @@ export const autoscalingStatus = z
           .max(32)
           .describe("Recommended draft length per batch-size range."),
         tokensAtCurrentBatch: z.int().min(0).optional().describe("Recommended length at the current load."),
+        currentBatch: z
+          .number()
+          .min(0)
+          .optional()
+          .describe("Requests per replica the recommendation was made at."),
+        tau: z
+          .number()
+          .min(0)
+          .optional()
+          .describe("tau at the configured draft length from the acceptance profile the ranges came from."),
+        acceptanceByPosition: acceptanceByPosition.describe(
+          "Acceptance by position the ranges were computed from (diluted positions under an applied schedule replaced).",
+        ),
         predictedGain: z
           .number()
           .optional()
@@ -396,6 +526,70 @@ export const autoscalingStatus = z
       .describe("Draft length tuned to load (speculative.lengthTuning)."),
   })
   .describe("The autoscaler's last decision and the figures that drove it.");
+
+const lengthRanges = (what: string) =>
+  z
+    .array(
+      z
+        .object({
+          minBatch: z.int().min(1).describe("Smallest batch size of the range."),
+          maxBatch: z.int().min(1).describe("Largest batch size of the range."),
+          tokens: z.int().min(0).max(64).describe("Draft tokens in this range; 0 turns speculation off."),
+        })
+        .describe("Draft length for a batch-size range."),
+    )
+    .max(32)
+    .describe(what);
+
+export const lengthRolloutStatus = z
+  .object({
+    applied: lengthRanges(
+      "Draft length per batch-size range the stable pods run, set by lengthTuning Apply (a lengthByBatchSize in the spec wins over it).",
+    ).optional(),
+    appliedTime: z.string().optional().describe("When the applied schedule was promoted (RFC 3339)."),
+    appliedGain: z
+      .number()
+      .optional()
+      .describe("Predicted goodput gain of the applied schedule (0.1 = +10%)."),
+    appliedAcceptanceByPosition: acceptanceByPosition.describe(
+      "Acceptance by position when the applied schedule was proposed: positions it drafts less often are read from here, not from the diluted live counters.",
+    ),
+    candidate: lengthRanges("The schedule being tried, or last tried.").optional(),
+    predictedGain: z
+      .number()
+      .optional()
+      .describe("Predicted goodput gain of the candidate at the load it was proposed at."),
+    proposedTau: z.number().min(0).optional().describe("Live tau the candidate was computed from."),
+    proposedBatch: z
+      .number()
+      .min(0)
+      .optional()
+      .describe("Requests per replica the candidate was computed at."),
+    proposedAcceptanceByPosition: acceptanceByPosition.describe(
+      "Acceptance by position the candidate was computed from.",
+    ),
+    candidateTokensPerSecondPerUser: z
+      .number()
+      .min(0)
+      .optional()
+      .describe("Per-user speed measured on the canary pods over the analysis window."),
+    currentTokensPerSecondPerUser: z
+      .number()
+      .min(0)
+      .optional()
+      .describe("Per-user speed measured on the stable pods over the same window."),
+    outcome: z
+      .enum(["Promoted", "RolledBack", "Superseded"])
+      .optional()
+      .describe(
+        "How the candidate's rollout ended; a RolledBack schedule is not tried again until tau or the load move materially.",
+      ),
+    endTime: z
+      .string()
+      .optional()
+      .describe("When the last length rollout ended (RFC 3339); a cool-down runs from it."),
+  })
+  .describe("Draft length per batch size applied by speculative.lengthTuning Apply, and its rollouts.");
 
 export const specServeStatus = z
   .object({
@@ -460,6 +654,13 @@ export const specServeStatus = z
             "When the analysis window began, at the canary pods' first scrape (RFC 3339); its counter totals " +
               "are kept in the ConfigMap NAME-rollout-baseline, so a restarted operator resumes the window.",
           ),
+        candidateKind: z
+          .enum(["Draft", "Length"])
+          .optional()
+          .describe(
+            "What the candidate changes: the draft, or the draft length per batch size (lengthTuning Apply).",
+          ),
+        lengths: lengthRolloutStatus.optional(),
         message: z.string().max(1024).optional().describe("Details."),
       })
       .optional()

@@ -545,3 +545,55 @@ describe("acceptance drift", () => {
     expect(v[4]?.healthy).toBe(true);
   });
 });
+
+describe("scale-down judged by the steady need", () => {
+  it("a rising-load projection holds no replica that the smoothed, unprojected need lets go", () => {
+    const current = { currentReplicas: 6, readyReplicas: 6, scrapedReplicas: 6 };
+    const fast = { ...policy, maxScaleDownPerMinute: 10 };
+    // Find a demand that four replicas carry at the smoothed rate, and that a projection of 50% more
+    // (a rate trend of +1 req/s per second, capped at maxProjectedGrowth's default) puts at six.
+    for (let rps = 50; rps < 400; rps += 2) {
+      const o = observe(current, { running: rps * 2, requestsPerSecond: rps });
+      const base = { ...settled(o), startedAt: 0 };
+      const flat = decideReplicas(fast, sps, o, {
+        ...base,
+        rateTrend: { time: o.now - 30, rate: rps, slope: 0 },
+      }).decision;
+      const rising = decideReplicas(fast, sps, o, {
+        ...base,
+        rateTrend: { time: o.now - 30, rate: rps, slope: 1 },
+      }).decision;
+      if (flat.figures.recommendation !== 4 || (rising.figures.recommendation ?? 0) < 6) continue;
+      expect(flat.desiredReplicas).toBeLessThan(6);
+      // The projection's recommendation is the current count, yet the steady need brings it down
+      // as far as without the projection.
+      expect(rising.reason).toBe("ScaleDown");
+      expect(rising.desiredReplicas).toBe(flat.desiredReplicas);
+      return;
+    }
+    throw new Error("no demand that four replicas carry and a projection puts at six");
+  });
+});
+
+describe("a queue that just drained", () => {
+  it("leaves neither its full batches in the running figure nor its latency in the correction", () => {
+    // The previous window held a queue (full batches of 256, p95 TPOT far over the SLO); now the
+    // queue is gone and 60 requests run per pod.
+    const o = observe(
+      { currentReplicas: 8, readyReplicas: 8, scrapedReplicas: 8 },
+      { running: 8 * 60, waiting: 0, requestsPerSecond: 100, tpotP95: 0.03 },
+    );
+    const afterQueue: AutoscalerState = { ...settled(o), startedAt: 0, running: 8 * 256, queued: true };
+    const fresh = { ...afterQueue, queued: false, running: 8 * 60 };
+    const fast = { ...policy, maxScaleUpPerMinute: 100 };
+    const d = decideReplicas(fast, sps, o, afterQueue);
+    const steady = decideReplicas(fast, sps, o, fresh);
+    expect(d.decision.figures.correction).toEqual(initialState().correction);
+    expect(d.state.running).toBe(8 * 60);
+    // Sized as if the queue had never been (the window's own p95 still counts as a breach: +1 at most).
+    expect(d.decision.desiredReplicas).toBeLessThanOrEqual(Math.max(9, steady.decision.desiredReplicas));
+    // Without the marker, the full batches would be averaged in and ask for far more.
+    const averaged = decideReplicas(fast, sps, o, { ...afterQueue, queued: undefined });
+    expect(averaged.decision.desiredReplicas).toBeGreaterThan(d.decision.desiredReplicas);
+  });
+});

@@ -81,6 +81,16 @@ const sglang = (prefix: string): EngineMetrics => ({
   },
 });
 
+/**
+ * An engine's names when its kind is known but no sample is at hand (a Prometheus query is built
+ * before any series is read). SGLang's prefix is then either of its two; see SGLANG_PREFIXES.
+ */
+export const engineMetrics = (kind: EngineKind): EngineMetrics =>
+  kind === "vllm" ? VLLM : sglang("sglang:");
+
+/** Both prefixes SGLang builds have used (`sglang:` and, newer, `sglang_`). */
+export const SGLANG_PREFIXES = ["sglang:", "sglang_"] as const;
+
 /** The engine whose names the samples use, or null when neither engine's names appear. */
 export function detectEngine(samples: readonly Sample[]): EngineMetrics | null {
   for (const s of samples) {
@@ -90,3 +100,29 @@ export function detectEngine(samples: readonly Sample[]): EngineMetrics | null {
   }
   return null;
 }
+
+/** Every series name the signal parser reads, over all engines (suffixes as exposed). */
+const READ_SERIES: ReadonlySet<string> = new Set(
+  [VLLM, sglang("sglang:"), sglang("sglang_")].flatMap((e) => {
+    const c = Object.values(e.counters).filter((v): v is string => v !== undefined);
+    const g = [
+      e.gauges.running,
+      e.gauges.waiting,
+      ...e.gauges.kvCacheUsage,
+      e.gauges.acceptLength,
+      e.gauges.acceptRate,
+    ];
+    const h = [e.histograms.ttft, ...e.histograms.tpot];
+    return [
+      ...c.flatMap((f) => [`${f}_total`, `${f}_created`]),
+      ...g.filter((f): f is string => f !== undefined),
+      ...h.flatMap((f) => [`${f}_bucket`, `${f}_count`, `${f}_sum`, `${f}_created`]),
+    ].map((name) => e.prefix + name);
+  }),
+);
+
+/**
+ * Whether the signal parser reads a series of this name: a scrape kept between windows needs no
+ * other (a vLLM pod exposes some 600 samples, of which it reads about 100).
+ */
+export const readsSeries = (name: string): boolean => READ_SERIES.has(name);

@@ -26,7 +26,8 @@ export class ExpositionError extends Error {
 }
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*/;
+/** Sticky (matched at lastIndex): no slice of the line per label. */
+const LABEL_NAME = /[a-zA-Z_][a-zA-Z0-9_]*/y;
 
 function parseNumber(text: string, line: number): number {
   switch (text) {
@@ -44,23 +45,48 @@ function parseNumber(text: string, line: number): number {
   return value;
 }
 
+/**
+ * One shared copy of a name or label value. A substring of the scraped text would otherwise keep
+ * the whole text alive (V8 slices long substrings) for as long as the sample is kept.
+ */
+const interned = new Map<string, string>();
+const INTERN_LIMIT = 50_000;
+function intern(s: string): string {
+  const hit = interned.get(s);
+  if (hit !== undefined) return hit;
+  const copy = JSON.parse(JSON.stringify(s)) as string;
+  if (interned.size < INTERN_LIMIT) interned.set(copy, copy);
+  return copy;
+}
+const asIs = (s: string) => s;
+
 function parseLabels(
   text: string,
   start: number,
   line: number,
+  own: (s: string) => string,
 ): { labels: Record<string, string>; end: number } {
   const labels: Record<string, string> = {};
   let i = start;
   for (;;) {
     while (text[i] === " " || text[i] === ",") i++;
     if (text[i] === "}") return { labels, end: i + 1 };
-    const name = LABEL_NAME.exec(text.slice(i))?.[0];
+    LABEL_NAME.lastIndex = i;
+    const name = LABEL_NAME.exec(text)?.[0];
     if (!name) throw new ExpositionError(line, `bad label name at column ${i + 1}`);
     i += name.length;
     while (text[i] === " ") i++;
     if (text[i] !== "=" || text[i + 1] !== '"')
       throw new ExpositionError(line, `label ${name} needs ="value"`);
     i += 2;
+    // Most values have no escape: one slice up to the closing quote.
+    const quote = text.indexOf('"', i);
+    const backslash = text.indexOf("\\", i);
+    if (quote >= 0 && (backslash < 0 || backslash > quote)) {
+      labels[own(name)] = own(text.slice(i, quote));
+      i = quote + 1;
+      continue;
+    }
     let value = "";
     for (;;) {
       const c = text[i];
@@ -75,14 +101,21 @@ function parseLabels(
       value += c;
       i++;
     }
-    labels[name] = value;
+    labels[own(name)] = own(value);
     i++;
   }
 }
 
-export function parseExposition(text: string): Exposition {
+/**
+ * Parses a text exposition. With `keep`, only the samples whose series name it accepts are parsed
+ * and returned (and the TYPE lines of their families): the lines of other series are checked for a
+ * name only, which spares most of the work and memory on an engine's full /metrics; the samples
+ * then hold no part of the text, so they can be kept between windows without it.
+ */
+export function parseExposition(text: string, keep?: (name: string) => boolean): Exposition {
   const samples: Sample[] = [];
   const types = new Map<string, string>();
+  const own = keep ? intern : asIs;
   const lines = text.split("\n");
   for (let n = 0; n < lines.length; n++) {
     const raw = lines[n] ?? "";
@@ -91,15 +124,17 @@ export function parseExposition(text: string): Exposition {
     if (line === "") continue;
     if (line.startsWith("#")) {
       const m = /^#\s+TYPE\s+(\S+)\s+(\S+)/.exec(line);
-      if (m?.[1] && m[2]) types.set(m[1], m[2]);
+      if (m?.[1] && m[2] && (!keep || keep(m[1]) || keep(`${m[1]}_total`) || keep(`${m[1]}_count`)))
+        types.set(own(m[1]), own(m[2]));
       continue;
     }
     const name = NAME.exec(line)?.[0];
     if (!name) throw new ExpositionError(n + 1, "a sample must start with a metric name");
+    if (keep && !keep(name)) continue;
     let i = name.length;
     let labels: Record<string, string> = {};
     if (line[i] === "{") {
-      const parsed = parseLabels(line, i + 1, n + 1);
+      const parsed = parseLabels(line, i + 1, n + 1, own);
       labels = parsed.labels;
       i = parsed.end;
     }
@@ -107,7 +142,7 @@ export function parseExposition(text: string): Exposition {
     if (fields.length < 1 || fields.length > 2 || fields[0] === "") {
       throw new ExpositionError(n + 1, `expected a value (and optional timestamp) after ${name}`);
     }
-    samples.push({ name, labels, value: parseNumber(fields[0] ?? "", n + 1) });
+    samples.push({ name: own(name), labels, value: parseNumber(fields[0] ?? "", n + 1) });
   }
   return { samples, types };
 }

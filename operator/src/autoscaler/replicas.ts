@@ -58,8 +58,13 @@ export interface FleetObservation {
 }
 
 export interface AutoscalerState {
-  /** `need`: the fractional replicas the demand asked for (tolerance compares it, not the rounded count). */
-  recommendations: { time: number; replicas: number; need?: number }[];
+  /**
+   * `need`: the fractional replicas the demand asked for (tolerance compares it, not the rounded
+   * count). `steady`: the need at the smoothed measured rate, without the projection of a rising
+   * load: what scale-downs are judged by (a projection of one window's noise over a cold start
+   * would hold replicas that no load asked for).
+   */
+  recommendations: { time: number; replicas: number; need?: number; steady?: number }[];
   scaleEvents: { time: number; from: number; to: number }[];
   correction: Correction;
   /** Running + waiting at the previous decision, to estimate arrivals. */
@@ -72,6 +77,8 @@ export interface AutoscalerState {
   startedAt?: number;
   /** Smoothed running requests (a single scrape of the gauge is noisy). */
   running?: number;
+  /** A queue stood at the previous decision: that window's latency and running say nothing of capacity. */
+  queued?: boolean;
 }
 
 export const initialState = (): AutoscalerState => ({
@@ -243,14 +250,17 @@ export function decideReplicas(
   );
   const arrivalRate = Math.max(measuredRate, projected);
   // The running gauge is one instant per pod: smooth it over decisions.
-  const running = state.running === undefined ? s.running : 0.5 * state.running + 0.5 * s.running;
-  const perReplicaNow = obs.readyReplicas > 0 ? (s.running * coverage) / obs.readyReplicas : 0;
-  // A queue makes latency a matter of waiting, not of the tail at this concurrency: learn the
-  // correction only when little waits.
+  // A queue makes latency a matter of waiting, not of the tail at this concurrency, and fills every
+  // batch: learn no correction and smooth no running figure over a window that held one (a queue
+  // just drained leaves its full batches in the average, which called for twice the replicas).
   const queued = s.waiting * coverage > Math.max(1, obs.readyReplicas);
-  const correction = queued
-    ? state.correction
-    : corrected(state.correction, sps, s, perReplicaNow, tau, policy, work);
+  const running =
+    state.running === undefined || state.queued ? s.running : 0.5 * state.running + 0.5 * s.running;
+  const perReplicaNow = obs.readyReplicas > 0 ? (s.running * coverage) / obs.readyReplicas : 0;
+  const correction =
+    queued || state.queued
+      ? state.correction
+      : corrected(state.correction, sps, s, perReplicaNow, tau, policy, work);
 
   const best = maxConcurrency(sps, tau, k, work, policy.shape, policy.slo, correction);
   const next: AutoscalerState = {
@@ -261,6 +271,7 @@ export function decideReplicas(
     rateTrend: { time: obs.now, rate: smoothedRate, slope: rateSlope },
     startedAt: state.startedAt ?? obs.now,
     running,
+    queued,
   };
   const figures: ReplicaDecision["figures"] = {
     tau: round(measuredTau),
@@ -274,11 +285,13 @@ export function decideReplicas(
   };
   let raw: number;
   let need: number;
+  let steady: number;
   let reasonNote: string;
   if (!best) {
     // Even one request per replica misses an SLO: the model cannot help; add capacity while queues grow.
     raw = s.waiting > 0 ? obs.currentReplicas + 1 : obs.currentReplicas;
     need = raw;
+    steady = raw;
     reasonNote = "no concurrency meets the SLOs at this tau";
   } else {
     figures.maxConcurrencyPerReplica = best.requests;
@@ -291,6 +304,7 @@ export function decideReplicas(
     // starting (they are the answer to it; the backlog counts again once they serve).
     const backlog = (s.waiting * coverage) / policy.backlogDrainSeconds;
     const byArrivals = (arrivalRate * (1 + policy.headroom)) / best.requestsPerSecond;
+    const bySmoothedArrivals = (smoothedRate * (1 + policy.headroom)) / best.requestsPerSecond;
     const byBacklog =
       obs.readyReplicas < obs.currentReplicas
         ? 0
@@ -301,6 +315,7 @@ export function decideReplicas(
     // With a queue, every batch is full because of the queue: running then says nothing about demand.
     const byConcurrency = queued ? 0 : (running * coverage * (1 + policy.headroom)) / best.requests;
     need = Math.max(byArrivals + byBacklog, byConcurrency);
+    steady = Math.max(bySmoothedArrivals + byBacklog, byConcurrency);
     raw = Math.ceil(need - 1e-9);
     reasonNote = `demand ${round(arrivalRate, 2)} req/s, ${round(queue, 1)} in flight; a replica keeps the SLOs up to ${best.requests} requests (${round(best.requestsPerSecond, 2)} req/s) at tau ${round(tau, 2)}`;
   }
@@ -319,7 +334,12 @@ export function decideReplicas(
     ),
     // The need is not raised to minReplicas here: the floor below adds the tolerance first and then
     // the minimum, or a fleet at its minimum's need could never come down to the minimum.
-    { time: obs.now, replicas: recommendation, need: clamp(need, 0, policy.maxReplicas) },
+    {
+      time: obs.now,
+      replicas: recommendation,
+      need: clamp(need, 0, policy.maxReplicas),
+      steady: clamp(Math.min(need, steady), 0, policy.maxReplicas),
+    },
   ];
   const current = obs.currentReplicas;
   const decision = (desired: number, reason: DecisionReason, message: string): ReplicaDecision => ({
@@ -359,7 +379,14 @@ export function decideReplicas(
       state: next,
     };
   }
-  if (recommendation < current) {
+  // (Here the recommendation is at most the current count.) A projection's noise alone does not
+  // keep a replica the steady need has let go.
+  const steadyRecommendation = clamp(
+    Math.ceil(Math.min(need, steady) - 1e-9),
+    policy.minReplicas,
+    policy.maxReplicas,
+  );
+  if (Math.min(recommendation, steadyRecommendation) < current) {
     if (obs.now - (next.startedAt ?? obs.now) < policy.scaleDownStabilizationSeconds)
       return { decision: decision(current, "Stabilizing", reasonNote), state: next };
     // Never cancel a scale-up still on its way: pods starting now were asked for by a recent demand.
@@ -368,13 +395,18 @@ export function decideReplicas(
         decision: decision(current, "Stabilizing", `${reasonNote}; pods still starting`),
         state: next,
       };
-    // Slow down: the highest recommendation of the down window.
+    // Slow down: the highest recommendation of the down window, judged by the steady need (the
+    // smoothed rate, unprojected) where it is known.
     const window = within(policy.scaleDownStabilizationSeconds);
-    const stable = Math.max(...window.map((r) => r.replicas));
+    const steadyOf = (r: AutoscalerState["recommendations"][number]) =>
+      r.steady === undefined
+        ? r.replicas
+        : clamp(Math.ceil(r.steady - 1e-9), policy.minReplicas, policy.maxReplicas);
+    const stable = Math.max(...window.map(steadyOf));
     if (stable >= current) return { decision: decision(current, "Stabilizing", reasonNote), state: next };
     // Down only to a count that keeps the tolerance above the window's highest need, so that the
     // next ordinary wobble does not call for the replica back.
-    const stableNeed = Math.max(...window.map((r) => r.need ?? r.replicas));
+    const stableNeed = Math.max(...window.map((r) => r.steady ?? r.need ?? r.replicas));
     const floor = Math.max(policy.minReplicas, Math.ceil(stableNeed * (1 + policy.tolerance) - 1e-9));
     if (floor >= current && current <= policy.maxReplicas)
       return { decision: decision(current, "WithinTolerance", reasonNote), state: next };

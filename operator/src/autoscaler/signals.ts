@@ -50,45 +50,65 @@ interface PodSamples {
   pod: string;
   time: number | undefined;
   samples: Sample[];
-  /** Samples by series name, built once per scrape. */
+  /** Samples by series name, built once per exposition. */
   byName: Map<string, Sample[]>;
+  /** Each sample's series key, by the label left out and the pod; built as read. */
+  labelKeys: Map<string, Map<Sample, string>>;
 }
 
+/** pod + labels sorted (minus `drop`); joined, so a kept key is one flat string, not a rope. */
 const seriesKey = (pod: string, labels: Record<string, string>, drop?: string) => {
-  let key = `${pod}\u0000`;
-  for (const k of Object.keys(labels).sort()) if (k !== drop) key += `${k}=${labels[k]},`;
-  return key;
+  const parts = [pod, "\u0000"];
+  for (const k of Object.keys(labels).sort()) if (k !== drop) parts.push(k, "=", labels[k] as string, ",");
+  return parts.join("");
 };
+
+/**
+ * An exposition's index, built once however many windows and readers use it (a scrape is the end
+ * of one window and the start of the next, and status.signals and the autoscaler share scrapes).
+ */
+const indexes = new WeakMap<Exposition, Pick<PodSamples, "byName" | "labelKeys">>();
 
 function parsed(s: Scrape): PodSamples {
   const exposition = s.exposition ?? parseExposition(s.text ?? "");
-  const byName = new Map<string, Sample[]>();
-  for (const sample of exposition.samples) {
-    const list = byName.get(sample.name);
-    if (list) list.push(sample);
-    else byName.set(sample.name, [sample]);
+  let index = indexes.get(exposition);
+  if (!index) {
+    const byName = new Map<string, Sample[]>();
+    for (const sample of exposition.samples) {
+      const list = byName.get(sample.name);
+      if (list) list.push(sample);
+      else byName.set(sample.name, [sample]);
+    }
+    index = { byName, labelKeys: new Map() };
+    indexes.set(exposition, index);
   }
-  return { pod: s.pod, time: s.time, samples: exposition.samples, byName };
+  return { pod: s.pod, time: s.time, samples: exposition.samples, ...index };
 }
 
-const keyCache = new WeakMap<Sample, string>();
+/**
+ * A sample's series key: pod + its labels (minus `drop`), kept per exposition for the pod it was
+ * first read as (an exposition is one pod's scrape; another pod name is computed afresh).
+ */
+function keyOf(p: PodSamples, s: Sample, drop?: string): string {
+  const slot = `${drop ?? ""}\u0000${p.pod}`;
+  let keys = p.labelKeys.get(slot);
+  if (!keys) {
+    if (p.labelKeys.size > 8) p.labelKeys.clear();
+    keys = new Map();
+    p.labelKeys.set(slot, keys);
+  }
+  let key = keys.get(s);
+  if (key === undefined) {
+    key = seriesKey(p.pod, s.labels, drop);
+    keys.set(s, key);
+  }
+  return key;
+}
 
 /** Samples of one exact series name, keyed by pod + labels (minus `drop`). */
 function byKey(pods: PodSamples[], name: string, drop?: string): Map<string, Sample> {
   const out = new Map<string, Sample>();
-  for (const p of pods)
-    for (const s of p.byName.get(name) ?? []) {
-      if (drop) {
-        out.set(seriesKey(p.pod, s.labels, drop), s);
-        continue;
-      }
-      let key = keyCache.get(s);
-      if (key === undefined || !key.startsWith(`${p.pod}\u0000`)) {
-        key = seriesKey(p.pod, s.labels);
-        keyCache.set(s, key);
-      }
-      out.set(key, s);
-    }
+  for (const p of pods) for (const s of p.byName.get(name) ?? []) out.set(keyOf(p, s, drop), s);
   return out;
 }
 
@@ -260,6 +280,70 @@ const hasFamily = (pods: PodSamples[], name: string) =>
  */
 export function deriveSignals(startScrapes: Scrape[], endScrapes: Scrape[], windowSeconds: number): Signals {
   if (!(windowSeconds > 0)) throw new Error(`window must be positive, got ${windowSeconds}`);
+  const memo = memoOf(startScrapes, endScrapes, windowSeconds);
+  if (memo.hit) return memo.hit;
+  const out = derive(startScrapes, endScrapes, windowSeconds);
+  memo.keep(out);
+  return out;
+}
+
+/**
+ * The last derivation per end exposition: status.signals and the autoscaler read the same shared
+ * scrapes, so the second reader of a window gets the first one's signals (the same object: callers
+ * only read it), once. Only scrapes given parsed take part (a text is parsed afresh each time).
+ */
+const derivations = new WeakMap<
+  Exposition,
+  { start: Fingerprint[]; end: Fingerprint[]; windowSeconds: number; signals: Signals }
+>();
+/**
+ * A scrape as the memo remembers it: weakly, so that a window's entry never keeps the scrapes of
+ * the window before alive (a chain of entries would keep every scrape ever taken).
+ */
+interface Fingerprint {
+  ref: WeakRef<Exposition>;
+  pod: string;
+  time: number | undefined;
+}
+const fingerprint = (x: Scrape): Fingerprint => ({
+  ref: new WeakRef(x.exposition as Exposition),
+  pod: x.pod,
+  time: x.time,
+});
+const sameScrapes = (a: Fingerprint[], b: Scrape[]) =>
+  a.length === b.length &&
+  a.every((x, i) => {
+    const y = b[i] as Scrape;
+    return x.ref.deref() === y.exposition && x.pod === y.pod && x.time === y.time;
+  });
+function memoOf(start: Scrape[], end: Scrape[], windowSeconds: number) {
+  const first = end[0]?.exposition;
+  const parsedOnly = first !== undefined && [...start, ...end].every((x) => x.exposition !== undefined);
+  const last = first && parsedOnly ? derivations.get(first) : undefined;
+  const hit =
+    last &&
+    last.windowSeconds === windowSeconds &&
+    sameScrapes(last.start, start) &&
+    sameScrapes(last.end, end)
+      ? last.signals
+      : undefined;
+  // Two readers: once the second had it, the entry can go.
+  if (hit && first) derivations.delete(first);
+  return {
+    hit,
+    keep(signals: Signals) {
+      if (first && parsedOnly)
+        derivations.set(first, {
+          start: start.map(fingerprint),
+          end: end.map(fingerprint),
+          windowSeconds,
+          signals,
+        });
+    },
+  };
+}
+
+function derive(startScrapes: Scrape[], endScrapes: Scrape[], windowSeconds: number): Signals {
   const before = startScrapes.map(parsed);
   const after = endScrapes.map(parsed);
   const beforePods = new Set(before.map((p) => p.pod));

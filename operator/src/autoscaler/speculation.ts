@@ -1,8 +1,11 @@
 // Draft length tuned to load: for each batch-size range, the draft length that maximises goodput
 // (tokens/s of the replica) while every SLO holds, from the live acceptance by position and SPS(B).
 // Long drafts are nearly free at batch 1 and cost throughput at high concurrency (the DSpark paper).
-// Pure output; what happens with it is the spec's switch: Off, Recommend (status only) or Apply.
+// Pure output; what happens with it is the spec's switch: Off, Recommend (status only) or Apply
+// (the SpecServe controller tries the schedule on a canary through the rollout gate: length-apply.ts
+// says when a proposal may start one, controllers/specserve/length-rollout.ts runs it).
 import { meetsSlo, operatingPoint, type ReplicaShape, type Slo, tauAt, type Workload } from "./capacity.ts";
+import { type LengthRolloutState, lengthApplyBlocker, sameRanges } from "./length-apply.ts";
 import type { SpsFunction } from "./sps.ts";
 
 export type LengthTuningMode = "Off" | "Recommend" | "Apply";
@@ -30,8 +33,14 @@ export interface LengthTuningInput {
   slo: Slo;
   work: Workload;
   shape: ReplicaShape;
+  /** Apply only: the rollout's state (status.rollout), for what runs now, cool-down and rollbacks. */
+  rollout?: LengthRolloutState;
+  /** Apply only: now (ms) and the cool-down after a length rollout ended (ms). */
+  nowMs?: number;
+  cooldownMs?: number;
+  /** Apply only: why the deployment cannot take a schedule through the gate (multi-node, DP > 1). */
+  unsupported?: string;
 }
-
 export interface LengthTuning {
   mode: LengthTuningMode;
   action: "none" | "recommend" | "apply";
@@ -39,6 +48,11 @@ export interface LengthTuning {
   /** Tokens the tuned schedule uses at the current batch and its predicted goodput gain (0.1 = +10%). */
   tokensAtCurrentBatch?: number;
   predictedGain?: number;
+  /** Requests per replica and the acceptance by position the schedule was computed from. */
+  currentBatch?: number;
+  acceptanceByPosition?: number[];
+  /** tau at the configured length from that profile (what a rolled-back proposal is compared on). */
+  tau?: number;
   reason: string;
 }
 
@@ -82,12 +96,43 @@ export function bestLength(
   return best.k;
 }
 
+/** The draft length a schedule gives a batch size (vLLM carries the last range's K past its end). */
+export function tokensAt(ranges: readonly LengthRange[], batch: number, fallback: number): number {
+  let k = fallback;
+  for (const r of [...ranges].sort((a, b) => a.minBatch - b.minBatch)) {
+    if (batch < r.minBatch) break;
+    k = r.tokens;
+  }
+  return k;
+}
+
+/**
+ * Acceptance by position as the tuner may read it. Under an applied schedule the engine drafts
+ * fewer tokens at some batch sizes, while vLLM's per-position counters still divide by every
+ * draft: positions at or beyond the shortest non-zero length are diluted, so they are taken from
+ * the profile measured when the schedule was proposed (a static length then).
+ */
+export function undilutedAcceptance(
+  live: readonly number[],
+  applied: readonly LengthRange[] | undefined,
+  atProposal: readonly number[] | undefined,
+): number[] {
+  const drafting = (applied ?? []).filter((r) => r.tokens > 0).map((r) => r.tokens);
+  if (!drafting.length || !atProposal?.length) return [...live];
+  const shortest = Math.min(...drafting);
+  const n = Math.max(live.length, atProposal.length);
+  return Array.from({ length: n }, (_, i) => (i < shortest ? (live[i] ?? 0) : (atProposal[i] ?? 0)));
+}
+
 export function tuneLength(sps: SpsFunction, input: LengthTuningInput): LengthTuning {
   const base = { mode: input.mode, ranges: [] as LengthRange[] };
   if (input.mode === "Off") return { ...base, action: "none", reason: "lengthTuning is Off" };
-  const acc = input.acceptanceByPosition;
-  if (!acc || acc.length === 0)
+  const live = input.acceptanceByPosition;
+  if (!live || live.length === 0)
     return { ...base, action: "none", reason: "no acceptance by position measured (SGLang exposes none)" };
+  const lengths = input.mode === "Apply" ? input.rollout?.lengths : undefined;
+  const running = input.userLengthByBatchSize?.length ? input.userLengthByBatchSize : lengths?.applied;
+  const acc = undilutedAcceptance(live, lengths?.applied, lengths?.appliedAcceptanceByPosition);
   const ranges = batchRanges(input.shape.maxBatch).map(([minBatch, maxBatch]) => ({
     minBatch,
     maxBatch,
@@ -101,9 +146,10 @@ export function tuneLength(sps: SpsFunction, input: LengthTuningInput): LengthTu
     else merged.push({ ...r });
   }
   const batch = Math.max(1, Math.round(input.currentBatch));
-  const tokensNow =
-    merged.find((r) => batch >= r.minBatch && batch <= r.maxBatch)?.tokens ?? input.currentTokens;
-  const now = goodput(sps, batch, input.currentTokens, acc, input).goodput;
+  const tokensNow = tokensAt(merged, batch, input.currentTokens);
+  // The gain is against what the engines run now: the applied (or the user's) schedule, else k.
+  const runningNow = running?.length ? tokensAt(running, batch, input.currentTokens) : input.currentTokens;
+  const now = goodput(sps, batch, runningNow, acc, input).goodput;
   const tuned = goodput(sps, batch, tokensNow, acc, input).goodput;
   const gain = now > 0 ? tuned / now - 1 : 0;
   const out = {
@@ -111,21 +157,34 @@ export function tuneLength(sps: SpsFunction, input: LengthTuningInput): LengthTu
     ranges: merged,
     tokensAtCurrentBatch: tokensNow,
     predictedGain: Number(gain.toFixed(4)),
+    currentBatch: Number(input.currentBatch.toFixed(2)),
+    acceptanceByPosition: acc,
+    tau: tauAt(acc, input.currentTokens),
   };
-  if (input.mode === "Recommend") return { ...out, action: "recommend", reason: "lengthTuning is Recommend" };
-  if (input.engine !== "vllm" || input.loadAdaptation !== "Engine")
-    return { ...out, action: "recommend", reason: "Apply needs engine vllm with loadAdaptation Engine" };
+  const recommend = (reason: string): LengthTuning => ({ ...out, action: "recommend", reason });
+  if (input.mode === "Recommend") return recommend("lengthTuning is Recommend");
+  if (input.engine !== "vllm")
+    return recommend(
+      `Apply needs engine vllm (num_speculative_tokens_per_batch_size); ${input.engine} is not tuned`,
+    );
+  if (input.loadAdaptation !== "Engine")
+    return recommend("Apply needs speculative.loadAdaptation Engine; the engine runs one length");
   if (input.userLengthByBatchSize?.length)
-    return { ...out, action: "recommend", reason: "lengthByBatchSize is set by the user; not overwritten" };
+    return recommend("lengthByBatchSize is set by the user; not overwritten");
+  if (input.unsupported) return recommend(`Apply refused: ${input.unsupported}`);
+  if (lengths?.applied && sameRanges(merged, lengths.applied))
+    return recommend("this schedule is already applied");
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   if (gain < input.minGain)
-    return {
-      ...out,
-      action: "recommend",
-      reason: `predicted gain ${(gain * 100).toFixed(1)}% is below ${(input.minGain * 100).toFixed(0)}%, not worth a rolling restart`,
-    };
-  return {
-    ...out,
-    action: "apply",
-    reason: `predicted goodput gain ${(gain * 100).toFixed(1)}% at batch ${batch}`,
-  };
+    return recommend(
+      `predicted gain ${pct(gain)} at batch ${batch} is below ${(input.minGain * 100).toFixed(0)}%, not worth a rolling restart`,
+    );
+  const blocked = lengthApplyBlocker(
+    input.rollout,
+    { ranges: merged, tau: out.tau, batch: input.currentBatch },
+    input.nowMs ?? 0,
+    input.cooldownMs ?? 0,
+  );
+  if (blocked) return recommend(`predicted gain ${pct(gain)} at batch ${batch}, but ${blocked}`);
+  return { ...out, action: "apply", reason: `predicted goodput gain ${pct(gain)} at batch ${batch}` };
 }

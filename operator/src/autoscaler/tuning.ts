@@ -21,8 +21,11 @@ export type SpecOpsTuning = Readonly<
 >;
 
 export const SPECOPS_TUNING: SpecOpsTuning = Object.freeze({
-  /** Spare capacity above the demand: covers the ±15% SPS-table error and the p95 tail between decisions. */
-  headroom: 0.55,
+  /**
+   * Spare capacity above the demand: covers the ±15% SPS-table error, the p95 tail between decisions
+   * and the model's optimism near a replica's saturation (docs/benchmarks.md, "Autoscaler").
+   */
+  headroom: 0.4,
   /** Waiting requests are demand to drain within this long. */
   backlogDrainSeconds: 60,
   /**

@@ -18,6 +18,21 @@ METHODS = {"eagle3", "dflash", "dspark", "mtp"}
 BUILT_IN = {"mtp", "dspark"}
 
 
+def batch_size_schedule(ranges: list[dict]) -> list[list[int]]:
+    """`num_speculative_tokens_per_batch_size` as vLLM 0.33.0 validates it
+    (vllm/v1/spec_decode/dynamic/utils.py): inclusive [start, end, K] ranges, sorted, not
+    overlapping, the first starting at batch 1, K >= 0 (K above num_speculative_tokens is clamped)."""
+    schedule = sorted(([r["minBatch"], r["maxBatch"], r["tokens"]] for r in ranges), key=lambda e: e[0])
+    if schedule[0][0] != 1:
+        raise InvalidTask("params.speculative.lengthByBatchSize: the first range must start at minBatch 1")
+    for prev, cur in zip(schedule, schedule[1:], strict=False):
+        if cur[0] <= prev[1]:
+            raise InvalidTask(
+                f"params.speculative.lengthByBatchSize: ranges {prev[0]}-{prev[1]} and {cur[0]}-{cur[1]} overlap"
+            )
+    return schedule
+
+
 def speculative_config(params: dict, draft_ref: str | None, fmt: str) -> dict:
     spec = params.get("speculative") or {}
     method = engines.engine_method(params["method"], fmt)
@@ -38,13 +53,13 @@ def speculative_config(params: dict, draft_ref: str | None, fmt: str) -> dict:
         cfg["num_speculative_tokens"] = spec["numSpeculativeTokens"]
     if spec.get("loadAdaptation") == "Engine":
         ranges = spec.get("lengthByBatchSize")
-        if not ranges:
+        if ranges:
+            cfg["num_speculative_tokens_per_batch_size"] = batch_size_schedule(ranges)
+        elif spec.get("lengthTuning") != "Apply":
             raise InvalidTask(
                 "params.speculative.lengthByBatchSize: vLLM load adaptation needs batch-size ranges"
             )
-        cfg["num_speculative_tokens_per_batch_size"] = [
-            [r["minBatch"], r["maxBatch"], r["tokens"]] for r in ranges
-        ]
+        # lengthTuning Apply before a schedule was promoted: the static length serves meanwhile.
     if spec.get("adaptiveVerification"):
         if method != "dspark":
             raise InvalidTask("params.speculative.adaptiveVerification: needs a dspark draft")

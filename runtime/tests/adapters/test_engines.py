@@ -58,6 +58,35 @@ def test_vllm_load_adaptation_and_adaptive_verification():
         vllm.command(_params("eagle3", adaptiveVerification=True), "T", "/d", "native")
 
 
+def test_vllm_batch_size_schedule_in_upstreams_form():
+    """Ranges sorted, first at batch 1, none overlapping: what vLLM 0.33.0's
+    validate_and_normalize_dynamic_sd_schedule accepts (an unsorted spec list is sorted here)."""
+    p = _params("eagle3", numSpeculativeTokens=5, loadAdaptation="Engine", lengthByBatchSize=[
+        {"minBatch": 4, "maxBatch": 256, "tokens": 2}, {"minBatch": 1, "maxBatch": 3, "tokens": 5}])  # fmt: skip
+    assert _spec(vllm.command(p, "T", "/d", "native"))["num_speculative_tokens_per_batch_size"] == [
+        [1, 3, 5], [4, 256, 2]]  # fmt: skip
+    for bad, why in (([{"minBatch": 2, "maxBatch": 8, "tokens": 3}], "start at minBatch 1"),
+                     ([{"minBatch": 1, "maxBatch": 8, "tokens": 3}, {"minBatch": 8, "maxBatch": 9, "tokens": 1}],
+                      "overlap")):  # fmt: skip
+        p["speculative"]["lengthByBatchSize"] = bad
+        with pytest.raises(InvalidTask, match=why):
+            vllm.command(p, "T", "/d", "native")
+
+
+def test_vllm_length_tuning_apply_serves_the_static_length_until_a_schedule_is_applied():
+    p = _params("eagle3", numSpeculativeTokens=5, loadAdaptation="Engine", lengthTuning="Apply")
+    assert _spec(vllm.command(p, "T", "/d", "native")) == {
+        "method": "eagle3", "model": "/d", "num_speculative_tokens": 5}  # fmt: skip
+    p["speculative"]["lengthByBatchSize"] = [{"minBatch": 1, "maxBatch": 256, "tokens": 3}]
+    assert _spec(vllm.command(p, "T", "/d", "native"))["num_speculative_tokens_per_batch_size"] == [
+        [1, 256, 3]
+    ]
+    p["speculative"].pop("lengthByBatchSize")
+    p["speculative"]["lengthTuning"] = "Recommend"
+    with pytest.raises(InvalidTask, match="lengthByBatchSize"):
+        vllm.command(p, "T", "/d", "native")
+
+
 def test_sglang_methods():
     base = [
         "python",

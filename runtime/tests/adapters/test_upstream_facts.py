@@ -314,3 +314,21 @@ def test_a_built_in_draft_resolves_to_no_draft_and_is_reported():
     )
     alone = _task("serve", {"target": {"uri": "hf://Qwen/Qwen3-8B"}}, backend="vllm")["params"]
     assert serving.resolve_draft(alone, None, "vllm") == (None, "native", {})
+
+
+def test_vllm_batch_size_schedule_is_what_upstream_validates():
+    dyn = VLLM["dynamicSpeculation"]
+    assert dyn["key"] in VLLM["speculativeConfig"]["keys"]
+    assert dyn["firstRangeStartsAt1"] and dyn["rangesSortedNonOverlapping"] and dyn["tokensAtLeast0"]
+    ranges = [{"minBatch": 64, "maxBatch": 256, "tokens": 0}, {"minBatch": 1, "maxBatch": 63, "tokens": 3}]
+    params = _serve("vllm", "eagle3", speculative={"numSpeculativeTokens": 3, "loadAdaptation": "Engine",
+                                                   "lengthByBatchSize": ranges})  # fmt: skip
+    cfg = vllm.speculative_config(params, "/d", "native")
+    schedule = cfg[dyn["key"]]
+    assert schedule == sorted(schedule) and schedule[0][0] == 1
+    assert all(prev[1] < cur[0] for prev, cur in zip(schedule, schedule[1:], strict=False))
+    for bad in ([{"minBatch": 2, "maxBatch": 9, "tokens": 1}],
+                [{"minBatch": 1, "maxBatch": 9, "tokens": 1}, {"minBatch": 5, "maxBatch": 20, "tokens": 0}]):  # fmt: skip
+        params["speculative"]["lengthByBatchSize"] = bad
+        with pytest.raises(InvalidTask, match="lengthByBatchSize"):
+            vllm.speculative_config(params, "/d", "native")

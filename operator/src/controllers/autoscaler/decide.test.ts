@@ -271,18 +271,31 @@ describe("one autoscaler decision", () => {
     expect(out[9]?.status.autoscaling.baselineTau).toBe(4);
   });
 
-  it("recommends a draft length per batch range in status; Apply is reported as not implemented", () => {
+  it("recommends a draft length per batch range in status; Apply proposes it with the figures it came from", () => {
     const rec = run(specServe(), [{}]).out[0]?.status.autoscaling.speculationLength;
     expect(rec?.action).toBe("recommend");
     expect(rec?.ranges.length).toBeGreaterThan(0);
-    const apply = run(
-      specServe(
-        {},
-        { speculative: { numSpeculativeTokens: 4, loadAdaptation: "Engine", lengthTuning: "Apply" } },
-      ),
-      [{}],
-    ).out[0]?.status.autoscaling.speculationLength;
-    expect(apply?.action).toBe("recommend");
+    const applySpec = specServe(
+      { minReplicas: 1, maxReplicas: 1 },
+      { speculative: { numSpeculativeTokens: 4, loadAdaptation: "Engine", lengthTuning: "Apply" } },
+    );
+    const weak = { acceptanceByPosition: [0.7, 0.4, 0.2, 0.1], tau: 2.4 };
+    const apply = run(applySpec, [weak]).out[0]?.status.autoscaling.speculationLength;
+    expect(apply).toMatchObject({ action: "apply", currentBatch: 110, tau: 2.4 });
+    expect(apply?.predictedGain).toBeGreaterThanOrEqual(0.1);
+    expect(apply?.acceptanceByPosition).toEqual([0.7, 0.4, 0.2, 0.1]);
+    expect(apply?.reason).toMatch(/predicted goodput gain/);
+    // The same schedule once applied (status.rollout.lengths): the gain is against it, nothing to do.
+    const applied = specServe(
+      { minReplicas: 1, maxReplicas: 1 },
+      { speculative: { numSpeculativeTokens: 4, loadAdaptation: "Engine", lengthTuning: "Apply" } },
+    );
+    applied.status = {
+      ...applied.status,
+      rollout: { state: "Promoted", currentDraft: "hf://org/draft", lengths: { applied: apply?.ranges } },
+    };
+    const after = run(applied, [weak]).out[0]?.status.autoscaling.speculationLength;
+    expect(after).toMatchObject({ action: "recommend", reason: "this schedule is already applied" });
     const off = run(specServe({}, { speculative: { numSpeculativeTokens: 4, lengthTuning: "Off" } }), [{}]);
     expect(off.out[0]?.status.autoscaling.speculationLength).toBeUndefined();
   });

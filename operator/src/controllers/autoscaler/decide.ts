@@ -15,6 +15,7 @@ import type { Signals } from "../../autoscaler/signals.ts";
 import { type LengthTuning, tuneLength } from "../../autoscaler/speculation.ts";
 import type { SpsFunction } from "../../autoscaler/sps.ts";
 import type { EventType } from "../../lib/events.ts";
+import { lengthApplyContext, lengthsKey } from "../specserve/length-rollout.ts";
 import {
   type Autoscaling,
   DEFAULT_WORKLOAD,
@@ -131,7 +132,8 @@ export function step(input: StepInput): StepOutput {
   const desired = clamp(decision.desiredReplicas, a.minReplicas, a.maxReplicas);
 
   // Drift: the baseline is measured anew for each draft served.
-  const draft = ss.status?.draft ?? "";
+  // An applied length schedule changes tau as much as a draft does (shorter drafts at high batch).
+  const draft = `${ss.status?.draft ?? ""}${lengthsKey(ss.status?.rollout?.lengths?.applied)}`;
   const driftMemory =
     input.memory.drift?.draft === draft ? input.memory.drift : { draft, state: driftStateAt(now) };
   const liveTau = decision.metricsAvailable ? (signals?.tau ?? null) : null;
@@ -249,6 +251,7 @@ function lengthTuning(ss: SpecServe, input: StepInput, decision: ReplicaDecision
   const k = speculativeTokens(ss);
   const policy = replicaPolicy(ss, input.autoscaling);
   return tuneLength(input.sps, {
+    ...lengthApplyContext(ss, input.nowMs),
     mode,
     acceptanceByPosition: s.acceptanceByPosition,
     currentTokens: k,
@@ -265,15 +268,17 @@ function lengthTuning(ss: SpecServe, input: StepInput, decision: ReplicaDecision
 }
 
 function speculationStatus(t: LengthTuning): NonNullable<AutoscalerStatus["speculationLength"]> {
-  // Apply is not built yet: the recommendation is reported, nothing is rolled out.
-  const notYet = t.action === "apply";
+  // action apply: the SpecServe controller tries the ranges on a canary (length-rollout.ts).
   return {
-    action: notYet ? "recommend" : t.action,
+    action: t.action,
     ranges: t.ranges,
     ...(t.tokensAtCurrentBatch !== undefined ? { tokensAtCurrentBatch: t.tokensAtCurrentBatch } : {}),
+    ...(t.currentBatch !== undefined ? { currentBatch: sig3(t.currentBatch) } : {}),
     ...(t.predictedGain !== undefined ? { predictedGain: Number(t.predictedGain.toFixed(2)) } : {}),
-    reason: notYet
-      ? `${t.reason}; lengthTuning Apply is not implemented yet, so this is a recommendation only`
-      : t.reason,
+    ...(t.tau !== undefined ? { tau: sig3(t.tau) } : {}),
+    ...(t.acceptanceByPosition?.length
+      ? { acceptanceByPosition: t.acceptanceByPosition.map((a) => Number(a.toFixed(3))) }
+      : {}),
+    reason: t.reason.slice(0, 1024),
   };
 }

@@ -10,3 +10,12 @@ export const RBAC_RULES = [
   { apiGroups: [""], resources: ["configmaps"], verbs: ["get"] },
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
 ] as const;
+
+/**
+ * Only where the chart's autoscaler.prometheusAuthSecrets is true (off by default: a GET on Secrets
+ * returns every credential's data): reading the Secret that spec.autoscaling.signals.prometheus
+ * names for its bearer token or basic auth, by name, when the decision runs.
+ */
+export const PROMETHEUS_AUTH_RBAC_RULES = [
+  { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
+] as const;

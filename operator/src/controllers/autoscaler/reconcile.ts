@@ -5,10 +5,12 @@
 // writes spec.replicas through /scale when it changes, then its own status fields (only on change),
 // then the Events, then the metrics. Per-SpecServe memory (last scrapes, decision and drift state)
 // lives here and is rebuilt after a restart (a first window only measures).
+// With spec.autoscaling.signals.source Prometheus the window's signals are queried from Prometheus
+// instead (prometheus-source.ts); the pods, the windows and the decision are the same.
 import type { SpecServe } from "../../api/kinds.ts";
 import { specServeResource } from "../../api/kinds.ts";
 import { gpusOfReplica } from "../../autoscaler/cost.ts";
-import { type Exposition, parseExposition } from "../../autoscaler/exposition.ts";
+import type { Exposition } from "../../autoscaler/exposition.ts";
 import { deriveSignals, type Scrape, type Signals } from "../../autoscaler/signals.ts";
 import {
   loadSpsTable,
@@ -22,13 +24,15 @@ import { realClock } from "../../lib/clock.ts";
 import type { ReconcileContext, ReconcileResult } from "../../lib/controller.ts";
 import { isNotFound } from "../../lib/errors.ts";
 import { ConfigMaps } from "../../lib/rest.ts";
+import { freshnessMs, PodScrapes } from "../shared/pod-scrapes.ts";
 import { SpecServes, type SpecServeWire } from "../specserve/controller.ts";
 import { ANNOTATIONS, LABELS } from "../specserve/plan.ts";
 import { writeReplicas } from "../specserve/scale.ts";
-import { defaultFetchText, readyPods, type ScrapablePod, scrapePods } from "../specserve/scrape.ts";
+import { readyPods, type ScrapablePod } from "../specserve/scrape.ts";
 import { type AutoscalerDeps, FIELD_MANAGER } from "./controller.ts";
 import { type AutoscalerMemory, initialMemory, type StepOutput, step } from "./decide.ts";
 import { isAutoscaled, windowSeconds } from "./policy.ts";
+import { prometheusSource } from "./prometheus-source.ts";
 import { currentOwned, disabledStatus, measuringStatus, type OwnedStatus } from "./status.ts";
 
 interface PodScrape {
@@ -49,15 +53,45 @@ interface Entry {
 /** A pod's identity across scrapes (scrape.ts keys its results by uid too). */
 const podKey = (p: ScrapablePod) => p.metadata?.uid ?? p.metadata?.name ?? "";
 
+/**
+ * The window the scrapes span: the longest span of a pod scraped at both ends (a result may be a
+ * shared one taken a moment before this decision), else the configured window.
+ */
+function windowSecondsOf(start: PodScrape[], end: PodScrape[], windowMs: number): number {
+  const startMs = new Map(start.map((s) => [s.uid, s.timeMs]));
+  let span = 0;
+  for (const e of end) {
+    const s = startMs.get(e.uid);
+    if (s !== undefined) span = Math.max(span, e.timeMs - s);
+  }
+  return (span > 0 ? span : windowMs) / 1000;
+}
+
 /** How long a read SPS table is trusted before it is read again. */
 const SPS_TABLE_TTL_MS = 60_000;
 const MODEL_SOURCE = "first-principles model (Qwen3-8B on an H200)";
 const modelSps = spsFromModel(QWEN3_8B_H200);
 
+/**
+ * The informer replaces an object on every change, so a parse is kept per object: a SpecServe is
+ * parsed once per version, not on every window's decision.
+ */
+const parses = new WeakMap<SpecServeWire, ReturnType<typeof specServeResource.safeParse>>();
+function parseOnce(raw: SpecServeWire) {
+  let parsed = parses.get(raw);
+  if (!parsed) {
+    parsed = specServeResource.safeParse(raw);
+    parses.set(raw, parsed);
+  }
+  return parsed;
+}
+
 export function autoscalerReconciler(deps: AutoscalerDeps) {
   const clock = deps.clock ?? realClock;
-  const fetchText = deps.fetchText ?? defaultFetchText;
+  // One scrape a window per pod, shared with status.signals (the SpecServe controller).
+  const scrapes = deps.scrapes ?? new PodScrapes({ fetchText: deps.fetchText, now: () => clock.now() });
   const entries = new Map<string, Entry>();
+  const prometheus = prometheusSource({ client: deps.client, now: () => clock.now() });
   const tables = new Map<
     string,
     { ref: string; atMs: number; sps: SpsFunction; source: string; error?: string }
@@ -69,11 +103,12 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     const forget = () => {
       entries.delete(key);
       tables.delete(key);
+      prometheus.forget(key);
       deps.metrics.remove(ns, ctx.name);
     };
     if (!raw || raw.metadata?.deletionTimestamp) return void forget();
     // An invalid spec is the SpecServe controller's to report; nothing to scale.
-    const parsed = specServeResource.safeParse(raw);
+    const parsed = parseOnce(raw);
     if (!parsed.success) return void forget();
     const ss = parsed.data;
     if (ss.metadata.annotations?.[ANNOTATIONS.paused] === "true") return undefined;
@@ -104,30 +139,26 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
           p.metadata?.labels?.[LABELS.canary] !== "true",
       ) as ScrapablePod[];
     const ready = readyPods(pods);
-    const results = await scrapePods(ready, {
+    // signals.source Prometheus: nothing to scrape here; the window is queried below.
+    const viaPrometheus = a.signals.source === "Prometheus";
+    const timeoutMs = Math.min(5000, Math.max(1000, windowMs / 2));
+    const results = await scrapes.scrape(viaPrometheus ? [] : ready, {
       port: ss.spec.port,
       signal: ctx.signal,
-      fetchText,
-      now: () => clock.now(),
-      timeoutMs: Math.min(5000, Math.max(1000, windowMs / 2)),
+      timeoutMs,
+      // A scrape of these pods the SpecServe controller took a moment ago serves this window too.
+      since: now - freshnessMs(windowMs),
     });
     const failures: string[] = [];
     const end: PodScrape[] = [];
+    // Parsed once in the shared scrape (a parse error is a failure there).
     for (const r of results) {
-      if (!r.ok) {
-        failures.push(`${r.pod}: ${r.error}`);
-        continue;
-      }
-      try {
-        end.push({ uid: r.uid, exposition: parseExposition(r.text), timeMs: r.timeMs });
-      } catch (err) {
-        failures.push(`${r.pod}: ${(err as Error).message}`);
-      }
+      if (r.ok) end.push({ uid: r.uid, exposition: r.exposition, timeMs: r.timeMs });
+      else failures.push(`${r.pod}: ${r.error}`);
     }
     const first = entry.lastScrapeMs === undefined;
     const start = entry.scrapes;
     const readyBefore = entry.readyUids;
-    const windowStart = entry.lastScrapeMs ?? now;
     entry.lastScrapeMs = now;
     entry.scrapes = end;
     entry.readyUids = new Set(ready.map(podKey));
@@ -153,7 +184,7 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
       return { requeueAfterMs: windowMs };
     }
     const startUids = new Set(start.map((s) => s.uid));
-    const scraped = end.filter((s) => startUids.has(s.uid)).length;
+    let scraped = end.filter((s) => startUids.has(s.uid)).length;
     const toScrape = (s: PodScrape): Scrape => ({
       pod: s.uid,
       exposition: s.exposition,
@@ -161,8 +192,8 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     });
     let signals: Signals | null = null;
     if (end.length > 0)
-      signals = deriveSignals(start.map(toScrape), end.map(toScrape), (now - windowStart) / 1000);
-    const metricsError =
+      signals = deriveSignals(start.map(toScrape), end.map(toScrape), windowSecondsOf(start, end, windowMs));
+    let metricsError =
       ready.length === 0
         ? "no ready serving pod to scrape"
         : failures.length > 0
@@ -171,6 +202,20 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
               600,
             )
           : undefined;
+    if (viaPrometheus) {
+      const served = ready.filter((p) => readyBefore.has(podKey(p)));
+      const read = await prometheus.measure({
+        key,
+        ss,
+        pods: ready.map((p) => p.metadata?.name ?? ""),
+        windowSeconds: windowMs / 1000,
+        timeoutMs,
+        signal: ctx.signal,
+      });
+      signals = read.signals;
+      metricsError = ready.length === 0 ? metricsError : read.error;
+      scraped = served.filter((p) => read.podsSeen.has(p.metadata?.name ?? "")).length;
+    }
     const table = await spsFor(key, ss, raw, ctx.signal);
     const out = step({
       ss,

@@ -17,6 +17,7 @@ import {
   resource,
   type Wire,
 } from "../../lib/rest.ts";
+import type { PodScrapes } from "../shared/pod-scrapes.ts";
 import { LWS_API_VERSION } from "./desired.ts";
 import type { SpecServeStatus } from "./observe.ts";
 import { LABELS } from "./plan.ts";
@@ -61,6 +62,8 @@ export interface SpecServeDeps {
   clock?: Clock;
   /** Reads a pod's /metrics text (the rollout gate's per-pod scrapes); tests point it elsewhere. */
   scrapeMetrics?: (url: string, signal: AbortSignal) => Promise<string>;
+  /** The scrapes status.signals shares with the autoscaler; its own (over scrapeMetrics) if unset. */
+  scrapes?: PodScrapes;
 }
 
 /** Pod → its SpecServe, by the owner label every serving pod carries. */

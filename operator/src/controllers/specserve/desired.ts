@@ -37,6 +37,8 @@ export interface BuildContext {
   draftUri?: string;
   /** The canary of a draft rollout: its own name, Task, replicas and a canary label. */
   canary?: boolean;
+  /** Label value of the draft-length schedule the pods run, when lengthTuning Apply set one. */
+  lengths?: string;
 }
 
 function ownerReference(ss: SpecServe) {
@@ -104,6 +106,7 @@ export function serverPodTemplate(ss: SpecServe, ctx: BuildContext, role?: "lead
     [LABELS.draft]: draftLabel(ctx.draft),
     ...(role ? { "specops.dev/role": role } : {}),
     ...(ctx.canary ? { [LABELS.canary]: "true" } : {}),
+    ...(ctx.lengths ? { [LABELS.lengths]: ctx.lengths } : {}),
   };
   const template = runtimePodTemplate({
     defaultImage: ctx.image,

@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { ModelSource } from "../../api/common.ts";
 import type { SpecServe } from "../../api/kinds.ts";
+import type { LengthRange } from "../../autoscaler/speculation.ts";
 import { RUNTIME_API_VERSION } from "../../contract/constants.ts";
 import type { TaskInput } from "../../contract/task.ts";
 import { MANAGED_BY } from "../shared/informers.ts";
@@ -17,6 +18,8 @@ export const LABELS = {
   draft: "specops.dev/draft",
   /** On the pods of a rollout's canary Deployment. */
   canary: "specops.dev/canary",
+  /** Short hash of the draft-length schedule lengthTuning Apply set, on pods that run one. */
+  lengths: "specops.dev/lengths",
 } as const;
 
 export const ANNOTATIONS = {
@@ -98,9 +101,29 @@ export function planDraft(ss: SpecServe, dt: DraftTrainingObservation | undefine
   return { state: "ready", source: { uri: dt.checkpointUri }, display: dt.checkpointUri };
 }
 
-/** The serve Task: only what the user's spec (and the resolved draft) says; no operator defaults. */
-export function serveTask(ss: SpecServe, draft: ModelSource | undefined): TaskInput {
+/**
+ * The serve Task: only what the user's spec (and the resolved draft) says; no operator defaults,
+ * except the draft-length schedule lengthTuning Apply promoted (or is trying), which the spec's own
+ * lengthByBatchSize always wins over.
+ */
+export function serveTask(
+  ss: SpecServe,
+  draft: ModelSource | undefined,
+  lengths?: readonly LengthRange[],
+): TaskInput {
   const { spec } = ss;
+  const speculative =
+    lengths?.length && !spec.speculative.lengthByBatchSize?.length
+      ? {
+          ...spec.speculative,
+          // Keys in one order, wherever the schedule was read from: the Task's hash rolls the pods.
+          lengthByBatchSize: lengths.map((r) => ({
+            minBatch: r.minBatch,
+            maxBatch: r.maxBatch,
+            tokens: r.tokens,
+          })),
+        }
+      : spec.speculative;
   return {
     apiVersion: RUNTIME_API_VERSION,
     kind: "serve",
@@ -115,7 +138,7 @@ export function serveTask(ss: SpecServe, draft: ModelSource | undefined): TaskIn
       target: spec.target,
       draft,
       method: spec.method,
-      speculative: spec.speculative,
+      speculative,
       extraEngineArgs: spec.extraEngineArgs,
       port: spec.port,
       tensorParallelSize: Math.max(1, spec.resources.gpusPerReplica * spec.resources.nodesPerReplica),

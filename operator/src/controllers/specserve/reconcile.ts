@@ -16,6 +16,7 @@ import type { ReconcileContext, ReconcileResult } from "../../lib/controller.ts"
 import { isNotFound, TerminalError } from "../../lib/errors.ts";
 import { ConfigMaps, Deployments, type KubeObject, type Resource } from "../../lib/rest.ts";
 import { parseDuration } from "../../lib/time.ts";
+import { PodScrapes } from "../shared/pod-scrapes.ts";
 import { baselineConfigMap, baselineFromConfigMap, type RolloutBaseline } from "./baseline.ts";
 import {
   CustomResourceDefinitions,
@@ -28,6 +29,16 @@ import {
 } from "./controller.ts";
 import * as desired from "./desired.ts";
 import { decideRollout, measureTau } from "./gate.ts";
+import {
+  applyLengthVerdict,
+  decideLengthRollout,
+  formatRanges,
+  type LengthPlan,
+  lengthCandidateId,
+  lengthsLabel,
+  measureLength,
+  planLengthRollout,
+} from "./length-rollout.ts";
 import { foldStatus, observeWorkload, type SpecServeStatus, type WorkloadObservation } from "./observe.ts";
 import {
   ANNOTATIONS,
@@ -38,7 +49,7 @@ import {
   planDraft,
   serveTask,
 } from "./plan.ts";
-import { applyVerdict, planRollout, type RolloutPlan } from "./rollout.ts";
+import { applyVerdict, planRollout } from "./rollout.ts";
 import { defaultFetchText, type PodScrape, readyPods, type ScrapablePod, scrapePods } from "./scrape.ts";
 import { signalsMeter } from "./signals-meter.ts";
 import { updateSpecServeStatus } from "./status-write.ts";
@@ -51,7 +62,12 @@ export function specServeReconciler(deps: SpecServeDeps) {
   const baselines = new Map<string, RolloutBaseline>();
   const scrape = (ss: SpecServe, pods: ScrapablePod[], signal: AbortSignal) =>
     scrapePods(pods, { port: ss.spec.port, signal, fetchText, now: () => clock.now() });
-  const meter = signalsMeter(scrape);
+  // status.signals reads through the scrape cache it shares with the autoscaler (one scrape a window).
+  const shared = deps.scrapes ?? new PodScrapes({ fetchText, now: () => clock.now() });
+  const meter = signalsMeter({
+    scrape: (ss, pods, signal, since) => shared.scrape(pods, { port: ss.spec.port, signal, since }),
+    latestMs: (ss, pod) => shared.latest(pod, ss.spec.port)?.timeMs,
+  });
   const asScrapes = (results: PodScrape[]): Scrape[] =>
     results.flatMap((r) => (r.ok ? [{ pod: r.uid, text: r.text, time: r.timeMs / 1000 }] : []));
 
@@ -82,7 +98,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const multiNode = ss.spec.resources.nodesPerReplica > 1;
     let workload: WorkloadObservation | undefined;
     let lwsMissing = false;
-    let plan: RolloutPlan | undefined;
+    let plan: LengthPlan | undefined;
     const pods = deps.pods.store
       .list(ss.metadata.namespace)
       .filter((p) => p.metadata?.labels?.[LABELS.owner] === ss.metadata.name);
@@ -90,9 +106,10 @@ export function specServeReconciler(deps: SpecServeDeps) {
       lwsMissing = multiNode && !(await lwsInstalled(signal));
       const hasServer =
         deps.deployments.store.get(ss.metadata.namespace, childNames(ss).server) !== undefined;
-      plan = planRollout(ss, draft, raw.status?.rollout, { hasServer, now: formatTime(now) });
+      const drafts = planRollout(ss, draft, raw.status?.rollout, { hasServer, now: formatTime(now) });
+      plan = planLengthRollout(ss, drafts, raw.status?.rollout, { iso: formatTime(now), ms: now });
       if (plan.canary) plan = await gate(ss, plan, pods, now, signal);
-      if (!lwsMissing) workload = await applyServing(ss, plan.stable, multiNode, signal);
+      if (!lwsMissing) workload = await applyServing(ss, plan, multiNode, signal);
       await applyCanary(ss, plan, signal);
     }
 
@@ -164,10 +181,11 @@ export function specServeReconciler(deps: SpecServeDeps) {
 
   async function applyServing(
     ss: SpecServe,
-    draft: Extract<DraftPlan, { state: "ready" }>,
+    plan: LengthPlan,
     multiNode: boolean,
     signal: AbortSignal,
   ): Promise<WorkloadObservation | undefined> {
+    const draft: Extract<DraftPlan, { state: "ready" }> = plan.stable;
     const ns = ss.metadata.namespace;
     const name = childNames(ss).server;
     const existing = deps.deployments.store.get(ns, name);
@@ -176,13 +194,14 @@ export function specServeReconciler(deps: SpecServeDeps) {
       const lws = await getOrUndefined(LeaderWorkerSets, ns, name, signal);
       existingImage = lws?.metadata?.annotations?.[ANNOTATIONS.runtimeImage];
     }
-    const task = serveTask(ss, draft.source);
+    const task = serveTask(ss, draft.source, plan.stableLengths);
     const ctx: desired.BuildContext = {
       image: existingImage ?? deps.image,
       progressPort: deps.progressPort,
       task,
       draft: draft.display,
       draftUri: draft.source?.uri,
+      ...(plan.stableLengths?.length ? { lengths: lengthsLabel(plan.stableLengths) } : {}),
     };
     const applyOne = (obj: desired.DesiredObject) =>
       apply(deps.client, obj as KubeObject, applyOpts) as Promise<KubeObject>;
@@ -209,18 +228,24 @@ export function specServeReconciler(deps: SpecServeDeps) {
   /** Measures the canary against the stable pods over the analysis window and applies the verdict. */
   async function gate(
     ss: SpecServe,
-    plan: RolloutPlan,
+    plan: LengthPlan,
     pods: SpecServeWire[] | KubeObject[],
     now: number,
     signal: AbortSignal,
-  ): Promise<RolloutPlan> {
+  ): Promise<LengthPlan> {
     const uid = ss.metadata.uid ?? "";
-    const candidate = plan.rollout.candidateDraft ?? "";
+    const lengthCandidate = plan.rollout.candidateKind === "Length" ? plan.canaryLengths : undefined;
+    // The gate's baseline is keyed on what the candidate changes: its draft, or its schedule.
+    const candidate = lengthCandidate
+      ? lengthCandidateId(lengthCandidate)
+      : (plan.rollout.candidateDraft ?? "");
     const ready = readyPods(pods as ScrapablePod[]);
     const canaryPods = ready.filter(
       (p) =>
         p.metadata?.labels?.[LABELS.canary] === "true" &&
-        p.metadata?.labels?.[LABELS.draft] === desired.draftLabel(candidate),
+        (lengthCandidate
+          ? p.metadata?.labels?.[LABELS.lengths] === lengthsLabel(lengthCandidate)
+          : p.metadata?.labels?.[LABELS.draft] === desired.draftLabel(candidate)),
     );
     const stablePods = ready.filter((p) => p.metadata?.labels?.[LABELS.canary] !== "true");
     // An unreachable pod counts as missing, not as zero.
@@ -253,17 +278,36 @@ export function specServeReconciler(deps: SpecServeDeps) {
     if (elapsedMs < settings.analysisWindowMs) return plan;
     const windowSeconds = elapsedMs / 1000;
     const k = ss.spec.speculative.numSpeculativeTokens ?? 8;
-    const measure = (start: Scrape[], end: Scrape[]) => {
+    const derive = (start: Scrape[], end: Scrape[]) => {
       try {
-        return end.length ? measureTau(deriveSignals(start, end, windowSeconds), k) : undefined;
+        return end.length ? deriveSignals(start, end, windowSeconds) : undefined;
       } catch {
         return undefined;
       }
     };
-    const candidateTau = measure(base.canary, await scrapeAll(canaryPods));
-    const currentTau = measure(base.stable, await scrapeAll(stablePods));
-    const decision = decideRollout(candidateTau, currentTau, settings, elapsedMs);
-    const next = applyVerdict(plan, decision, candidateTau, currentTau);
+    const candidateSignals = derive(base.canary, await scrapeAll(canaryPods));
+    const currentSignals = derive(base.stable, await scrapeAll(stablePods));
+    let next: LengthPlan;
+    if (lengthCandidate) {
+      const tpot = ss.spec.autoscaling?.slo.tpotP95;
+      const tpotMs = tpot !== undefined ? parseDuration(tpot) : undefined;
+      const c = candidateSignals && measureLength(candidateSignals);
+      const s = currentSignals && measureLength(currentSignals);
+      const lengthSettings = { ...settings, ...(tpotMs !== undefined ? { tpotP95: tpotMs / 1000 } : {}) };
+      const decision = decideLengthRollout(c, s, lengthSettings, elapsedMs);
+      next = applyLengthVerdict(plan, decision, c, s, formatTime(now));
+    } else {
+      const candidateTau = candidateSignals && measureTau(candidateSignals, k);
+      const currentTau = currentSignals && measureTau(currentSignals, k);
+      const decision = decideRollout(candidateTau, currentTau, settings, elapsedMs);
+      const verdict = applyVerdict(plan, decision, candidateTau, currentTau);
+      // A draft promoted or rolled back leaves the applied schedule as it was.
+      next = {
+        ...verdict,
+        stableLengths: plan.stableLengths,
+        ...(verdict.canary ? { canaryLengths: plan.canaryLengths } : {}),
+      };
+    }
     if (!next.canary) {
       baselines.delete(uid);
       await deleteIfExists(ConfigMaps, ss.metadata.namespace, childNames(ss).rolloutBaseline, signal);
@@ -275,7 +319,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
   async function loadBaseline(
     ss: SpecServe,
     candidate: string,
-    plan: RolloutPlan,
+    plan: LengthPlan,
     signal: AbortSignal,
   ): Promise<RolloutBaseline | undefined> {
     const start = plan.rollout.analysisStartTime;
@@ -296,7 +340,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     });
   }
 
-  async function applyCanary(ss: SpecServe, plan: RolloutPlan, signal: AbortSignal): Promise<void> {
+  async function applyCanary(ss: SpecServe, plan: LengthPlan, signal: AbortSignal): Promise<void> {
     const ns = ss.metadata.namespace;
     const names = childNames(ss);
     if (!plan.canary) {
@@ -308,7 +352,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const stableImage = deps.deployments.store.get(ns, names.server)?.metadata?.annotations?.[
       ANNOTATIONS.runtimeImage
     ];
-    const task = serveTask(ss, plan.canary.source);
+    const task = serveTask(ss, plan.canary.source, plan.canaryLengths);
     const ctx: desired.BuildContext = {
       image: stableImage ?? deps.image,
       progressPort: deps.progressPort,
@@ -316,6 +360,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
       draft: plan.canary.display,
       draftUri: plan.canary.source?.uri,
       canary: true,
+      ...(plan.canaryLengths?.length ? { lengths: lengthsLabel(plan.canaryLengths) } : {}),
     };
     await Promise.all([
       apply(deps.client, desired.taskConfigMap(ss, task, true) as KubeObject, applyOpts),
@@ -324,9 +369,10 @@ export function specServeReconciler(deps: SpecServeDeps) {
   }
 
   /** Events for a rollout's start and end (the status carries the figures too). */
-  function emitRollout(raw: SpecServeWire, plan: RolloutPlan | undefined) {
+  function emitRollout(raw: SpecServeWire, plan: LengthPlan | undefined) {
     const before = raw.status?.rollout;
     const after = plan?.rollout;
+    if (after?.candidateKind === "Length") return emitLengthRollout(raw, before, after);
     if (
       after?.state === "Stable" &&
       before?.currentDraft &&
@@ -349,6 +395,44 @@ export function specServeReconciler(deps: SpecServeDeps) {
       deps.events.event(raw, "Normal", "DraftPromoted", `${after.candidateDraft}: ${after.message ?? ""}`);
     } else if (after.state === "RolledBack") {
       deps.events.event(raw, "Warning", "DraftRolledBack", `${after.candidateDraft}: ${after.message ?? ""}`);
+    }
+  }
+
+  /** Events for a length schedule's rollout: started, promoted (what, when, gain), rolled back, stopped. */
+  function emitLengthRollout(
+    raw: SpecServeWire,
+    before: NonNullable<SpecServeWire["status"]>["rollout"] | undefined,
+    after: NonNullable<LengthPlan["rollout"]>,
+  ) {
+    const wasLengthCanary = before?.state === "Canary" && before.candidateKind === "Length";
+    if (before?.state === after.state && before?.candidateKind === after.candidateKind) return;
+    const l = after.lengths;
+    const ranges = formatRanges(l?.candidate);
+    const gain =
+      l?.predictedGain !== undefined ? `, predicted goodput gain ${(l.predictedGain * 100).toFixed(1)}%` : "";
+    if (after.state === "Canary") {
+      deps.events.event(
+        raw,
+        "Normal",
+        "LengthCanaryStarted",
+        `trying draft length per batch size ${ranges}${gain}`,
+      );
+    } else if (after.state === "Promoted") {
+      deps.events.event(
+        raw,
+        "Normal",
+        "LengthSchedulePromoted",
+        `${ranges} applied${gain}: ${after.message ?? ""}`,
+      );
+    } else if (after.state === "RolledBack") {
+      deps.events.event(
+        raw,
+        "Warning",
+        "LengthScheduleRolledBack",
+        `${ranges}${gain}: ${after.message ?? ""}`,
+      );
+    } else if (wasLengthCanary) {
+      deps.events.event(raw, "Normal", "LengthCanaryStopped", after.message ?? "the length canary stopped");
     }
   }
 
@@ -380,7 +464,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
   }
 }
 
-const withAnalysisStart = (plan: RolloutPlan, base: RolloutBaseline): RolloutPlan => ({
+const withAnalysisStart = (plan: LengthPlan, base: RolloutBaseline): LengthPlan => ({
   ...plan,
   rollout: { ...plan.rollout, analysisStartTime: formatTime(base.timeMs) },
 });

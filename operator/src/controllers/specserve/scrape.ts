@@ -1,8 +1,9 @@
 // Reads serving pods' /metrics text directly (no Prometheus): thin I/O, one GET per pod in
 // parallel, each under its own deadline and the caller's abort signal. A pod that cannot be read is
 // reported beside the others, never thrown: one unreachable pod must not stop a reconcile.
-// Used by the SpecServe rollout gate and status.signals; general enough for any pod list.
-import { fetch } from "undici";
+// Used by the SpecServe rollout gate and AcceptanceEval's live mode; status.signals and the
+// autoscaler read through the shared cache in ../shared/pod-scrapes.ts, one scrape for both.
+import { request } from "undici";
 
 /** The pod fields a scrape needs (a V1Pod on the wire has them). */
 export interface ScrapablePod {
@@ -46,34 +47,50 @@ export function readyPods<P extends ScrapablePod>(pods: readonly P[]): P[] {
  * routes only, so a scrape sends none (the operator never reads the key's Secret).
  */
 export const defaultFetchText: FetchText = async (url, signal) => {
-  const res = await fetch(url, { signal });
-  if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
-  return res.text();
+  // undici's request, lighter than fetch (a scrape a window for every pod adds up). The connection
+  // is closed after each scrape (`reset`): a window is longer than an engine's keep-alive (uvicorn's
+  // is 5 s), so an idle connection would only be closed under the next scrape.
+  const res = await request(url, { signal, reset: true });
+  if (res.statusCode < 200 || res.statusCode >= 300) {
+    await res.body.dump();
+    throw new Error(`${url} answered HTTP ${res.statusCode}`);
+  }
+  return res.body.text();
 };
+
+/** A pod's name, uid and /metrics URL (none while it has no IP). */
+export function scrapeTarget(
+  p: ScrapablePod,
+  port: number,
+  path = "/metrics",
+): { pod: string; uid: string; url?: string } {
+  const pod = p.metadata?.name ?? "";
+  const uid = p.metadata?.uid ?? pod;
+  const ip = p.status?.podIP;
+  if (!ip) return { pod, uid };
+  const host = ip.includes(":") ? `[${ip}]` : ip;
+  return { pod, uid, url: `http://${host}:${port}${path}` };
+}
+
+export const timeoutMessage = (ms: number) => `no answer within ${ms} ms`;
 
 /** Scrapes every pod once, in parallel; one result per pod, in the order given. */
 export function scrapePods(pods: readonly ScrapablePod[], opts: ScrapeOptions): Promise<PodScrape[]> {
   const read = opts.fetchText ?? defaultFetchText;
   const now = opts.now ?? Date.now;
-  const path = opts.path ?? "/metrics";
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS;
   return Promise.all(
     pods.map(async (p): Promise<PodScrape> => {
-      const pod = p.metadata?.name ?? "";
-      const uid = p.metadata?.uid ?? pod;
-      const ip = p.status?.podIP;
-      if (!ip) return { pod, uid, ok: false, error: "pod has no IP yet", timeMs: now() };
-      const host = ip.includes(":") ? `[${ip}]` : ip;
-      const signal = AbortSignal.any([
-        opts.signal,
-        AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS),
-      ]);
+      const { pod, uid, url } = scrapeTarget(p, opts.port, opts.path);
+      if (!url) return { pod, uid, ok: false, error: "pod has no IP yet", timeMs: now() };
+      const signal = AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)]);
       try {
-        const text = await read(`http://${host}:${opts.port}${path}`, signal);
+        const text = await read(url, signal);
         return { pod, uid, ok: true, text, timeMs: now() };
       } catch (err) {
         const error =
           signal.aborted && !opts.signal.aborted
-            ? `no answer within ${opts.timeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS} ms`
+            ? timeoutMessage(timeoutMs)
             : err instanceof Error
               ? err.message
               : String(err);

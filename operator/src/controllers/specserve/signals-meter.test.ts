@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { type SpecServe, specServeResource } from "../../api/kinds.ts";
+import { parseExposition } from "../../autoscaler/exposition.ts";
 import type { KubeObject } from "../../lib/rest.ts";
-import type { PodScrape, ScrapablePod } from "./scrape.ts";
+import { PodScrapes, type SharedScrape } from "../shared/pod-scrapes.ts";
+import type { ScrapablePod } from "./scrape.ts";
 import { signalsMeter } from "./signals-meter.ts";
 
 const ss: SpecServe = specServeResource.parse({
@@ -29,17 +31,20 @@ describe("signalsMeter: one measurement per window", () => {
     let rounds = 0;
     let now = 1_000_000;
     const scraped: string[][] = [];
-    const meter = signalsMeter(async (_ss, pods: ScrapablePod[]) => {
-      scraped.push(pods.map((p) => p.metadata?.uid ?? ""));
-      return pods.map(
-        (p): PodScrape => ({
-          pod: p.metadata?.name ?? "",
-          uid: p.metadata?.uid ?? "",
-          ok: true,
-          text: text(rounds),
-          timeMs: now,
-        }),
-      );
+    const meter = signalsMeter({
+      scrape: async (_ss, pods: ScrapablePod[]) => {
+        scraped.push(pods.map((p) => p.metadata?.uid ?? ""));
+        return pods.map(
+          (p): SharedScrape => ({
+            pod: p.metadata?.name ?? "",
+            uid: p.metadata?.uid ?? "",
+            ok: true,
+            exposition: parseExposition(text(rounds)),
+            timeMs: now,
+          }),
+        );
+      },
+      latestMs: () => undefined,
     });
     const signal = new AbortController().signal;
     const none = await meter.measure("ns/chat", ss, [], now, signal);
@@ -67,5 +72,80 @@ describe("signalsMeter: one measurement per window", () => {
     expect((await meter.measure("ns/chat", ss, [ready("a")], now, signal)).outcome?.condition.reason).toBe(
       "Measuring",
     );
+  });
+});
+
+describe("signalsMeter beside another reader of the same pods (the autoscaler), through the shared scrapes", () => {
+  /** A clock, a PodScrapes over it counting GETs, the meter over it, and the other reader. */
+  function setup() {
+    const clock = { now: 1_000_000 };
+    const gets: number[] = [];
+    const scrapes = new PodScrapes({
+      now: () => clock.now,
+      fetchText: async () => {
+        gets.push(clock.now);
+        return text(100 * gets.length);
+      },
+    });
+    const meter = signalsMeter({
+      scrape: (_ss, pods, signal, since) => scrapes.scrape(pods, { port: 8000, signal, since }),
+      latestMs: (_ss, pod) => scrapes.latest(pod, 8000)?.timeMs,
+    });
+    const signal = new AbortController().signal;
+    const pods = [ready("a")];
+    const other = () =>
+      scrapes.scrape(pods, { port: 8000, signal, since: clock.now - 2500 }).then((r) => r[0]?.timeMs);
+    const measure = () => meter.measure("ns/chat", ss, pods, clock.now, signal);
+    return { clock, gets, other, measure };
+  }
+
+  it("takes the other reader's recent scrape instead of its own, then shares one scrape a window", async () => {
+    const { clock, gets, other, measure } = setup();
+    await other(); // t0
+    clock.now += 3000;
+    await measure(); // first measurement: the other's scrape is 3 s old (> 2.5 s fresh): its own
+    expect(gets).toHaveLength(2);
+    clock.now += 7000;
+    await other(); // t0 + 10 s
+    expect(gets).toHaveLength(3);
+    clock.now += 3000;
+    const m = await measure(); // due: takes the other's scrape of 3 s ago, no GET
+    expect(gets).toHaveLength(3);
+    expect(m.outcome?.signals).toMatchObject({ tau: 3, rounds: 100 }); // its GET (200) to the other's (300)
+    // From now on on the other's phase: due when it is, one GET a window whichever goes first.
+    expect(m.dueInMs).toBe(7000);
+    const t0 = clock.now - 13_000;
+    for (let k = 2; k <= 5; k++) {
+      clock.now = t0 + 10_000 * k;
+      if (k % 2) {
+        await measure();
+        await other();
+      } else {
+        await other();
+        expect((await measure()).dueInMs).toBe(10_000);
+      }
+    }
+    expect(gets).toHaveLength(7);
+  });
+
+  it("waits for the other reader's next scrape when it comes within half a window", async () => {
+    const { clock, gets, other, measure } = setup();
+    await measure(); // t0: its own
+    clock.now += 4000;
+    await other(); // t0 + 4 s: the meter's is not fresh enough for it
+    expect(gets).toHaveLength(2);
+    clock.now += 6000;
+    const wait = await measure(); // due at t0 + 10 s; the other scrapes again at t0 + 14 s
+    expect(wait).toEqual({ dueInMs: 4000 });
+    expect(gets).toHaveLength(2);
+    clock.now += 4000;
+    await other();
+    const m = await measure();
+    expect(m.outcome?.signals).toMatchObject({ rounds: 200 }); // from GET 1 (100) to GET 3 (300)
+    expect(gets).toHaveLength(3);
+    // If the other stops, the meter scrapes again on its own a window later.
+    clock.now += 10_000;
+    await measure();
+    expect(gets).toHaveLength(4);
   });
 });

@@ -2,18 +2,31 @@
 // (spec.autoscaling.window, else DEFAULT_SIGNALS_WINDOW) and keeps the last scrape per pod uid in
 // memory (lost on restart: the first window after it only starts again). signals-status.ts
 // computes the figures and the MetricsAvailable condition.
+// The scrapes go through the operator's shared pod-scrape cache (../shared/pod-scrapes.ts): when
+// another reader (the autoscaler, deciding once a window over the same pods) scraped them since
+// this meter last did, the meter takes those results instead of a second scrape, and from then on
+// follows that reader's phase (waiting up to half a window for its next scrape rather than taking
+// its own), so each pod answers once per window.
 import type { SpecServe } from "../../api/kinds.ts";
 import type { KubeObject } from "../../lib/rest.ts";
 import { parseDuration } from "../../lib/time.ts";
-import { type PodScrape, readyPods, type ScrapablePod } from "./scrape.ts";
+import type { SharedScrape } from "../shared/pod-scrapes.ts";
+import { freshnessMs } from "../shared/pod-scrapes.ts";
+import { readyPods, type ScrapablePod } from "./scrape.ts";
 import { type PodMetrics, type SignalsOutcome, signalsStatus } from "./signals-status.ts";
 
 /** status.signals' measurement window when spec.autoscaling.window is not set (its default too). */
 export const DEFAULT_SIGNALS_WINDOW = "2m";
 
-type Scraper = (ss: SpecServe, pods: ScrapablePod[], signal: AbortSignal) => Promise<PodScrape[]>;
+/** The meter's view of the shared scrapes. */
+export interface MeterScrapes {
+  /** Scrapes the pods, reusing a pod's result taken at or after `since` (ms). */
+  scrape(ss: SpecServe, pods: ScrapablePod[], signal: AbortSignal, since: number): Promise<SharedScrape[]>;
+  /** When the newest result held for the pod was taken (by any reader), if one is held. */
+  latestMs(ss: SpecServe, pod: ScrapablePod): number | undefined;
+}
 
-export function signalsMeter(scrape: Scraper) {
+export function signalsMeter(scrapes: MeterScrapes) {
   /** By SpecServe key: the last scrapes that answered, and which ready pods were tried. */
   const memory = new Map<string, { ssUid: string; timeMs: number; pods: PodMetrics[]; tried: string }>();
 
@@ -44,18 +57,36 @@ export function signalsMeter(scrape: Scraper) {
     if (waiting && (kept.pods.length > 0 || kept.tried === tried)) {
       return { dueInMs: Math.max(1000, kept.timeMs + windowMs - now) };
     }
-    const results = await scrape(ss, ready, signal);
+    let since = now - freshnessMs(windowMs);
+    if (kept && kept.pods.length > 0) {
+      // The newest scrape of these pods that another reader took since this meter's last.
+      let other: number | undefined;
+      for (const p of ready) {
+        const t = scrapes.latestMs(ss, p);
+        if (t !== undefined && t > kept.timeMs && (other === undefined || t > other)) other = t;
+      }
+      if (other !== undefined) {
+        // Its next scrape comes sooner than half a window: wait for it rather than scrape twice.
+        if (now - other > windowMs / 2 && other + windowMs > now) return { dueInMs: other + windowMs - now };
+        since = Math.max(kept.timeMs + 1, now - windowMs / 2);
+      }
+    }
+    const results = await scrapes.scrape(ss, ready, signal, since);
     const outcome = signalsStatus({
       previous: ss.status?.signals,
       start: kept?.pods ?? [],
-      end: results.flatMap((r) => (r.ok ? [{ uid: r.uid, pod: r.pod, text: r.text, timeMs: r.timeMs }] : [])),
+      end: results.flatMap((r) =>
+        r.ok ? [{ uid: r.uid, pod: r.pod, exposition: r.exposition, timeMs: r.timeMs }] : [],
+      ),
       failed: results.flatMap((r) => (r.ok ? [] : [{ pod: r.pod, error: r.error }])),
       nowMs: now,
       window,
       windowMs,
     });
-    memory.set(key, { ssUid: uid, timeMs: now, pods: outcome.keep, tried });
-    return { outcome, dueInMs: windowMs };
+    // The window ends at the newest result used (perhaps another reader's, taken before now).
+    const timeMs = results.length ? Math.max(...results.map((r) => r.timeMs)) : now;
+    memory.set(key, { ssUid: uid, timeMs, pods: outcome.keep, tried });
+    return { outcome, dueInMs: Math.max(windowMs / 2, timeMs + windowMs - now) };
   }
 
   return { measure, forget: (key: string) => memory.delete(key) };

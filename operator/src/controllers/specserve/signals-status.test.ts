@@ -92,6 +92,17 @@ describe("signalsStatus: status.signals from two scrapes", () => {
     });
   });
 
+  it("rounds is a whole number (the CRD's integer) even when the counters are not", () => {
+    const out = signalsStatus(
+      window({
+        start: [at("a", T0, vllm(1000.25, [800.5]))],
+        end: [at("a", T1, vllm(2000.5, [1601.125]))],
+      }),
+    );
+    expect(out.signals?.rounds).toBe(1000);
+    expect(out.signals?.tau).toBe(1.8);
+  });
+
   it("TTFT p95 from the histogram's bucket increases", () => {
     const le = [0.1, 0.5, 1];
     const out = signalsStatus(

@@ -12,13 +12,14 @@ import type { SpecServeStatus } from "./observe.ts";
 
 export type MeasuredSignals = NonNullable<SpecServeStatus["signals"]>;
 
-/** One pod's metrics text at one time; keyed by uid so a recreated pod (same name) counts as new. */
-export interface PodMetrics {
-  uid: string;
-  pod: string;
-  text: string;
-  timeMs: number;
-}
+/**
+ * One pod's metrics at one time, as text or already parsed (the shared scrapes hold them parsed);
+ * keyed by uid so a recreated pod (same name) counts as new.
+ */
+export type PodMetrics = { uid: string; pod: string; timeMs: number } & (
+  | { text: string; exposition?: undefined }
+  | { exposition: Exposition; text?: undefined }
+);
 
 export interface SignalsWindow {
   previous: MeasuredSignals | undefined;
@@ -89,7 +90,9 @@ export function figuresFrom(
     ? {
         tau: round2(s.tau as number),
         tauTime: formatTime(nowMs),
-        rounds,
+        // An integer in the CRD: a counter delta that is not whole (fractional counters, a rate
+        // times a window) would otherwise make the status write fail validation, again and again.
+        rounds: Math.round(rounds),
         acceptanceByPosition: s.acceptanceByPosition?.map(round2),
       }
     : {
@@ -117,7 +120,7 @@ export function signalsStatus(w: SignalsWindow): SignalsOutcome {
   const parsed: { m: PodMetrics; exposition: Exposition }[] = [];
   for (const m of w.end) {
     try {
-      parsed.push({ m, exposition: parseExposition(m.text) });
+      parsed.push({ m, exposition: m.exposition ?? parseExposition(m.text) });
     } catch (err) {
       failed.push({ pod: m.pod, error: err instanceof Error ? err.message : String(err) });
     }
@@ -178,7 +181,7 @@ export function signalsStatus(w: SignalsWindow): SignalsOutcome {
   let windowMs = 0;
   for (const p of common) windowMs = Math.max(windowMs, p.m.timeMs - (startByUid.get(p.m.uid)?.timeMs ?? 0));
   if (!(windowMs > 0)) windowMs = w.windowMs;
-  const toScrape = (m: PodMetrics, exposition?: Exposition): Scrape => ({
+  const toScrape = (m: PodMetrics, exposition = m.exposition): Scrape => ({
     pod: m.uid,
     time: m.timeMs / 1000,
     ...(exposition ? { exposition } : { text: m.text }),
