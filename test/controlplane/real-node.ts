@@ -1,7 +1,10 @@
 // A real node for the test control plane: containerd (Debian's, its own config, socket and state
 // under a temp dir) with runc, CNI bridge networking from the containernetworking plugins, the
-// kubelet and kube-scheduler built from the pinned Kubernetes module (build-node-binaries.sh), and
-// the project's images imported into containerd from podman (scripts/images/build.sh builds them).
+// kubelet, kube-scheduler and kube-proxy built from the pinned Kubernetes module and CoreDNS from its
+// pinned module (build-node-binaries.sh), and the project's images imported into containerd from
+// podman (scripts/images/build.sh builds them). CoreDNS runs on the host beside kube-proxy, behind
+// the kube-dns Service (a ClusterIP whose EndpointSlice names the node IP), so pods' resolv.conf
+// (the kubelet's clusterDNS) resolves Services' names in cluster.local.
 // containerd's image store is kept under the cache (~/.cache/specops/node-containerd) so an image
 // is imported once per build, not once per run. realNodeUnavailable() says precisely why the node
 // cannot start here, so callers fall back to the local-process kubelet (process-kubelet.ts).
@@ -22,7 +25,13 @@ import {
 import { networkInterfaces, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
 import { freePort } from "./controlplane.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -36,10 +45,12 @@ export interface RealNode {
   imports: Record<string, { seconds: number; mode: "present" | "layers" | "whole"; bytes: number }>;
   /** The node's IP (the host's first non-loopback IPv4 address). */
   nodeIP: string;
+  /** The cluster DNS (CoreDNS behind the kube-dns Service), when options.dns is on. */
+  dns?: { clusterIP: string; domain: string; startSeconds: number };
   dir: string;
   /** Seconds from start to the Node being Ready. */
   startSeconds: number;
-  /** The last lines of a component's log (containerd, kubelet, kube-scheduler), for failure messages. */
+  /** The last lines of a component's log (containerd, kubelet, kube-scheduler, kube-proxy, coredns), for failure messages. */
   logTail(component: string, lines?: number): string;
   stop(): Promise<void>;
 }
@@ -53,11 +64,13 @@ export interface RealNodeOptions {
   scheduler?: boolean;
   /** Run kube-proxy (iptables mode) so Services' ClusterIPs reach their pods. Default true. */
   proxy?: boolean;
+  /** Run CoreDNS behind the kube-dns Service and give pods its address (clusterDNS). Default true. */
+  dns?: boolean;
   /** Extended resources to advertise on the Node (e.g. {"nvidia.com/gpu": "8"}). */
   extendedResources?: Record<string, string>;
   startTimeoutSeconds?: number;
   log?: (line: string) => void;
-  /** Refuse to start unless SPECOPS_REAL_NODE=1 (tests). Default true; the demo chooses for itself. */
+  /** Refuse to start unless SPECOPS_REAL_NODE=1. Default false (SPECOPS_REAL_NODE=0 always refuses). */
   requireOptIn?: boolean;
 }
 
@@ -86,9 +99,11 @@ export function realNodeUnavailable(
   images: string[],
   opts: { requireOptIn?: boolean } = {},
 ): string | undefined {
-  // Opt-in for tests: the first import of the 7.6 GB reference image into containerd takes minutes.
-  if ((opts.requireOptIn ?? true) && process.env.SPECOPS_REAL_NODE !== "1")
-    return "SPECOPS_REAL_NODE is not 1 (the real node is opt-in)";
+  // The real node is used wherever it can start (the first import of the 7.6 GB reference image
+  // into containerd takes minutes once per machine); SPECOPS_REAL_NODE=0 turns it off.
+  if (process.env.SPECOPS_REAL_NODE === "0") return "SPECOPS_REAL_NODE=0 (the real node is turned off)";
+  if (opts.requireOptIn && process.env.SPECOPS_REAL_NODE !== "1")
+    return "SPECOPS_REAL_NODE is not 1 (the real node is opt-in here)";
   if (process.platform !== "linux") return "a real node needs Linux";
   if (process.getuid?.() !== 0)
     return "a real node needs root (containerd, runc, mounts, network namespaces)";
@@ -99,7 +114,8 @@ export function realNodeUnavailable(
     if (!existsSync(join(CNI_BIN_DIR, plugin)))
       return `CNI plugin ${join(CNI_BIN_DIR, plugin)} missing (apt-get install containernetworking-plugins)`;
   if (!nodeBinariesCached()) {
-    if (!hasCommand("go", ["version"])) return "go is not installed (the kubelet is built from its module)";
+    if (!hasCommand("go", ["version"]))
+      return "go is not installed (the kubelet and CoreDNS are built from their modules)";
     if (!hasCommand("gcc"))
       return "gcc is not installed (the pause binary is built from the module's pause.c)";
   }
@@ -155,18 +171,107 @@ function isAlive(pid: number): boolean {
 }
 
 /** Whether build-node-binaries.sh has built this version's binaries already (else it needs go and gcc). */
-function nodeBinariesCached(): boolean {
+export function nodeBinariesCached(): boolean {
   const built = spawnSync("bash", [join(here, "build-node-binaries.sh"), "--check"], { stdio: "ignore" });
   return built.status === 0;
 }
 
-/** Builds (once) or finds the cached kubelet, kube-scheduler, kube-proxy and pause. */
-export function nodeBinaries(): string {
+/** Builds (once) or finds the cached kubelet, kube-scheduler, kube-proxy, pause and CoreDNS. */
+export function nodeBinaries(): { k8s: string; coredns: string } {
   const out = execFileSync("bash", [join(here, "build-node-binaries.sh")], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   });
-  return out.trim().split("\n").at(-1) ?? "";
+  // Its last two lines: the Kubernetes binaries' folder, then CoreDNS'.
+  const [k8s = "", coredns = ""] = out.trim().split("\n").slice(-2);
+  return { k8s, coredns };
+}
+
+export const CLUSTER_DOMAIN = "cluster.local";
+const DNS_NAMESPACE = "kube-system";
+const DNS_SERVICE = "kube-dns";
+
+/**
+ * CoreDNS' configuration: the kubernetes plugin answers cluster.local (and reverse lookups of
+ * Service and pod IPs) from the API server; every other name gets NXDOMAIN at once: nothing is
+ * forwarded (pods here reach only the node, and a search-list lookup must not wait on the host's
+ * resolver). Bound to the node IP, which the kube-dns Service's endpoint names.
+ */
+export function corefile(opts: { ip: string; port: number; readyPort: number; kubeconfig: string }): string {
+  const listen = (zone: string) => `${zone}:${opts.port}`;
+  return `${[CLUSTER_DOMAIN, "in-addr.arpa", "ip6.arpa"].map(listen).join(" ")} {
+    bind ${opts.ip}
+    errors
+    ready 127.0.0.1:${opts.readyPort}
+    kubernetes ${CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {
+        kubeconfig ${opts.kubeconfig}
+        ttl 5
+    }
+}
+${listen(".")} {
+    bind ${opts.ip}
+    errors
+    template ANY ANY {
+        rcode NXDOMAIN
+    }
+}
+`;
+}
+
+/**
+ * The kube-dns Service (no selector: its endpoint is CoreDNS on the host, not a pod) and this
+ * node's EndpointSlice for it, kube-proxy DNATing the ClusterIP's port 53 to CoreDNS' port on the
+ * node IP. An existing kube-dns Service (a node started before on this control plane) keeps its IP.
+ */
+async function publishDns(
+  kc: KubeConfig,
+  nodeName: string,
+  ip: string,
+  port: number,
+): Promise<{ clusterIP: string; slice: string }> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const ports = [
+    { name: "dns", port: 53, protocol: "UDP" },
+    { name: "dns-tcp", port: 53, protocol: "TCP" },
+  ];
+  const svc = await core
+    .readNamespacedService({ name: DNS_SERVICE, namespace: DNS_NAMESPACE })
+    .catch(async (err) => {
+      if (err?.code !== 404) throw err;
+      return core.createNamespacedService({
+        namespace: DNS_NAMESPACE,
+        body: {
+          metadata: { name: DNS_SERVICE, labels: { "k8s-app": "kube-dns" } },
+          // No selector, so no targetPort: kube-proxy takes the port from the EndpointSlice below.
+          spec: { ports },
+        },
+      });
+    });
+  const clusterIP = svc.spec?.clusterIP ?? "";
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(clusterIP))
+    throw new Error(`Service ${DNS_NAMESPACE}/${DNS_SERVICE} has no IPv4 ClusterIP (${clusterIP})`);
+  const discovery = kc.makeApiClient(DiscoveryV1Api);
+  const slice = `${DNS_SERVICE}-${nodeName}`;
+  await discovery
+    .deleteNamespacedEndpointSlice({ name: slice, namespace: DNS_NAMESPACE })
+    .catch(() => undefined);
+  await discovery.createNamespacedEndpointSlice({
+    namespace: DNS_NAMESPACE,
+    body: {
+      metadata: {
+        name: slice,
+        labels: {
+          "kubernetes.io/service-name": DNS_SERVICE,
+          // Not the EndpointSlice controller's: it leaves a slice of another manager alone.
+          "endpointslice.kubernetes.io/managed-by": "real-node.specops.dev",
+        },
+      },
+      addressType: "IPv4",
+      endpoints: [{ addresses: [ip], conditions: { ready: true }, nodeName }],
+      ports: ports.map((p) => ({ ...p, port })),
+    },
+  });
+  return { clusterIP, slice };
 }
 
 function containerdConfig(dir: string, socket: string): string {
@@ -231,7 +336,10 @@ function kubeletConfig(
   socket: string,
   cgroupRoot: string,
   ports: { port: number; healthz: number },
+  clusterDNS?: string,
 ): string {
+  // Without clusterDNS, the kubelet gives ClusterFirst pods the host's resolv.conf.
+  const dns = clusterDNS ? `clusterDNS: [${clusterDNS}]\nclusterDomain: ${CLUSTER_DOMAIN}\n` : "";
   return `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 containerRuntimeEndpoint: unix://${socket}
@@ -251,7 +359,7 @@ authorization:
   mode: AlwaysAllow
 failSwapOn: false
 resolvConf: /etc/resolv.conf
-# Never collect or evict the project's images or pods for disk space on a shared test machine.
+${dns}# Never collect or evict the project's images or pods for disk space on a shared test machine.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%"}
@@ -537,10 +645,10 @@ function removeCgroups(cgroupRoot: string): void {
 
 export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   const log = opts.log ?? (() => undefined);
-  const why = realNodeUnavailable(opts.images, { requireOptIn: opts.requireOptIn ?? true });
+  const why = realNodeUnavailable(opts.images, { requireOptIn: opts.requireOptIn });
   if (why) throw new Error(`real node unavailable: ${why}`);
   const ip = nodeIP() ?? "";
-  const bin = nodeBinaries();
+  const { k8s: bin, coredns: dnsBin } = nodeBinaries();
   ensurePauseImage(bin);
   const nodeName = opts.nodeName ?? "specops-real-node";
   const dir = mkdtempSync(join(tmpdir(), "specops-node-"));
@@ -576,6 +684,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   kc.loadFromFile(opts.kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   let stopped = false;
+  let dnsSlice: string | undefined;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
@@ -625,6 +734,11 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     // kube-proxy's own clean-up removes its iptables chains (KUBE-*), and nothing else.
     if (children.some((c) => c.name === "kube-proxy"))
       spawnSync(join(bin, "kube-proxy"), ["--cleanup"], { stdio: "ignore", timeout: 30_000 });
+    if (dnsSlice)
+      await kc
+        .makeApiClient(DiscoveryV1Api)
+        .deleteNamespacedEndpointSlice({ name: dnsSlice, namespace: DNS_NAMESPACE })
+        .catch(() => undefined);
     await core.deleteNode({ name: nodeName }).catch(() => undefined);
     for (const m of mountsUnder(dir)) spawnSync("umount", ["-l", m], { stdio: "ignore" });
     // The CNI bridge and the sandboxes' network namespaces (containerd keeps them under /var/run/netns).
@@ -681,9 +795,43 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
       ],
       { stdio: "ignore" },
     );
+    let dns: RealNode["dns"];
+    if (opts.dns ?? true) {
+      const t0 = Date.now();
+      const port = await freePort();
+      const readyPort = await freePort();
+      writeFileSync(
+        join(dir, "Corefile"),
+        corefile({ ip, port, readyPort, kubeconfig: opts.kubeconfigPath }),
+      );
+      const coredns = run("coredns", join(dnsBin, "coredns"), ["-conf", join(dir, "Corefile")]);
+      // Ready once the kubernetes plugin has listed Services and EndpointSlices.
+      await waitFor(
+        "CoreDNS",
+        30_000,
+        async () => (await fetch(`http://127.0.0.1:${readyPort}/ready`)).ok,
+        () => coredns.exit,
+      );
+      const published = await publishDns(kc, nodeName, ip, port);
+      dnsSlice = published.slice;
+      dns = {
+        clusterIP: published.clusterIP,
+        domain: CLUSTER_DOMAIN,
+        startSeconds: (Date.now() - t0) / 1000,
+      };
+      log(
+        `CoreDNS ready in ${dns.startSeconds.toFixed(1)}s on ${ip}:${port}, Service ${DNS_NAMESPACE}/${DNS_SERVICE} ${dns.clusterIP}`,
+      );
+    }
     writeFileSync(
       join(dir, "kubelet.yaml"),
-      kubeletConfig(dir, socket, cgroupRoot, { port: await freePort(), healthz: await freePort() }),
+      kubeletConfig(
+        dir,
+        socket,
+        cgroupRoot,
+        { port: await freePort(), healthz: await freePort() },
+        dns?.clusterIP,
+      ),
     );
     createCgroups(cgroupRoot);
     const kubelet = run("kubelet", join(bin, "kubelet"), [
@@ -758,7 +906,16 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
         return "";
       }
     };
-    return { nodeName, imports, nodeIP: ip, dir, startSeconds: (Date.now() - tStart) / 1000, logTail, stop };
+    return {
+      nodeName,
+      imports,
+      nodeIP: ip,
+      dns,
+      dir,
+      startSeconds: (Date.now() - tStart) / 1000,
+      logTail,
+      stop,
+    };
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;

@@ -1,24 +1,27 @@
 // AcceptanceEval end to end on the real control plane: the operator (holding only its generated
-// ClusterRole) runs eval Jobs whose pods the local-process kubelet runs as the real Python runtime
-// (reference backend, tiny PyTorch models on CPU; the test edge is only that there is no container
-// runtime). A tiny DraftTraining really trains a draft, its gate really measures it, and
-// AcceptanceEvals of its checkpoint and of an untrained draft report real figures.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+// ClusterRole) runs training and eval Jobs whose pods run the real Python runtime (reference
+// backend, tiny PyTorch models on CPU) on the best node here (e2e-node.ts): containers of the
+// reference image on the real node (claims bound to host-path volumes, termination messages read by
+// the kubelet), else local processes on the local-process kubelet. A tiny DraftTraining really
+// trains a draft, its gate really measures it, and AcceptanceEvals of its checkpoint and of an
+// untrained draft report real figures.
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { freePort } from "../controlplane/controlplane.ts";
-import { ProcessKubelet } from "../controlplane/process-kubelet.ts";
 import { example, type Manifest } from "../fixtures/examples.ts";
-import { ensureNamespace, installCrds, kubeConfig, kubeRequest, restrictedKubeConfig } from "./kube.ts";
+import { chooseE2eNode, type E2eNode, nodeTitle, startE2eNode } from "./e2e-node.ts";
+import { ensureNamespace, installCrds, kubeRequest, restrictedKubeConfig } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
 
 const NS = "ae-tests";
 const MINUTES = 60_000;
+const choice = chooseE2eNode();
 let kc: KubeConfig;
-let kubelet: ProcessKubelet;
+let node: E2eNode;
 let operator: OperatorUnderTest;
 let storageRoot: string;
 
@@ -39,9 +42,18 @@ const TASKS = ["tiny-math", "tiny-chat"].map((name) => ({
   source: { uri: `builtin://${name}` },
 }));
 
+/**
+ * No CPU request (nor limit, which the operator sets to the same): the example's 2 CPUs per pod would
+ * fill the real node's 2 and run its pods one at a time; without, they share the CPUs as processes do.
+ */
+function withoutCpu(m: Manifest): Manifest {
+  delete m.spec.resources.cpu;
+  return m;
+}
+
 /** The tiny DraftTraining, trained briefly; its gate evaluates on few samples. */
 function training(name: string, edit?: (spec: any) => void): Manifest {
-  const m = example("tiny-drafttraining.yaml");
+  const m = withoutCpu(example("tiny-drafttraining.yaml"));
   m.metadata = { name, namespace: NS };
   m.spec.progressInterval = "2s";
   m.spec.evaluation = { tasks: TASKS.map((t) => ({ ...t, samples: 8 })) };
@@ -50,7 +62,7 @@ function training(name: string, edit?: (spec: any) => void): Manifest {
 }
 
 function evaluation(name: string, draft: object, edit?: (spec: any) => void): Manifest {
-  const m = example("tiny-acceptanceeval.yaml");
+  const m = withoutCpu(example("tiny-acceptanceeval.yaml"));
   m.metadata = { name, namespace: NS };
   m.spec.draft = draft;
   m.spec.tasks = TASKS;
@@ -75,29 +87,46 @@ async function eventsOf(name: string): Promise<{ reason: string; note: string; t
 }
 
 beforeAll(async () => {
-  kc = kubeConfig();
-  await installCrds(kc);
-  await ensureNamespace(kc, NS);
   storageRoot = mkdtempSync(join(tmpdir(), "specops-ae-"));
-  kubelet = new ProcessKubelet(kc, {
+  node = await startE2eNode(choice, {
+    name: "acceptanceeval",
     storageRoot,
     onOutput: (pod, line) => {
       if (process.env.SPECOPS_TEST_LOG_LEVEL) console.log(`[${pod}] ${line}`);
     },
   });
-  await kubelet.start();
+  kc = node.kc;
+  await installCrds(kc);
+  await ensureNamespace(kc, NS);
+  // The claim an evaluation's spec.output names (pvc://results/...): a user's, made beforehand.
+  await kc.makeApiClient(CoreV1Api).createNamespacedPersistentVolumeClaim({
+    namespace: NS,
+    body: {
+      metadata: { name: "results" },
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+    },
+  });
   // The operator runs as a user holding exactly the generated ClusterRole: a missing rule fails here.
-  const operatorKc = await restrictedKubeConfig(kc, "specops-operator-ae-test", OPERATOR_RBAC_RULES);
-  operator = await startOperator(operatorKc, { namespace: NS, progressPort: await freePort() });
-});
+  const operatorKc = await restrictedKubeConfig(
+    kc,
+    "specops-operator-ae-test",
+    OPERATOR_RBAC_RULES,
+    node.restrictedUser,
+  );
+  operator = await startOperator(operatorKc, {
+    namespace: NS,
+    progressPort: await freePort(),
+    env: { SPECOPS_RUNTIME_IMAGE: node.runtimeImage },
+  });
+}, 600_000); // a real node's own control plane, and a first import of the image where it is new
 
 afterAll(async () => {
   await operator?.stop();
-  await kubelet?.stop();
+  await node?.stop();
   if (storageRoot) rmSync(storageRoot, { recursive: true, force: true });
-});
+}, 180_000);
 
-describe("AcceptanceEval on the reference runtime", () => {
+describe(`AcceptanceEval on the reference runtime, on ${nodeTitle(choice.kind)}`, () => {
   it(
     "measures a trained draft above an untrained one; the training's gate passes; a referencing eval waits for it",
     async () => {
@@ -169,9 +198,7 @@ describe("AcceptanceEval on the reference runtime", () => {
 
       // The full result JSON on spec.output, with the same figures.
       expect(trained.status.resultUri).toBe("pvc://results/of-trained/result.json");
-      const file = join(storageRoot, "results/of-trained/result.json");
-      expect(existsSync(file)).toBe(true);
-      const full = JSON.parse(readFileSync(file, "utf8"));
+      const full = JSON.parse(await node.readClaimFile(NS, "results", "of-trained/result.json"));
       expect(full.evaluation.results.map((r: any) => Math.round(r.tau * 1e4) / 1e4)).toEqual(
         trained.status.results.map((r: any) => r.tau),
       );

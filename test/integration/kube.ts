@@ -27,8 +27,9 @@ export async function restrictedKubeConfig(
   admin: KubeConfig,
   roleName: string,
   rules: readonly object[],
+  /** The user of admin's control plane to bind (default: the shared control plane's). */
+  user: { name: string; kubeconfigPath: string } = inject("restrictedUser"),
 ): Promise<KubeConfig> {
-  const user = inject("restrictedUser");
   const role = {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "ClusterRole",

@@ -1,9 +1,9 @@
 // A pod of the runtime's reference image on a real node (real-node.ts: containerd + runc, CNI bridge,
-// kubelet and kube-scheduler from the pinned module): placed by the scheduler, its env from a real
+// kubelet, kube-scheduler and kube-proxy from the pinned module, CoreDNS from its module): placed by the scheduler, its env from a real
 // Secret, its termination message written in the container and read by the real kubelet; a Service
-// reached through kube-proxy; a claim provisioned and mounted. Its own control plane (with the volume
+// reached through kube-proxy and by its DNS names through CoreDNS; a claim provisioned and mounted. Its own control plane (with the volume
 // binder, which the shared one leaves off). Skipped, saying why, where the node cannot start (not
-// root, no containerd, images not built).
+// root, no containerd, images or node binaries not built, SPECOPS_REAL_NODE=0).
 
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -14,11 +14,14 @@ import { CoreV1Api, type CoreV1Event, KubeConfig, type V1Pod } from "@kubernetes
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ControlPlane, startControlPlane } from "../controlplane/controlplane.ts";
 import { HOST_PATH_PV_ROOT, HOST_PATH_STORAGE_CLASS } from "../controlplane/hostpath-pv.ts";
-import { type RealNode, realNodeUnavailable, startRealNode } from "../controlplane/real-node.ts";
+import { type RealNode, startRealNode } from "../controlplane/real-node.ts";
 import { imagesConfig } from "../images/podman.ts";
+import { realNodeUnavailableForTests } from "./e2e-node.ts";
 
 const { referenceImage } = imagesConfig();
-const unavailable = realNodeUnavailable([referenceImage]);
+const unavailable = realNodeUnavailableForTests([referenceImage]);
+if (unavailable && process.env.SPECOPS_REAL_NODE === "1")
+  throw new Error(`SPECOPS_REAL_NODE=1, but the real node cannot start: ${unavailable}`);
 if (unavailable) console.warn(`real-node tests skipped: ${unavailable}`);
 
 const NS = "real-node-e2e";
@@ -233,6 +236,93 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
     expect(message, `${JSON.stringify(client.status)}\nkube-proxy:\n${node.logTail("kube-proxy")}`).toBe(
       "served-by-web",
     );
+  });
+
+  it("resolves a Service's DNS names through CoreDNS (full and short), reaches it by name, and resolves nothing outside the cluster", async () => {
+    if (!node?.dns) throw new Error("no node, or no cluster DNS on it");
+    const placement = { nodeSelector: { "kubernetes.io/hostname": node.nodeName } };
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "named", labels: { app: "named" } },
+        spec: {
+          ...placement,
+          containers: [
+            {
+              name: "web",
+              image: referenceImage,
+              imagePullPolicy: "Never",
+              command: [
+                "sh",
+                "-c",
+                "mkdir -p /tmp/w && echo served-by-$HOSTNAME > /tmp/w/id && exec python3 -m http.server 8080 -d /tmp/w",
+              ],
+              ports: [{ containerPort: 8080 }],
+              readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    });
+    const svc = await core.createNamespacedService({
+      namespace: NS,
+      body: {
+        metadata: { name: "named-svc" },
+        spec: { selector: { app: "named" }, ports: [{ port: 80, targetPort: 8080 }] },
+      },
+    });
+    const fqdn = `named-svc.${NS}.svc.${node.dns.domain}`;
+    // The client names the Service only: its resolv.conf (from the kubelet's clusterDNS) does the rest.
+    const script = [
+      "import json, socket, time, urllib.request",
+      "out = {'resolv': open('/etc/resolv.conf').read()}",
+      "for _ in range(60):",
+      "    try:",
+      `        out['fqdn'] = socket.gethostbyname('${fqdn}')`,
+      "        out['short'] = socket.gethostbyname('named-svc')",
+      "        out['body'] = urllib.request.urlopen('http://named-svc/id', timeout=2).read().decode().strip()",
+      "        break",
+      "    except Exception as e:",
+      "        out['error'] = repr(e); time.sleep(0.5)",
+      "try:",
+      "    out['outside'] = socket.gethostbyname('pypi.org')",
+      "except socket.gaierror as e:",
+      "    out['outside'] = 'gaierror'",
+      "open('/dev/termination-log', 'w').write(json.dumps(out))",
+    ].join("\n");
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "dns-client" },
+        spec: {
+          ...placement,
+          restartPolicy: "Never",
+          containers: [
+            {
+              name: "client",
+              image: referenceImage,
+              imagePullPolicy: "Never",
+              command: ["python3", "-c", script],
+            },
+          ],
+        },
+      },
+    });
+    const client = await waitForEnd(core, "dns-client", 90_000);
+    const seen = JSON.parse(client.status?.containerStatuses?.[0]?.state?.terminated?.message ?? "{}");
+    const context = `${JSON.stringify(seen)}\ncoredns:\n${node.logTail("coredns")}\nkube-proxy:\n${node.logTail("kube-proxy")}`;
+    // The kubelet's resolv.conf for a ClusterFirst pod: the kube-dns ClusterIP, the namespace's search list.
+    expect(seen.resolv, context).toMatch(
+      new RegExp(`^nameserver ${node.dns.clusterIP.replaceAll(".", "\\.")}$`, "m"),
+    );
+    expect(seen.resolv).toMatch(
+      new RegExp(`^search ${NS}\\.svc\\.cluster\\.local svc\\.cluster\\.local cluster\\.local`, "m"),
+    );
+    expect(seen.fqdn, context).toBe(svc.spec?.clusterIP);
+    expect(seen.short).toBe(svc.spec?.clusterIP);
+    expect(seen.body).toBe("served-by-named");
+    // Nothing outside cluster.local is forwarded anywhere.
+    expect(seen.outside).toBe("gaierror");
   });
 
   it("binds a claim to a host-path volume of the default StorageClass, written by one pod as the image's user and read by the next", async () => {

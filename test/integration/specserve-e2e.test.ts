@@ -1,28 +1,30 @@
-// End to end through the local-process kubelet: a tiny SpecServe on the reference engine runs the
-// project's real runtime (agent + reference backend, real PyTorch speculative decoding on CPU) as a
-// local process for its pod, and an OpenAI request sent to its Service (the kubelet's stand-in: a
-// local port forwarding to the pod process) returns exactly the text the target alone produces
-// under greedy decoding, while /metrics counts the speculative rounds. Test edge: no container
-// runtime, so the pod's container is a local process rather than an image.
+// End to end on the best node here (e2e-node.ts): a tiny SpecServe on the reference engine runs the
+// project's real runtime (agent + reference backend, real PyTorch speculative decoding on CPU) in its
+// pod — a container of the reference image on the real node (kubelet, kube-proxy, CoreDNS), else a
+// local process of this checkout's runtime on the local-process kubelet — and an OpenAI request
+// sent to its Service returns exactly the text the target alone produces under greedy decoding,
+// while /metrics counts the speculative rounds. Scaled through its scale subresource, it runs a
+// second pod, Ready by its readiness probe, and goes back to one.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RUNTIME_API_VERSION } from "../../operator/src/contract/constants.ts";
-import { ProcessKubelet } from "../controlplane/process-kubelet.ts";
-import { ensureNamespace, installCrds, kubeConfig, kubeRequest } from "./kube.ts";
+import { chooseE2eNode, type E2eNode, nodeTitle, startE2eNode } from "./e2e-node.ts";
+import { ensureNamespace, installCrds, kubeRequest } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
 
 const NS = "ss-e2e";
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const python = join(root, "runtime/.venv/bin/python");
+const choice = chooseE2eNode();
 let kc: KubeConfig;
-let kubelet: ProcessKubelet;
+let node: E2eNode;
 let operator: OperatorUnderTest;
 let work: string;
 const PROMPT = "The quick brown fox";
@@ -87,7 +89,6 @@ async function targetAloneText(): Promise<string | undefined> {
     params: { target: { uri: "builtin://tiny-qwen3" }, port },
   };
   rmSync(dir, { recursive: true, force: true });
-  const { mkdirSync } = await import("node:fs");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "task.json"), JSON.stringify(task));
   const child = spawn(python, ["-m", "specops_runtime.agent", "--task", join(dir, "task.json")], {
@@ -107,22 +108,39 @@ async function targetAloneText(): Promise<string | undefined> {
 }
 
 beforeAll(async () => {
-  kc = kubeConfig();
   work = mkdtempSync(join(tmpdir(), "specserve-e2e-"));
+  node = await startE2eNode(choice, { name: "specserve-e2e", storageRoot: join(work, "pvc") });
+  kc = node.kc;
   await installCrds(kc);
   await ensureNamespace(kc, NS);
-  kubelet = new ProcessKubelet(kc, { storageRoot: join(work, "pvc") });
-  await kubelet.start();
-  operator = await startOperator(kc, { namespace: NS, progressPort: 9090 });
-});
+  operator = await startOperator(kc, {
+    namespace: NS,
+    progressPort: 9090,
+    env: { SPECOPS_RUNTIME_IMAGE: node.runtimeImage },
+  });
+}, 600_000); // a real node's own control plane, and a first import of the image where it is new
 
 afterAll(async () => {
   await operator?.stop();
-  await kubelet?.stop();
+  await node?.stop();
   rmSync(work, { recursive: true, force: true });
-});
+}, 180_000);
 
-describe("tiny SpecServe through the local-process kubelet", () => {
+const ssPath = `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves/tiny`;
+
+/** The SpecServe's pods that are Ready, by the kubelet's readiness probe (or the stand-in's word). */
+async function readyPods(): Promise<V1Pod[]> {
+  const pods = await kc
+    .makeApiClient(CoreV1Api)
+    .listNamespacedPod({ namespace: NS, labelSelector: "specops.dev/specserve=tiny" });
+  return pods.items.filter(
+    (p) =>
+      !p.metadata?.deletionTimestamp &&
+      p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+  );
+}
+
+describe(`tiny SpecServe on ${nodeTitle(choice.kind)}`, () => {
   it("answers an OpenAI request through its Service losslessly; /metrics shows speculative counters", async () => {
     await kubeRequest(kc, "POST", `/api/v1/namespaces/${NS}/secrets`, {
       apiVersion: "v1",
@@ -142,10 +160,7 @@ describe("tiny SpecServe through the local-process kubelet", () => {
       async () =>
         (await kubeRequest(kc, "GET", `/api/v1/namespaces/${NS}/services/tiny`)).status === 200 || undefined,
     );
-    const addr = await until("a pod process behind the Service", async () => {
-      const a = await kubelet.serviceAddress(NS, "tiny", "openai");
-      return a;
-    });
+    const addr = await until("a pod behind the Service", () => node.serviceAddress(NS, "tiny", "openai"));
     const base = `http://${addr.host}:${addr.port}`;
     const speculative = await until(
       "a completion through the Service",
@@ -169,7 +184,6 @@ describe("tiny SpecServe through the local-process kubelet", () => {
 
     // status.signals while serving: the operator scrapes the pod every window; once it holds a first
     // scrape, the next requests' rounds give tau, and kubectl get ss shows it in the Tau column.
-    const ssPath = `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves/tiny`;
     await until("a first scrape of the pod", async () => {
       const c = (await kubeRequest(kc, "GET", ssPath)).body?.status?.conditions?.find(
         (x: { type: string }) => x.type === "MetricsAvailable",
@@ -204,4 +218,58 @@ describe("tiny SpecServe through the local-process kubelet", () => {
     const tauNow = (await kubeRequest(kc, "GET", ssPath)).body.status.signals.tau;
     expect([signals.tau, tauNow]).toContain(cell("Tau"));
   }, 300_000);
+
+  it("scales to two serving pods through its scale subresource, both Ready and answering, then back to one", async () => {
+    const scale = (replicas: number) =>
+      kubeRequest(kc, "PATCH", `${ssPath}/scale`, { spec: { replicas } }, "application/merge-patch+json");
+    expect((await scale(2)).status).toBe(200);
+    const two = await until(
+      "two Ready pods",
+      async () => {
+        const pods = await readyPods();
+        const ss = (await kubeRequest(kc, "GET", ssPath)).body;
+        return pods.length === 2 && ss.status?.readyReplicas === 2 ? pods : undefined;
+      },
+      180_000,
+    );
+    const ips = two.map((p) => p.status?.podIP);
+    expect(new Set(ips).size).toBe(2);
+    if (node.kind === "real")
+      for (const p of two) {
+        // Containers run by containerd, Ready by the kubelet's own HTTP probe of the engine.
+        expect(p.status?.containerStatuses?.[0]?.containerID).toMatch(/^containerd:\/\/[0-9a-f]{64}$/);
+        expect(p.spec?.containers[0]?.readinessProbe?.httpGet).toBeDefined();
+      }
+    // Each pod answers on its own address (the stand-in's pod address forwards to its process), the
+    // same greedy text; the stand-in reports a pod Ready at once, so its engine may still be loading.
+    const texts = await Promise.all(
+      two.map((p) => {
+        const port = p.spec?.containers[0]?.ports?.find((x) => x.name === "openai")?.containerPort;
+        return until(
+          `pod ${p.metadata?.name} answering`,
+          () => complete(`http://${p.status?.podIP}:${port}`, API_KEY),
+          150_000,
+        );
+      }),
+    );
+    expect(texts[0]).toBe(texts[1]);
+    const addr = await node.serviceAddress(NS, "tiny", "openai");
+    expect(await complete(`http://${addr.host}:${addr.port}`, API_KEY)).toBe(texts[0]);
+
+    expect((await scale(1)).status).toBe(200);
+    const left = await until(
+      "one pod left",
+      async () => {
+        const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({
+          namespace: NS,
+          labelSelector: "specops.dev/specserve=tiny",
+        });
+        return pods.items.length === 1 ? pods.items : undefined;
+      },
+      120_000,
+    );
+    expect(two.map((p) => p.metadata?.name)).toContain(left[0]?.metadata?.name);
+    const ss = (await kubeRequest(kc, "GET", ssPath)).body;
+    expect(ss.status).toMatchObject({ replicas: 1, readyReplicas: 1 });
+  }, 420_000);
 });
