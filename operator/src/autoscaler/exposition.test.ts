@@ -138,4 +138,27 @@ describe("parseExposition with a SeriesFilter (the scrape path: names matched on
     expect(filtered.generationTokensPerSecond).toBeGreaterThan(0);
     expect(filtered).toEqual(signals());
   });
+
+  it("reads every value as Number() does (plain decimals in place, the rest by Number)", () => {
+    const values = [
+      "0",
+      "-0",
+      "+5",
+      "007",
+      "1.",
+      ".5",
+      "0.1",
+      "123.45600000000002",
+      "1.7645800001234567e+09",
+    ];
+    for (let i = 0; i < 2000; i++) {
+      const digits = String(Math.floor(Math.random() * 10 ** (1 + (i % 15))));
+      const point = i % 3 === 0 ? digits.length : Math.floor(Math.random() * digits.length);
+      values.push(`${i % 2 ? "-" : ""}${digits.slice(0, point)}.${digits.slice(point)}`);
+    }
+    const keep = seriesFilter(["g"]);
+    const e = parseExposition(values.map((v) => `g ${v}`).join("\n"), keep);
+    expect(e.samples.map((x) => x.value)).toEqual(values.map(Number));
+    expect(Object.is(e.samples[1]?.value, -0)).toBe(true);
+  });
 });
