@@ -1,7 +1,7 @@
 // Metric names of the engines the autoscaler reads, as they appear on /metrics. Facts recorded in
 // test/fixtures/metrics/ with their upstream source: vLLM v1 (vllm/v1/metrics/loggers.py,
 // vllm/v1/spec_decode/metrics.py) and SGLang (python/sglang/srt/metrics/collector.py).
-import type { Sample } from "./exposition.ts";
+import { type Sample, type SeriesFilter, seriesFilter } from "./exposition.ts";
 
 export type EngineKind = "vllm" | "sglang";
 
@@ -126,3 +126,6 @@ const READ_SERIES: ReadonlySet<string> = new Set(
  * other (a vLLM pod exposes some 600 samples, of which it reads about 100).
  */
 export const readsSeries = (name: string): boolean => READ_SERIES.has(name);
+
+/** READ_SERIES as the scrape path's filter: a line of any other series is skipped unallocated. */
+export const readSeriesFilter: SeriesFilter = seriesFilter(READ_SERIES);

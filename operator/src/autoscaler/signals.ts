@@ -56,12 +56,30 @@ interface PodSamples {
   labelKeys: Map<string, Map<Sample, string>>;
 }
 
-/** pod + labels sorted (minus `drop`); joined, so a kept key is one flat string, not a rope. */
-const seriesKey = (pod: string, labels: Record<string, string>, drop?: string) => {
-  const parts = [pod, "\u0000"];
-  for (const k of Object.keys(labels).sort()) if (k !== drop) parts.push(k, "=", labels[k] as string, ",");
-  return parts.join("");
-};
+/**
+ * Labels sorted (minus `drop`), by labels object: the scrape path's parse shares one frozen object
+ * per label text (exposition.ts), so this is built once per label set, not per sample and window.
+ */
+const labelParts = new WeakMap<Record<string, string>, Map<string, string>>();
+function labelPart(labels: Record<string, string>, drop = ""): string {
+  let byDrop = labelParts.get(labels);
+  if (!byDrop) {
+    byDrop = new Map();
+    labelParts.set(labels, byDrop);
+  }
+  let part = byDrop.get(drop);
+  if (part === undefined) {
+    const parts: string[] = [];
+    for (const k of Object.keys(labels).sort()) if (k !== drop) parts.push(k, "=", labels[k] as string, ",");
+    part = parts.join("");
+    byDrop.set(drop, part);
+  }
+  return part;
+}
+
+/** pod + labels sorted (minus `drop`). */
+const seriesKey = (pod: string, labels: Record<string, string>, drop?: string) =>
+  `${pod}\u0000${labelPart(labels, drop)}`;
 
 /**
  * An exposition's index, built once however many windows and readers use it (a scrape is the end

@@ -10,7 +10,7 @@
 // shared GET is aborted only once every caller waiting on it gave up, and such a GET is not kept.
 // Thin I/O around scrape.ts's single-pod read; scrape durations go to a histogram.
 import { Histogram, type Registry } from "prom-client";
-import { readsSeries } from "../../autoscaler/engines.ts";
+import { readSeriesFilter } from "../../autoscaler/engines.ts";
 import { type Exposition, parseExposition } from "../../autoscaler/exposition.ts";
 import {
   DEFAULT_SCRAPE_TIMEOUT_MS,
@@ -128,7 +128,7 @@ export class PodScrapes {
       (text): Outcome => {
         const timeMs = this.#now();
         try {
-          return { ok: true, exposition: parseExposition(text, readsSeries), timeMs };
+          return { ok: true, exposition: parseExposition(text, readSeriesFilter), timeMs };
         } catch (err) {
           return { ok: false, error: (err as Error).message, timeMs };
         }
