@@ -11,10 +11,11 @@
 // specops_pod_scrape_duration_seconds histogram), the cycle time (from the first GET of a window to
 // the last SpecServe's decision written, seen by a watch), GETs per pod per window (status.signals
 // and the autoscaler share one), the operator's CPU seconds per cycle (/proc) and its RSS.
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { loadavg, tmpdir } from "node:os";
+import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeConfig, Watch } from "@kubernetes/client-node";
@@ -23,6 +24,7 @@ import { Agent, fetch } from "undici";
 import { histogramQuantile } from "../../operator/src/autoscaler/signals.ts";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { freePort, startControlPlane, TEST_USERS_GROUP } from "../controlplane/controlplane.ts";
+import { filledCompileCache, operatorImageSettings } from "./operator-image-settings.ts";
 
 const SPECSERVES = Number(process.env.BENCH_SPECSERVES ?? 100);
 const PODS_PER = Number(process.env.BENCH_PODS_PER_SPECSERVE ?? 10);
@@ -388,21 +390,15 @@ const setupSeconds = (performance.now() - setupStart) / 1000;
 
 // ---- the operator, as its own process (as test/bench/operator.ts runs it) ----
 
-const dockerfile = readFileSync(join(root, "operator/Dockerfile"), "utf8");
-const nodeOptions = dockerfile.match(/NODE_OPTIONS="([^"]*)"/)?.[1] ?? "";
-const mallocArenas = dockerfile.match(/MALLOC_ARENA_MAX=(\d+)/)?.[1];
-const compileCache = mkdtempSync(join(tmpdir(), "specops-bench-compile-cache-"));
-execFileSync(process.execPath, [join(root, "operator/src/main.ts"), "--help"], {
-  env: { ...process.env, NODE_COMPILE_CACHE: compileCache },
-  stdio: "ignore",
-});
+const { nodeArgs, nodeOptions, mallocArenas } = operatorImageSettings(root);
+const compileCache = filledCompileCache(root, nodeArgs);
 const opPort = await freePort();
-const proc = spawn(process.execPath, [join(root, "operator/src/main.ts")], {
+const proc = spawn(process.execPath, [...nodeArgs, join(root, "operator/src/main.ts")], {
   env: {
     ...process.env,
     KUBECONFIG: cp.users[OPERATOR_USER]?.kubeconfigPath,
     NODE_OPTIONS: `${nodeOptions} ${process.env.BENCH_OPERATOR_NODE_OPTIONS ?? ""}`.trim(),
-    NODE_COMPILE_CACHE: compileCache,
+    NODE_COMPILE_CACHE: compileCache.dir,
     ...(mallocArenas ? { MALLOC_ARENA_MAX: mallocArenas } : {}),
     SPECOPS_WATCH_NAMESPACES: NS,
     SPECOPS_PORT: String(opPort),
@@ -536,13 +532,13 @@ await new Promise((r) => proc.once("exit", r));
 process.removeListener("exit", killOperator);
 await cp.stop();
 await Promise.all(metricsServers.map((s) => new Promise((r) => s.close(r))));
-rmSync(compileCache, { recursive: true, force: true });
+compileCache.remove();
 
 const ms = (s: number | null) => (s === null ? "n/a" : `${(s * 1000).toFixed(1)} ms`);
 const mark = (ok: boolean) => (ok ? "met" : "NOT met");
 console.log(`
 autoscaler at fleet scale: ${SPECSERVES} SpecServes x ${PODS_PER} pods = ${PODS} pods, window ${WINDOW_S} s,
-${CYCLES} windows measured after 2 of warm-up; operator with NODE_OPTIONS="${nodeOptions}" MALLOC_ARENA_MAX=${mallocArenas ?? "unset"},
+${CYCLES} windows measured after 2 of warm-up; operator as node ${nodeArgs.join(" ")} with NODE_OPTIONS="${nodeOptions}" MALLOC_ARENA_MAX=${mallocArenas ?? "unset"},
 default concurrency; each pod's /metrics ${(textBytes / 1024).toFixed(1)} KB of vLLM v1 families; load average ${load.map((l) => l.toFixed(2)).join(" ")}
   setup: ${SPECSERVES} SpecServes and ${PODS} pods with status through the API    ${setupSeconds.toFixed(1)} s
   operator ready (caches synced), since the bench started           ${(operatorReadyMs / 1000).toFixed(1)} s

@@ -5,9 +5,9 @@
 // burst with 1000 DraftTrainings against a floor of 1000. A fresh operator process then watches
 // the 1000 idle objects for 60 s (its CPU seconds, and its writes counted by identity in the API
 // server's audit log: an idle operator writes nothing), and finally 10,000 idle objects (memory).
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeConfig, Watch } from "@kubernetes/client-node";
@@ -23,6 +23,7 @@ import { storageLayout } from "../../operator/src/controllers/drafttraining/plan
 import { stageTask } from "../../operator/src/controllers/drafttraining/runtimetasks.ts";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { freePort, startControlPlane, TEST_USERS_GROUP } from "../controlplane/controlplane.ts";
+import { filledCompileCache, operatorImageSettings } from "./operator-image-settings.ts";
 
 const N = Number(process.env.BENCH_N ?? 200);
 const N_BIG = Number(process.env.BENCH_N_BIG ?? 1000);
@@ -168,20 +169,9 @@ const floorBigSeconds = N_BIG > 0 ? await floor("bench-floor-big", N_BIG) : Numb
 // as operator/Dockerfile, and a compile cache filled beforehand by `main.ts --help`, as the image's
 // build step fills its own (without it Node loads its TypeScript stripper at start, ~25 MB of RSS).
 // BENCH_NO_COMPILE_CACHE=1 measures without it.
-const dockerfile = readFileSync(join(root, "operator/Dockerfile"), "utf8");
-const nodeOptions = dockerfile.match(/NODE_OPTIONS="([^"]*)"/)?.[1] ?? "";
-const mallocArenas = dockerfile.match(/MALLOC_ARENA_MAX=(\d+)/)?.[1];
-// V8 flags that NODE_OPTIONS does not accept stand on the image's command line, before the script.
-const entrypoint = JSON.parse(dockerfile.match(/^ENTRYPOINT (\[.*\])$/m)?.[1] ?? "[]") as string[];
-const nodeArgs = entrypoint.slice(1, -1);
-const compileCache = process.env.BENCH_NO_COMPILE_CACHE
-  ? undefined
-  : mkdtempSync(join(tmpdir(), "specops-bench-compile-cache-"));
-if (compileCache)
-  execFileSync(process.execPath, [join(root, "operator/src/main.ts"), "--help"], {
-    env: { ...process.env, NODE_COMPILE_CACHE: compileCache },
-    stdio: "ignore",
-  });
+const { nodeArgs, nodeOptions, mallocArenas } = operatorImageSettings(root);
+const compileCacheDir = process.env.BENCH_NO_COMPILE_CACHE ? undefined : filledCompileCache(root, nodeArgs);
+const compileCache = compileCacheDir?.dir;
 async function startOperator(
   namespaces: string,
   extra: { nodeArgs?: string[]; env?: Record<string, string> } = {},
@@ -507,7 +497,7 @@ for (const variant of (process.env.BENCH_RESTART_VARIANTS ?? "").split(";").map(
   await op.stop();
 }
 await cp.stop();
-if (compileCache) rmSync(compileCache, { recursive: true, force: true });
+compileCacheDir?.remove();
 
 const ratio = operatorSeconds / floorSeconds;
 const ratioBig = operatorBigSeconds / floorBigSeconds;
