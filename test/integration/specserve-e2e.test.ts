@@ -31,7 +31,8 @@ const choice =
     ? chooseE2eNode()
     : {
         kind: "process" as const,
-        reason: "the real node's ClusterIP routing for this file is under investigation; SPECOPS_REAL_NODE=1 uses it",
+        reason:
+          "the real node's ClusterIP routing for this file is under investigation; SPECOPS_REAL_NODE=1 uses it",
       };
 let kc: KubeConfig;
 let node: E2eNode;
