@@ -280,7 +280,10 @@ describe(`tiny SpecServe on ${nodeTitle(choice.kind)}`, () => {
       120_000,
     );
     expect(two.map((p) => p.metadata?.name)).toContain(left[0]?.metadata?.name);
-    const ss = (await kubeRequest(kc, "GET", ssPath)).body;
-    expect(ss.status).toMatchObject({ replicas: 1, readyReplicas: 1 });
+    // The SpecServe's status follows its Deployment's, a moment after the pods.
+    await until("status at one replica", async () => {
+      const ss = (await kubeRequest(kc, "GET", ssPath)).body;
+      return ss.status?.replicas === 1 && ss.status?.readyReplicas === 1 ? true : undefined;
+    });
   }, 420_000);
 });
