@@ -155,6 +155,8 @@ export function buildOperator(opts: OperatorOptions): Manager {
     specServes,
     drafts: deps.drafts,
     deployments: deps.deployments,
+    configMaps: deps.configMaps,
+    services: deps.services,
     pods: deps.pods,
     events,
     image: config.runtimeImage,

@@ -24,6 +24,7 @@ import { Agent, fetch } from "undici";
 import { histogramQuantile } from "../../operator/src/autoscaler/signals.ts";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { freePort, startControlPlane, TEST_USERS_GROUP } from "../controlplane/controlplane.ts";
+import { apiServerRequests } from "../support/apiserver-requests.ts";
 import { filledCompileCache, operatorImageSettings } from "./operator-image-settings.ts";
 
 const SPECSERVES = Number(process.env.BENCH_SPECSERVES ?? 100);
@@ -475,6 +476,29 @@ async function scrapeHistogram() {
   return { buckets, errors };
 }
 
+/** The API server's request counts on the bench's kinds, by verb, resource and subresource. */
+const apiRequests = async () =>
+  apiServerRequests(
+    await (
+      await fetch(`${cp.server}/metrics`, { dispatcher, headers: { authorization: `Bearer ${cp.token}` } })
+    ).text(),
+    ["specserves", "deployments", "configmaps", "services", "poddisruptionbudgets", "pods", "events"],
+  );
+/** The operator's reconciles so far, by controller (controller_runtime_reconcile_total). */
+async function reconciles(): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const m of (await operatorMetrics()).matchAll(
+    /^controller_runtime_reconcile_total\{controller="([^"]+)",[^}]*\} (\S+)/gm,
+  ))
+    counts.set(m[1] as string, (counts.get(m[1] as string) ?? 0) + Number(m[2]));
+  return counts;
+}
+const perWindow = (after: Map<string, number>, before: Map<string, number>) =>
+  [...after]
+    .map(([k, n]) => [k, (n - (before.get(k) ?? 0)) / CYCLES] as const)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1]);
+
 // Warm-up: the first window only measures, the second decides; then CYCLES windows measured.
 const firstGetMs = async () => {
   for (;;) {
@@ -488,10 +512,13 @@ const measureFrom = t0 + 2 * WINDOW_S * 1000 - 2000; // just before the third wi
 await new Promise((r) => setTimeout(r, Math.max(0, measureFrom - (Date.now() - started))));
 const cpuBefore = cpuSeconds();
 const histBefore = await scrapeHistogram();
+const [apiBefore, reconcilesBefore] = [await apiRequests(), await reconciles()];
 const measureTo = measureFrom + CYCLES * WINDOW_S * 1000;
 await new Promise((r) => setTimeout(r, Math.max(0, measureTo - (Date.now() - started))));
 const cpuPerCycle = (cpuSeconds() - cpuBefore) / CYCLES;
 const histAfter = await scrapeHistogram();
+const apiPerWindow = perWindow(await apiRequests(), apiBefore);
+const reconcilesPerWindow = perWindow(await reconciles(), reconcilesBefore);
 const rss = memoryMb("VmRSS");
 const peakRss = memoryMb("VmHWM");
 const heapMb =
@@ -553,6 +580,9 @@ ${cycles.map((c, i) => `  ${String(i + 1).padEnd(6)}  ${(c.start / 1000).toFixed
   operator CPU per cycle                            ${cpuPerCycle.toFixed(2)} s (goal < ${goals.cpuPerCycle}: ${mark(cpuPerCycle < goals.cpuPerCycle)})
   operator RSS at the end (peak)                    ${rss.toFixed(0)} MB (${peakRss.toFixed(0)} MB; JS heap ${heapMb.toFixed(0)} MB) (goal < ${goals.rssMb}: ${mark(peakRss < goals.rssMb)})
   decisions written per window                      ${decidedPerCycle.join(" ")} (status written on change only)
+  reconciles per window, by controller              ${reconcilesPerWindow.map(([k, n]) => `${k} ${n.toFixed(0)}`).join(", ")}
+  API requests per window (the operator's; the bench's watch aside), by verb and resource:
+${apiPerWindow.map(([k, n]) => `    ${k.padEnd(40)} ${n.toFixed(1)}`).join("\n")}
 `);
 console.log(
   `BENCH autoscaler-scale scrape_p99_ms=${p99 === null ? "nan" : (p99 * 1000).toFixed(1)} cycle_s=${cycleSeconds.toFixed(2)} cpu_s_per_cycle=${cpuPerCycle.toFixed(2)} rss_mb=${rss.toFixed(0)} pods=${PODS} specserves=${SPECSERVES}`,

@@ -94,6 +94,18 @@ export async function kubeRequest(
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
+/** A GET of a path answering text (the API server's /metrics), with the kubeconfig's credentials. */
+export async function kubeRequestText(kc: KubeConfig, path: string): Promise<string> {
+  const cluster = kc.getCurrentCluster();
+  const res = await fetch(`${cluster?.server}${path}`, {
+    headers: { accept: "text/plain", authorization: `Bearer ${kc.getCurrentUser()?.token}` },
+    dispatcher: new Agent({ connect: { ca: Buffer.from(cluster?.caData ?? "", "base64") } }),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`GET ${path}: ${res.status} ${text.slice(0, 200)}`);
+  return text;
+}
+
 export async function installCrds(kc: KubeConfig): Promise<string[]> {
   const names: string[] = [];
   for (const file of readdirSync(CRD_DIR).filter((f) => f.endsWith(".yaml"))) {

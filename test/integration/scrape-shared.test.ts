@@ -8,7 +8,15 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { FakeKubelet } from "../controlplane/kubelet.ts";
-import { ensureNamespace, installCrds, kubeConfig, kubeRequest, restrictedKubeConfig } from "./kube.ts";
+import { apiServerRequests, requestsBetween } from "../support/apiserver-requests.ts";
+import {
+  ensureNamespace,
+  installCrds,
+  kubeConfig,
+  kubeRequest,
+  kubeRequestText,
+  restrictedKubeConfig,
+} from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
 
 const NS = "scrape-shared";
@@ -161,4 +169,33 @@ describe("status.signals and the autoscaler share their scrapes (test edge: scri
     const text = await operator.manager.metrics.registry.metrics();
     expect(text).toMatch(/specops_pod_scrape_duration_seconds_count\{result="ok"\} \d+/);
   }, 90_000);
+
+  it("a window that changes no child applies none: the serving children are applied once, not every pass", async () => {
+    // Each window runs SpecServe passes (the signals clock, status writes of both controllers);
+    // only the operator server-side applies these kinds here (kube-controller-manager updates).
+    const children = ["deployments", "configmaps", "services", "poddisruptionbudgets"];
+    const count = async () =>
+      apiServerRequests(await kubeRequestText(kc, "/metrics"), [...children, "specserves"]);
+    const specServePasses = async () => {
+      const text = await operator.manager.metrics.registry.metrics();
+      let n = 0;
+      for (const m of text.matchAll(
+        /^controller_runtime_reconcile_total\{controller="specserve",[^}]*\} (\d+)/gm,
+      ))
+        n += Number(m[1]);
+      return n;
+    };
+    const [before, passesBefore] = [await count(), await specServePasses()];
+    const from = Date.now();
+    await new Promise((r) => setTimeout(r, 8000));
+    const windows = (Date.now() - from) / 1000 / WINDOW_S;
+    const grown = requestsBetween(before, await count());
+    const applies = children.reduce((n, r) => n + (grown.get(`APPLY ${r}`) ?? 0), 0);
+    // The passes kept running (one a window at least: the signals clock).
+    expect((await specServePasses()) - passesBefore).toBeGreaterThan(windows * 0.8);
+    // Before: four applies per pass (Deployment, task ConfigMap, Service, PDB), 4+ per window.
+    expect(applies / windows, `child applies per window (${JSON.stringify([...grown])})`).toBeLessThan(0.5);
+    // The figures still follow the pods.
+    expect((await getSs()).status.signals.tau).toBe(3);
+  }, 30_000);
 });

@@ -54,6 +54,9 @@ export interface SpecServeDeps {
   specServes: Informer<SpecServeWire>;
   drafts: Informer<KubeObject>;
   deployments: Informer<KubeObject>;
+  /** The task ConfigMaps and Services it applies, as cached (an unchanged child is not applied again). */
+  configMaps: Informer<KubeObject>;
+  services: Informer<KubeObject>;
   pods: Informer<Wire<V1Pod>>;
   events: EventRecorder;
   /** The operator's default runtime image, used only for servers created from now on. */

@@ -8,6 +8,7 @@
 import type { SpecServe } from "../../api/kinds.ts";
 import { specServeResource } from "../../api/kinds.ts";
 import { deriveSignals, type Scrape } from "../../autoscaler/signals.ts";
+import { AppliedChildren, type ChildCache } from "../../lib/applied.ts";
 import { apply } from "../../lib/apply.ts";
 import { realClock } from "../../lib/clock.ts";
 import type { Condition } from "../../lib/conditions.ts";
@@ -57,6 +58,9 @@ import { updateSpecServeStatus } from "./status-write.ts";
 export function specServeReconciler(deps: SpecServeDeps) {
   const clock = deps.clock ?? realClock;
   const applyOpts = { fieldManager: FIELD_MANAGER, resources: RESOURCES };
+  // The serving children are applied when they may differ from what this process last applied
+  // (lib/applied.ts): most passes come from status writes and the signals clock, and change none.
+  const children = new AppliedChildren(deps.client, { ...applyOpts, clock });
   const fetchText = deps.scrapeMetrics ?? defaultFetchText;
   /** Scrapes at the start of a canary's analysis, by SpecServe uid; also in a ConfigMap (baseline.ts). */
   const baselines = new Map<string, RolloutBaseline>();
@@ -75,6 +79,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     const raw = deps.specServes.store.get(ctx.namespace, ctx.name);
     if (!raw || raw.metadata?.deletionTimestamp) {
       meter.forget(key);
+      children.forget(key);
       return undefined; // children go by garbage collection
     }
     const parsed = specServeResource.safeParse(raw);
@@ -109,7 +114,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
       const drafts = planRollout(ss, draft, raw.status?.rollout, { hasServer, now: formatTime(now) });
       plan = planLengthRollout(ss, drafts, raw.status?.rollout, { iso: formatTime(now), ms: now });
       if (plan.canary) plan = await gate(ss, plan, pods, now, signal);
-      if (!lwsMissing) workload = await applyServing(ss, plan, multiNode, signal);
+      if (!lwsMissing) workload = await applyServing(key, ss, plan, multiNode, signal);
       await applyCanary(ss, plan, signal);
     }
 
@@ -180,6 +185,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
   }
 
   async function applyServing(
+    key: string,
     ss: SpecServe,
     plan: LengthPlan,
     multiNode: boolean,
@@ -203,12 +209,19 @@ export function specServeReconciler(deps: SpecServeDeps) {
       draftUri: draft.source?.uri,
       ...(plan.stableLengths?.length ? { lengths: lengthsLabel(plan.stableLengths) } : {}),
     };
-    const applyOne = (obj: desired.DesiredObject) =>
-      apply(deps.client, obj as KubeObject, applyOpts) as Promise<KubeObject>;
+    const applyOne = async (obj: desired.DesiredObject, cache?: ChildCache) =>
+      (await children.apply(key, obj as KubeObject, cache)).object as KubeObject | undefined;
     const [workload] = await Promise.all([
-      applyOne(multiNode ? desired.leaderWorkerSet(ss, ctx) : desired.deployment(ss, ctx)),
-      applyOne(desired.taskConfigMap(ss, task)),
-      applyOne(desired.service(ss, deps.progressPort)),
+      // A LeaderWorkerSet's status is read from its apply (it is not cached): applied every pass.
+      multiNode
+        ? (apply(
+            deps.client,
+            desired.leaderWorkerSet(ss, ctx) as KubeObject,
+            applyOpts,
+          ) as Promise<KubeObject>)
+        : applyOne(desired.deployment(ss, ctx), deps.deployments),
+      applyOne(desired.taskConfigMap(ss, task), deps.configMaps),
+      applyOne(desired.service(ss, deps.progressPort), deps.services),
       applyOne(desired.podDisruptionBudget(ss)),
     ]);
     if (multiNode && existing) {
@@ -218,11 +231,11 @@ export function specServeReconciler(deps: SpecServeDeps) {
       });
     }
     if (!multiNode) {
-      deps.deployments.recordWrite(existing, workload);
       // The cache is newer than what apply returned only when nothing changed; read status from it.
-      return observeWorkload("Deployment", deps.deployments.store.get(ns, name) ?? workload);
+      const current = deps.deployments.store.get(ns, name) ?? workload;
+      return current && observeWorkload("Deployment", current);
     }
-    return observeWorkload("LeaderWorkerSet", workload);
+    return workload && observeWorkload("LeaderWorkerSet", workload);
   }
 
   /** Measures the canary against the stable pods over the analysis window and applies the verdict. */
