@@ -8,7 +8,6 @@
 // With spec.autoscaling.signals.source Prometheus the window's signals are queried from Prometheus
 // instead (prometheus-source.ts); the pods, the windows and the decision are the same.
 import type { SpecServe } from "../../api/kinds.ts";
-import { specServeResource } from "../../api/kinds.ts";
 import { gpusOfReplica } from "../../autoscaler/cost.ts";
 import type { Exposition } from "../../autoscaler/exposition.ts";
 import { deriveSignals, type Scrape, type Signals } from "../../autoscaler/signals.ts";
@@ -26,6 +25,7 @@ import { isNotFound } from "../../lib/errors.ts";
 import { ConfigMaps } from "../../lib/rest.ts";
 import { freshnessMs, PodScrapes } from "../shared/pod-scrapes.ts";
 import { SpecServes, type SpecServeWire } from "../specserve/controller.ts";
+import { parseSpecServe } from "../specserve/parse.ts";
 import { ANNOTATIONS, LABELS } from "../specserve/plan.ts";
 import { writeReplicas } from "../specserve/scale.ts";
 import { readyPods, type ScrapablePod } from "../specserve/scrape.ts";
@@ -72,20 +72,6 @@ const SPS_TABLE_TTL_MS = 60_000;
 const MODEL_SOURCE = "first-principles model (Qwen3-8B on an H200)";
 const modelSps = spsFromModel(QWEN3_8B_H200);
 
-/**
- * The informer replaces an object on every change, so a parse is kept per object: a SpecServe is
- * parsed once per version, not on every window's decision.
- */
-const parses = new WeakMap<SpecServeWire, ReturnType<typeof specServeResource.safeParse>>();
-function parseOnce(raw: SpecServeWire) {
-  let parsed = parses.get(raw);
-  if (!parsed) {
-    parsed = specServeResource.safeParse(raw);
-    parses.set(raw, parsed);
-  }
-  return parsed;
-}
-
 export function autoscalerReconciler(deps: AutoscalerDeps) {
   const clock = deps.clock ?? realClock;
   // One scrape a window per pod, shared with status.signals (the SpecServe controller).
@@ -108,7 +94,7 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
     };
     if (!raw || raw.metadata?.deletionTimestamp) return void forget();
     // An invalid spec is the SpecServe controller's to report; nothing to scale.
-    const parsed = parseOnce(raw);
+    const parsed = parseSpecServe(raw);
     if (!parsed.success) return void forget();
     const ss = parsed.data;
     if (ss.metadata.annotations?.[ANNOTATIONS.paused] === "true") return undefined;

@@ -6,7 +6,6 @@
 // autoscaler (scale.ts), and the operator only copies it onto the workload.
 
 import type { SpecServe } from "../../api/kinds.ts";
-import { specServeResource } from "../../api/kinds.ts";
 import { deriveSignals, type Scrape } from "../../autoscaler/signals.ts";
 import { AppliedChildren, type ChildCache } from "../../lib/applied.ts";
 import { apply } from "../../lib/apply.ts";
@@ -41,6 +40,7 @@ import {
   planLengthRollout,
 } from "./length-rollout.ts";
 import { foldStatus, observeWorkload, type SpecServeStatus, type WorkloadObservation } from "./observe.ts";
+import { parseSpecServe } from "./parse.ts";
 import {
   ANNOTATIONS,
   childNames,
@@ -82,7 +82,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
       children.forget(key);
       return undefined; // children go by garbage collection
     }
-    const parsed = specServeResource.safeParse(raw);
+    const parsed = parseSpecServe(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw new TerminalError(`invalid SpecServe: ${issue?.path.join(".")}: ${issue?.message}`);

@@ -3,7 +3,7 @@
 // reported beside the others, never thrown: one unreachable pod must not stop a reconcile.
 // Used by the SpecServe rollout gate and AcceptanceEval's live mode; status.signals and the
 // autoscaler read through the shared cache in ../shared/pod-scrapes.ts, one scrape for both.
-import { request } from "undici";
+import { get } from "node:http";
 
 /** The pod fields a scrape needs (a V1Pod on the wire has them). */
 export interface ScrapablePod {
@@ -46,17 +46,29 @@ export function readyPods<P extends ScrapablePod>(pods: readonly P[]): P[] {
  * The engines' /metrics carries no API key: vLLM and the reference engine check the key on /v1
  * routes only, so a scrape sends none (the operator never reads the key's Secret).
  */
-export const defaultFetchText: FetchText = async (url, signal) => {
-  // undici's request, lighter than fetch (a scrape a window for every pod adds up). The connection
-  // is closed after each scrape (`reset`): a window is longer than an engine's keep-alive (uvicorn's
-  // is 5 s), so an idle connection would only be closed under the next scrape.
-  const res = await request(url, { signal, reset: true });
-  if (res.statusCode < 200 || res.statusCode >= 300) {
-    await res.body.dump();
-    throw new Error(`${url} answered HTTP ${res.statusCode}`);
-  }
-  return res.body.text();
-};
+export const defaultFetchText: FetchText = (url, signal) =>
+  // Node's own HTTP client, one connection per scrape (`agent: false` sends Connection: close): a
+  // window is longer than an engine's keep-alive (uvicorn's is 5 s), so a kept connection would
+  // only be closed under the next scrape. Lighter than undici's `request` with `reset`, which built
+  // a connection pool per pod IP and an Error with its stack for each closed connection
+  // (npm run bench -- autoscaler-scale: 0.7 -> 0.5 ms of CPU per 35 KB scrape).
+  new Promise<string>((resolve, reject) => {
+    const req = get(url, { agent: false, signal }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status >= 300) {
+        res.resume();
+        return reject(new Error(`${url} answered HTTP ${status}`));
+      }
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+      res.on("error", reject);
+      res.on("close", () => {
+        if (!res.complete) reject(new Error(`${url}: the connection closed before the response ended`));
+      });
+    });
+    req.on("error", reject);
+  });
 
 /** A pod's name, uid and /metrics URL (none while it has no IP). */
 export function scrapeTarget(
