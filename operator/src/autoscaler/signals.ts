@@ -53,7 +53,9 @@ interface PodSamples {
   /** Samples by series name, built once per exposition. */
   byName: Map<string, Sample[]>;
   /** Each sample's series key, by the label left out and the pod; built as read. */
-  labelKeys: Map<string, Map<Sample, string>>;
+  labelKeys: Map<string, Map<string, Map<Sample, string>>>;
+  /** A series name's samples by their labels (minus a dropped one), the last one kept; built as read. */
+  series: Map<string, Map<string, Map<string, Sample>>>;
 }
 
 /**
@@ -85,7 +87,7 @@ const seriesKey = (pod: string, labels: Record<string, string>, drop?: string) =
  * An exposition's index, built once however many windows and readers use it (a scrape is the end
  * of one window and the start of the next, and status.signals and the autoscaler share scrapes).
  */
-const indexes = new WeakMap<Exposition, Pick<PodSamples, "byName" | "labelKeys">>();
+const indexes = new WeakMap<Exposition, Pick<PodSamples, "byName" | "labelKeys" | "series">>();
 
 function parsed(s: Scrape): PodSamples {
   const exposition = s.exposition ?? parseExposition(s.text ?? "");
@@ -97,7 +99,7 @@ function parsed(s: Scrape): PodSamples {
       if (list) list.push(sample);
       else byName.set(sample.name, [sample]);
     }
-    index = { byName, labelKeys: new Map() };
+    index = { byName, labelKeys: new Map(), series: new Map() };
     indexes.set(exposition, index);
   }
   return { pod: s.pod, time: s.time, samples: exposition.samples, ...index };
@@ -107,13 +109,18 @@ function parsed(s: Scrape): PodSamples {
  * A sample's series key: pod + its labels (minus `drop`), kept per exposition for the pod it was
  * first read as (an exposition is one pod's scrape; another pod name is computed afresh).
  */
-function keyOf(p: PodSamples, s: Sample, drop?: string): string {
-  const slot = `${drop ?? ""}\u0000${p.pod}`;
-  let keys = p.labelKeys.get(slot);
+function keyOf(p: PodSamples, s: Sample, drop = ""): string {
+  // Nested maps keyed by the drop label and the pod (strings that live on, so hashed once each).
+  let byPod = p.labelKeys.get(drop);
+  if (!byPod) {
+    byPod = new Map();
+    p.labelKeys.set(drop, byPod);
+  }
+  let keys = byPod.get(p.pod);
   if (!keys) {
-    if (p.labelKeys.size > 8) p.labelKeys.clear();
+    if (byPod.size > 8) byPod.clear();
     keys = new Map();
-    p.labelKeys.set(slot, keys);
+    byPod.set(p.pod, keys);
   }
   let key = keys.get(s);
   if (key === undefined) {
@@ -123,17 +130,32 @@ function keyOf(p: PodSamples, s: Sample, drop?: string): string {
   return key;
 }
 
-/** Samples of one exact series name, keyed by pod + labels (minus `drop`). */
-function byKey(pods: PodSamples[], name: string, drop?: string): Map<string, Sample> {
-  const out = new Map<string, Sample>();
-  for (const p of pods) for (const s of p.byName.get(name) ?? []) out.set(keyOf(p, s, drop), s);
-  return out;
+/** One pod's samples of a series name by labelPart (minus `drop`), the last of a repeated series kept. */
+function seriesOf(p: PodSamples, name: string, drop = ""): Map<string, Sample> {
+  let byName = p.series.get(drop);
+  if (!byName) {
+    byName = new Map();
+    p.series.set(drop, byName);
+  }
+  let series = byName.get(name);
+  if (!series) {
+    series = new Map();
+    for (const s of p.byName.get(name) ?? []) series.set(labelPart(s.labels, drop), s);
+    byName.set(name, series);
+  }
+  return series;
 }
 
 interface DeltaContext {
   before: PodSamples[];
   after: PodSamples[];
   beforePods: Set<string>;
+  /**
+   * Each pod's scrape at either end, in the order first given (the last one given, were a pod
+   * given twice, as a map keyed by pod + labels keeps the last value).
+   */
+  beforeByPod: Map<string, PodSamples>;
+  afterByPod: Map<string, PodSamples>;
   windowSeconds: number;
   resets: Set<string>;
 }
@@ -144,49 +166,77 @@ function windowStart(ctx: DeltaContext, pod: string): number | undefined {
   return t === undefined ? undefined : t - ctx.windowSeconds;
 }
 
-const podOf = (key: string) => key.slice(0, key.indexOf("\u0000"));
+/**
+ * For one pod's two scrapes: whether a series (by labelPart) restarted within the window, judged
+ * on other series of the pod (a histogram's buckets on its _count); undefined when they cannot tell.
+ */
+type ResetOf = (after: PodSamples, before: PodSamples | undefined) => (part: string) => boolean | undefined;
 
 /**
- * Per-series increase of `valueName` over the window. `createdName` is the series' _created gauge;
- * `drop` a label left out of the key (le for buckets, whose reset is judged on the family's _count).
+ * Visits the per-series increase of `valueName` over the window, pod by pod (a series is its pod +
+ * labels, so series of two pods never pair). `createdName` is the series' _created gauge; `drop` a
+ * label left out of the key (le for buckets, whose reset is judged on the family's _count). The
+ * series maps are kept per exposition, so a window allocates nearly nothing here.
  */
-function increases(
+function eachIncrease(
   ctx: DeltaContext,
   valueName: string,
   createdName: string,
+  visit: (key: string, increase: number, sample: Sample, pod: string) => void,
   drop?: string,
-  resetOf?: (key: string) => boolean | undefined,
-): Map<string, number> {
-  const before = byKey(ctx.before, valueName);
-  const after = byKey(ctx.after, valueName);
-  const createdBefore = byKey(ctx.before, createdName, drop);
-  const createdAfter = byKey(ctx.after, createdName, drop);
-  const out = new Map<string, number>();
-  for (const [key, now] of after) {
-    const pod = podOf(key);
-    const createdKey = drop ? seriesKey(pod, now.labels, drop) : key;
-    const created = createdAfter.get(createdKey)?.value;
-    const prev = before.get(key);
-    if (!ctx.beforePods.has(pod)) {
-      // A pod that appeared: its counts belong to the window only if it started inside it.
-      const start = windowStart(ctx, pod);
-      if (created !== undefined && start !== undefined && created >= start) out.set(key, now.value);
-      continue;
+  resetOf?: ResetOf,
+): void {
+  for (const a of ctx.afterByPod.values()) {
+    const after = seriesOf(a, valueName);
+    if (after.size === 0) continue;
+    const b = ctx.beforeByPod.get(a.pod);
+    const appeared = !ctx.beforePods.has(a.pod);
+    const before = b && seriesOf(b, valueName);
+    const createdAfter = seriesOf(a, createdName, drop);
+    const createdBefore = b && seriesOf(b, createdName, drop);
+    const resetOfPart = resetOf?.(a, b);
+    for (const [part, now] of after) {
+      const key = keyOf(a, now);
+      const createdPart = drop ? labelPart(now.labels, drop) : part;
+      const created = createdAfter.get(createdPart)?.value;
+      if (appeared) {
+        // A pod that appeared: its counts belong to the window only if it started inside it.
+        const start = windowStart(ctx, a.pod);
+        if (created !== undefined && start !== undefined && created >= start)
+          visit(key, now.value, now, a.pod);
+        continue;
+      }
+      const prev = before?.get(part);
+      if (prev === undefined) {
+        // prometheus_client creates a labelled child at its first increment: all of it is new.
+        visit(key, now.value, now, a.pod);
+        continue;
+      }
+      const createdPrev = createdBefore?.get(createdPart)?.value;
+      const restarted =
+        resetOfPart?.(createdPart) ??
+        (now.value < prev.value ||
+          (created !== undefined && createdPrev !== undefined && created > createdPrev));
+      if (restarted) ctx.resets.add(`${valueName}\u0000${drop ? keyOf(a, now, drop) : key}`);
+      visit(key, restarted ? now.value : now.value - prev.value, now, a.pod);
     }
-    if (prev === undefined) {
-      // prometheus_client creates a labelled child at its first increment: all of it is new.
-      out.set(key, now.value);
-      continue;
-    }
-    const createdPrev = createdBefore.get(createdKey)?.value;
-    const restarted =
-      resetOf?.(createdKey) ??
-      (now.value < prev.value ||
-        (created !== undefined && createdPrev !== undefined && created > createdPrev));
-    if (restarted) ctx.resets.add(`${valueName}\u0000${createdKey}`);
-    out.set(key, restarted ? now.value : now.value - prev.value);
   }
+}
+
+/** Per-series increase of `valueName` over the window, by pod + labels (see eachIncrease). */
+function increases(ctx: DeltaContext, valueName: string, createdName: string): Map<string, number> {
+  const out = new Map<string, number>();
+  eachIncrease(ctx, valueName, createdName, (key, inc) => out.set(key, inc));
   return out;
+}
+
+/** The sum of a counter family's increases over every series. */
+function counterTotal(ctx: DeltaContext, family: string): number {
+  let total = 0;
+  eachIncrease(ctx, `${family}_total`, `${family}_created`, (_key, inc) => {
+    total += inc;
+  });
+  return total;
 }
 
 function counterIncreases(ctx: DeltaContext, family: string): Map<string, number> {
@@ -242,30 +292,39 @@ function histogramQuantiles(
   p95: number | null;
   p95Bucket: [number, number] | null;
 } | null {
-  const counts = increases(ctx, `${family}_count`, `${family}_created`);
-  if (counts.size === 0) return null;
-  const countBefore = byKey(ctx.before, `${family}_count`);
-  const countAfter = byKey(ctx.after, `${family}_count`);
-  const created0 = byKey(ctx.before, `${family}_created`);
-  const created1 = byKey(ctx.after, `${family}_created`);
+  let counted = 0;
+  eachIncrease(ctx, `${family}_count`, `${family}_created`, () => {
+    counted++;
+  });
+  if (counted === 0) return null;
   // A series restarted when its _count fell or its _created moved; its buckets then count from zero.
-  const restarted = (key: string) => {
-    const a = countAfter.get(key)?.value;
-    const b = countBefore.get(key)?.value;
-    const c1 = created1.get(key)?.value;
-    const c0 = created0.get(key)?.value;
-    if (a === undefined || b === undefined) return undefined;
-    return a < b || (c1 !== undefined && c0 !== undefined && c1 > c0);
+  const [countName, createdName] = [`${family}_count`, `${family}_created`];
+  const restarted: ResetOf = (a, b) => {
+    const [count1, count0] = [seriesOf(a, countName), b && seriesOf(b, countName)];
+    const [created1, created0] = [seriesOf(a, createdName), b && seriesOf(b, createdName)];
+    return (part) => {
+      const after = count1.get(part)?.value;
+      const before = count0?.get(part)?.value;
+      const c1 = created1.get(part)?.value;
+      const c0 = created0?.get(part)?.value;
+      if (after === undefined || before === undefined) return undefined;
+      return after < before || (c1 !== undefined && c0 !== undefined && c1 > c0);
+    };
   };
-  const buckets = increases(ctx, `${family}_bucket`, `${family}_created`, "le", restarted);
-  const bucketSamples = byKey(ctx.after, `${family}_bucket`);
   const merged = new Map<number, number>();
-  for (const [key, inc] of buckets) {
-    const le = bucketSamples.get(key)?.labels.le;
-    if (le === undefined) continue;
-    const bound = le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
-    merged.set(bound, (merged.get(bound) ?? 0) + inc);
-  }
+  eachIncrease(
+    ctx,
+    `${family}_bucket`,
+    `${family}_created`,
+    (_key, inc, sample) => {
+      const le = sample.labels.le;
+      if (le === undefined) return;
+      const bound = le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
+      merged.set(bound, (merged.get(bound) ?? 0) + inc);
+    },
+    "le",
+    restarted,
+  );
   return {
     p50: histogramQuantile(0.5, merged),
     p90: histogramQuantile(0.9, merged),
@@ -277,7 +336,7 @@ function histogramQuantiles(
 function gaugeValues(pods: PodSamples[], name: string): number[] {
   const values: number[] = [];
   for (const p of pods)
-    for (const s of p.samples) if (s.name === name && Number.isFinite(s.value)) values.push(s.value);
+    for (const s of p.byName.get(name) ?? []) if (Number.isFinite(s.value)) values.push(s.value);
   return values;
 }
 
@@ -289,8 +348,7 @@ function firstPresent(pods: PodSamples[], prefix: string, names: string[]): numb
   return [];
 }
 
-const hasFamily = (pods: PodSamples[], name: string) =>
-  pods.some((p) => p.samples.some((s) => s.name === name));
+const hasFamily = (pods: PodSamples[], name: string) => pods.some((p) => p.byName.has(name));
 
 /**
  * Derives the signals from scrapes at the start and at the end of a window of `windowSeconds`.
@@ -361,14 +419,35 @@ function memoOf(start: Scrape[], end: Scrape[], windowSeconds: number) {
   };
 }
 
+/** The engine of the first pod whose samples tell (as detectEngine over all their samples). */
+function engineOf(pods: PodSamples[]) {
+  for (const p of pods) {
+    const engine = detectEngine(p.samples);
+    if (engine) return engine;
+  }
+  return null;
+}
+
 function derive(startScrapes: Scrape[], endScrapes: Scrape[], windowSeconds: number): Signals {
   const before = startScrapes.map(parsed);
   const after = endScrapes.map(parsed);
   const beforePods = new Set(before.map((p) => p.pod));
   const afterPods = new Set(after.map((p) => p.pod));
-  const engine =
-    detectEngine(after.flatMap((p) => p.samples)) ?? detectEngine(before.flatMap((p) => p.samples));
-  const ctx: DeltaContext = { before, after, beforePods, windowSeconds, resets: new Set() };
+  const engine = engineOf(after) ?? engineOf(before);
+  const byPod = (list: PodSamples[]) => {
+    const map = new Map<string, PodSamples>();
+    for (const p of list) map.set(p.pod, p);
+    return map;
+  };
+  const ctx: DeltaContext = {
+    before,
+    after,
+    beforePods,
+    beforeByPod: byPod(before),
+    afterByPod: byPod(after),
+    windowSeconds,
+    resets: new Set(),
+  };
   const pods = {
     scraped: after.length,
     appeared: [...afterPods].filter((p) => !beforePods.has(p)).sort(),
@@ -407,7 +486,7 @@ function derive(startScrapes: Scrape[], endScrapes: Scrape[], windowSeconds: num
 function rateOf(ctx: DeltaContext, engine: EngineMetrics, family: string): number | null {
   const name = engine.prefix + family;
   if (!hasFamily(ctx.after, `${name}_total`)) return null;
-  return sum(counterIncreases(ctx, name).values()) / ctx.windowSeconds;
+  return counterTotal(ctx, name) / ctx.windowSeconds;
 }
 
 function deriveForEngine(ctx: DeltaContext, engine: EngineMetrics): Partial<Signals> {
@@ -470,18 +549,17 @@ function vllmAcceptance(ctx: DeltaContext, engine: EngineMetrics): Partial<Signa
   if (draftSum <= 0) return {};
   const out: Partial<Signals> = { tau: 1 + acceptedSum / draftSum, rounds: draftSum };
   if (draftTokens) {
-    const dt = sum(counterIncreases(ctx, engine.prefix + draftTokens).values());
+    const dt = counterTotal(ctx, engine.prefix + draftTokens);
     out.acceptanceRate = dt > 0 ? sum(acceptedInc.values()) / dt : null;
   }
   if (acceptedTokensPerPosition) {
-    const perPos = counterIncreases(ctx, engine.prefix + acceptedTokensPerPosition);
-    const samples = byKey(ctx.after, `${engine.prefix + acceptedTokensPerPosition}_total`);
+    const family = engine.prefix + acceptedTokensPerPosition;
     const byPosition: number[] = [];
-    for (const [key, inc] of perPos) {
-      const position = Number(samples.get(key)?.labels.position);
-      if (!Number.isInteger(position) || position < 0 || position > 64) continue;
+    eachIncrease(ctx, `${family}_total`, `${family}_created`, (_key, inc, sample) => {
+      const position = Number(sample.labels.position);
+      if (!Number.isInteger(position) || position < 0 || position > 64) return;
       byPosition[position] = (byPosition[position] ?? 0) + inc;
-    }
+    });
     if (byPosition.length) out.acceptanceByPosition = Array.from(byPosition, (v) => (v ?? 0) / draftSum);
   }
   return out;
@@ -491,9 +569,11 @@ function sglangAcceptance(ctx: DeltaContext, engine: EngineMetrics): Partial<Sig
   const name = engine.prefix + (engine.gauges.acceptLength ?? "");
   // Weight each pod's snapshot by the tokens it generated in the window; an idle pod's gauge says
   // nothing about the current traffic.
-  const generated = counterIncreases(ctx, engine.prefix + engine.counters.generationTokens);
+  const generated = engine.prefix + engine.counters.generationTokens;
   const perPod = new Map<string, number>();
-  for (const [key, inc] of generated) perPod.set(podOf(key), (perPod.get(podOf(key)) ?? 0) + inc);
+  eachIncrease(ctx, `${generated}_total`, `${generated}_created`, (_key, inc, _sample, pod) =>
+    perPod.set(pod, (perPod.get(pod) ?? 0) + inc),
+  );
   let weighted = 0;
   let weights = 0;
   let plain = 0;
