@@ -543,6 +543,22 @@ for (let k = 0; k < CYCLES; k++) {
   cycles.push({ start, seconds: (end - start) / 1000, decided: decided.length, gets: inWindow.length });
 }
 const cycleSeconds = Math.max(...cycles.map((c) => c.seconds));
+// Each decision's own latency: from the first GET of its SpecServe's pods at or before it (within a
+// window) to the decision written. The cycle above also holds how far apart the SpecServes' windows
+// lie: each decides a window after its previous decision, so the spread of the first windows stays.
+const latencies: number[] = [];
+for (const [name, times] of decisions) {
+  const i = Number(name.slice("fleet-".length));
+  const podGets = gets.slice(i * PODS_PER, (i + 1) * PODS_PER).flat();
+  for (const d of times) {
+    if (d < measureFrom || d >= measureTo) continue;
+    const first = Math.min(...podGets.filter((g) => g <= d && g > d - WINDOW_S * 1000));
+    if (Number.isFinite(first)) latencies.push((d - first) / 1000);
+  }
+}
+latencies.sort((a, b) => a - b);
+const latencyAt = (q: number) =>
+  latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
 const decidedPerCycle = cycles.map((c) => c.decided);
 const getsPerPodPerWindow = allGets.filter((g) => g >= measureFrom && g < measureTo).length / PODS / CYCLES;
 const delta = new Map<number, number>();
@@ -577,6 +593,7 @@ ${cycles.map((c, i) => `  ${String(i + 1).padEnd(6)}  ${(c.start / 1000).toFixed
   scrape duration p50 / p99 (operator's histogram)  ${ms(p50)} / ${ms(p99)}
   GETs per pod per window (both readers)            ${getsPerPodPerWindow.toFixed(2)} (one shared scrape: 1.00)
   cycle time, slowest window                        ${cycleSeconds.toFixed(2)} s (goal < ${goals.cycleS}: ${mark(cycleSeconds < goals.cycleS)})
+  decision latency p50 / p99 / max (its pods' GETs to its status)  ${latencyAt(0.5).toFixed(2)} / ${latencyAt(0.99).toFixed(2)} / ${(latencies.at(-1) ?? Number.NaN).toFixed(2)} s
   operator CPU per cycle                            ${cpuPerCycle.toFixed(2)} s (goal < ${goals.cpuPerCycle}: ${mark(cpuPerCycle < goals.cpuPerCycle)})
   operator RSS at the end (peak)                    ${rss.toFixed(0)} MB (${peakRss.toFixed(0)} MB; JS heap ${heapMb.toFixed(0)} MB) (goal < ${goals.rssMb}: ${mark(peakRss < goals.rssMb)})
   decisions written per window                      ${decidedPerCycle.join(" ")} (status written on change only)
@@ -585,5 +602,5 @@ ${cycles.map((c, i) => `  ${String(i + 1).padEnd(6)}  ${(c.start / 1000).toFixed
 ${apiPerWindow.map(([k, n]) => `    ${k.padEnd(40)} ${n.toFixed(1)}`).join("\n")}
 `);
 console.log(
-  `BENCH autoscaler-scale scrape_p99_ms=${p99 === null ? "nan" : (p99 * 1000).toFixed(1)} cycle_s=${cycleSeconds.toFixed(2)} cpu_s_per_cycle=${cpuPerCycle.toFixed(2)} rss_mb=${rss.toFixed(0)} pods=${PODS} specserves=${SPECSERVES}`,
+  `BENCH autoscaler-scale scrape_p99_ms=${p99 === null ? "nan" : (p99 * 1000).toFixed(1)} cycle_s=${cycleSeconds.toFixed(2)} cpu_s_per_cycle=${cpuPerCycle.toFixed(2)} rss_mb=${rss.toFixed(0)} decision_p99_s=${latencyAt(0.99).toFixed(2)} pods=${PODS} specserves=${SPECSERVES}`,
 );
