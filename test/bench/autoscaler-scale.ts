@@ -543,17 +543,19 @@ for (let k = 0; k < CYCLES; k++) {
   cycles.push({ start, seconds: (end - start) / 1000, decided: decided.length, gets: inWindow.length });
 }
 const cycleSeconds = Math.max(...cycles.map((c) => c.seconds));
-// Each decision's own latency: from the first GET of its SpecServe's pods at or before it (within a
-// window) to the decision written. The cycle above also holds how far apart the SpecServes' windows
+// Each decision's own latency: from the first GET of its SpecServe's pods for it to the decision
+// written. The cycle above also holds how far apart the SpecServes' windows
 // lie: each decides a window after its previous decision, so the spread of the first windows stays.
 const latencies: number[] = [];
 for (const [name, times] of decisions) {
   const i = Number(name.slice("fleet-".length));
-  const podGets = gets.slice(i * PODS_PER, (i + 1) * PODS_PER).flat();
+  const podGets = gets.slice(i * PODS_PER, (i + 1) * PODS_PER);
   for (const d of times) {
     if (d < measureFrom || d >= measureTo) continue;
-    const first = Math.min(...podGets.filter((g) => g <= d && g > d - WINDOW_S * 1000));
-    if (Number.isFinite(first)) latencies.push((d - first) / 1000);
+    // Each pod's last GET before the decision; the earliest of those is where the decision began.
+    const lastGets = podGets.map((list) => Math.max(...list.filter((g) => g <= d)));
+    const first = Math.min(...lastGets);
+    if (Number.isFinite(first) && d - first < WINDOW_S * 1000) latencies.push((d - first) / 1000);
   }
 }
 latencies.sort((a, b) => a - b);
