@@ -12,7 +12,6 @@
 // the last SpecServe's decision written, seen by a watch), GETs per pod per window (status.signals
 // and the autoscaler share one), the operator's CPU seconds per cycle (/proc) and its RSS.
 
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { loadavg } from "node:os";
@@ -26,6 +25,7 @@ import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { freePort, startControlPlane, TEST_USERS_GROUP } from "../controlplane/controlplane.ts";
 import { apiServerRequests } from "../support/apiserver-requests.ts";
 import { filledCompileCache, operatorImageSettings } from "./operator-image-settings.ts";
+import { startOperatorProcess } from "./operator-process.ts";
 
 const SPECSERVES = Number(process.env.BENCH_SPECSERVES ?? 100);
 const PODS_PER = Number(process.env.BENCH_PODS_PER_SPECSERVE ?? 10);
@@ -393,46 +393,16 @@ const setupSeconds = (performance.now() - setupStart) / 1000;
 
 const { nodeArgs, nodeOptions, mallocArenas } = operatorImageSettings(root);
 const compileCache = filledCompileCache(root, nodeArgs);
-const opPort = await freePort();
-const proc = spawn(process.execPath, [...nodeArgs, join(root, "operator/src/main.ts")], {
-  env: {
-    ...process.env,
-    KUBECONFIG: cp.users[OPERATOR_USER]?.kubeconfigPath,
-    NODE_OPTIONS: `${nodeOptions} ${process.env.BENCH_OPERATOR_NODE_OPTIONS ?? ""}`.trim(),
-    NODE_COMPILE_CACHE: compileCache.dir,
-    ...(mallocArenas ? { MALLOC_ARENA_MAX: mallocArenas } : {}),
-    SPECOPS_WATCH_NAMESPACES: NS,
-    SPECOPS_PORT: String(opPort),
-    SPECOPS_LEADER_ELECT: "false",
-    SPECOPS_LOG_LEVEL: process.env.BENCH_OPERATOR_LOG_LEVEL ?? "warn",
-  },
-  stdio: ["ignore", "inherit", "inherit"],
+const op = await startOperatorProcess({
+  root,
+  kubeconfigPath: cp.users[OPERATOR_USER]?.kubeconfigPath,
+  namespaces: NS,
+  compileCache: compileCache.dir,
 });
-const killOperator = () => proc.kill("SIGKILL");
-process.once("exit", killOperator);
-const operatorMetrics = async () => (await fetch(`http://127.0.0.1:${opPort}/metrics`)).text();
-for (let tries = 0; ; tries++) {
-  const ok = await fetch(`http://127.0.0.1:${opPort}/readyz`).then(
-    (r) => r.ok,
-    () => false,
-  );
-  if (ok) break;
-  if (tries > 600) throw new Error("the operator did not become ready in 120 s");
-  await new Promise((r) => setTimeout(r, 200));
-}
 const operatorReadyMs = Date.now() - started;
-/** The operator's CPU seconds so far (user + system, from /proc; no request to it). */
-const cpuSeconds = () => {
-  const fields = readFileSync(`/proc/${proc.pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-};
-const memoryMb = (field: "VmRSS" | "VmHWM") =>
-  Number(
-    readFileSync(`/proc/${proc.pid}/status`, "utf8")
-      .split("\n")
-      .find((l) => l.startsWith(field))
-      ?.match(/(\d+)/)?.[1] ?? 0,
-  ) / 1024;
+const operatorMetrics = () => op.metrics();
+const cpuSeconds = () => op.cpuSeconds();
+const memoryMb = (field: "VmRSS" | "VmHWM") => op.memory(field);
 
 // Decisions as written: a change of status.autoscaling, seen by a watch (ms since start, per SpecServe).
 const decisions = new Map<string, number[]>();
@@ -572,9 +542,7 @@ const scrapeErrors = histAfter.errors - histBefore.errors;
 
 watching = false;
 for (const w of watches) w.abort();
-proc.kill("SIGTERM");
-await new Promise((r) => proc.once("exit", r));
-process.removeListener("exit", killOperator);
+await op.stop();
 await cp.stop();
 await Promise.all(metricsServers.map((s) => new Promise((r) => s.close(r))));
 compileCache.remove();

@@ -6,7 +6,6 @@
 // the 1000 idle objects for 60 s (its CPU seconds, and its writes counted by identity in the API
 // server's audit log: an idle operator writes nothing), and finally 10,000 idle objects (memory).
 
-import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,8 +21,10 @@ import {
 import { storageLayout } from "../../operator/src/controllers/drafttraining/plan.ts";
 import { stageTask } from "../../operator/src/controllers/drafttraining/runtimetasks.ts";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
-import { freePort, startControlPlane, TEST_USERS_GROUP } from "../controlplane/controlplane.ts";
+import { startControlPlane, TEST_USERS_GROUP } from "../controlplane/controlplane.ts";
+import { apiServerRequests } from "../support/apiserver-requests.ts";
 import { filledCompileCache, operatorImageSettings } from "./operator-image-settings.ts";
+import { startOperatorProcess } from "./operator-process.ts";
 
 const N = Number(process.env.BENCH_N ?? 200);
 const N_BIG = Number(process.env.BENCH_N_BIG ?? 1000);
@@ -172,53 +173,18 @@ const floorBigSeconds = N_BIG > 0 ? await floor("bench-floor-big", N_BIG) : Numb
 const { nodeArgs, nodeOptions, mallocArenas } = operatorImageSettings(root);
 const compileCacheDir = process.env.BENCH_NO_COMPILE_CACHE ? undefined : filledCompileCache(root, nodeArgs);
 const compileCache = compileCacheDir?.dir;
-async function startOperator(
+const startOperator = (
   namespaces: string,
   extra: { nodeArgs?: string[]; env?: Record<string, string> } = {},
-) {
-  const port = await freePort();
-  const args = [...nodeArgs, ...(extra.nodeArgs ?? []), join(root, "operator/src/main.ts")];
-  const proc = spawn(process.execPath, args, {
-    env: {
-      ...process.env,
-      KUBECONFIG: cp.users[OPERATOR_USER]?.kubeconfigPath,
-      NODE_OPTIONS: `${nodeOptions} ${process.env.BENCH_OPERATOR_NODE_OPTIONS ?? ""}`.trim(),
-      ...(compileCache ? { NODE_COMPILE_CACHE: compileCache } : {}),
-      ...(mallocArenas ? { MALLOC_ARENA_MAX: mallocArenas } : {}),
-      SPECOPS_WATCH_NAMESPACES: namespaces,
-      SPECOPS_PORT: String(port),
-      SPECOPS_LEADER_ELECT: "false",
-      SPECOPS_MAX_CONCURRENT_RECONCILES: String(WORKERS),
-      SPECOPS_LOG_LEVEL: process.env.BENCH_OPERATOR_LOG_LEVEL ?? "warn",
-      ...extra.env,
-    },
-    stdio: ["ignore", "inherit", "inherit"],
+) =>
+  startOperatorProcess({
+    root,
+    kubeconfigPath: cp.users[OPERATOR_USER]?.kubeconfigPath,
+    namespaces,
+    compileCache,
+    nodeArgs: extra.nodeArgs,
+    env: { SPECOPS_MAX_CONCURRENT_RECONCILES: String(WORKERS), ...extra.env },
   });
-  // Ready once its caches synced.
-  for (let tries = 0; ; tries++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
-    if (tries > 600) throw new Error("the operator did not become ready in 120 s");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return {
-    pid: proc.pid as number,
-    metricsPort: port,
-    memory(field: "VmRSS" | "VmHWM") {
-      const line = readFileSync(`/proc/${proc.pid}/status`, "utf8")
-        .split("\n")
-        .find((l) => l.startsWith(field));
-      return Number(line?.match(/(\d+)/)?.[1] ?? 0) / 1024;
-    },
-    async stop() {
-      proc.kill("SIGTERM");
-      await new Promise((r) => proc.once("exit", r));
-    },
-  };
-}
 let op = await startOperator("bench-op,bench-op-big,bench-idle");
 let metricsPort = op.metricsPort;
 const memory = (field: "VmRSS" | "VmHWM") => op.memory(field);
@@ -339,22 +305,12 @@ async function waitAllWritten(ns: string, n: number, timeoutMs: number) {
 }
 
 /** The API server's request counters (apiserver_request_total) by verb and resource. */
-async function requestCounts(): Promise<Map<string, number>> {
-  const res = await fetch(`${cp.server}/metrics`, {
-    dispatcher,
-    headers: { authorization: `Bearer ${cp.token}` },
-  });
-  const counts = new Map<string, number>();
-  for (const line of (await res.text()).split("\n")) {
-    if (!line.startsWith("apiserver_request_total{")) continue;
-    const verb = line.match(/verb="([^"]+)"/)?.[1];
-    const resource = line.match(/resource="([^"]+)"/)?.[1];
-    const sub = line.match(/subresource="([^"]*)"/)?.[1];
-    const key = `${verb} ${resource}${sub ? `/${sub}` : ""}`;
-    counts.set(key, (counts.get(key) ?? 0) + Number(line.split(" ").at(-1)));
-  }
-  return counts;
-}
+const requestCounts = async () =>
+  apiServerRequests(
+    await (
+      await fetch(`${cp.server}/metrics`, { dispatcher, headers: { authorization: `Bearer ${cp.token}` } })
+    ).text(),
+  );
 const cpuSeconds = async () =>
   Number(
     (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).match(
