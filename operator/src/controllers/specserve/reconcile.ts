@@ -1,6 +1,7 @@
 // One pass of the SpecServe controller: resolve the draft (waiting while a referenced DraftTraining
 // trains), apply the serve Task, the serving workload (a Deployment, or a LeaderWorkerSet for
-// multi-node replicas), the Service and the PodDisruptionBudget with server-side apply, and fold the
+// multi-node replicas), the Service and the PodDisruptionBudget with server-side apply (skipped for
+// a child that is still exactly what this process last applied: lib/applied.ts), and fold the
 // workload's and pods' state into status, written only on change; Events follow the status.
 // It never writes the SpecServe's spec: spec.replicas belongs to the user, kubectl scale or the
 // autoscaler (scale.ts), and the operator only copies it onto the workload.
