@@ -19,6 +19,7 @@ import { PROMETHEUS_USER, type PrometheusServer, startPrometheus } from "../prom
 import { TAU2, VllmFleet } from "../prometheus/vllm-fleet.ts";
 import { ensureNamespace, installCrds, kubeConfig, kubeRequest, restrictedKubeConfig } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
+import { vllmSpecServe } from "./specserve-fixture.ts";
 
 const NS = "as-prom-tests";
 const NAME = "fleet";
@@ -83,17 +84,11 @@ beforeAll(async () => {
     stringData: { username: PROMETHEUS_USER.username, password: PROMETHEUS_USER.password },
   });
   expect(secret.body?.message).toBeUndefined();
-  const created = await kubeRequest(kc, "POST", `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves`, {
-    apiVersion: "specops.dev/v1alpha1",
-    kind: "SpecServe",
-    metadata: { name: NAME, namespace: NS },
-    spec: {
-      target: { uri: "hf://Qwen/Qwen3-8B" },
-      draft: { source: { uri: "hf://org/Qwen3-8B-eagle3" } },
-      method: "eagle3",
-      engine: "vllm",
-      port,
-      speculative: { numSpeculativeTokens: 4 },
+  const created = await kubeRequest(
+    kc,
+    "POST",
+    `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves`,
+    vllmSpecServe(NAME, NS, port, {
       resources: { gpusPerReplica: 1 },
       autoscaling: {
         enabled: true,
@@ -111,8 +106,8 @@ beforeAll(async () => {
           },
         },
       },
-    },
-  });
+    }),
+  );
   expect(created.body?.message).toBeUndefined();
 }, 600_000);
 

@@ -11,6 +11,7 @@ import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { FakeKubelet } from "../controlplane/kubelet.ts";
 import { ensureNamespace, installCrds, kubeConfig, kubeRequest, restrictedKubeConfig } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
+import { vllmSpecServe } from "./specserve-fixture.ts";
 
 const NS = "as-tests";
 const NAME = "fleet";
@@ -143,22 +144,12 @@ const gitAutoscaling = {
   maxScaleDownRate: 1,
   slo: { tpotP95: "8ms" },
 };
-const gitManifest = () => ({
-  apiVersion: "specops.dev/v1alpha1",
-  kind: "SpecServe",
-  metadata: { name: NAME, namespace: NS },
-  spec: {
-    target: { uri: "hf://Qwen/Qwen3-8B" },
-    draft: { source: { uri: "hf://org/Qwen3-8B-eagle3" } },
-    method: "eagle3",
-    engine: "vllm",
-    port,
-    speculative: { numSpeculativeTokens: 4 },
+const gitManifest = () =>
+  vllmSpecServe(NAME, NS, port, {
     resources: { gpusPerReplica: 1 },
     autoscaling: { ...gitAutoscaling },
     drift: { baselineWindow: "3s", tolerance: 0.2 },
-  },
-});
+  });
 
 /**
  * Argo CD / Flux re-applying the Git manifest every 500 ms while the autoscaler scales: server-side
