@@ -7,7 +7,6 @@
 import type { AcceptanceEval, SpecServe } from "../../api/kinds.ts";
 import { RUNTIME_API_VERSION, RUNTIME_ENV } from "../../contract/constants.ts";
 import type { TaskInput } from "../../contract/task.ts";
-import { containersNotStarting, podsNotStarting } from "../drafttraining/health.ts";
 import type { JobObservation } from "../drafttraining/observe.ts";
 import { childName } from "../shared/names.ts";
 import { SCRATCH_PATH } from "../shared/pod.ts";
@@ -144,7 +143,7 @@ export function decideLive(
   observed: LiveObserved,
   now: number,
 ): Omit<Decision, "actions"> & { actions: (Action | LiveAction)[] } {
-  const { old, sameGeneration, base, actions, events, set, drop, previousReason, finish } =
+  const { old, sameGeneration, base, actions, events, set, drop, previousReason, finish, showPodStart } =
     statusDecision<LiveAction>(ae, now, observed.staleJobs);
   // A generation that ended stays as it ended (a window read again later could say otherwise).
   if (sameGeneration && (old.phase === "Failed" || (old.phase === "Succeeded" && !observed.job)))
@@ -214,18 +213,7 @@ export function decideLive(
     // Its window is open: the Job's children stay as desired; problems starting its pod show.
     if (ss) actions.push({ type: "runLoad", index: next, specServe: ss });
     set("Succeeded", "Unknown", "Running", `Job ${job.name} sends ${live.task} to SpecServe ${name}`);
-    for (const [type, problem] of [
-      ["PodsScheduled", podsNotStarting(job, now)],
-      ["ContainersStarted", containersNotStarting(job)],
-    ] as const) {
-      if (!problem) {
-        drop(type);
-        continue;
-      }
-      set(type, "False", problem.reason, problem.message);
-      if (previousReason(type) !== problem.reason)
-        events.push({ type: "Warning", reason: problem.reason, message: problem.message });
-    }
+    showPodStart(job);
     return finish({ ...base, live, draft, results, job: job.name, phase: "Running" });
   }
 
