@@ -73,7 +73,7 @@ export interface SpsLearned {
 }
 
 /** Windows remembered per bucket: a window's weight is at least 1 / MEMORY_WINDOWS. */
-export const MEMORY_WINDOWS = 20;
+export const MEMORY_WINDOWS = 10;
 /** Windows a bucket needs before its factor is used. */
 export const TRUSTED_WINDOWS = 2;
 export const MAX_BUCKETS = 16;
@@ -238,11 +238,12 @@ export function describeLearned(state: SpsLearned): string {
   const lo = trusted[0] as SpsBucket;
   const hi = trusted[trusted.length - 1] as SpsBucket;
   const range = `B ${lo.batch}-${hi.batch * 2 - 1}`;
-  const factors = trusted.map((b) => b.factor);
+  // As applied: the correction never raises the prior.
+  const factors = trusted.map((b) => Math.min(1, b.factor));
   const f = (v: number) => v.toFixed(2);
   const spread =
     Math.min(...factors) === Math.max(...factors)
-      ? `factor ${f(lo.factor)}`
+      ? `factor ${f(factors[0] as number)}`
       : `factor ${f(Math.min(...factors))}-${f(Math.max(...factors))}`;
   return `corrected online from ${state.windows} windows (${spread} at ${range})`;
 }
