@@ -14,6 +14,12 @@ import {
 import type { Signals } from "../../autoscaler/signals.ts";
 import { type LengthTuning, tuneLength } from "../../autoscaler/speculation.ts";
 import type { SpsFunction } from "../../autoscaler/sps.ts";
+import {
+  describeLearned,
+  learnFromWindow,
+  restoreLearned,
+  type SpsLearned,
+} from "../../autoscaler/sps-online.ts";
 import type { EventType } from "../../lib/events.ts";
 import { lengthApplyContext, lengthsKey } from "../specserve/length-rollout.ts";
 import {
@@ -32,6 +38,8 @@ export interface AutoscalerMemory {
   drift?: { draft: string; state: DriftState };
   /** Replicas this replica of the operator last wrote through /scale. */
   lastWritten?: number;
+  /** SPS(B) learned online (also in status, whence a restarted operator resumes). */
+  sps?: SpsLearned;
 }
 
 export const initialMemory = (): AutoscalerMemory => ({ replicas: initialState() });
@@ -47,7 +55,9 @@ export interface StepInput {
   readyReplicas: number;
   /** Ready pods whose scrape succeeded at both ends of the window. */
   scrapedReplicas: number;
+  /** The prior SPS(B): the table or the model; corrected online here unless spsLearning is Off. */
   sps: SpsFunction;
+  /** Where the prior came from (also the learned state's key: another prior starts over). */
   spsSource: string;
   memory: AutoscalerMemory;
 }
@@ -115,9 +125,12 @@ export function step(input: StepInput): StepOutput {
   const overridden = change.overridden;
   const current = change.overridden ? change.believed : specReplicas;
 
+  const learned = learnedSps(input, policy);
+  const sps = learned?.sps ?? input.sps;
+
   const { decision, state } = decideReplicas(
     policy,
-    input.sps,
+    sps,
     {
       now,
       signals,
@@ -139,7 +152,7 @@ export function step(input: StepInput): StepOutput {
   const liveTau = decision.metricsAvailable ? (signals?.tau ?? null) : null;
   const assessed = assessDrift(driftPolicy(ss, a), driftMemory.state, now, liveTau);
 
-  const speculation = lengthTuning(ss, input, decision);
+  const speculation = lengthTuning(ss, { ...input, sps }, decision);
 
   const previous = ss.status?.autoscaling;
   const decisions = [...(ss.status?.decisions ?? [])];
@@ -184,7 +197,8 @@ export function step(input: StepInput): StepOutput {
     maxConcurrencyPerReplica: sig3(f.maxConcurrencyPerReplica),
     predictedTokensPerSecondPerUser: sig3(f.predictedTokensPerSecondPerUser),
     measuredTokensPerSecondPerUser: sig3(f.measuredTokensPerSecondPerUser),
-    spsSource: input.spsSource,
+    spsSource: learned?.describe ? `${input.spsSource}; ${learned.describe}`.slice(0, 512) : input.spsSource,
+    ...(learned && learned.state.windows > 0 ? { spsLearned: persistable(learned.state) } : {}),
     ...(speculation ? { speculationLength: speculationStatus(speculation) } : {}),
   };
 
@@ -215,11 +229,32 @@ export function step(input: StepInput): StepOutput {
       replicas: state,
       drift: { draft, state: assessed.state },
       lastWritten: desired,
+      ...(learned ? { sps: learned.state } : {}),
     },
     decision: { ...decision, desiredReplicas: desired, currentReplicas: current },
     drift: assessed.verdict,
     speculation,
   };
+}
+
+/**
+ * SPS(B) corrected from this window's step figures (spsLearning Online), resuming from memory, or
+ * after a restart from status; undefined when learning is off.
+ */
+function learnedSps(input: StepInput, policy: ReturnType<typeof replicaPolicy>) {
+  if (input.autoscaling.spsLearning === "Off") return undefined;
+  const prior = input.spsSource;
+  const start =
+    input.memory.sps?.prior === prior
+      ? input.memory.sps
+      : restoreLearned(input.ss.status?.autoscaling?.spsLearned, prior);
+  const l = learnFromWindow(start, input.sps, input.signals, policy.defaultWorkload, policy.shape);
+  return { sps: l.sps, state: l.state, describe: describeLearned(l.state) };
+}
+
+/** Three significant digits of each factor: status changes when a factor really moves. */
+function persistable(s: SpsLearned): SpsLearned {
+  return { ...s, buckets: s.buckets.map((b) => ({ ...b, factor: Number(b.factor.toPrecision(3)) })) };
 }
 
 function acceptanceCondition(v: DriftVerdict) {
