@@ -3,7 +3,6 @@
 // owns, its Events and the next memory out. The I/O around it (reconcile.ts) scrapes, reads the
 // SPS table, writes /scale and status, and records the Events after the status they describe.
 import type { SpecServe } from "../../api/kinds.ts";
-import type { Workload } from "../../autoscaler/capacity.ts";
 import { assessDrift, type DriftState, type DriftVerdict, driftStateAt } from "../../autoscaler/drift.ts";
 import {
   type AutoscalerState,
@@ -19,6 +18,7 @@ import {
   learnFromWindow,
   restoreLearned,
   type SpsLearned,
+  workloadOf,
 } from "../../autoscaler/sps-online.ts";
 import type { EventType } from "../../lib/events.ts";
 import { lengthApplyContext, lengthsKey } from "../specserve/length-rollout.ts";
@@ -84,18 +84,6 @@ const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v
 /** Three significant digits: the status changes when a figure really moves, not on every scrape. */
 export const sig3 = (v: number | null | undefined): number | undefined =>
   v === null || v === undefined || !Number.isFinite(v) ? undefined : Number(v.toPrecision(3));
-
-function workloadOf(s: Signals | null): Workload {
-  if (!s?.requestsPerSecond) return DEFAULT_WORKLOAD;
-  return {
-    promptTokens: s.promptTokensPerSecond
-      ? s.promptTokensPerSecond / s.requestsPerSecond
-      : DEFAULT_WORKLOAD.promptTokens,
-    outputTokens: s.generationTokensPerSecond
-      ? s.generationTokensPerSecond / s.requestsPerSecond
-      : DEFAULT_WORKLOAD.outputTokens,
-  };
-}
 
 /**
  * Whether spec.replicas was set by someone else while autoscaling is on, and what the autoscaler had
@@ -297,7 +285,7 @@ function lengthTuning(ss: SpecServe, input: StepInput, decision: ReplicaDecision
     currentBatch: input.scrapedReplicas > 0 && s.running !== null ? s.running / input.scrapedReplicas : 0,
     minGain: MIN_LENGTH_GAIN,
     slo: policy.slo,
-    work: workloadOf(s),
+    work: workloadOf(s, DEFAULT_WORKLOAD),
     shape: policy.shape,
   });
 }
