@@ -403,6 +403,67 @@ def _vllm_dynamic_speculation(src: WheelSource) -> dict:
     }
 
 
+def _observations(tree: ast.AST, attribute: str) -> list[dict]:
+    """Each `self.<attribute>[...].observe(x)` in the tree: what it observes, and the loop it sits in."""
+    out: list[dict] = []
+
+    def visit(node: ast.AST, loop: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            here = loop
+            if isinstance(child, ast.For):
+                here = f"for {ast.unparse(child.target)} in {ast.unparse(child.iter)}"
+            if (
+                isinstance(child, ast.Call)
+                and isinstance(child.func, ast.Attribute)
+                and child.func.attr == "observe"
+                and attribute in ast.unparse(child.func.value)
+                and child.args
+            ):
+                out.append({"observes": ast.unparse(child.args[0]), "perItemOf": here})
+            visit(child, here)
+
+    visit(tree, None)
+    return out
+
+
+def _vllm_step_figures(src: WheelSource, loggers: ast.Module) -> dict:
+    """What the engine-step histograms count (the autoscaler's online SPS(B) estimate reads them)."""
+    docs: dict[str, str] = {}
+    for node in ast.walk(loggers):
+        if isinstance(node, ast.Call):
+            kw = {k.arg: _const(k.value) for k in node.keywords}
+            if kw.get("name") in ("vllm:iteration_tokens_total", "vllm:inter_token_latency_seconds"):
+                docs[kw["name"]] = kw.get("documentation")
+    stats = ast.parse(src.read("vllm/v1/metrics/stats.py"))
+    update = _function(_class(stats, "IterationStats"), "update_from_output")
+    itl_appends = [
+        ast.unparse(n)
+        for n in ast.walk(update)
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "itl" for t in n.targets)
+    ]
+    spec_stats = _class(ast.parse(src.read("vllm/v1/spec_decode/metrics.py")), "SpecDecodingStats")
+    observe_draft = ast.unparse(_function(spec_stats, "observe_draft"))
+    async_llm = src.read("vllm/v1/engine/async_llm.py")
+    return {
+        "iterationTokens": {
+            "name": "vllm:iteration_tokens_total",
+            "documentation": docs.get("vllm:iteration_tokens_total"),
+            # Observed once per record() call (no loop): once per engine step's outputs.
+            "observations": _observations(loggers, "histogram_iteration_tokens"),
+            "oneIterationStatsPerEngineOutputs": "IterationStats() if (log_stats and num_outputs) else None"
+            in async_llm,
+        },
+        "interTokenLatency": {
+            "name": "vllm:inter_token_latency_seconds",
+            "documentation": docs.get("vllm:inter_token_latency_seconds"),
+            "observations": _observations(loggers, "histogram_inter_token_latency"),
+            # Per request output of a step that is not its prefill: the time since its last tokens.
+            "interval": itl_appends,
+        },
+        "numDraftsPerRequestStep": "self.num_drafts += 1" in observe_draft,
+    }
+
+
 def vllm_facts(src: WheelSource) -> dict:
     meta = src.metadata()
     spec_tree = ast.parse(src.read("vllm/config/speculative.py"))
@@ -444,6 +505,8 @@ def vllm_facts(src: WheelSource) -> dict:
     prom = _class(spec_metrics, "SpecDecodingProm")
     prom_src = ast.unparse(prom)
 
+    step_figures = _vllm_step_figures(src, loggers)
+
     registry = ast.parse(src.read("vllm/model_executor/models/registry.py"))
     eagle3_archs: dict[str, list[str]] = {}
     for node in ast.walk(registry):
@@ -484,6 +547,7 @@ def vllm_facts(src: WheelSource) -> dict:
             "buckets": buckets,
             "specCountersOnlyWithSpeculativeConfig": "speculative_config is not None" in prom_src,
             "perPositionSeriesPrecreated": "range(num_spec_tokens)" in prom_src,
+            "stepFigures": step_figures,
         },
         "dynamicSpeculation": _vllm_dynamic_speculation(src),
         "eagle3": {
@@ -585,13 +649,29 @@ def sglang_facts(src: WheelSource) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--deepspec-git", required=True, help="git directory of a DeepSpec clone")
-    ap.add_argument("--deepspec-commit", required=True)
+    ap.add_argument(
+        "--only",
+        choices=["vllm"],
+        help="re-record this source only, keeping the output file's other sections",
+    )
+    ap.add_argument("--deepspec-git", help="git directory of a DeepSpec clone")
+    ap.add_argument("--deepspec-commit")
     ap.add_argument("--deepspec-repository", default="deepseek-ai/DeepSpec")
     ap.add_argument("--vllm-wheel", required=True)
-    ap.add_argument("--sglang-wheel", required=True)
+    ap.add_argument("--sglang-wheel")
     ap.add_argument("-o", "--output", required=True)
     args = ap.parse_args(argv)
+    if args.only == "vllm":
+        facts = json.loads(Path(args.output).read_text())
+        vllm = vllm_facts(WheelSource(args.vllm_wheel))
+        facts["vllm"] = vllm
+        facts["sources"]["vllm"] = (
+            f"{vllm['source']['package']}=={vllm['source']['version']} ({vllm['source']['wheel']})"
+        )
+        Path(args.output).write_text(json.dumps(facts, indent=1, sort_keys=False) + "\n")
+        return 0
+    if not (args.deepspec_git and args.deepspec_commit and args.sglang_wheel):
+        ap.error("--deepspec-git, --deepspec-commit and --sglang-wheel are needed unless --only is given")
     deepspec = deepspec_facts(GitSource(args.deepspec_git, args.deepspec_commit), args.deepspec_repository)
     vllm = vllm_facts(WheelSource(args.vllm_wheel))
     sglang = sglang_facts(WheelSource(args.sglang_wheel))

@@ -6,30 +6,21 @@
 // an unreachable endpoint end in PublishFailed naming spec.output.uri, with the figures kept, the
 // evaluation run once, and no secret anywhere.
 
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import { join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../controlplane/controlplane.ts";
 import { ProcessKubelet } from "../controlplane/process-kubelet.ts";
 import { example, type Manifest } from "../fixtures/examples.ts";
-import {
-  MINIO_ACCESS_KEY,
-  MINIO_SECRET_KEY,
-  type ObjectStore,
-  startFakeGcs,
-  startMinio,
-} from "../objectstore/servers.ts";
+import { minioCredentialSecret, s3tool as s3toolAt } from "../objectstore/clients.ts";
+import { MINIO_SECRET_KEY, type ObjectStore, startFakeGcs, startMinio } from "../objectstore/servers.ts";
 import { ensureNamespace, installCrds, kubeConfig, kubeRequest } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
 
 const NS = "ae-objectstore";
-const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const python = join(root, "runtime/.venv/bin/python");
 let kc: KubeConfig;
 let work: string;
 let minio: ObjectStore;
@@ -45,25 +36,8 @@ const aePath = (name = "") =>
 const getAe = async (name: string) => (await kubeRequest(kc, "GET", aePath(name))).body;
 const condition = (obj: any, type: string) => obj?.status?.conditions?.find((c: any) => c.type === type);
 
-function s3tool(...args: string[]): Buffer {
-  const run = spawnSync(python, [join(root, "test/objectstore/s3tool.py"), minio.endpoint, ...args], {
-    env: { ...process.env, AWS_ACCESS_KEY_ID: MINIO_ACCESS_KEY, AWS_SECRET_ACCESS_KEY: MINIO_SECRET_KEY },
-  });
-  if (run.status !== 0) throw new Error(`s3tool ${args.join(" ")}: ${run.stderr}`);
-  return run.stdout;
-}
-
-async function secret(name: string, secretKey: string) {
-  const core = kc.makeApiClient(CoreV1Api);
-  await core.deleteNamespacedSecret({ name, namespace: NS }).catch(() => undefined);
-  await core.createNamespacedSecret({
-    namespace: NS,
-    body: {
-      metadata: { name },
-      stringData: { AWS_ACCESS_KEY_ID: MINIO_ACCESS_KEY, AWS_SECRET_ACCESS_KEY: secretKey },
-    },
-  });
-}
+const s3tool = (...args: string[]) => s3toolAt(minio.endpoint, ...args);
+const secret = (name: string, secretKey: string) => minioCredentialSecret(kc, NS, name, secretKey);
 
 /** The tiny reference eval of the untrained draft on one small task set, its result to `out`. */
 function evaluation(name: string, out: object, gate?: object): Manifest {

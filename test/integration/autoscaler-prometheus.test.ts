@@ -12,6 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_SHAPE } from "../../operator/src/autoscaler/capacity.ts";
+import { QWEN3_8B_H200, spsFromModel } from "../../operator/src/autoscaler/sps.ts";
 import { PROMETHEUS_AUTH_RBAC_RULES } from "../../operator/src/controllers/autoscaler/rbac.ts";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { FakeKubelet } from "../controlplane/kubelet.ts";
@@ -19,6 +21,7 @@ import { PROMETHEUS_USER, type PrometheusServer, startPrometheus } from "../prom
 import { TAU2, VllmFleet } from "../prometheus/vllm-fleet.ts";
 import { ensureNamespace, installCrds, kubeConfig, kubeRequest, restrictedKubeConfig } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
+import { vllmSpecServe } from "./specserve-fixture.ts";
 
 const NS = "as-prom-tests";
 const NAME = "fleet";
@@ -33,6 +36,15 @@ let prometheus: PrometheusServer;
 let work: string;
 let port = 0;
 const fleet = new VllmFleet(1);
+// Engine steps exactly as fast as the first-principles model (the autoscaler's prior when no table is
+// given) says for the engine's batch and prefill: SPS(B) learned online through Prometheus reads 1.
+const prior = spsFromModel(QWEN3_8B_H200);
+fleet.stepSeconds = ({ running, promptTokensPerSecond }) => {
+  const context = fleet.promptTokens + fleet.outputTokens / 2;
+  const decode = 1 / prior(running * (1 + fleet.acceptance.length), context, running);
+  const chunk = DEFAULT_SHAPE.prefillChunk;
+  return decode / (1 - promptTokensPerSecond / (chunk * prior(chunk, context, running)));
+};
 
 const ssPath = () => `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves/${NAME}`;
 const getSs = async () => (await kubeRequest(kc, "GET", ssPath())).body;
@@ -83,17 +95,11 @@ beforeAll(async () => {
     stringData: { username: PROMETHEUS_USER.username, password: PROMETHEUS_USER.password },
   });
   expect(secret.body?.message).toBeUndefined();
-  const created = await kubeRequest(kc, "POST", `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves`, {
-    apiVersion: "specops.dev/v1alpha1",
-    kind: "SpecServe",
-    metadata: { name: NAME, namespace: NS },
-    spec: {
-      target: { uri: "hf://Qwen/Qwen3-8B" },
-      draft: { source: { uri: "hf://org/Qwen3-8B-eagle3" } },
-      method: "eagle3",
-      engine: "vllm",
-      port,
-      speculative: { numSpeculativeTokens: 4 },
+  const created = await kubeRequest(
+    kc,
+    "POST",
+    `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves`,
+    vllmSpecServe(NAME, NS, port, {
       resources: { gpusPerReplica: 1 },
       autoscaling: {
         enabled: true,
@@ -111,8 +117,8 @@ beforeAll(async () => {
           },
         },
       },
-    },
-  });
+    }),
+  );
   expect(created.body?.message).toBeUndefined();
 }, 600_000);
 
@@ -152,6 +158,15 @@ describe("the autoscaler reading its signals from a real Prometheus (test edge: 
     );
     expect(s.desiredReplicas).toBe(1);
     expect(await condition("ScalingActive")).toMatchObject({ status: "True", reason: "SignalsMeasured" });
+    // SPS(B) is learned online from the step figures Prometheus holds, as from a direct scrape.
+    const learned = await until("SPS(B) learned online through Prometheus", async () => {
+      const a = (await getSs())?.status?.autoscaling;
+      return a?.spsLearned?.buckets?.some((b: { windows: number }) => b.windows >= 2) ? a : undefined;
+    });
+    expect(learned.spsSource).toMatch(
+      /first-principles.*; corrected online from \d+ windows \(factor 1\.00 at B/,
+    );
+    for (const b of learned.spsLearned.buckets) expect(b.factor).toBeCloseTo(1, 1);
     // The password never reaches status or Events.
     const events = await kubeRequest(kc, "GET", `/apis/events.k8s.io/v1/namespaces/${NS}/events`);
     expect(JSON.stringify([await getSs(), events.body])).not.toContain(PROMETHEUS_USER.password);

@@ -7,10 +7,13 @@
 import { createServer, type Server } from "node:http";
 import { AppsV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_SHAPE } from "../../operator/src/autoscaler/capacity.ts";
+import { QWEN3_8B_H200, spsFromModel } from "../../operator/src/autoscaler/sps.ts";
 import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { FakeKubelet } from "../controlplane/kubelet.ts";
 import { ensureNamespace, installCrds, kubeConfig, kubeRequest, restrictedKubeConfig } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
+import { vllmSpecServe } from "./specserve-fixture.ts";
 
 const NS = "as-tests";
 const NAME = "fleet";
@@ -45,6 +48,10 @@ class ScriptedFleet {
     perPos: [0, 0, 0, 0],
     tpotCount: 0,
     tpotSum: 0,
+    draftTokens: 0,
+    steps: 0,
+    intervals: 0,
+    intervalSeconds: 0,
   };
   private buckets = TPOT_BUCKETS.map(() => 0);
 
@@ -61,7 +68,22 @@ class ScriptedFleet {
     this.c.gen += gen;
     this.c.prompt += req * this.promptTokens;
     this.c.drafts += drafts;
+    this.c.draftTokens += drafts * this.acceptance.length;
     this.c.accepted += drafts * (tau - 1);
+    // Engine steps exactly as fast as the first-principles model (the autoscaler's prior when no
+    // table is given) says for this pod's batch and prefill: the online correction reads 1.
+    const running = this.running * share;
+    if (running > 0 && dt > 0) {
+      const sps = spsFromModel(QWEN3_8B_H200);
+      const context = this.promptTokens + this.outputTokens / 2;
+      const decode = 1 / sps(running * (1 + this.acceptance.length), context, running);
+      const chunk = DEFAULT_SHAPE.prefillChunk;
+      const prefillShare = ((req / dt) * this.promptTokens) / (chunk * sps(chunk, context, running));
+      const steps = (dt * Math.max(0, 1 - prefillShare)) / decode;
+      this.c.steps += steps;
+      this.c.intervals += steps * running;
+      this.c.intervalSeconds += dt * running;
+    }
     this.acceptance.forEach((p, i) => {
       this.c.perPos[i] = (this.c.perPos[i] ?? 0) + drafts * p;
     });
@@ -93,6 +115,15 @@ class ScriptedFleet {
       `vllm:prompt_tokens_total{${l}} ${this.c.prompt}`,
       "# TYPE vllm:spec_decode_num_drafts counter",
       `vllm:spec_decode_num_drafts_total{${l}} ${this.c.drafts}`,
+      "# TYPE vllm:spec_decode_num_draft_tokens counter",
+      `vllm:spec_decode_num_draft_tokens_total{${l}} ${this.c.draftTokens}`,
+      // The step figures (histograms read for _count and _sum only; buckets left out).
+      "# TYPE vllm:iteration_tokens_total histogram",
+      `vllm:iteration_tokens_total_count{${l}} ${this.c.steps}`,
+      `vllm:iteration_tokens_total_sum{${l}} ${this.c.gen + this.c.prompt}`,
+      "# TYPE vllm:inter_token_latency_seconds histogram",
+      `vllm:inter_token_latency_seconds_count{${l}} ${this.c.intervals}`,
+      `vllm:inter_token_latency_seconds_sum{${l}} ${this.c.intervalSeconds}`,
       "# TYPE vllm:spec_decode_num_accepted_tokens counter",
       `vllm:spec_decode_num_accepted_tokens_total{${l}} ${this.c.accepted}`,
       "# TYPE vllm:spec_decode_num_accepted_tokens_per_pos counter",
@@ -143,22 +174,12 @@ const gitAutoscaling = {
   maxScaleDownRate: 1,
   slo: { tpotP95: "8ms" },
 };
-const gitManifest = () => ({
-  apiVersion: "specops.dev/v1alpha1",
-  kind: "SpecServe",
-  metadata: { name: NAME, namespace: NS },
-  spec: {
-    target: { uri: "hf://Qwen/Qwen3-8B" },
-    draft: { source: { uri: "hf://org/Qwen3-8B-eagle3" } },
-    method: "eagle3",
-    engine: "vllm",
-    port,
-    speculative: { numSpeculativeTokens: 4 },
+const gitManifest = () =>
+  vllmSpecServe(NAME, NS, port, {
     resources: { gpusPerReplica: 1 },
     autoscaling: { ...gitAutoscaling },
     drift: { baselineWindow: "3s", tolerance: 0.2 },
-  },
-});
+  });
 
 /**
  * Argo CD / Flux re-applying the Git manifest every 500 ms while the autoscaler scales: server-side
@@ -309,6 +330,15 @@ describe("the autoscaler against scripted metrics (vLLM format, test edge: no en
       30_000,
     );
     expect(s).toMatchObject({ desiredReplicas: 1, spsSource: expect.stringContaining("first-principles") });
+    // SPS(B) learned online from the step figures lands in status (the real API server's schema).
+    const learned = await until("SPS(B) learned online in status", async () => {
+      const a = (await getSs())?.status?.autoscaling;
+      return a?.spsLearned?.buckets?.some((b: { windows: number }) => b.windows >= 2) ? a : undefined;
+    });
+    expect(learned.spsSource).toMatch(
+      /first-principles.*; corrected online from \d+ windows \(factor 1\.00 at B/,
+    );
+    for (const b of learned.spsLearned.buckets) expect(b.factor).toBeCloseTo(1, 1);
     expect(s.maxConcurrencyPerReplica).toBeGreaterThan(150);
     expect(s.speculationLength?.action).toBe("recommend");
     expect((await getSs()).spec.replicas).toBe(1);
@@ -476,6 +506,15 @@ describe("the autoscaler against scripted metrics (vLLM format, test edge: no en
       const s = (await getSs())?.status?.autoscaling?.spsSource;
       return s?.startsWith("ConfigMap") ? s : undefined;
     });
-    expect(source).toBe("ConfigMap sps/sps.json (NVIDIA-H200), 3 rows");
+    expect(source).toMatch(
+      /^ConfigMap sps\/sps\.json \(NVIDIA-H200\), 3 rows(; (learning|corrected) online .*)?$/,
+    );
+    // Another prior: the online correction starts over for it.
+    await until("the correction learned anew for the table", async () =>
+      (await getSs())?.status?.autoscaling?.spsLearned?.prior ===
+      "ConfigMap sps/sps.json (NVIDIA-H200), 3 rows"
+        ? true
+        : undefined,
+    );
   });
 });

@@ -8,12 +8,13 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../controlplane/controlplane.ts";
 import { ProcessKubelet } from "../controlplane/process-kubelet.ts";
 import { example, type Manifest } from "../fixtures/examples.ts";
-import { MINIO_ACCESS_KEY, MINIO_SECRET_KEY, type ObjectStore, startMinio } from "../objectstore/servers.ts";
+import { minioCredentialSecret, s3tool as s3toolAt } from "../objectstore/clients.ts";
+import { MINIO_SECRET_KEY, type ObjectStore, startMinio } from "../objectstore/servers.ts";
 import { ensureNamespace, installCrds, kubeConfig, kubeRequest } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
 
@@ -31,26 +32,8 @@ const dtPath = (name = "") =>
   `/apis/specops.dev/v1alpha1/namespaces/${NS}/drafttrainings${name ? `/${name}` : ""}`;
 const getDt = async (name: string) => (await kubeRequest(kc, "GET", dtPath(name))).body;
 
-function s3tool(...args: string[]): string {
-  const run = spawnSync(python, [join(root, "test/objectstore/s3tool.py"), minio.endpoint, ...args], {
-    encoding: "utf8",
-    env: { ...process.env, AWS_ACCESS_KEY_ID: MINIO_ACCESS_KEY, AWS_SECRET_ACCESS_KEY: MINIO_SECRET_KEY },
-  });
-  if (run.status !== 0) throw new Error(`s3tool ${args.join(" ")}: ${run.stderr}`);
-  return run.stdout;
-}
-
-async function secret(name: string, secretKey: string) {
-  const core = kc.makeApiClient(CoreV1Api);
-  await core.deleteNamespacedSecret({ name, namespace: NS }).catch(() => undefined);
-  await core.createNamespacedSecret({
-    namespace: NS,
-    body: {
-      metadata: { name },
-      stringData: { AWS_ACCESS_KEY_ID: MINIO_ACCESS_KEY, AWS_SECRET_ACCESS_KEY: secretKey },
-    },
-  });
-}
+const s3tool = (...args: string[]) => s3toolAt(minio.endpoint, ...args).toString();
+const secret = (name: string, secretKey: string) => minioCredentialSecret(kc, NS, name, secretKey);
 
 /** The tiny reference DraftTraining, prompts from s3://prompts, output as the realistic example's. */
 function draftTraining(name: string, outputSecret: string): Manifest {

@@ -12,6 +12,7 @@ import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { FakeKubelet } from "../controlplane/kubelet.ts";
 import { ensureNamespace, installCrds, kubeConfig, kubeRequest, restrictedKubeConfig } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
+import { vllmSpecServe } from "./specserve-fixture.ts";
 
 const NS = "length-tuning";
 const NAME = "chat";
@@ -79,21 +80,12 @@ const stable = new ScriptedSide();
 const canary = new ScriptedSide();
 
 /** The manifest in "Git": no lengthByBatchSize (the operator tunes it), replicas held at 2. */
-const manifest = () => ({
-  apiVersion: "specops.dev/v1alpha1",
-  kind: "SpecServe",
-  metadata: { name: NAME, namespace: NS },
-  spec: {
-    target: { uri: "hf://Qwen/Qwen3-8B" },
-    draft: { source: { uri: "hf://org/Qwen3-8B-eagle3" } },
-    method: "eagle3",
-    engine: "vllm",
-    port,
+const manifest = () =>
+  vllmSpecServe(NAME, NS, port, {
     speculative: { numSpeculativeTokens: 4, loadAdaptation: "Engine", lengthTuning: "Apply" },
     autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 2, window: "1s" },
     rollout: { analysisWindow: "2s", minRounds: 100, canaryReplicas: 1 },
-  },
-});
+  });
 
 const ssPath = () => `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves/${NAME}`;
 const getSs = async () => (await kubeRequest(kc, "GET", ssPath())).body;

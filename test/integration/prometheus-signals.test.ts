@@ -8,6 +8,7 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_SHAPE } from "../../operator/src/autoscaler/capacity.ts";
 import {
   type QueryName,
   signalQueries,
@@ -15,11 +16,15 @@ import {
 } from "../../operator/src/autoscaler/prometheus.ts";
 import { instantQueries } from "../../operator/src/autoscaler/prometheus-client.ts";
 import { deriveSignals, type Signals } from "../../operator/src/autoscaler/signals.ts";
+import { QWEN3_8B_H200, spsFromModel } from "../../operator/src/autoscaler/sps.ts";
+import { type EngineSteps, observe } from "../../operator/src/autoscaler/sps-online.ts";
 import { type PrometheusServer, startPrometheus } from "../prometheus/server.ts";
 import { VllmFleet } from "../prometheus/vllm-fleet.ts";
 
 const NS = "serving";
 const fleet = new VllmFleet(2);
+// Every engine its own step time, so that a figure joined to another engine's would show.
+fleet.stepSeconds = ({ pod, engine }) => 0.02 + 0.005 * engine + (pod === "fleet-b" ? 0.002 : 0);
 let server: Server;
 let prometheus: PrometheusServer;
 let work: string;
@@ -121,6 +126,41 @@ describe("signals from a real Prometheus (test edge: scripted vLLM engines, 2 po
       ).toBeLessThan(0.03);
     }
     expect(viaPrometheus.generationTokensPerSecond).toBeCloseTo(16_000, -3);
+
+    // The engine-step figures the online SPS(B) estimate reads, per engine: the counts within a
+    // scrape's few ms as the rates, what the estimate makes of them (ratios of one engine's series,
+    // whose extrapolation cancels, and its running gauge) to 6 digits, and so its factor.
+    const stepTime = (e: EngineSteps) => e.intervalSeconds / e.intervals;
+    const byStepTime = (s: Signals) => [...(s.steps ?? [])].sort((a, b) => stepTime(a) - stepTime(b));
+    const [fromScrapes, fromProm] = [byStepTime(direct), byStepTime(viaPrometheus)];
+    expect(fromScrapes.map((e) => Number(stepTime(e).toFixed(6)))).toEqual([0.02, 0.022, 0.025, 0.027]);
+    expect(fromProm).toHaveLength(4);
+    const off = (a: number, b: number) => Math.abs(a / b - 1);
+    const prior = spsFromModel(QWEN3_8B_H200);
+    const factor = (e: EngineSteps) => {
+      const o = observe(
+        prior,
+        [e],
+        viaPrometheus.kvCacheUsage,
+        { promptTokens: 100, outputTokens: 1000 },
+        DEFAULT_SHAPE,
+      );
+      if (!("observations" in o)) throw new Error(`window skipped: ${o.skipped}`);
+      return (o.observations[0] as { factor: number }).factor;
+    };
+    fromScrapes.forEach((d, i) => {
+      const p = fromProm[i] as EngineSteps;
+      expect(off(p.steps, d.steps), `steps: ${p.steps} vs ${d.steps}`).toBeLessThan(0.03);
+      expect(p.running).toBeCloseTo(d.running as number, 9);
+      for (const [what, ratio] of [
+        ["step time", stepTime],
+        ["draft tokens per draft", (e: EngineSteps) => e.draftTokens / e.drafts],
+        ["drafts per step", (e: EngineSteps) => e.drafts / e.steps],
+        ["prompt tokens per step", (e: EngineSteps) => e.promptTokens / e.steps],
+        ["SPS factor", factor],
+      ] as const)
+        expect(off(ratio(p), ratio(d)), `${what}: ${ratio(p)} vs ${ratio(d)}`).toBeLessThan(1e-6);
+    });
   });
 
   it("has no figures for pods Prometheus does not know, so the decision holds", async () => {

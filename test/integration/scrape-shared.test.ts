@@ -18,6 +18,7 @@ import {
   restrictedKubeConfig,
 } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
+import { vllmSpecServe } from "./specserve-fixture.ts";
 
 const NS = "scrape-shared";
 const NAME = "shared";
@@ -90,22 +91,17 @@ beforeAll(async () => {
   await kubelet.start();
   const operatorKc = await restrictedKubeConfig(kc, "specops-operator-scrape-test", OPERATOR_RBAC_RULES);
   operator = await startOperator(operatorKc, { namespace: NS, progressPort: 9090 });
-  const created = await kubeRequest(kc, "POST", `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves`, {
-    apiVersion: "specops.dev/v1alpha1",
-    kind: "SpecServe",
-    metadata: { name: NAME, namespace: NS },
-    spec: {
-      target: { uri: "hf://Qwen/Qwen3-8B" },
-      draft: { source: { uri: "hf://org/Qwen3-8B-eagle3" } },
-      method: "eagle3",
-      engine: "vllm",
-      port,
+  const created = await kubeRequest(
+    kc,
+    "POST",
+    `/apis/specops.dev/v1alpha1/namespaces/${NS}/specserves`,
+    vllmSpecServe(NAME, NS, port, {
       speculative: { numSpeculativeTokens: 2 },
       resources: { gpusPerReplica: 1 },
       // Two replicas held (min = max): the pods stay the same while the GETs are counted.
       autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 2, window: `${WINDOW_S}s` },
-    },
-  });
+    }),
+  );
   expect(created.body?.message).toBeUndefined();
 }, 60_000);
 

@@ -9,6 +9,7 @@ import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { FakeKubelet } from "../controlplane/kubelet.ts";
 import { ensureNamespace, installCrds, kubeConfig, kubeRequest, restrictedKubeConfig } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
+import { vllmSpecServe } from "./specserve-fixture.ts";
 
 const NS = "ss-rollout";
 let kc: KubeConfig;
@@ -98,21 +99,16 @@ beforeAll(async () => {
   await kubelet.start();
   operatorKc = await restrictedKubeConfig(kc, "specops-operator-ss-rollout", OPERATOR_RBAC_RULES);
   operator = await startOperator(operatorKc, { namespace: NS, progressPort: 9090 });
-  await kubeRequest(kc, "POST", ssPath(), {
-    apiVersion: "specops.dev/v1alpha1",
-    kind: "SpecServe",
-    metadata: { name: "chat", namespace: NS },
-    spec: {
-      target: { uri: "hf://Qwen/Qwen3-8B" },
+  await kubeRequest(
+    kc,
+    "POST",
+    ssPath(),
+    vllmSpecServe("chat", NS, port, {
       draft: { source: { uri: "hf://org/draft-a" } },
-      method: "eagle3",
-      engine: "vllm",
-      port,
-      speculative: { numSpeculativeTokens: 4 },
       replicas: 2,
       rollout: { analysisWindow: "1s", minRounds: 1000, canaryReplicas: 1, maxTauDrop: 0.05 },
-    },
-  });
+    }),
+  );
   await until("serving draft a", async () =>
     (await getSs("chat"))?.status?.readyReplicas === 2 ? true : undefined,
   );

@@ -5,6 +5,9 @@
 // `engine` and `model_name` labels, `_total` counters with `_created`, `le` last in buckets.
 // podText() is one pod's /metrics (a direct scrape); fleetText() is every pod's series with the
 // namespace and pod labels a PodMonitor would attach, for a Prometheus scraping with honor_labels.
+// With stepSeconds set, each engine also exposes the step figures the online SPS(B) estimate reads
+// (test/fixtures/metrics/vllm-steps-*.prom: iteration_tokens_total, one observation per step, and
+// inter_token_latency_seconds, one per running request per step; _count and _sum, no buckets).
 
 export const TAU4 = [0.9, 0.8, 0.7, 0.6];
 export const TAU2 = [0.6, 0.3, 0.1, 0];
@@ -23,6 +26,19 @@ interface EngineCounters {
   ttftCount: number;
   tpot: number[];
   tpotCount: number;
+  steps: number;
+  stepTokens: number;
+  intervals: number;
+  intervalSeconds: number;
+}
+
+/** What an engine's step time is scripted from. */
+export interface StepLoad {
+  pod: string;
+  engine: number;
+  /** Requests running on the engine. */
+  running: number;
+  promptTokensPerSecond: number;
 }
 
 const zero = (): EngineCounters => ({
@@ -37,6 +53,10 @@ const zero = (): EngineCounters => ({
   ttftCount: 0,
   tpot: TPOT_BUCKETS.map(() => 0),
   tpotCount: 0,
+  steps: 0,
+  stepTokens: 0,
+  intervals: 0,
+  intervalSeconds: 0,
 });
 
 export class VllmFleet {
@@ -51,6 +71,8 @@ export class VllmFleet {
   tpot = 0.004;
   /** Share of requests whose TTFT falls in (0.05, 0.1]; the rest in (0.1, 0.25]. */
   fastTtftShare = 0.7;
+  /** Each engine's wall time of a step (seconds); null: the step figures are not exposed. */
+  stepSeconds: ((load: StepLoad) => number) | null = null;
   /** Data-parallel engines per pod; the pod's share is split evenly among them. */
   readonly enginesPerPod: number;
   constructor(enginesPerPod = 1) {
@@ -83,6 +105,7 @@ export class VllmFleet {
     this.t = now;
     const engines = [...this.pods.values()].flatMap((p) => p.engines);
     if (engines.length === 0) return;
+    const running = this.running / engines.length;
     const req = (this.rps * dt) / engines.length;
     const gen = req * this.outputTokens;
     const tau = 1 + this.acceptance.reduce((a, b) => a + b, 0);
@@ -107,6 +130,19 @@ export class VllmFleet {
       });
       c.tpotCount += req;
     }
+    if (!this.stepSeconds || !(dt > 0)) return;
+    for (const [pod, { engines: own }] of this.pods)
+      own.forEach((c, engine) => {
+        const promptTokensPerSecond = (this.rps / engines.length) * this.promptTokens;
+        const stepSeconds = this.stepSeconds?.({ pod, engine, running, promptTokensPerSecond }) ?? 0;
+        if (!(stepSeconds > 0) || !(running > 0)) return;
+        const steps = dt / stepSeconds;
+        c.steps += steps;
+        c.stepTokens += ((this.rps * dt) / engines.length) * (this.outputTokens + this.promptTokens);
+        // Each running request's interval spans the step it got tokens in.
+        c.intervals += steps * running;
+        c.intervalSeconds += dt * running;
+      });
   }
 
   private lines(name: string, extra: string): string[] {
@@ -147,6 +183,17 @@ export class VllmFleet {
       };
       histogram("time_to_first_token_seconds", TTFT_BUCKETS, c.ttft, c.ttftCount);
       histogram("request_time_per_output_token_seconds", TPOT_BUCKETS, c.tpot, c.tpotCount);
+      if (this.stepSeconds) {
+        // Read for _count and _sum only: buckets left out.
+        const totals = (family: string, count: number, total: number) =>
+          out.push(
+            `vllm:${family}_count{${l}} ${count}`,
+            `vllm:${family}_sum{${l}} ${total}`,
+            `vllm:${family}_created{${l}} ${pod.created}`,
+          );
+        totals("iteration_tokens_total", c.steps, c.stepTokens);
+        totals("inter_token_latency_seconds", c.intervals, c.intervalSeconds);
+      }
     });
     return out;
   }

@@ -17,6 +17,13 @@ const TPOT_BUCKETS = [
   0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1,
 ];
 
+// vLLM 0.33.0's buckets (vllm/v1/metrics/buckets.py, runtime/tests/fixtures/upstream_facts.json) for the
+// step figures, read only for their _sum and _count.
+const INTER_TOKEN_LATENCY_BUCKETS = [
+  0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80,
+];
+const ITERATION_TOKENS_BUCKETS = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
+
 export interface Cohort {
   n: number;
   p: number;
@@ -84,6 +91,9 @@ export class Replica {
   meanRunning = 0;
   ttft = new Histogram(TTFT_BUCKETS);
   tpot = new Histogram(TPOT_BUCKETS);
+  /** Exposure only (no physics reads them): vLLM's per-request-step interval and per-step tokens. */
+  interTokenLatency = new Histogram(INTER_TOKEN_LATENCY_BUCKETS);
+  iterationTokens = new Histogram(ITERATION_TOKENS_BUCKETS);
   readonly id: string;
   readonly startedAt: number;
   readonly readyAt: number;
@@ -106,6 +116,8 @@ export class Replica {
     r.meanRunning = this.meanRunning;
     r.ttft = this.ttft.clone();
     r.tpot = this.tpot.clone();
+    r.interTokenLatency = this.interTokenLatency.clone();
+    r.iterationTokens = this.iterationTokens.clone();
     return r;
   }
   outstanding(): number {
@@ -204,6 +216,7 @@ export function stepReplica(r: Replica, params: SimParams, t: number, dt: number
   const prefillRate =
     (share * params.prefillChunk) /
     firstPrinciplesStepSeconds(params.model, params.prefillChunk, ctx, Math.max(1, R));
+  const tokensBefore = r.counters.prompt + r.counters.generation;
   let clock = 0; // position in the step (s)
   let busy = 0; // seconds of prefill work in this step
   // One chunked-prefill step: the least time to a first token.
@@ -245,9 +258,13 @@ export function stepReplica(r: Replica, params: SimParams, t: number, dt: number
   // Decode time: the whole step, less prefill's share while prefill was busy.
   const decodeTime = dt - busy * (R > 0 ? share : 1);
   const steps = Math.max(0, decodeTime / stepSeconds);
+  // Exposure: each decode step's wall time (prefill's share included), as vLLM's inter-token
+  // latency sees it once per running request and step.
+  const wallPerStep = steps > 0 ? dt / steps : 0;
   const advance = (c: Cohort, from: number, stepsHere: number, wall: number) => {
     const tokens = stepsHere * c.tau;
     const used = Math.min(stepsHere, c.tokensLeft / c.tau);
+    if (wallPerStep > 0 && used > 0) r.interTokenLatency.observe(wallPerStep, used * c.n);
     r.counters.drafts += used * c.n;
     r.counters.draftTokens += used * c.n * k;
     r.counters.accepted += used * c.n * (c.tau - 1);
@@ -283,6 +300,14 @@ export function stepReplica(r: Replica, params: SimParams, t: number, dt: number
     const wall = dt - at;
     if (!advance(c, at, (steps * wall) / dt, wall)) r.decoding.push(c);
   }
+  // Exposure: the physics runs the step's time-averaged batch over the whole step (a request that
+  // joins mid-step gets its share of the steps), so the engine steps all through a step with any batch.
+  const engineSteps = batch > 0 ? steps : 0;
+  if (engineSteps > 0)
+    r.iterationTokens.observe(
+      (r.counters.prompt + r.counters.generation - tokensBefore) / engineSteps,
+      engineSteps,
+    );
   let requestSeconds = 0;
   for (const c of inBatch) requestSeconds += c.n * Math.min(dt, (c.finishedAt ?? t + dt) - t);
   r.meanRunning = requestSeconds / dt;
@@ -331,6 +356,8 @@ export function renderMetrics(r: Replica, params: SimParams): string {
     );
   hist("vllm:time_to_first_token_seconds", r.ttft);
   hist("vllm:request_time_per_output_token_seconds", r.tpot);
+  hist("vllm:inter_token_latency_seconds", r.interTokenLatency);
+  hist("vllm:iteration_tokens_total", r.iterationTokens);
   return `${lines.join("\n")}\n`;
 }
 

@@ -30,6 +30,11 @@ export interface SimParams {
   scrapeFailureRate: number;
   /** Largest relative error of each row of the SPS table policies are given. */
   spsTableError: number;
+  /**
+   * Every row of that table multiplied by this (1.3: 30% optimistic, as the first-principles model
+   * of another model or GPU might be). 1 in the bench.
+   */
+  spsTableBias: number;
   slo: { ttftP95: number; tpotP95: number; minTokensPerSecondPerUser: number };
   minReplicas: number;
   maxReplicas: number;
@@ -51,6 +56,7 @@ export const DEFAULT_PARAMS: SimParams = {
   coldStartSeconds: { min: 180, max: 420 },
   scrapeFailureRate: 0.02,
   spsTableError: 0.15,
+  spsTableBias: 1,
   slo: { ttftP95: 1.0, tpotP95: 0.007, minTokensPerSecondPerUser: 150 },
   minReplicas: 1,
   maxReplicas: 48,

@@ -15,6 +15,7 @@ import {
   spsFromTable,
   tableFrom,
 } from "../../operator/src/autoscaler/sps.ts";
+import { emptyLearned, learnFromWindow } from "../../operator/src/autoscaler/sps-online.ts";
 import { SPECOPS_TUNING } from "../../operator/src/autoscaler/tuning.ts";
 import type { SimParams } from "./params.ts";
 import { rng } from "./rng.ts";
@@ -43,7 +44,8 @@ export function givenSps(p: SimParams): SpsFunction {
     Math.max(1, b / (1 + p.numSpeculativeTokens)),
   );
   const noise = rng(p.seed + 7);
-  for (const row of table.rows) row.stepsPerSecond *= 1 + p.spsTableError * (2 * noise() - 1);
+  for (const row of table.rows)
+    row.stepsPerSecond *= p.spsTableBias * (1 + p.spsTableError * (2 * noise() - 1));
   return spsFromTable(table);
 }
 
@@ -201,6 +203,8 @@ export interface SpecOpsKnobs {
   scaleDownStabilizationSeconds: number;
   /** Tuning overrides of the replica policy's other rails (tolerance, rate limits, intervals). */
   rails?: Partial<ReplicaPolicy>;
+  /** Correct the given SPS table online from the step figures (spec.autoscaling.spsLearning Online). */
+  learnSps?: boolean;
 }
 
 /** The bench's reported setting: SpecOps' tuning, and the spec's default down-stabilisation (5m). */
@@ -246,9 +250,17 @@ export const specopsPolicy =
   ({ params, sps }) => {
     const policy = specopsReplicaPolicy(params, knobs);
     let state = initialState();
+    let learned = emptyLearned("given table");
     return {
       decide(i: PolicyInput) {
-        const r = decideReplicas(policy, sps, { ...i, signalsTime: i.signalsTime }, state);
+        // The controller's learning step (decide.ts runs the same function), on by default as there.
+        let decideWith = sps;
+        if (knobs.learnSps !== false) {
+          const l = learnFromWindow(learned, sps, i.signals, policy.defaultWorkload, policy.shape);
+          learned = l.state;
+          decideWith = l.sps;
+        }
+        const r = decideReplicas(policy, decideWith, { ...i, signalsTime: i.signalsTime }, state);
         state = r.state;
         return r.decision.desiredReplicas;
       },
@@ -268,6 +280,8 @@ export type PolicySpec =
       scaleDownStabilizationSeconds: number;
       /** Overrides of the replica policy's other settings (the tuning harness, test/sim/specops-run.ts). */
       rails?: Partial<ReplicaPolicy>;
+      /** false: decide on the given table alone (no online correction). */
+      learnSps?: boolean;
     }
   | { kind: "oracle" };
 

@@ -63,6 +63,11 @@ describe("one SpecOps policy for the operator and the fleet simulator", () => {
     });
   });
 
+  it("both learn SPS(B) online by default (the same learnFromWindow; spsLearning defaults to Online)", () => {
+    expect(ss.spec.autoscaling?.spsLearning).toBe("Online");
+    expect(SPECOPS_DEFAULTS.learnSps).not.toBe(false);
+  });
+
   it("a grid point of the bench changes only its knobs", () => {
     const varied = specopsReplicaPolicy(DEFAULT_PARAMS, {
       headroom: 0.4,

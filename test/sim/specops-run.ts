@@ -6,7 +6,7 @@
 //       [--set key=value ...] [--timeline MINUTES]
 //
 // `--set` overrides a ReplicaPolicy setting for this run only (headroom=0.4, tauLookaheadSeconds=300,
-// ...: numbers, or JSON); `--timeline N` prints every N-th minute's replicas beside the oracle's.
+// ...: numbers, or JSON; learnSps=false decides on the given table without the online correction); `--timeline N` prints every N-th minute's replicas beside the oracle's.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -43,12 +43,18 @@ for (const kv of values.set ?? []) {
   if (eq < 1) throw new Error(`--set ${kv}: expected key=value`);
   rails[kv.slice(0, eq)] = JSON.parse(kv.slice(eq + 1));
 }
-const { headroom = SPECOPS_DEFAULTS.headroom, scaleDownStabilizationSeconds = 300, ...rest } = rails;
+const {
+  headroom = SPECOPS_DEFAULTS.headroom,
+  scaleDownStabilizationSeconds = 300,
+  learnSps = true,
+  ...rest
+} = rails;
 const spec: PolicySpec = {
   kind: "specops",
   headroom: headroom as number,
   scaleDownStabilizationSeconds: scaleDownStabilizationSeconds as number,
   rails: rest as Partial<ReplicaPolicy>,
+  learnSps: learnSps as boolean,
 };
 
 const workers = [0, 1].map(() => new Worker(new URL("./worker.ts", import.meta.url)));

@@ -195,6 +195,12 @@ export const autoscaling = withRules(
       .describe(
         "Measured steps-per-second table SPS(B) for spec.resources.gpuProduct (docs/benchmarks.md#sps-table); the first-principles model when unset.",
       ),
+    spsLearning: z
+      .enum(["Online", "Off"])
+      .default("Online")
+      .describe(
+        "Online: correct SPS(B) (the table or the model) from the engines' measured step times, where they are slower (vLLM; SGLang uses the table or model as given). Off: the table or model as given.",
+      ),
   }),
   [
     {
@@ -486,7 +492,36 @@ export const autoscalingStatus = z
       .string()
       .max(512)
       .optional()
-      .describe("Where SPS(B) came from: the ConfigMap table, or the first-principles model (and why)."),
+      .describe(
+        "Where SPS(B) came from: the ConfigMap table, or the first-principles model (and why), and its online correction.",
+      ),
+    spsLearned: z
+      .object({
+        prior: z
+          .string()
+          .max(512)
+          .describe("The table or model the factors correct (another one starts over)."),
+        windows: z.int().min(0).describe("Windows learned from."),
+        buckets: z
+          .array(
+            z
+              .object({
+                batch: z
+                  .int()
+                  .min(1)
+                  .describe("Smallest batch (tokens verified per step) of the bucket [batch, 2 x batch)."),
+                factor: z.number().positive().describe("Measured SPS over the prior's in this bucket."),
+                windows: z.int().min(0).describe("Windows observed (older ones forgotten)."),
+              })
+              .describe("One batch-size bucket's correction."),
+          )
+          .max(16)
+          .describe("Per batch-size bucket, smallest first."),
+      })
+      .optional()
+      .describe(
+        "SPS(B) learned online (spsLearning Online): kept here so that a restarted operator resumes from it.",
+      ),
     speculationLength: z
       .object({
         action: z.enum(["none", "recommend", "apply"]).describe("What the tuning does with it."),

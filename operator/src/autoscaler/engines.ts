@@ -32,6 +32,10 @@ export interface EngineMetrics {
     ttft: string;
     /** Per-token time per output token, in order of preference. */
     tpot: string[];
+    /** One observation per running request per decode step: the step's wall time (_sum / _count). */
+    stepInterval?: string;
+    /** One observation per engine step (_count: the steps). */
+    engineSteps?: string;
   };
 }
 
@@ -56,6 +60,9 @@ const VLLM: EngineMetrics = {
     ttft: "time_to_first_token_seconds",
     // inter_token_latency_seconds is one observation per step under speculation, not per token.
     tpot: ["request_time_per_output_token_seconds", "time_per_output_token_seconds"],
+    // Read for their _sum and _count only (the online SPS(B) estimate, sps-online.ts).
+    stepInterval: "inter_token_latency_seconds",
+    engineSteps: "iteration_tokens_total",
   },
 };
 
@@ -113,10 +120,14 @@ const READ_SERIES: ReadonlySet<string> = new Set(
       e.gauges.acceptRate,
     ];
     const h = [e.histograms.ttft, ...e.histograms.tpot];
+    const totalsOnly = [e.histograms.stepInterval, e.histograms.engineSteps].filter(
+      (f): f is string => f !== undefined,
+    );
     return [
       ...c.flatMap((f) => [`${f}_total`, `${f}_created`]),
       ...g.filter((f): f is string => f !== undefined),
       ...h.flatMap((f) => [`${f}_bucket`, `${f}_count`, `${f}_sum`, `${f}_created`]),
+      ...totalsOnly.flatMap((f) => [`${f}_count`, `${f}_sum`, `${f}_created`]),
     ].map((name) => e.prefix + name);
   }),
 );

@@ -34,7 +34,7 @@ interface PodPair {
  */
 function answer(query: string, pods: PodPair[], ns: string, windowSeconds: number): VectorSample[] {
   const m =
-    /^(?:(sum|avg)(?: by \((\w+)\) )?\()?(last_over_time|avg_over_time|rate|increase)\((\{.*\})\[(\d+)ms\]\)\)?$/.exec(
+    /^(?:(sum|avg)(?: by \(([\w, ]+)\) )?\()?(last_over_time|avg_over_time|rate|increase)\((\{.*\})\[(\d+)ms\]\)\)?$/.exec(
       query,
     );
   if (!m) throw new Error(`the evaluator does not know ${query}`);
@@ -83,8 +83,10 @@ function answer(query: string, pods: PodPair[], ns: string, windowSeconds: numbe
   if (!agg) return out;
   const groups = new Map<string, VectorSample>();
   const counts = new Map<string, number>();
+  const byLabels = by ? by.split(", ") : [];
   for (const s of out) {
-    const metric: Record<string, string> = by && s.metric[by] !== undefined ? { [by]: s.metric[by] } : {};
+    const metric: Record<string, string> = {};
+    for (const l of byLabels) if (s.metric[l] !== undefined) metric[l] = s.metric[l];
     const key = JSON.stringify(metric);
     const g = groups.get(key) ?? { metric, value: 0 };
     g.value += s.value;
@@ -137,6 +139,11 @@ function figures(s: Signals) {
     requestsPerSecond: r(s.requestsPerSecond),
     kvCacheUsage: r(s.kvCacheUsage),
     scraped: s.pods.scraped,
+    // Per engine, in a fixed order (the direct parser lists them in scrape order).
+    steps:
+      s.steps
+        ?.map((e) => Object.fromEntries(Object.entries(e).map(([k, v]) => [k, r(v)])))
+        .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))) ?? null,
   };
 }
 
@@ -162,7 +169,47 @@ describe("signals from Prometheus equal the direct scrape's on the same samples"
     expect(fromPrometheus.acceptanceByPosition?.length).toBeGreaterThan(1);
     expect(fromPrometheus.tpot[2]).toBeGreaterThan(0);
     expect(fromPrometheus.scraped).toBe(2);
+    expect(fromPrometheus.steps).toBeNull();
     expect(fromPrometheus).toEqual(fromScrapes);
+  });
+
+  it("vLLM step figures (online SPS(B)): per engine of two pods x two DP engines, one restarted", () => {
+    const steps0 = fixture("vllm-steps-t0.prom");
+    const steps1 = fixture("vllm-steps-t1.prom");
+    // Pod b's engine 1 restarted within the window: every counter and histogram of it fell to what
+    // it counted since (Prometheus' increase() and the parser both count from zero).
+    const sinceRestart: Record<string, number> = {
+      "vllm:iteration_tokens_total_count": 9000,
+      "vllm:iteration_tokens_total_sum": 180000,
+      "vllm:inter_token_latency_seconds_count": 54000,
+      "vllm:inter_token_latency_seconds_sum": 1350,
+      "vllm:spec_decode_num_drafts_total": 54000,
+      "vllm:spec_decode_num_draft_tokens_total": 162000,
+      "vllm:prompt_tokens_total": 13500,
+    };
+    const restarted = steps1
+      .split("\n")
+      .map((line) => {
+        const name = line.slice(0, line.indexOf("{"));
+        const value = sinceRestart[name];
+        return value !== undefined && line.includes('engine="1"') ? line.replace(/ \S+$/, ` ${value}`) : line;
+      })
+      .join("\n");
+    const pods = [
+      { pod: "serve-a", t0: steps0, t1: steps1 },
+      { pod: "serve-b", t0: steps0, t1: restarted },
+    ];
+    const scrapes = direct(pods, 30);
+    expect(scrapes.pods.resetSeries).toBe(Object.keys(sinceRestart).length);
+    expect(scrapes.steps?.length).toBe(4);
+    const fromPrometheus = figures(viaPrometheus("vllm", pods, 30));
+    // The restarted engine's figures are its counts since the restart; the others' the increase.
+    expect(fromPrometheus.steps).toContainEqual(
+      expect.objectContaining({ steps: 9000, intervals: 54000, intervalSeconds: 1350, promptTokens: 13500 }),
+    );
+    expect(fromPrometheus.steps?.filter((e) => e.steps === 30 * 1500)).toHaveLength(2);
+    expect(fromPrometheus.steps?.every((e) => (e.running as number) > 0)).toBe(true);
+    expect(fromPrometheus).toEqual(figures(scrapes));
   });
 
   it.each(["sglang:", "sglang_"])("SGLang (%s): snapshot gauges weighted by each pod's tokens", (prefix) => {
@@ -219,6 +266,13 @@ describe("PromQL the source writes", () => {
     expect(s.acceptLength).toMatch(/^last_over_time\(\{__name__=~"\(sglang:\|sglang_\)spec_accept_length"/);
     expect(s.acceptRate).not.toMatch(/rate\(|increase\(/);
     expect(s.drafts).toBeUndefined();
+    // The step figures per engine (the online SPS(B) estimate), vLLM only.
+    expect(v.engineSteps).toMatch(
+      /^sum by \(pod, engine\) \(increase\(\{__name__="vllm:iteration_tokens_total_count",.*\}\[2500ms\]\)\)$/,
+    );
+    expect(v.stepIntervalSeconds).toContain('"vllm:inter_token_latency_seconds_sum"');
+    expect(v.engineRunning).toMatch(/^sum by \(pod, engine\) \(avg_over_time\(/);
+    expect(s.engineSteps).toBeUndefined();
   });
 
   it("maps empty answers to no figures (the decision then holds), not to zeros", () => {

@@ -5,9 +5,12 @@
 // handles counter resets); gauges are the newest sample within the window (last_over_time, so a
 // pod whose scrapes stopped does not linger for the 5 minute lookback); SGLang's acceptance figures
 // are snapshot gauges and are read as they are, never rate()d. Several engines per pod (data
-// parallel) and several pods are summed as the direct parser sums them.
+// parallel) and several pods are summed as the direct parser sums them; vLLM's engine-step figures
+// (the online SPS(B) estimate) stay per engine, by pod and `engine` label, as the direct parser keeps
+// them.
 import { type EngineKind, type EngineMetrics, engineMetrics, SGLANG_PREFIXES } from "./engines.ts";
 import { histogramBucket, histogramQuantile, type Signals } from "./signals.ts";
+import type { EngineSteps } from "./sps-online.ts";
 
 /** Which series are this fleet's: the ready serving pods of one SpecServe. */
 export interface FleetSelector {
@@ -43,7 +46,14 @@ export type QueryName =
   | "tpotBuckets0"
   | "tpotBuckets1"
   | "acceptLength"
-  | "acceptRate";
+  | "acceptRate"
+  | "engineSteps"
+  | "stepIntervals"
+  | "stepIntervalSeconds"
+  | "engineDrafts"
+  | "engineDraftTokens"
+  | "enginePrompt"
+  | "engineRunning";
 
 export type QueryResults = Partial<Record<QueryName, readonly VectorSample[]>>;
 
@@ -57,6 +67,9 @@ const regexLiteral = (value: string): string => value.replace(/[\\.+*?()|[\]{}^$
 /** A PromQL range duration of the window, in whole milliseconds (at least 1 ms). */
 export const promRange = (windowSeconds: number): string =>
   `${Math.max(1, Math.round(windowSeconds * 1000))}ms`;
+
+/** The label vLLM puts the data-parallel engine's index in (vllm/v1/metrics/loggers.py). */
+export const ENGINE_LABEL = "engine";
 
 const PROM_LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
@@ -114,6 +127,21 @@ export function signalQueries(
   if (c.draftTokens) q.draftTokens = `sum(increase(${sel(`${c.draftTokens}_total`)}[${w}]))`;
   if (c.acceptedTokensPerPosition)
     q.acceptedByPosition = `sum by (position) (increase(${sel(`${c.acceptedTokensPerPosition}_total`)}[${w}]))`;
+  // vLLM's engine-step figures, one element per engine (pod and `engine` label), as vllmSteps in
+  // signals.ts keys them: histogram _count and _sum and counters increased over the window, running
+  // averaged over it (the direct parser averages the window's two ends).
+  const { stepInterval, engineSteps } = h;
+  if (stepInterval && engineSteps && c.drafts && c.draftTokens) {
+    const byEngine = `sum by (${pod}, ${ENGINE_LABEL})`;
+    const inc = (name: string) => `${byEngine} (increase(${sel(name)}[${w}]))`;
+    q.engineSteps = inc(`${engineSteps}_count`);
+    q.stepIntervals = inc(`${stepInterval}_count`);
+    q.stepIntervalSeconds = inc(`${stepInterval}_sum`);
+    q.engineDrafts = inc(`${c.drafts}_total`);
+    q.engineDraftTokens = inc(`${c.draftTokens}_total`);
+    q.enginePrompt = inc(`${c.promptTokens}_total`);
+    q.engineRunning = `${byEngine} (avg_over_time(${sel(g.running)}[${w}]))`;
+  }
   // Snapshot gauges: the newest value of each series, by pod, weighted below; never rate()d.
   if (g.acceptLength) q.acceptLength = `last_over_time(${sel(g.acceptLength)}[${w}])`;
   if (g.acceptRate) q.acceptRate = `last_over_time(${sel(g.acceptRate)}[${w}])`;
@@ -200,8 +228,10 @@ export function signalsFromResults(
     kvCacheUsage: kv,
     pods: { scraped: podsSeen.size, appeared: [], left: [], resetSeries: 0 },
   };
-  if (kind === "vllm") Object.assign(out, vllmAcceptance(results));
-  else Object.assign(out, sglangAcceptance(results, podLabel));
+  if (kind === "vllm") {
+    Object.assign(out, vllmAcceptance(results));
+    out.steps = vllmSteps(results, podLabel);
+  } else Object.assign(out, sglangAcceptance(results, podLabel));
   return out;
 }
 
@@ -219,6 +249,44 @@ function vllmAcceptance(results: QueryResults): Partial<Signals> {
     byPosition[position] = (byPosition[position] ?? 0) + s.value;
   }
   if (byPosition.length) out.acceptanceByPosition = Array.from(byPosition, (v) => (v ?? 0) / drafts);
+  return out;
+}
+
+/**
+ * Each engine's step figures, joined by pod and engine label, for the engines every figure is known
+ * of (running is optional, as in the direct parser); null when the engines expose no step figures.
+ */
+function vllmSteps(results: QueryResults, podLabel: string): EngineSteps[] | null {
+  if (!results.engineSteps?.length || !results.stepIntervals?.length) return null;
+  const keyOf = (s: VectorSample) => `${s.metric[podLabel] ?? ""}\u0000${s.metric[ENGINE_LABEL] ?? ""}`;
+  const byEngine = (samples: readonly VectorSample[] | undefined) => {
+    const out = new Map<string, number>();
+    for (const s of finite(samples)) out.set(keyOf(s), s.value);
+    return out;
+  };
+  const intervals = byEngine(results.stepIntervals);
+  const intervalSeconds = byEngine(results.stepIntervalSeconds);
+  const drafts = byEngine(results.engineDrafts);
+  const draftTokens = byEngine(results.engineDraftTokens);
+  const prompt = byEngine(results.enginePrompt);
+  const running = byEngine(results.engineRunning);
+  const engines = finite(results.engineSteps)
+    .map((s) => ({ key: keyOf(s), steps: s.value }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const out: EngineSteps[] = [];
+  for (const { key, steps } of engines) {
+    const e = {
+      steps,
+      intervals: intervals.get(key),
+      intervalSeconds: intervalSeconds.get(key),
+      drafts: drafts.get(key),
+      draftTokens: draftTokens.get(key),
+      promptTokens: prompt.get(key),
+    };
+    if (!Object.values(e).every((v) => v !== undefined)) continue;
+    const r = running.get(key);
+    out.push({ ...(e as EngineSteps), ...(r !== undefined ? { running: r } : {}) });
+  }
   return out;
 }
 

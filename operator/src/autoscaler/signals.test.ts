@@ -183,6 +183,60 @@ describe("vLLM signals", () => {
   });
 });
 
+describe("vLLM engine-step figures (the online SPS(B) estimate)", () => {
+  const steps0 = fixture("vllm-steps-t0.prom");
+  const steps1 = fixture("vllm-steps-t1.prom");
+  const facts = JSON.parse(
+    readFileSync(new URL("../../../runtime/tests/fixtures/upstream_facts.json", import.meta.url), "utf8"),
+  ).vllm.metrics;
+
+  it("reads the histograms vLLM 0.33.0 observes once per engine step and once per request-step", () => {
+    const f = facts.stepFigures;
+    expect(facts.names["vllm:iteration_tokens_total"]).toBe("histogram");
+    expect(facts.names["vllm:inter_token_latency_seconds"]).toBe("histogram");
+    // One observation per engine step (no loop in record(), one IterationStats per engine output batch).
+    expect(f.iterationTokens.observations).toEqual([expect.objectContaining({ perItemOf: null })]);
+    expect(f.iterationTokens.oneIterationStatsPerEngineOutputs).toBe(true);
+    // One per request output of a step: the time since that request's last tokens.
+    expect(f.interTokenLatency.observations[0].perItemOf).toMatch(/inter_token_latencies_iter/);
+    expect(f.interTokenLatency.interval).toEqual(["itl = engine_core_timestamp - req_stats.last_token_ts"]);
+    expect(f.numDraftsPerRequestStep).toBe(true);
+    expect(f.iterationTokens.name).toBe("vllm:iteration_tokens_total");
+    expect(f.interTokenLatency.name).toBe("vllm:inter_token_latency_seconds");
+  });
+
+  it("sums steps, request-step intervals, drafts and prompt tokens over data-parallel engines", () => {
+    const s = deriveSignals([{ pod: "a", text: steps0 }], [{ pod: "a", text: steps1 }], 30);
+    const engine = (steps: number, requests: number, seconds: number, prompt: number) => ({
+      running: requests,
+      steps: 30 * steps,
+      intervals: 30 * steps * requests,
+      intervalSeconds: expect.closeTo(30 * steps * requests * seconds, 6),
+      drafts: 30 * steps * requests,
+      draftTokens: 3 * 30 * steps * requests,
+      promptTokens: 30 * prompt,
+    });
+    // One entry per data-parallel engine: each engine's batch goes with its own step time.
+    expect(s.steps).toEqual([engine(1500, 10, 0.02, 3000), engine(1200, 6, 0.025, 1500)]);
+  });
+
+  it("a restarted engine's step figures count from its restart", () => {
+    const restarted = steps1
+      .split("\n")
+      .map((l) =>
+        l.includes('engine="1"') && l.includes("_created") ? l.replace(/ \S+$/, " 1764590000.0") : l,
+      )
+      .join("\n");
+    const s = deriveSignals([{ pod: "a", text: steps0 }], [{ pod: "a", text: restarted }], 30);
+    // Engine 1's whole count since its restart is taken (here its total), engine 0's increase.
+    expect(s.steps?.map((e) => e.steps)).toEqual([30 * 1500, 80000 + 1200 * 30]);
+  });
+
+  it("is null where the engine exposes no step histograms (the older fixture, SGLang)", () => {
+    expect(deriveSignals([{ pod: "a", text: vllm0 }], [{ pod: "a", text: vllm1 }], 30).steps).toBeNull();
+  });
+});
+
 describe("SGLang signals", () => {
   const scrapes = (prefix: string) => {
     const f = (n: string) => fixture(n).replaceAll("sglang:", prefix);

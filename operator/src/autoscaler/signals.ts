@@ -6,6 +6,7 @@
 // scrape; SGLang's acceptance gauges are snapshots and are averaged, never differenced.
 import { detectEngine, type EngineKind, type EngineMetrics } from "./engines.ts";
 import { type Exposition, parseExposition, type Sample } from "./exposition.ts";
+import type { EngineSteps } from "./sps-online.ts";
 
 export interface Scrape {
   pod: string;
@@ -43,6 +44,12 @@ export interface Signals {
   promptTokensPerSecond: number | null;
   requestsPerSecond: number | null;
   kvCacheUsage: number | null;
+  /**
+   * vLLM's engine-step figures over the window, one entry per engine scraped at both ends: exact,
+   * from histogram _sum and _count and counter increases (the online SPS(B) estimate reads them).
+   * Absent on SGLang.
+   */
+  steps?: EngineSteps[] | null;
   pods: { scraped: number; appeared: string[]; left: string[]; resetSeries: number };
 }
 
@@ -144,6 +151,13 @@ function seriesOf(p: PodSamples, name: string, drop = ""): Map<string, Sample> {
     byName.set(name, series);
   }
   return series;
+}
+
+/** Samples of one exact series name, keyed by pod + labels (minus `drop`). */
+function byKey(pods: PodSamples[], name: string, drop?: string): Map<string, Sample> {
+  const out = new Map<string, Sample>();
+  for (const p of pods) for (const s of p.byName.get(name) ?? []) out.set(keyOf(p, s, drop), s);
+  return out;
 }
 
 interface DeltaContext {
@@ -527,8 +541,10 @@ function deriveForEngine(ctx: DeltaContext, engine: EngineMetrics): Partial<Sign
       ? out.generationTokensPerSecond / meanRunning
       : null;
 
-  if (engine.kind === "vllm") Object.assign(out, vllmAcceptance(ctx, engine));
-  else Object.assign(out, sglangAcceptance(ctx, engine));
+  if (engine.kind === "vllm") {
+    Object.assign(out, vllmAcceptance(ctx, engine));
+    out.steps = vllmSteps(ctx, engine);
+  } else Object.assign(out, sglangAcceptance(ctx, engine));
   return out;
 }
 
@@ -561,6 +577,53 @@ function vllmAcceptance(ctx: DeltaContext, engine: EngineMetrics): Partial<Signa
       byPosition[position] = (byPosition[position] ?? 0) + inc;
     });
     if (byPosition.length) out.acceptanceByPosition = Array.from(byPosition, (v) => (v ?? 0) / draftSum);
+  }
+  return out;
+}
+
+/** Per-series increase of a histogram's _count and _sum over the window (null when absent). */
+function histogramTotals(
+  ctx: DeltaContext,
+  family: string,
+): { count: Map<string, number>; sum: Map<string, number> } | null {
+  if (!hasFamily(ctx.after, `${family}_count`) || !hasFamily(ctx.after, `${family}_sum`)) return null;
+  return {
+    count: increases(ctx, `${family}_count`, `${family}_created`),
+    sum: increases(ctx, `${family}_sum`, `${family}_created`),
+  };
+}
+
+/** Each engine's step figures (pod + labels: data-parallel engines stay apart), for those that expose them all. */
+function vllmSteps(ctx: DeltaContext, engine: EngineMetrics): EngineSteps[] | null {
+  const { stepInterval, engineSteps } = engine.histograms;
+  const { drafts, draftTokens, promptTokens } = engine.counters;
+  if (!stepInterval || !engineSteps || !drafts || !draftTokens) return null;
+  const intervals = histogramTotals(ctx, engine.prefix + stepInterval);
+  const steps = histogramTotals(ctx, engine.prefix + engineSteps);
+  if (!intervals || !steps || !hasFamily(ctx.after, `${engine.prefix + drafts}_total`)) return null;
+  const draftInc = counterIncreases(ctx, engine.prefix + drafts);
+  const draftTokenInc = counterIncreases(ctx, engine.prefix + draftTokens);
+  const promptInc = counterIncreases(ctx, engine.prefix + promptTokens);
+  const running0 = byKey(ctx.before, engine.prefix + engine.gauges.running);
+  const running1 = byKey(ctx.after, engine.prefix + engine.gauges.running);
+  const out: EngineSteps[] = [];
+  for (const [key, n] of steps.count) {
+    const r0 = running0.get(key)?.value;
+    const r1 = running1.get(key)?.value;
+    const e = {
+      steps: n,
+      intervals: intervals.count.get(key),
+      intervalSeconds: intervals.sum.get(key),
+      drafts: draftInc.get(key),
+      draftTokens: draftTokenInc.get(key),
+      promptTokens: promptInc.get(key),
+    };
+    if (!Object.values(e).every((v) => v !== undefined)) continue;
+    const running = r0 !== undefined && r1 !== undefined ? (r0 + r1) / 2 : r1;
+    out.push({
+      ...(e as EngineSteps),
+      ...(running !== undefined && Number.isFinite(running) ? { running } : {}),
+    });
   }
   return out;
 }

@@ -16,24 +16,43 @@ export async function syncEval(
   ae: AcceptanceEval,
   draft: ResolvedDraft,
 ): Promise<void> {
-  const ns = ae.metadata.namespace;
   const build = { defaultImage: deps.image, progressPort: deps.progressPort };
-  const configMap = withAppliedHash(taskConfigMap(ae, evalTask(ae, draft, outputLayout(ae))));
-  const job = withAppliedHash(evalJob(ae, draft, build));
-  const todo: { obj: DesiredObject; cached: KubeObject | undefined; record: (w: KubeObject) => void }[] = [];
+  await syncTaskAndJob(
+    deps,
+    ae.metadata.namespace,
+    withAppliedHash(taskConfigMap(ae, evalTask(ae, draft, outputLayout(ae)))),
+    withAppliedHash(evalJob(ae, draft, build)),
+  );
+}
+
+/** A task ConfigMap applied when it drifted, its Job when missing or being deleted. */
+export async function syncTaskAndJob(
+  deps: AcceptanceEvalDeps,
+  ns: string | undefined,
+  configMap: DesiredObject,
+  job: DesiredObject,
+): Promise<void> {
+  const todo: AppliedChild[] = [];
   const cachedMap = deps.configMaps.store.get(ns, configMap.metadata.name);
   if (drifted(configMap, cachedMap))
-    todo.push({
-      obj: configMap,
-      cached: cachedMap,
-      record: (w) => deps.configMaps.recordWrite(cachedMap, w),
-    });
+    todo.push({ obj: configMap, record: (w) => deps.configMaps.recordWrite(cachedMap, w) });
   const cachedJob = deps.jobs.store.get(ns, job.metadata.name);
   if (!cachedJob || cachedJob.metadata?.deletionTimestamp)
-    todo.push({ obj: job, cached: cachedJob, record: (w) => deps.jobs.recordWrite(cachedJob, w) });
+    todo.push({ obj: job, record: (w) => deps.jobs.recordWrite(cachedJob, w as never) });
   // The Job's pod waits for its ConfigMap, so both go in one round trip.
+  await applyAll(deps, todo);
+}
+
+export interface AppliedChild {
+  obj: DesiredObject;
+  /** Keeps the informer's cache in step with what the write returned. */
+  record: (written: KubeObject) => void;
+}
+
+/** Applies the children concurrently; each written one is recorded, the first failure thrown. */
+export async function applyAll(deps: AcceptanceEvalDeps, children: AppliedChild[]): Promise<void> {
   const results = await Promise.allSettled(
-    todo.map(({ obj }) =>
+    children.map(({ obj }) =>
       apply(deps.client, obj as KubeObject, { fieldManager: FIELD_MANAGER, resources: RESOURCES }).catch(
         (err) => {
           throw new ChildApplyError(obj, err);
@@ -42,7 +61,7 @@ export async function syncEval(
     ),
   );
   results.forEach((r, i) => {
-    if (r.status === "fulfilled") todo[i]?.record(r.value as KubeObject);
+    if (r.status === "fulfilled") children[i]?.record(r.value as KubeObject);
   });
   const failed = results.find((r) => r.status === "rejected");
   if (failed) throw (failed as PromiseRejectedResult).reason;

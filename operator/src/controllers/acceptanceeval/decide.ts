@@ -136,12 +136,39 @@ export function statusDecision<A extends { type: string }>(
     if (next.phase !== previousPhase) events.unshift(...phaseEvents(next));
     return { status: next, actions, events };
   };
-  return { old, sameGeneration, previousPhase, base, actions, events, set, drop, previousReason, finish };
+  /** A running Job's pod that cannot be scheduled or start its containers shows, with an Event once. */
+  const showPodStart = (job: JobObservation) => {
+    for (const [type, problem] of [
+      ["PodsScheduled", podsNotStarting(job, now)],
+      ["ContainersStarted", containersNotStarting(job)],
+    ] as const) {
+      if (!problem) {
+        drop(type);
+        continue;
+      }
+      set(type, "False", problem.reason, problem.message);
+      if (previousReason(type) !== problem.reason)
+        events.push({ type: "Warning", reason: problem.reason, message: problem.message });
+    }
+  };
+  const write = { set, drop, previousReason, finish, showPodStart };
+  return { old, sameGeneration, previousPhase, base, actions, events, ...write };
 }
 
 export function decide(ae: AcceptanceEval, observed: Observed, now: number): Decision {
-  const { old, sameGeneration, previousPhase, base, actions, events, set, drop, previousReason, finish } =
-    statusDecision<Action>(ae, now, observed.staleJobs);
+  const {
+    old,
+    sameGeneration,
+    previousPhase,
+    base,
+    actions,
+    events,
+    set,
+    drop,
+    previousReason,
+    finish,
+    showPodStart,
+  } = statusDecision<Action>(ae, now, observed.staleJobs);
 
   const job = observed.job;
   if (!job) {
@@ -245,18 +272,7 @@ export function decide(ae: AcceptanceEval, observed: Observed, now: number): Dec
   // Still running: its children stay as desired (a deleted task ConfigMap comes back).
   if (draft) actions.push({ type: "runEval", draft });
   set("Succeeded", "Unknown", "Running", `Job ${job.name} is evaluating`);
-  for (const [type, problem] of [
-    ["PodsScheduled", podsNotStarting(job, now)],
-    ["ContainersStarted", containersNotStarting(job)],
-  ] as const) {
-    if (!problem) {
-      drop(type);
-      continue;
-    }
-    set(type, "False", problem.reason, problem.message);
-    if (previousReason(type) !== problem.reason)
-      events.push({ type: "Warning", reason: problem.reason, message: problem.message });
-  }
+  showPodStart(job);
   return finish({ ...running, phase: "Running" });
 }
 

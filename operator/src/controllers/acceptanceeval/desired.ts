@@ -71,8 +71,31 @@ export function taskConfigMap(ae: AcceptanceEval, task: unknown): DesiredObject 
 
 export function evalJob(ae: AcceptanceEval, draft: ResolvedDraft, ctx: BuildContext): DesiredObject {
   const names = childNames(ae);
-  const m = evalMeta(ae, names.job);
-  const [first, ...rest] = claims(ae, draft.uri);
+  return runtimeJob(
+    ae,
+    {
+      name: names.job,
+      taskConfigMap: names.taskConfigMap,
+      gpus: ae.spec.resources.gpus,
+      claims: claims(ae, draft.uri),
+    },
+    ctx,
+  );
+}
+
+export interface RuntimeJobParts {
+  name: string;
+  taskConfigMap: string;
+  gpus: number;
+  /** Claims mounted for the task's inputs; the first is the main one. */
+  claims: string[];
+  env?: { name: string; value?: string; valueFrom?: object }[];
+}
+
+/** A one-pod Job of the runtime image (the offline eval, or a live eval's load generator). */
+export function runtimeJob(ae: AcceptanceEval, parts: RuntimeJobParts, ctx: BuildContext): DesiredObject {
+  const m = evalMeta(ae, parts.name);
+  const [first, ...rest] = parts.claims;
   return {
     apiVersion: "batch/v1",
     kind: "Job",
@@ -89,13 +112,14 @@ export function evalJob(ae: AcceptanceEval, draft: ResolvedDraft, ctx: BuildCont
         runtime: ae.spec.runtime,
         placement: ae.spec.placement,
         resources: ae.spec.resources,
-        gpus: ae.spec.resources.gpus,
-        taskConfigMap: names.taskConfigMap,
+        gpus: parts.gpus,
+        taskConfigMap: parts.taskConfigMap,
         claimName: first,
         extraClaimNames: rest,
         scratchPath: SCRATCH_PATH,
         credentialSecrets: credentialSecrets(ae),
         progressPort: ctx.progressPort,
+        env: parts.env,
         labels: m.labels,
         restartPolicy: "Never",
       }),

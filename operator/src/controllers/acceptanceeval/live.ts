@@ -7,20 +7,12 @@
 import type { AcceptanceEval, SpecServe } from "../../api/kinds.ts";
 import { RUNTIME_API_VERSION, RUNTIME_ENV } from "../../contract/constants.ts";
 import type { TaskInput } from "../../contract/task.ts";
-import { podFailurePolicy } from "../drafttraining/desired.ts";
-import { containersNotStarting, podsNotStarting } from "../drafttraining/health.ts";
 import type { JobObservation } from "../drafttraining/observe.ts";
 import { childName } from "../shared/names.ts";
-import { runtimePodTemplate, SCRATCH_PATH } from "../shared/pod.ts";
+import { SCRATCH_PATH } from "../shared/pod.ts";
 import type { AcceptanceEvalStatus, Action, Decision } from "./decide.ts";
 import { foldResult, jobFailure, statusDecision } from "./decide.ts";
-import {
-  type BuildContext,
-  credentialSecrets,
-  type DesiredObject,
-  EVAL_BACKOFF_LIMIT,
-  evalMeta,
-} from "./desired.ts";
+import { type BuildContext, type DesiredObject, evalMeta, runtimeJob } from "./desired.ts";
 import type { Measurement } from "./livemeasure.ts";
 import { claimOf } from "./plan.ts";
 import { summarize, verdict } from "./verdict.ts";
@@ -100,40 +92,20 @@ export function loadJob(
   ctx: BuildContext,
 ): DesiredObject {
   const names = liveNames(ae, index);
-  const m = evalMeta(ae, names.job);
-  const claims = [
-    ...new Set(ae.spec.tasks.map((t) => claimOf(t.source?.uri)).filter((c) => c !== undefined)),
-  ];
   const key = ss.apiKeySecretRef;
-  return {
-    apiVersion: "batch/v1",
-    kind: "Job",
-    metadata: m,
-    spec: {
-      backoffLimit: EVAL_BACKOFF_LIMIT,
-      completions: 1,
-      parallelism: 1,
-      podFailurePolicy: podFailurePolicy(),
-      template: runtimePodTemplate({
-        defaultImage: ctx.defaultImage,
-        runtime: ae.spec.runtime,
-        placement: ae.spec.placement,
-        resources: ae.spec.resources,
-        gpus: 0,
-        taskConfigMap: names.taskConfigMap,
-        claimName: claims[0],
-        extraClaimNames: claims.slice(1),
-        scratchPath: SCRATCH_PATH,
-        credentialSecrets: credentialSecrets(ae),
-        progressPort: ctx.progressPort,
-        env: key
-          ? [{ name: RUNTIME_ENV.apiKey, valueFrom: { secretKeyRef: { name: key.name, key: key.key } } }]
-          : [],
-        labels: m.labels,
-        restartPolicy: "Never",
-      }),
+  return runtimeJob(
+    ae,
+    {
+      name: names.job,
+      taskConfigMap: names.taskConfigMap,
+      gpus: 0,
+      claims: [...new Set(ae.spec.tasks.map((t) => claimOf(t.source?.uri)).filter((c) => c !== undefined))],
+      env: key
+        ? [{ name: RUNTIME_ENV.apiKey, valueFrom: { secretKeyRef: { name: key.name, key: key.key } } }]
+        : [],
     },
-  };
+    ctx,
+  );
 }
 
 export interface LiveObserved {
@@ -171,7 +143,7 @@ export function decideLive(
   observed: LiveObserved,
   now: number,
 ): Omit<Decision, "actions"> & { actions: (Action | LiveAction)[] } {
-  const { old, sameGeneration, base, actions, events, set, drop, previousReason, finish } =
+  const { old, sameGeneration, base, actions, events, set, drop, previousReason, finish, showPodStart } =
     statusDecision<LiveAction>(ae, now, observed.staleJobs);
   // A generation that ended stays as it ended (a window read again later could say otherwise).
   if (sameGeneration && (old.phase === "Failed" || (old.phase === "Succeeded" && !observed.job)))
@@ -241,18 +213,7 @@ export function decideLive(
     // Its window is open: the Job's children stay as desired; problems starting its pod show.
     if (ss) actions.push({ type: "runLoad", index: next, specServe: ss });
     set("Succeeded", "Unknown", "Running", `Job ${job.name} sends ${live.task} to SpecServe ${name}`);
-    for (const [type, problem] of [
-      ["PodsScheduled", podsNotStarting(job, now)],
-      ["ContainersStarted", containersNotStarting(job)],
-    ] as const) {
-      if (!problem) {
-        drop(type);
-        continue;
-      }
-      set(type, "False", problem.reason, problem.message);
-      if (previousReason(type) !== problem.reason)
-        events.push({ type: "Warning", reason: problem.reason, message: problem.message });
-    }
+    showPodStart(job);
     return finish({ ...base, live, draft, results, job: job.name, phase: "Running" });
   }
 

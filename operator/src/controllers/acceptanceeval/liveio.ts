@@ -4,14 +4,14 @@
 
 import type { AcceptanceEval, SpecServe } from "../../api/kinds.ts";
 import { specServeResource } from "../../api/kinds.ts";
-import { apply } from "../../lib/apply.ts";
 import { isNotFound } from "../../lib/errors.ts";
-import { ConfigMaps, type KubeObject } from "../../lib/rest.ts";
-import { ChildApplyError, drifted, withAppliedHash } from "../drafttraining/children.ts";
+import { ConfigMaps } from "../../lib/rest.ts";
+import { withAppliedHash } from "../drafttraining/children.ts";
 import { observeJob } from "../drafttraining/observe.ts";
 import { labelValue } from "../shared/names.ts";
 import { readyPods, scrapePods } from "../specserve/scrape.ts";
-import { type AcceptanceEvalDeps, FIELD_MANAGER, RESOURCES } from "./controller.ts";
+import { applyAll, syncTaskAndJob } from "./children.ts";
+import type { AcceptanceEvalDeps } from "./controller.ts";
 import { LABELS } from "./desired.ts";
 import {
   type LiveAction,
@@ -154,26 +154,6 @@ export async function measureFinished(
   observed.measurement = measureWindow(task, before, after, counts, observed.specServe.k);
 }
 
-async function applyAll(
-  deps: AcceptanceEvalDeps,
-  objects: { obj: object; cached?: KubeObject; record: (w: KubeObject) => void }[],
-) {
-  const results = await Promise.allSettled(
-    objects.map(({ obj }) =>
-      apply(deps.client, obj as KubeObject, { fieldManager: FIELD_MANAGER, resources: RESOURCES }).catch(
-        (err) => {
-          throw new ChildApplyError(obj as never, err);
-        },
-      ),
-    ),
-  );
-  results.forEach((r, i) => {
-    if (r.status === "fulfilled") objects[i]?.record(r.value as KubeObject);
-  });
-  const failed = results.find((r) => r.status === "rejected");
-  if (failed) throw (failed as PromiseRejectedResult).reason;
-}
-
 export async function actLive(
   deps: AcceptanceEvalDeps,
   ae: AcceptanceEval,
@@ -190,24 +170,14 @@ export async function actLive(
       throw new Error(`no ready pod of SpecServe ${ss.name} answered /metrics on port ${ss.port}`);
     const cm = snapshotConfigMap(ae, action.index, encodeSnapshot(snapshot));
     const cached = deps.configMaps.store.get(ns, cm.metadata.name);
-    await applyAll(deps, [{ obj: cm, cached, record: (w) => deps.configMaps.recordWrite(cached, w) }]);
+    await applyAll(deps, [{ obj: cm, record: (w) => deps.configMaps.recordWrite(cached, w) }]);
     return;
   }
   const build = { defaultImage: deps.image, progressPort: deps.progressPort };
-  const configMap = withAppliedHash(
-    loadTaskConfigMap(ae, action.index, loadTask(ae, action.specServe, action.index)),
+  await syncTaskAndJob(
+    deps,
+    ns,
+    withAppliedHash(loadTaskConfigMap(ae, action.index, loadTask(ae, action.specServe, action.index))),
+    withAppliedHash(loadJob(ae, action.specServe, action.index, build)),
   );
-  const job = withAppliedHash(loadJob(ae, action.specServe, action.index, build));
-  const todo: { obj: object; cached?: KubeObject; record: (w: KubeObject) => void }[] = [];
-  const cachedMap = deps.configMaps.store.get(ns, configMap.metadata.name);
-  if (drifted(configMap, cachedMap))
-    todo.push({
-      obj: configMap,
-      cached: cachedMap,
-      record: (w) => deps.configMaps.recordWrite(cachedMap, w),
-    });
-  const cachedJob = deps.jobs.store.get(ns, job.metadata.name);
-  if (!cachedJob || cachedJob.metadata?.deletionTimestamp)
-    todo.push({ obj: job, cached: cachedJob, record: (w) => deps.jobs.recordWrite(cachedJob, w as never) });
-  await applyAll(deps, todo);
 }

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { type SpecServe, specServeResource } from "../../api/kinds.ts";
+import { DEFAULT_SHAPE } from "../../autoscaler/capacity.ts";
 import type { Signals } from "../../autoscaler/signals.ts";
 import { QWEN3_8B_H200, spsFromModel } from "../../autoscaler/sps.ts";
+import type { EngineSteps } from "../../autoscaler/sps-online.ts";
 import { type AutoscalerMemory, externalChange, initialMemory, type StepInput, step } from "./decide.ts";
 import { driftPolicy, replicaPolicy } from "./policy.ts";
 import { currentOwned, disabledStatus, withoutAutoscalerFields } from "./status.ts";
@@ -71,6 +73,7 @@ function run(
   windows: (Partial<Signals> | null)[],
   memory: AutoscalerMemory = initialMemory(),
   start = T0,
+  spsSource = "first-principles model",
 ) {
   let obj = ss;
   let mem = memory;
@@ -86,7 +89,7 @@ function run(
       readyReplicas: obj.spec.replicas,
       scrapedReplicas: w === null ? 0 : obj.spec.replicas,
       sps,
-      spsSource: "first-principles model",
+      spsSource,
       memory: mem,
     };
     const r = step(input);
@@ -101,6 +104,75 @@ function run(
   }
   return { out, ss: obj, memory: mem };
 }
+
+/**
+ * One engine's step figures over a 10 s window of signals(): 110 running requests, k = 4, each step
+ * `slower` times the model's (decode and the window's 16000 prompt tokens of chunked prefill).
+ */
+function slowSteps(slower: number): EngineSteps[] {
+  const context = 100 + 1000 / 2;
+  const decode = 1 / sps(110 * 5, context, 110);
+  const steps0 = 10 / (decode * slower);
+  const prefillPerStep =
+    16_000 / steps0 / (DEFAULT_SHAPE.prefillChunk * sps(DEFAULT_SHAPE.prefillChunk, context, 110));
+  const stepSeconds = (decode + prefillPerStep) * slower;
+  const steps = 10 / stepSeconds;
+  return [
+    {
+      steps,
+      intervals: steps * 110,
+      intervalSeconds: steps * 110 * stepSeconds,
+      drafts: steps * 110,
+      draftTokens: steps * 110 * 4,
+      promptTokens: 16_000,
+      running: 110,
+    },
+  ];
+}
+
+describe("SPS(B) learned online in the decision", () => {
+  it("learns a slower engine, decides on it, and says so in status", () => {
+    const ss = specServe();
+    const prior = run(ss, [{}, {}]).out.at(-1)?.status.autoscaling;
+    const { out, ss: after } = run(ss, [{ steps: slowSteps(1 / 0.7) }, { steps: slowSteps(1 / 0.7) }, {}]);
+    const learned = out.at(-1)?.status.autoscaling;
+    expect(prior?.spsLearned).toBeUndefined();
+    expect(learned?.spsLearned).toMatchObject({
+      prior: "first-principles model",
+      windows: 2,
+      buckets: [{ batch: 512, windows: 2, factor: expect.closeTo(0.7, 2) }],
+    });
+    expect(learned?.spsSource).toBe(
+      "first-principles model; corrected online from 2 windows (factor 0.70 at B 512-1023)",
+    );
+    // 30% slower steps: fewer requests per replica keep the 8 ms TPOT.
+    expect(learned?.maxConcurrencyPerReplica).toBeLessThan((prior?.maxConcurrencyPerReplica ?? 0) * 0.85);
+    expect(after.status?.autoscaling?.spsLearned?.windows).toBe(2);
+  });
+
+  it("a restarted operator resumes from status, not from scratch", () => {
+    const learnedRun = run(specServe(), [{ steps: slowSteps(1 / 0.7) }, { steps: slowSteps(1 / 0.7) }]);
+    // A fresh memory (a restart) and a window without step figures: the persisted factor still applies.
+    const resumed = run(learnedRun.ss, [{}], initialMemory(), T0 + 60_000).out[0]?.status.autoscaling;
+    const learned = learnedRun.out.at(-1)?.status.autoscaling;
+    expect(resumed?.maxConcurrencyPerReplica).toBe(learned?.maxConcurrencyPerReplica);
+    expect(resumed?.spsLearned).toEqual(learned?.spsLearned);
+    // Another prior (a new table) starts over.
+    const other = run(learnedRun.ss, [{}], initialMemory(), T0 + 60_000, "ConfigMap ns/sps").out[0]?.status
+      .autoscaling;
+    expect(other?.spsLearned).toBeUndefined();
+    expect(other?.spsSource).toBe("ConfigMap ns/sps");
+  });
+
+  it("spsLearning Off decides on the prior as given", () => {
+    const off = specServe({ spsLearning: "Off" });
+    const { out } = run(off, [{ steps: slowSteps(1 / 0.7) }, { steps: slowSteps(1 / 0.7) }, {}]);
+    const plain = run(specServe(), [{}, {}, {}]).out.at(-1)?.status.autoscaling;
+    expect(out.at(-1)?.status.autoscaling.spsLearned).toBeUndefined();
+    expect(out.at(-1)?.status.autoscaling.spsSource).toBe("first-principles model");
+    expect(out.at(-1)?.status.autoscaling.maxConcurrencyPerReplica).toBe(plain?.maxConcurrencyPerReplica);
+  });
+});
 
 describe("autoscaler policy from the spec", () => {
   it("reads durations, rates and the SLO", () => {

@@ -3,7 +3,6 @@
 // owns, its Events and the next memory out. The I/O around it (reconcile.ts) scrapes, reads the
 // SPS table, writes /scale and status, and records the Events after the status they describe.
 import type { SpecServe } from "../../api/kinds.ts";
-import type { Workload } from "../../autoscaler/capacity.ts";
 import { assessDrift, type DriftState, type DriftVerdict, driftStateAt } from "../../autoscaler/drift.ts";
 import {
   type AutoscalerState,
@@ -14,6 +13,13 @@ import {
 import type { Signals } from "../../autoscaler/signals.ts";
 import { type LengthTuning, tuneLength } from "../../autoscaler/speculation.ts";
 import type { SpsFunction } from "../../autoscaler/sps.ts";
+import {
+  describeLearned,
+  learnFromWindow,
+  restoreLearned,
+  type SpsLearned,
+  workloadOf,
+} from "../../autoscaler/sps-online.ts";
 import type { EventType } from "../../lib/events.ts";
 import { lengthApplyContext, lengthsKey } from "../specserve/length-rollout.ts";
 import {
@@ -32,6 +38,8 @@ export interface AutoscalerMemory {
   drift?: { draft: string; state: DriftState };
   /** Replicas this replica of the operator last wrote through /scale. */
   lastWritten?: number;
+  /** SPS(B) learned online (also in status, whence a restarted operator resumes). */
+  sps?: SpsLearned;
 }
 
 export const initialMemory = (): AutoscalerMemory => ({ replicas: initialState() });
@@ -47,7 +55,9 @@ export interface StepInput {
   readyReplicas: number;
   /** Ready pods whose scrape succeeded at both ends of the window. */
   scrapedReplicas: number;
+  /** The prior SPS(B): the table or the model; corrected online here unless spsLearning is Off. */
   sps: SpsFunction;
+  /** Where the prior came from (also the learned state's key: another prior starts over). */
   spsSource: string;
   memory: AutoscalerMemory;
 }
@@ -74,18 +84,6 @@ const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v
 /** Three significant digits: the status changes when a figure really moves, not on every scrape. */
 export const sig3 = (v: number | null | undefined): number | undefined =>
   v === null || v === undefined || !Number.isFinite(v) ? undefined : Number(v.toPrecision(3));
-
-function workloadOf(s: Signals | null): Workload {
-  if (!s?.requestsPerSecond) return DEFAULT_WORKLOAD;
-  return {
-    promptTokens: s.promptTokensPerSecond
-      ? s.promptTokensPerSecond / s.requestsPerSecond
-      : DEFAULT_WORKLOAD.promptTokens,
-    outputTokens: s.generationTokensPerSecond
-      ? s.generationTokensPerSecond / s.requestsPerSecond
-      : DEFAULT_WORKLOAD.outputTokens,
-  };
-}
 
 /**
  * Whether spec.replicas was set by someone else while autoscaling is on, and what the autoscaler had
@@ -115,9 +113,12 @@ export function step(input: StepInput): StepOutput {
   const overridden = change.overridden;
   const current = change.overridden ? change.believed : specReplicas;
 
+  const learned = learnedSps(input, policy);
+  const sps = learned?.sps ?? input.sps;
+
   const { decision, state } = decideReplicas(
     policy,
-    input.sps,
+    sps,
     {
       now,
       signals,
@@ -139,7 +140,7 @@ export function step(input: StepInput): StepOutput {
   const liveTau = decision.metricsAvailable ? (signals?.tau ?? null) : null;
   const assessed = assessDrift(driftPolicy(ss, a), driftMemory.state, now, liveTau);
 
-  const speculation = lengthTuning(ss, input, decision);
+  const speculation = lengthTuning(ss, { ...input, sps }, decision);
 
   const previous = ss.status?.autoscaling;
   const decisions = [...(ss.status?.decisions ?? [])];
@@ -184,7 +185,8 @@ export function step(input: StepInput): StepOutput {
     maxConcurrencyPerReplica: sig3(f.maxConcurrencyPerReplica),
     predictedTokensPerSecondPerUser: sig3(f.predictedTokensPerSecondPerUser),
     measuredTokensPerSecondPerUser: sig3(f.measuredTokensPerSecondPerUser),
-    spsSource: input.spsSource,
+    spsSource: learned?.describe ? `${input.spsSource}; ${learned.describe}`.slice(0, 512) : input.spsSource,
+    ...(learned && learned.state.windows > 0 ? { spsLearned: persistable(learned.state) } : {}),
     ...(speculation ? { speculationLength: speculationStatus(speculation) } : {}),
   };
 
@@ -215,11 +217,32 @@ export function step(input: StepInput): StepOutput {
       replicas: state,
       drift: { draft, state: assessed.state },
       lastWritten: desired,
+      ...(learned ? { sps: learned.state } : {}),
     },
     decision: { ...decision, desiredReplicas: desired, currentReplicas: current },
     drift: assessed.verdict,
     speculation,
   };
+}
+
+/**
+ * SPS(B) corrected from this window's step figures (spsLearning Online), resuming from memory, or
+ * after a restart from status; undefined when learning is off.
+ */
+function learnedSps(input: StepInput, policy: ReturnType<typeof replicaPolicy>) {
+  if (input.autoscaling.spsLearning === "Off") return undefined;
+  const prior = input.spsSource;
+  const start =
+    input.memory.sps?.prior === prior
+      ? input.memory.sps
+      : restoreLearned(input.ss.status?.autoscaling?.spsLearned, prior);
+  const l = learnFromWindow(start, input.sps, input.signals, policy.defaultWorkload, policy.shape);
+  return { sps: l.sps, state: l.state, describe: describeLearned(l.state) };
+}
+
+/** Three significant digits of each factor: status changes when a factor really moves. */
+function persistable(s: SpsLearned): SpsLearned {
+  return { ...s, buckets: s.buckets.map((b) => ({ ...b, factor: Number(b.factor.toPrecision(3)) })) };
 }
 
 function acceptanceCondition(v: DriftVerdict) {
@@ -262,7 +285,7 @@ function lengthTuning(ss: SpecServe, input: StepInput, decision: ReplicaDecision
     currentBatch: input.scrapedReplicas > 0 && s.running !== null ? s.running / input.scrapedReplicas : 0,
     minGain: MIN_LENGTH_GAIN,
     slo: policy.slo,
-    work: workloadOf(s),
+    work: workloadOf(s, DEFAULT_WORKLOAD),
     shape: policy.shape,
   });
 }

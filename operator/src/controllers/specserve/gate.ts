@@ -92,15 +92,21 @@ const fmt = (x: number) => x.toFixed(3);
  * after three windows (too little traffic, or a tau too close to the line), the candidate is
  * rolled back: the current draft keeps serving.
  */
-export function decideRollout(
-  candidate: TauMeasurement | undefined,
-  current: TauMeasurement | undefined,
+/**
+ * What every gate decides before it looks at the figures: keep analysing for the first window, then
+ * wait for enough verification rounds on both sides, rolling back once three windows have passed.
+ * Otherwise both sides, measured enough for the gate's own test.
+ */
+export function analysisPrelude<M extends { rounds: number }>(
+  candidate: M | undefined,
+  current: M | undefined,
   settings: GateSettings,
   elapsedMs: number,
-): GateDecision {
-  const expired = elapsedMs >= 3 * settings.analysisWindowMs;
+): { waiting: GateDecision } | { candidate: M; current: M; expired: boolean } {
   if (elapsedMs < settings.analysisWindowMs) {
-    return { verdict: "Analyzing", reason: "Analyzing", message: "measuring for the analysis window" };
+    return {
+      waiting: { verdict: "Analyzing", reason: "Analyzing", message: "measuring for the analysis window" },
+    };
   }
   if (
     !candidate ||
@@ -109,10 +115,29 @@ export function decideRollout(
     current.rounds < settings.minRounds
   ) {
     const message = `not enough verification rounds yet (candidate ${candidate?.rounds ?? 0}, current ${current?.rounds ?? 0}, need ${settings.minRounds} each)`;
-    return expired
-      ? { verdict: "RollBack", reason: "InsufficientTraffic", message }
-      : { verdict: "Analyzing", reason: "WaitingForRounds", message };
+    return {
+      waiting: analysisExpired(settings, elapsedMs)
+        ? { verdict: "RollBack", reason: "InsufficientTraffic", message }
+        : { verdict: "Analyzing", reason: "WaitingForRounds", message },
+    };
   }
+  return { candidate, current, expired: analysisExpired(settings, elapsedMs) };
+}
+
+/** Undecided after three analysis windows: the gate rolls back. */
+function analysisExpired(settings: GateSettings, elapsedMs: number): boolean {
+  return elapsedMs >= 3 * settings.analysisWindowMs;
+}
+
+export function decideRollout(
+  candidateMeasured: TauMeasurement | undefined,
+  currentMeasured: TauMeasurement | undefined,
+  settings: GateSettings,
+  elapsedMs: number,
+): GateDecision {
+  const measured = analysisPrelude(candidateMeasured, currentMeasured, settings, elapsedMs);
+  if ("waiting" in measured) return measured.waiting;
+  const { candidate, current, expired } = measured;
   const z = zFor(settings.confidence);
   const allowed = 1 - settings.maxTauDrop;
   const threshold = current.tau * allowed;

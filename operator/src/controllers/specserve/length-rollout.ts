@@ -13,7 +13,7 @@ import {
 import type { Signals } from "../../autoscaler/signals.ts";
 import type { LengthRange } from "../../autoscaler/speculation.ts";
 import { parseDuration } from "../../lib/time.ts";
-import { type GateDecision, type GateSettings, verificationRounds, zFor } from "./gate.ts";
+import { analysisPrelude, type GateDecision, type GateSettings, verificationRounds, zFor } from "./gate.ts";
 import { shortHash } from "./plan.ts";
 import type { RolloutPlan, RolloutStatus } from "./rollout.ts";
 
@@ -211,25 +211,14 @@ export interface LengthGateSettings extends GateSettings {
  * three windows: rolled back.
  */
 export function decideLengthRollout(
-  candidate: LengthMeasurement | undefined,
-  current: LengthMeasurement | undefined,
+  canary: LengthMeasurement | undefined,
+  stable: LengthMeasurement | undefined,
   settings: LengthGateSettings,
   elapsedMs: number,
 ): GateDecision {
-  const expired = elapsedMs >= 3 * settings.analysisWindowMs;
-  if (elapsedMs < settings.analysisWindowMs)
-    return { verdict: "Analyzing", reason: "Analyzing", message: "measuring for the analysis window" };
-  if (
-    !candidate ||
-    !current ||
-    candidate.rounds < settings.minRounds ||
-    current.rounds < settings.minRounds
-  ) {
-    const message = `not enough verification rounds yet (candidate ${candidate?.rounds ?? 0}, current ${current?.rounds ?? 0}, need ${settings.minRounds} each)`;
-    return expired
-      ? { verdict: "RollBack", reason: "InsufficientTraffic", message }
-      : { verdict: "Analyzing", reason: "WaitingForRounds", message };
-  }
+  const sides = analysisPrelude(canary, stable, settings, elapsedMs);
+  if ("waiting" in sides) return sides.waiting;
+  const { candidate, current, expired } = sides;
   const c = candidate.tokensPerSecondPerUser;
   const s = current.tokensPerSecondPerUser;
   if (c === null || s === null || !(s > 0)) {
