@@ -42,6 +42,7 @@ import {
 import { PodScrapes } from "./controllers/shared/pod-scrapes.ts";
 import {
   draftTrainingToSpecServes,
+  PodDisruptionBudgets,
   podToSpecServe,
   CONTROLLER_NAME as SPECSERVE_CONTROLLER,
   SpecServes,
@@ -157,6 +158,10 @@ export function buildOperator(opts: OperatorOptions): Manager {
     deployments: deps.deployments,
     configMaps: deps.configMaps,
     services: deps.services,
+    podDisruptionBudgets: manager.informer(PodDisruptionBudgets, {
+      labelSelector: MANAGED_SELECTOR,
+      transform: trimToMetadata,
+    }),
     pods: deps.pods,
     events,
     image: config.runtimeImage,
@@ -167,7 +172,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
   manager.controller({
     name: SPECSERVE_CONTROLLER,
     for: specServes,
-    owns: [deps.deployments, deps.configMaps, deps.services],
+    owns: [deps.deployments, deps.configMaps, deps.services, specServeDeps.podDisruptionBudgets],
     watches: [
       { informer: deps.pods, map: podToSpecServe },
       { informer: deps.drafts, map: draftTrainingToSpecServes(specServes) },

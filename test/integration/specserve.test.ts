@@ -171,6 +171,29 @@ describe("SpecServe serving objects", () => {
     expect(metrics.message).toMatch(/no serving pod's \/metrics could be read: chat-/);
   });
 
+  it("a deleted Service, PDB or serve Task comes back at once, though unchanged children are not re-applied", async () => {
+    const paths = [
+      `/api/v1/namespaces/${NS}/services/chat`,
+      `/apis/policy/v1/namespaces/${NS}/poddisruptionbudgets/chat`,
+      `/api/v1/namespaces/${NS}/configmaps/chat-task`,
+    ];
+    const uids = await Promise.all(
+      paths.map(async (p) => (await kubeRequest(kc, "GET", p)).body.metadata.uid),
+    );
+    for (const p of paths) expect((await kubeRequest(kc, "DELETE", p)).status).toBe(200);
+    // Each deletion is an event of an informer the controller owns: its SpecServe is reconciled and
+    // the child, no longer cached at the version last applied, is applied again (well before any resync).
+    for (const [i, p] of paths.entries())
+      await until(
+        `${p} re-created`,
+        async () => {
+          const got = await kubeRequest(kc, "GET", p);
+          return got.status === 200 && got.body.metadata.uid !== uids[i] ? true : undefined;
+        },
+        20_000,
+      );
+  });
+
   it("the scale subresource works as kubectl scale; replicas alone restart no pod", async () => {
     const before = await replicaSetsOf("chat");
     expect(before).toHaveLength(1);

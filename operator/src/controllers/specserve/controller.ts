@@ -57,6 +57,8 @@ export interface SpecServeDeps {
   /** The task ConfigMaps and Services it applies, as cached (an unchanged child is not applied again). */
   configMaps: Informer<KubeObject>;
   services: Informer<KubeObject>;
+  /** The PodDisruptionBudgets it applies: a deleted or edited one is applied again at once. */
+  podDisruptionBudgets: Informer<KubeObject>;
   pods: Informer<Wire<V1Pod>>;
   events: EventRecorder;
   /** The operator's default runtime image, used only for servers created from now on. */

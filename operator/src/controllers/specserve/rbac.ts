@@ -19,7 +19,11 @@ export const RBAC_RULES = [
     resources: ["configmaps"],
     verbs: ["get", "list", "watch", "create", "patch", "delete"],
   },
-  { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: ["get", "create", "patch"] },
+  {
+    apiGroups: ["policy"],
+    resources: ["poddisruptionbudgets"],
+    verbs: ["get", "list", "watch", "create", "patch"],
+  },
   {
     apiGroups: ["leaderworkerset.x-k8s.io"],
     resources: ["leaderworkersets"],

@@ -223,7 +223,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
         : applyOne(desired.deployment(ss, ctx), deps.deployments),
       applyOne(desired.taskConfigMap(ss, task), deps.configMaps),
       applyOne(desired.service(ss, deps.progressPort), deps.services),
-      applyOne(desired.podDisruptionBudget(ss)),
+      applyOne(desired.podDisruptionBudget(ss), deps.podDisruptionBudgets),
     ]);
     if (multiNode && existing) {
       // The replica shape changed from one node to several: the LeaderWorkerSet replaces the Deployment.
