@@ -14,7 +14,7 @@ import { type ControlPlane, startControlPlane } from "../controlplane/controlpla
 import { clusterIPRoutes } from "../controlplane/kube-proxy-rules.ts";
 import { ProcessKubelet } from "../controlplane/process-kubelet.ts";
 import {
-  nodeBinariesCached,
+  nodeBinariesMissing,
   type RealNode,
   realNodeUnavailable,
   startRealNode,
@@ -66,8 +66,9 @@ export interface E2eNodeOptions {
 export function realNodeUnavailableForTests(images: string[]): string | undefined {
   const why = realNodeUnavailable(images);
   if (why) return why;
-  if (!nodeBinariesCached())
-    return "the node binaries are not built (bash test/controlplane/build-node-binaries.sh; .ci/run does)";
+  const missing = nodeBinariesMissing();
+  if (missing)
+    return `the node binaries are not built (bash test/controlplane/build-node-binaries.sh; .ci/run does): ${missing}`;
   return undefined;
 }
 
