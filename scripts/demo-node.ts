@@ -194,8 +194,9 @@ export interface ChartOperator {
 /**
  * The operator as the chart's Deployment on the real node: charts/specops installed by helm with the
  * operator image (imported into the node's containerd) and the reference runtime image. One replica,
- * leader election on as in the chart; no CPU request, because each of the demo's pods asks for the
- * node's 2 CPUs (a 100m request would leave none of them schedulable on a 2-core machine).
+ * leader election on as in the chart; no CPU request: the demo's pods share the node's CPUs between
+ * two of them at a time (demo-cpu.ts), and a 100m request would leave one of them unschedulable on a
+ * 2-core machine.
  */
 export async function installChartOperator(kc: KubeConfig, kubeconfigPath: string): Promise<ChartOperator> {
   const { referenceImage, operatorImage } = imagesConfig();
