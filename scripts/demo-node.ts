@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CoordinationV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import { clusterIPRoutes } from "../test/controlplane/kube-proxy-rules.ts";
 import { ProcessKubelet } from "../test/controlplane/process-kubelet.ts";
 import { type RealNode, realNodeUnavailable, startRealNode } from "../test/controlplane/real-node.ts";
 import {
@@ -28,7 +29,11 @@ export interface DemoNode {
   runtimeImage: string;
   /** Seconds from start to the node taking pods (real node: Ready; images imported before). */
   startSeconds: number;
-  /** An address on this machine for a Service's port, and how it gets there. */
+  /**
+   * An address on this machine for a Service's port, and how it gets there; on the real node once
+   * kube-proxy routes its ClusterIP to a ready endpoint (a connection made before would keep the
+   * host's default route for its life).
+   */
   serviceAddress(
     namespace: string,
     service: string,
@@ -155,6 +160,14 @@ export async function startDemoNode(
       const port = svc.spec?.ports?.find((p) => p.name === portName)?.port;
       if (!svc.spec?.clusterIP || !port)
         throw new Error(`Service ${namespace}/${service} has no port ${portName}`);
+      const deadline = Date.now() + 60_000;
+      while (clusterIPRoutes(svc.spec.clusterIP, port).length === 0) {
+        if (Date.now() > deadline)
+          throw new Error(
+            `kube-proxy did not route Service ${namespace}/${service}'s ${svc.spec.clusterIP}:${port} to a ready endpoint in 60s:\n${node.logTail("kube-proxy")}`,
+          );
+        await new Promise((r) => setTimeout(r, 500));
+      }
       return { host: svc.spec.clusterIP, port, via: "its ClusterIP (kube-proxy's iptables rules)" };
     },
     stop: () => node.stop(),
@@ -181,8 +194,9 @@ export interface ChartOperator {
 /**
  * The operator as the chart's Deployment on the real node: charts/specops installed by helm with the
  * operator image (imported into the node's containerd) and the reference runtime image. One replica,
- * leader election on as in the chart; no CPU request, because each of the demo's pods asks for the
- * node's 2 CPUs (a 100m request would leave none of them schedulable on a 2-core machine).
+ * leader election on as in the chart; no CPU request: the demo's pods share the node's CPUs between
+ * two of them at a time (demo-cpu.ts), and a 100m request would leave one of them unschedulable on a
+ * 2-core machine.
  */
 export async function installChartOperator(kc: KubeConfig, kubeconfigPath: string): Promise<ChartOperator> {
   const { referenceImage, operatorImage } = imagesConfig();

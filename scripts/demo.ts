@@ -33,6 +33,7 @@ import { buildOperator } from "../operator/src/operator.ts";
 type DraftTrainingInput = z.input<typeof draftTrainingResource>;
 
 import { freePort, startControlPlane } from "../test/controlplane/controlplane.ts";
+import { cpuMillis, DEMO_CONCURRENT_PODS, demoCpu } from "./demo-cpu.ts";
 import {
   type ChartOperator,
   chartOperatorState,
@@ -134,6 +135,22 @@ try {
     cleanup.push(() => operator.stop());
   }
 
+  // The examples ask for 2 CPUs a pod; the demo's pods ask for at most a share of the node's CPUs, so
+  // a DraftTraining stage and an AcceptanceEval run side by side on a 2-core laptop (demo-cpu.ts).
+  const nodes = await kc.makeApiClient(CoreV1Api).listNode();
+  const allocatable = Math.min(
+    ...nodes.items.map((n) => cpuMillis(n.status?.allocatable?.cpu) ?? Number.POSITIVE_INFINITY),
+  );
+  const fitCpu = <T extends { spec: { resources?: { cpu?: string | number } } }>(obj: T): T => {
+    if (obj.spec.resources?.cpu !== undefined && Number.isFinite(allocatable))
+      obj.spec.resources.cpu = demoCpu(obj.spec.resources.cpu, allocatable);
+    return obj;
+  };
+  if (Number.isFinite(allocatable) && demoCpu("2", allocatable) !== "2")
+    console.log(
+      `  pods ask for ${demoCpu("2", allocatable)} CPU where the examples ask for 2: ${DEMO_CONCURRENT_PODS} of the demo's pods run at once, on a node of ${allocatable / 1000} CPUs`,
+    );
+
   step("kubectl apply -f examples/tiny-drafttraining.yaml (training, then its evaluation gate)");
   // The manifests as a user writes them (defaults are the API server's job), edited for the demo.
   const dt = yaml.load(
@@ -146,7 +163,7 @@ try {
     tasks: (dt.spec.evaluation?.tasks ?? []).map((t) => ({ ...t, samples: 16 })),
     minTau: 1.2,
   };
-  await client.create(DraftTrainings, dt);
+  await client.create(DraftTrainings, fitCpu(dt));
 
   step(
     "kubectl apply -f examples/tiny-acceptanceeval.yaml (waits for the training), and the same eval of an untrained draft",
@@ -158,6 +175,7 @@ try {
     spec: Record<string, unknown>;
   };
   ae.metadata.namespace = "default";
+  fitCpu(ae);
   await client.create(AcceptanceEvals, ae);
   const untrained = structuredClone(ae);
   untrained.metadata.name = "tiny-untrained-eval";
@@ -248,9 +266,10 @@ try {
   );
   const ss = yaml.load(readFileSync(join(root, "examples/tiny-specserve.yaml"), "utf8")) as KubeObject & {
     metadata: { name: string; namespace?: string };
+    spec: { resources?: { cpu?: string | number } };
   };
   ss.metadata.namespace = "default";
-  await client.create(SpecServes, ss);
+  await client.create(SpecServes, fitCpu(ss));
   const serveStarted = Date.now();
   for (;;) {
     const obj = (await client.get(SpecServes, "default", ss.metadata.name)) as KubeObject & {
@@ -397,7 +416,7 @@ async function printPods(kc: KubeConfig, namespace: string): Promise<void> {
         ? `running${c.ready ? ", ready" : ""}`
         : (pod.status?.phase ?? "-");
     console.log(
-      `    ${String(pod.metadata?.name).padEnd(40)} ${state.padEnd(16)} node=${pod.spec?.nodeName ?? "-"} ip=${pod.status?.podIP ?? "-"} ${c?.containerID ? c.containerID.slice(0, 25) : "(a local process)"}`,
+      `    ${String(pod.metadata?.name).padEnd(40)} ${state.padEnd(16)} node=${pod.spec?.nodeName ?? "-"} ip=${pod.status?.podIP ?? "-"} ${c?.containerID ? c.containerID.slice(0, 25) : real ? "(no container yet)" : "(a local process)"}`,
     );
   }
 }

@@ -12,7 +12,7 @@ cache_root=${SPECOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/specops}
 out="$cache_root/controlplane-k8s-$k8s_version-etcd-$etcd_version-$go_version"
 
 if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/etcd" ]] \
-   && "$out/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $k8s_version"; then
+   && grep -qx "Kubernetes $k8s_version" <<<"$("$out/kube-apiserver" --version 2>/dev/null)"; then
   echo "$out"; exit 0
 fi
 

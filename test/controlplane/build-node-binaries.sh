@@ -20,15 +20,21 @@ bins=(kubelet kube-scheduler kube-proxy pause)
 
 k8s_ok=1
 for b in "${bins[@]}"; do [[ -x "$out/$b" ]] || k8s_ok=0; done
-if [[ $k8s_ok == 1 ]] && ! "$out/kubelet" --version 2>/dev/null | grep -qx "Kubernetes $k8s_version"; then k8s_ok=0; fi
+# Versions are read whole before matching: `cmd | grep -q` under pipefail fails now and then, grep
+# exiting at its match before cmd's next line, which then dies of SIGPIPE (coredns prints two lines).
+if [[ $k8s_ok == 1 ]] && ! grep -qx "Kubernetes $k8s_version" <<<"$("$out/kubelet" --version 2>/dev/null)"; then k8s_ok=0; fi
 dns_ok=0
 # `coredns -version` prints "CoreDNS-1.15.0" then the platform and commit.
-if [[ -x "$dns_out/coredns" ]] && "$dns_out/coredns" -version 2>/dev/null | grep -qx "CoreDNS-${coredns_version#v}"; then dns_ok=1; fi
+if [[ -x "$dns_out/coredns" ]] && grep -qx "CoreDNS-${coredns_version#v}" <<<"$("$dns_out/coredns" -version 2>/dev/null)"; then dns_ok=1; fi
 if [[ $k8s_ok == 1 && $dns_ok == 1 ]]; then
   echo "$out"; echo "$dns_out"; exit 0
 fi
-# --check: only say (by the exit code) whether they are built.
-[[ ${1:-} == --check ]] && exit 1
+# --check: only say (by the exit code, and on stderr which) whether they are built.
+if [[ ${1:-} == --check ]]; then
+  [[ $k8s_ok == 1 ]] || echo "no kubelet, kube-scheduler, kube-proxy and pause of $k8s_version in $out" >&2
+  [[ $dns_ok == 1 ]] || echo "no CoreDNS $coredns_version in $dns_out" >&2
+  exit 1
+fi
 mkdir -p "$cache_root"
 
 if [[ $k8s_ok == 0 ]]; then

@@ -172,8 +172,19 @@ function isAlive(pid: number): boolean {
 
 /** Whether build-node-binaries.sh has built this version's binaries already (else it needs go and gcc). */
 export function nodeBinariesCached(): boolean {
-  const built = spawnSync("bash", [join(here, "build-node-binaries.sh"), "--check"], { stdio: "ignore" });
-  return built.status === 0;
+  return nodeBinariesMissing() === undefined;
+}
+
+/** Why build-node-binaries.sh would build something (what its check found missing, or its error), or undefined. */
+export function nodeBinariesMissing(): string | undefined {
+  const built = spawnSync("bash", [join(here, "build-node-binaries.sh"), "--check"], {
+    encoding: "utf8",
+    stdio: ["ignore", "ignore", "pipe"],
+    timeout: 120_000,
+  });
+  if (built.status === 0) return undefined;
+  const said = built.stderr?.trim().split("\n").slice(-3).join("; ");
+  return said || `its check exited ${built.status ?? built.signal ?? built.error}`;
 }
 
 /** Builds (once) or finds the cached kubelet, kube-scheduler, kube-proxy, pause and CoreDNS. */

@@ -9,7 +9,7 @@ go_version=$(go env GOVERSION)
 cache_root=${SPECOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/specops}
 out="$cache_root/helm-$version-$go_version"
 
-if [[ -x "$out/helm" ]] && "$out/helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "$version"; then
+if [[ -x "$out/helm" ]] && grep -qx "$version" <<<"$("$out/helm" version --template '{{.Version}}' 2>/dev/null)"; then
   echo "$out/helm"; exit 0
 fi
 # --check: only say (by the exit code) whether it is built.

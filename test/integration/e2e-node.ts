@@ -11,9 +11,10 @@ import { join } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { inject } from "vitest";
 import { type ControlPlane, startControlPlane } from "../controlplane/controlplane.ts";
+import { clusterIPRoutes } from "../controlplane/kube-proxy-rules.ts";
 import { ProcessKubelet } from "../controlplane/process-kubelet.ts";
 import {
-  nodeBinariesCached,
+  nodeBinariesMissing,
   type RealNode,
   realNodeUnavailable,
   startRealNode,
@@ -33,7 +34,11 @@ export interface E2eNode {
   restrictedUser: { name: string; kubeconfigPath: string };
   /** The image the operator puts in its pods (the local-process kubelet runs this checkout's runtime instead). */
   runtimeImage: string;
-  /** An address on this machine for a Service's port: its ClusterIP (kube-proxy) or a local forwarder. */
+  /**
+   * An address on this machine for a Service's port: its ClusterIP (kube-proxy) or a local forwarder.
+   * On the real node it throws until kube-proxy's rules send the ClusterIP to a ready endpoint: a
+   * connection made before leaves by the default route and keeps that path (kube-proxy-rules.ts).
+   */
   serviceAddress(
     namespace: string,
     service: string,
@@ -61,8 +66,9 @@ export interface E2eNodeOptions {
 export function realNodeUnavailableForTests(images: string[]): string | undefined {
   const why = realNodeUnavailable(images);
   if (why) return why;
-  if (!nodeBinariesCached())
-    return "the node binaries are not built (bash test/controlplane/build-node-binaries.sh; .ci/run does)";
+  const missing = nodeBinariesMissing();
+  if (missing)
+    return `the node binaries are not built (bash test/controlplane/build-node-binaries.sh; .ci/run does): ${missing}`;
   return undefined;
 }
 
@@ -149,6 +155,10 @@ async function startReal(reason: string): Promise<E2eNode> {
       const port = svc.spec?.ports?.find((p) => p.name === portName)?.port;
       if (!svc.spec?.clusterIP || !port)
         throw new Error(`Service ${namespace}/${service} has no port ${portName}`);
+      if (clusterIPRoutes(svc.spec.clusterIP, port).length === 0)
+        throw new Error(
+          `kube-proxy does not route Service ${namespace}/${service}'s ${svc.spec.clusterIP}:${port} to a ready endpoint yet`,
+        );
       return { host: svc.spec.clusterIP, port };
     },
     async readClaimFile(namespace, claim, path) {

@@ -11,9 +11,11 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, type CoreV1Event, KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import { Agent, fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ControlPlane, startControlPlane } from "../controlplane/controlplane.ts";
 import { HOST_PATH_PV_ROOT, HOST_PATH_STORAGE_CLASS } from "../controlplane/hostpath-pv.ts";
+import { clusterIPRoutes } from "../controlplane/kube-proxy-rules.ts";
 import { type RealNode, startRealNode } from "../controlplane/real-node.ts";
 import { imagesConfig } from "../images/podman.ts";
 import { realNodeUnavailableForTests } from "./e2e-node.ts";
@@ -203,6 +205,17 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
       if (Date.now() > deadline) throw new Error(`web not Ready: ${JSON.stringify(web.status)}`);
       await new Promise((r) => setTimeout(r, 500));
     }
+    // kube-proxy's nat rules send the ClusterIP to the Ready pod (what the e2e tests wait for before
+    // their first request from the host), and a new connection from the host gets there.
+    const podIP = (await core.readNamespacedPod({ name: "web", namespace: NS })).status?.podIP;
+    let routes: string[] = [];
+    for (let i = 0; i < 60 && !routes.includes(`${podIP}:8080`); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 500));
+      routes = clusterIPRoutes(clusterIP, 80);
+    }
+    expect(routes, node.logTail("kube-proxy")).toEqual([`${podIP}:8080`]);
+    const fromHost = await fetch(`http://${clusterIP}/id`, { dispatcher: new Agent({ pipelining: 0 }) });
+    expect((await fromHost.text()).trim()).toBe("served-by-web");
     const fetchScript = [
       "import time, urllib.request",
       "last = ''",
