@@ -21,7 +21,7 @@ import { PROMETHEUS_USER, type PrometheusServer, startPrometheus } from "../prom
 import { TAU2, VllmFleet } from "../prometheus/vllm-fleet.ts";
 import { ensureNamespace, installCrds, kubeConfig, kubeRequest, restrictedKubeConfig } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
-import { vllmSpecServe } from "./specserve-fixture.ts";
+import { expectSpsLearnedAsModel, vllmSpecServe } from "./specserve-fixture.ts";
 
 const NS = "as-prom-tests";
 const NAME = "fleet";
@@ -159,14 +159,7 @@ describe("the autoscaler reading its signals from a real Prometheus (test edge: 
     expect(s.desiredReplicas).toBe(1);
     expect(await condition("ScalingActive")).toMatchObject({ status: "True", reason: "SignalsMeasured" });
     // SPS(B) is learned online from the step figures Prometheus holds, as from a direct scrape.
-    const learned = await until("SPS(B) learned online through Prometheus", async () => {
-      const a = (await getSs())?.status?.autoscaling;
-      return a?.spsLearned?.buckets?.some((b: { windows: number }) => b.windows >= 2) ? a : undefined;
-    });
-    expect(learned.spsSource).toMatch(
-      /first-principles.*; corrected online from \d+ windows \(factor 1\.00 at B/,
-    );
-    for (const b of learned.spsLearned.buckets) expect(b.factor).toBeCloseTo(1, 1);
+    await expectSpsLearnedAsModel(getSs, "SPS(B) learned online through Prometheus");
     // The password never reaches status or Events.
     const events = await kubeRequest(kc, "GET", `/apis/events.k8s.io/v1/namespaces/${NS}/events`);
     expect(JSON.stringify([await getSs(), events.body])).not.toContain(PROMETHEUS_USER.password);

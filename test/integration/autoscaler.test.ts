@@ -13,7 +13,7 @@ import { OPERATOR_RBAC_RULES } from "../../operator/src/rbac.ts";
 import { FakeKubelet } from "../controlplane/kubelet.ts";
 import { ensureNamespace, installCrds, kubeConfig, kubeRequest, restrictedKubeConfig } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
-import { vllmSpecServe } from "./specserve-fixture.ts";
+import { expectSpsLearnedAsModel, vllmSpecServe } from "./specserve-fixture.ts";
 
 const NS = "as-tests";
 const NAME = "fleet";
@@ -331,14 +331,7 @@ describe("the autoscaler against scripted metrics (vLLM format, test edge: no en
     );
     expect(s).toMatchObject({ desiredReplicas: 1, spsSource: expect.stringContaining("first-principles") });
     // SPS(B) learned online from the step figures lands in status (the real API server's schema).
-    const learned = await until("SPS(B) learned online in status", async () => {
-      const a = (await getSs())?.status?.autoscaling;
-      return a?.spsLearned?.buckets?.some((b: { windows: number }) => b.windows >= 2) ? a : undefined;
-    });
-    expect(learned.spsSource).toMatch(
-      /first-principles.*; corrected online from \d+ windows \(factor 1\.00 at B/,
-    );
-    for (const b of learned.spsLearned.buckets) expect(b.factor).toBeCloseTo(1, 1);
+    await expectSpsLearnedAsModel(getSs, "SPS(B) learned online in status");
     expect(s.maxConcurrencyPerReplica).toBeGreaterThan(150);
     expect(s.speculationLength?.action).toBe("recommend");
     expect((await getSs()).spec.replicas).toBe(1);
