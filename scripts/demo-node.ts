@@ -5,13 +5,14 @@
 // in-cluster; where it cannot start, the local-process kubelet (test/controlplane/process-kubelet.ts)
 // runs each pod's runtime container as a local process, and the operator runs in the demo's process.
 // SPECOPS_DEMO_NODE=real|process forces one; otherwise the real node when it can start here.
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CoordinationV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { clusterIPRoutes } from "../test/controlplane/kube-proxy-rules.ts";
 import { ProcessKubelet } from "../test/controlplane/process-kubelet.ts";
 import { type RealNode, realNodeUnavailable, startRealNode } from "../test/controlplane/real-node.ts";
+import { referenceImageFromCheckout } from "../test/controlplane/runtime-image.ts";
 import {
   helmBinary,
   helmCached,
@@ -42,8 +43,6 @@ export interface DemoNode {
   stop(): Promise<void>;
 }
 
-const SOURCE_LABEL = "dev.specops.runtime-source";
-
 /** Which node the demo uses and why, in one line. Rebuilds a stale reference image (seconds). */
 export function chooseNode(root: string, log: (line: string) => void): { kind: NodeKind; reason: string } {
   const forced = process.env.SPECOPS_DEMO_NODE;
@@ -59,17 +58,8 @@ export function chooseNode(root: string, log: (line: string) => void): { kind: N
     realNodeUnavailable([referenceImage, operatorImage], { requireOptIn: false }) ?? helmUnavailable();
   if (why) return fallBack(why);
   // The pods run the image's copy of the runtime: it must be this checkout's.
-  const stale = staleImage(root, referenceImage);
-  if (stale) {
-    log(`${stale}: rebuilding its last layers (scripts/images/build.sh reference)`);
-    const built = spawnSync("bash", [join(root, "scripts/images/build.sh"), "reference"], {
-      stdio: ["ignore", "ignore", "inherit"],
-    });
-    if (built.status !== 0 || staleImage(root, referenceImage))
-      return fallBack(
-        `${referenceImage} could not be rebuilt from this checkout (scripts/images/build.sh reference)`,
-      );
-  }
+  const notFromCheckout = referenceImageFromCheckout(referenceImage, log);
+  if (notFromCheckout) return fallBack(notFromCheckout);
   // The chart's pod runs the image's copy of the operator: build it from this checkout (podman's
   // layer cache makes that seconds when nothing changed).
   log(`${operatorImage}: building it from this checkout (scripts/images/build.sh operator)`);
@@ -98,24 +88,6 @@ export function chooseNode(root: string, log: (line: string) => void): { kind: N
         ? "SPECOPS_DEMO_NODE=real"
         : "containerd, runc, the node binaries and the images are here",
   };
-}
-
-/** Why the image's runtime is not this checkout's (build.sh labels it with its sources' digest). */
-function staleImage(root: string, image: string): string | undefined {
-  const label = execFileSync(
-    "podman",
-    ["image", "inspect", "--format", `{{index .Labels "${SOURCE_LABEL}"}}`, image],
-    {
-      encoding: "utf8",
-    },
-  ).trim();
-  const here = execFileSync("bash", [join(root, "scripts/images/runtime-source-hash.sh")], {
-    encoding: "utf8",
-  }).trim();
-  if (label === here) return undefined;
-  return label && label !== "<no value>"
-    ? `${image} was built from other runtime sources than this checkout's`
-    : `${image} carries no source label (built before scripts/images/build.sh labelled it)`;
 }
 
 export async function startDemoNode(
