@@ -588,6 +588,110 @@ def _sglang_field_flags(text: str) -> dict[str, str]:
     return out
 
 
+def _assigned_list(tree: ast.AST, name: str) -> list | None:
+    """The first `name = [literal, ...]` in the tree (a default bucket list)."""
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in n.targets):
+            value = _literal(n.value)
+            if isinstance(value, list | tuple):
+                return list(value)
+    return None
+
+
+def _dict_keys(node: ast.AST | None) -> list[str]:
+    """The string keys of the first dict literal in the node."""
+    d = next((n for n in ast.walk(node) if isinstance(n, ast.Dict)), None) if node else None
+    return [k for k in (_const(k) for k in d.keys) if isinstance(k, str)] if d else []
+
+
+def _sglang_step_figures(src: WheelSource) -> dict:
+    """What SGLang's token timing and acceptance figures count (the autoscaler's online SPS(B) estimate
+    derives step figures from them): the per-token inter-token latency, the acceptance-length gauge
+    and the verify width gauge, the counters' update points, labels and the multiprocess registry."""
+    collector = ast.parse(src.read("sglang/srt/observability/metrics_collector.py"))
+    docs: dict[str, dict] = {}
+    for node in ast.walk(collector):
+        if isinstance(node, ast.Call):
+            kw = {k.arg: _const(k.value) for k in node.keywords}
+            if isinstance(kw.get("name"), str) and kw["name"].startswith("sglang:"):
+                docs.setdefault(kw["name"], {"documentation": kw.get("documentation")})
+                if kw.get("multiprocess_mode"):
+                    docs[kw["name"]]["multiprocessMode"] = kw["multiprocess_mode"]
+    observe_itl = ast.unparse(_function(collector, "observe_inter_token_latency"))
+    finished = ast.unparse(_function(collector, "observe_one_finished_request"))
+    tokenizer = ast.parse(src.read("sglang/srt/managers/tokenizer_manager.py"))
+    collect = ast.unparse(_function(tokenizer, "collect_metrics"))
+    reporter = ast.parse(src.read("sglang/srt/managers/scheduler_components/metrics_reporter.py"))
+    update_spec = ast.unparse(_function(reporter, "update_spec_metrics"))
+    accept_length = [
+        ast.unparse(n)
+        for n in ast.walk(reporter)
+        if isinstance(n, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "spec_accept_length" for t in n.targets)
+        and not isinstance(n.value, ast.Constant)
+    ]
+    init_new = _function(collector, "init_new")
+    labels_assign = next(
+        (
+            n
+            for n in ast.walk(init_new)
+            if isinstance(n, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "labels" for t in n.targets)
+        ),
+        None,
+    )
+    scheduler_labels = _dict_keys(labels_assign)
+    if "labels['dp_rank'] = parallel.dp_rank" in ast.unparse(init_new):
+        scheduler_labels.append("dp_rank (when data parallel)")
+    common = src.read("sglang/srt/utils/common.py")
+
+    def named(name: str) -> dict:
+        return {"name": name, **docs.get(name, {})}
+
+    return {
+        "interTokenLatency": {
+            **named("sglang:inter_token_latency_seconds"),
+            # The interval since a request's last output, spread over the tokens it brought.
+            "newTokensSinceLastOutput": "num_new_tokens = completion_tokens - state.last_completion_tokens"
+            in collect,
+            "perTokenObservation": "adjusted_interval = internval / num_new_tokens" in observe_itl,
+            # _sum gets the whole interval once; each bucket (so _count) the number of tokens.
+            "sumIncrementedByInterval": "his._sum.inc(internval)" in observe_itl,
+            "countIncrementedByTokens": "his._buckets[i].inc(num_new_tokens)" in observe_itl,
+            "observedTokensTimes": "for _ in range(num_new_tokens):" in observe_itl
+            and "his.observe(adjusted_interval)" in observe_itl,
+            "buckets": _assigned_list(
+                _class(collector, "TokenizerMetricsCollector"), "bucket_inter_token_latency"
+            ),
+        },
+        "acceptLength": {
+            **named("sglang:spec_accept_length"),
+            "computed": accept_length,
+            # One forward count per request of the batch: tokens per request per verify step.
+            "forwardCountPerRequest": "self.spec_num_forward_ct += bs" in update_spec,
+        },
+        "numDraftTokens": {
+            **named("sglang:spec_num_draft_tokens"),
+            # The verify window holds the bonus slot: drafts per round are one fewer.
+            "draftsPerRound": [
+                ast.unparse(n)
+                for n in ast.walk(reporter)
+                if isinstance(n, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "draft_per_round" for t in n.targets)
+            ],
+        },
+        "running": named("sglang:num_running_reqs"),
+        # generation_tokens_total and prompt_tokens_total move when a request finishes.
+        "tokenCountersAtFinish": "self.generation_tokens_total.labels(**stream_labels).inc(generation_tokens)"
+        in finished
+        and "self.prompt_tokens_total.labels(**stream_labels).inc(prompt_tokens)" in finished,
+        "tokenizerLabels": _dict_keys(_function(collector, "tokenizer_metric_labels")),
+        "schedulerLabels": scheduler_labels,
+        # One registry over the processes: no _created samples are exposed.
+        "multiprocessRegistry": "multiprocess.MultiProcessCollector(registry)" in common,
+    }
+
+
 def sglang_facts(src: WheelSource) -> dict:
     meta = src.metadata()
     names = src.names()
@@ -638,7 +742,7 @@ def sglang_facts(src: WheelSource) -> dict:
         "serverFlags": sorted(flags),
         "speculativeFlagHelp": {k: v for k, v in sorted(flags.items()) if k.startswith("--speculative-")},
         "speculativeAlgorithms": algorithms,
-        "metrics": {"names": dict(sorted(metrics.items()))},
+        "metrics": {"names": dict(sorted(metrics.items())), "stepFigures": _sglang_step_figures(src)},
         "eagle3": {
             "loaders": eagle3_loaders,
             # The captured layer is id + add, and SGLang captures the input of that layer.
@@ -651,27 +755,32 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--only",
-        choices=["vllm"],
+        choices=["vllm", "sglang"],
         help="re-record this source only, keeping the output file's other sections",
     )
     ap.add_argument("--deepspec-git", help="git directory of a DeepSpec clone")
     ap.add_argument("--deepspec-commit")
     ap.add_argument("--deepspec-repository", default="deepseek-ai/DeepSpec")
-    ap.add_argument("--vllm-wheel", required=True)
+    ap.add_argument("--vllm-wheel")
     ap.add_argument("--sglang-wheel")
     ap.add_argument("-o", "--output", required=True)
     args = ap.parse_args(argv)
-    if args.only == "vllm":
+    if args.only:
+        wheel = args.vllm_wheel if args.only == "vllm" else args.sglang_wheel
+        if not wheel:
+            ap.error(f"--only {args.only} needs --{args.only}-wheel")
         facts = json.loads(Path(args.output).read_text())
-        vllm = vllm_facts(WheelSource(args.vllm_wheel))
-        facts["vllm"] = vllm
-        facts["sources"]["vllm"] = (
-            f"{vllm['source']['package']}=={vllm['source']['version']} ({vllm['source']['wheel']})"
+        section = (vllm_facts if args.only == "vllm" else sglang_facts)(WheelSource(wheel))
+        facts[args.only] = section
+        facts["sources"][args.only] = (
+            f"{section['source']['package']}=={section['source']['version']} ({section['source']['wheel']})"
         )
         Path(args.output).write_text(json.dumps(facts, indent=1, sort_keys=False) + "\n")
         return 0
-    if not (args.deepspec_git and args.deepspec_commit and args.sglang_wheel):
-        ap.error("--deepspec-git, --deepspec-commit and --sglang-wheel are needed unless --only is given")
+    if not (args.deepspec_git and args.deepspec_commit and args.vllm_wheel and args.sglang_wheel):
+        ap.error(
+            "--deepspec-git, --deepspec-commit, --vllm-wheel and --sglang-wheel are needed unless --only is given"
+        )
     deepspec = deepspec_facts(GitSource(args.deepspec_git, args.deepspec_commit), args.deepspec_repository)
     vllm = vllm_facts(WheelSource(args.vllm_wheel))
     sglang = sglang_facts(WheelSource(args.sglang_wheel))

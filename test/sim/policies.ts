@@ -256,7 +256,14 @@ export const specopsPolicy =
         // The controller's learning step (decide.ts runs the same function), on by default as there.
         let decideWith = sps;
         if (knobs.learnSps !== false) {
-          const l = learnFromWindow(learned, sps, i.signals, policy.defaultWorkload, policy.shape);
+          const l = learnFromWindow(
+            learned,
+            sps,
+            i.signals,
+            policy.defaultWorkload,
+            policy.shape,
+            policy.numSpeculativeTokens,
+          );
           learned = l.state;
           decideWith = l.sps;
         }

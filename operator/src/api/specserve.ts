@@ -199,7 +199,7 @@ export const autoscaling = withRules(
       .enum(["Online", "Off"])
       .default("Online")
       .describe(
-        "Online: correct SPS(B) (the table or the model) from the engines' measured step times, where they are slower (vLLM; SGLang uses the table or model as given). Off: the table or model as given.",
+        "Online: correct SPS(B) (the table or the model) from the engines' measured step times, where they are slower (vLLM: counted steps; SGLang: per-token latency x acceptance length). Off: the table or model as given.",
       ),
   }),
   [

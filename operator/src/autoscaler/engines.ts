@@ -27,6 +27,8 @@ export interface EngineMetrics {
     /** SGLang's snapshot acceptance length over its last log interval (never rate() it). */
     acceptLength?: string;
     acceptRate?: string;
+    /** SGLang's verify window per request-step (speculative_num_draft_tokens, bonus slot included). */
+    verifyTokens?: string;
   };
   histograms: {
     ttft: string;
@@ -36,6 +38,8 @@ export interface EngineMetrics {
     stepInterval?: string;
     /** One observation per engine step (_count: the steps). */
     engineSteps?: string;
+    /** One observation per output token, _sum the intervals between outputs (SGLang). */
+    tokenInterval?: string;
   };
 }
 
@@ -80,11 +84,14 @@ const sglang = (prefix: string): EngineMetrics => ({
     kvCacheUsage: ["token_usage"],
     acceptLength: "spec_accept_length",
     acceptRate: "spec_accept_rate",
+    verifyTokens: "spec_num_draft_tokens",
   },
   histograms: {
     ttft: "time_to_first_token_seconds",
     // SGLang's inter-token latency is already per token (the interval divided by the new tokens).
     tpot: ["time_per_output_token_seconds", "inter_token_latency_seconds"],
+    // Its _sum and _count also give the step time (sps-online.ts, with the acceptance length).
+    tokenInterval: "inter_token_latency_seconds",
   },
 });
 
@@ -118,11 +125,11 @@ const READ_SERIES: ReadonlySet<string> = new Set(
       ...e.gauges.kvCacheUsage,
       e.gauges.acceptLength,
       e.gauges.acceptRate,
+      e.gauges.verifyTokens,
     ];
     const h = [e.histograms.ttft, ...e.histograms.tpot];
-    const totalsOnly = [e.histograms.stepInterval, e.histograms.engineSteps].filter(
-      (f): f is string => f !== undefined,
-    );
+    const { stepInterval, engineSteps, tokenInterval } = e.histograms;
+    const totalsOnly = [stepInterval, engineSteps, tokenInterval].filter((f): f is string => f !== undefined);
     return [
       ...c.flatMap((f) => [`${f}_total`, `${f}_created`]),
       ...g.filter((f): f is string => f !== undefined),

@@ -11,7 +11,7 @@ const fixture = (name: string) =>
   readFileSync(new URL(`../../../test/fixtures/metrics/${name}`, import.meta.url), "utf8");
 
 describe("parseExposition with keep (what a scrape kept between windows holds)", () => {
-  for (const engine of ["vllm-dp2", "sglang-a", "sglang-b"]) {
+  for (const engine of ["vllm-dp2", "vllm-steps", "sglang-a", "sglang-b", "sglang-steps"]) {
     it(`${engine}: keeps only the series the signal parser reads, and derives the same signals`, () => {
       const [t0, t1] = [fixture(`${engine}-t0.prom`), fixture(`${engine}-t1.prom`)];
       const full = [parseExposition(t0), parseExposition(t1)];
@@ -21,6 +21,10 @@ describe("parseExposition with keep (what a scrape kept between windows holds)",
       const signals = (e: typeof full) =>
         deriveSignals([{ pod: "p", exposition: e[0] }], [{ pod: "p", exposition: e[1] }], 60);
       expect(signals(kept)).toEqual(signals(full));
+      // The step figures of the online SPS(B) estimate survive the filter.
+      if (engine === "vllm-steps") expect(signals(kept).steps).toHaveLength(2);
+      if (engine === "sglang-steps")
+        expect(signals(kept).tokenIntervals?.[0]).toMatchObject({ acceptLength: 3, verifyTokens: 4 });
     });
   }
 
@@ -56,7 +60,7 @@ describe("parseExposition with keep (what a scrape kept between windows holds)",
 });
 
 describe("parseExposition with a SeriesFilter (the scrape path: names matched on the text)", () => {
-  for (const engine of ["vllm-dp2", "sglang-a", "sglang-b"]) {
+  for (const engine of ["vllm-dp2", "vllm-steps", "sglang-a", "sglang-b", "sglang-steps"]) {
     it(`${engine}: keeps the very samples and TYPE lines the name function keeps`, () => {
       for (const t of [fixture(`${engine}-t0.prom`), fixture(`${engine}-t1.prom`)]) {
         const byFunction = parseExposition(t, readsSeries);

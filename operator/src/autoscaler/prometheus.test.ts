@@ -144,6 +144,10 @@ function figures(s: Signals) {
       s.steps
         ?.map((e) => Object.fromEntries(Object.entries(e).map(([k, v]) => [k, r(v)])))
         .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))) ?? null,
+    tokenIntervals:
+      s.tokenIntervals
+        ?.map((e) => Object.fromEntries(Object.entries(e).map(([k, v]) => [k, r(v)])))
+        .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))) ?? null,
   };
 }
 
@@ -212,6 +216,45 @@ describe("signals from Prometheus equal the direct scrape's on the same samples"
     expect(fromPrometheus).toEqual(figures(scrapes));
   });
 
+  it.each(["sglang:", "sglang_"])(
+    "SGLang token times (%s, online SPS(B)): per pod, one of two pods restarted",
+    (prefix) => {
+      const f = (n: string) => fixture(n).replaceAll("sglang:", prefix);
+      const t1 = f("sglang-steps-t1.prom");
+      // Pod b restarted within the window: its histogram and counters fell to what it counted since.
+      const sinceRestart: Record<string, number> = {
+        inter_token_latency_seconds_count: 9000,
+        inter_token_latency_seconds_sum: 60,
+        prompt_tokens_total: 3000,
+      };
+      // Its 9000 tokens since, cumulative by bucket bound.
+      const bucketSinceRestart = (le: number) =>
+        le < 0.006 ? 0 : le < 0.008 ? 2000 : le < 0.01 ? 7000 : le < 0.015 ? 8500 : 9000;
+      const restarted = t1
+        .split("\n")
+        .map((line) => {
+          const name = line.slice(prefix.length, line.indexOf("{"));
+          const le = /le="([^"]+)"/.exec(line)?.[1];
+          const value =
+            name === "inter_token_latency_seconds_bucket" && le
+              ? bucketSinceRestart(Number(le))
+              : sinceRestart[name];
+          return value !== undefined ? line.replace(/ \S+$/, ` ${value}`) : line;
+        })
+        .join("\n");
+      const pods = [
+        { pod: "a", t0: f("sglang-steps-t0.prom"), t1 },
+        { pod: "b", t0: f("sglang-steps-t0.prom"), t1: restarted },
+      ];
+      const fromPrometheus = figures(viaPrometheus("sglang", pods, 30));
+      expect(fromPrometheus.tokenIntervals).toEqual([
+        { tokens: 49_500, seconds: 330, acceptLength: 3, verifyTokens: 4, promptTokens: 19_800, running: 11 },
+        { tokens: 9000, seconds: 60, acceptLength: 3, verifyTokens: 4, promptTokens: 3000, running: 11 },
+      ]);
+      expect(fromPrometheus).toEqual(figures(direct(pods, 30)));
+    },
+  );
+
   it.each(["sglang:", "sglang_"])("SGLang (%s): snapshot gauges weighted by each pod's tokens", (prefix) => {
     const f = (n: string) => fixture(n).replaceAll("sglang:", prefix);
     const pods = [
@@ -273,6 +316,14 @@ describe("PromQL the source writes", () => {
     expect(v.stepIntervalSeconds).toContain('"vllm:inter_token_latency_seconds_sum"');
     expect(v.engineRunning).toMatch(/^sum by \(pod, engine\) \(avg_over_time\(/);
     expect(s.engineSteps).toBeUndefined();
+    // SGLang's token times per pod: histogram totals increased, the verify window never rate()d.
+    expect(s.tokenIntervalCount).toMatch(
+      /^sum by \(pod\) \(increase\(\{__name__=~"\(sglang:\|sglang_\)inter_token_latency_seconds_count",/,
+    );
+    expect(s.tokenIntervalSeconds).toContain('inter_token_latency_seconds_sum"');
+    expect(s.engineRunning).toMatch(/^avg by \(pod\) \(avg_over_time\(/);
+    expect(s.engineVerifyTokens).toMatch(/^avg by \(pod\) \(last_over_time\(.*spec_num_draft_tokens"/);
+    expect(v.tokenIntervalCount).toBeUndefined();
   });
 
   it("maps empty answers to no figures (the decision then holds), not to zeros", () => {

@@ -7,10 +7,10 @@
 // are snapshot gauges and are read as they are, never rate()d. Several engines per pod (data
 // parallel) and several pods are summed as the direct parser sums them; vLLM's engine-step figures
 // (the online SPS(B) estimate) stay per engine, by pod and `engine` label, as the direct parser keeps
-// them.
+// them, and SGLang's token times per pod.
 import { type EngineKind, type EngineMetrics, engineMetrics, SGLANG_PREFIXES } from "./engines.ts";
 import { histogramBucket, histogramQuantile, type Signals } from "./signals.ts";
-import type { EngineSteps } from "./sps-online.ts";
+import type { EngineSteps, TokenIntervals } from "./sps-online.ts";
 
 /** Which series are this fleet's: the ready serving pods of one SpecServe. */
 export interface FleetSelector {
@@ -53,7 +53,10 @@ export type QueryName =
   | "engineDrafts"
   | "engineDraftTokens"
   | "enginePrompt"
-  | "engineRunning";
+  | "engineRunning"
+  | "tokenIntervalCount"
+  | "tokenIntervalSeconds"
+  | "engineVerifyTokens";
 
 export type QueryResults = Partial<Record<QueryName, readonly VectorSample[]>>;
 
@@ -141,6 +144,19 @@ export function signalQueries(
     q.engineDraftTokens = inc(`${c.draftTokens}_total`);
     q.enginePrompt = inc(`${c.promptTokens}_total`);
     q.engineRunning = `${byEngine} (avg_over_time(${sel(g.running)}[${w}]))`;
+  }
+  // SGLang's token times per pod (its tokenizer times all its schedulers), as sglangTokenIntervals
+  // in signals.ts reads them: running averaged over the window and over the pod's schedulers, the
+  // verify window the newest value (the acceptance length comes from acceptLength below).
+  const { tokenInterval } = h;
+  if (tokenInterval) {
+    const inc = (name: string) => `sum by (${pod}) (increase(${sel(name)}[${w}]))`;
+    q.tokenIntervalCount = inc(`${tokenInterval}_count`);
+    q.tokenIntervalSeconds = inc(`${tokenInterval}_sum`);
+    q.enginePrompt = inc(`${c.promptTokens}_total`);
+    q.engineRunning = `avg by (${pod}) (avg_over_time(${sel(g.running)}[${w}]))`;
+    if (g.verifyTokens)
+      q.engineVerifyTokens = `avg by (${pod}) (last_over_time(${sel(g.verifyTokens)}[${w}]))`;
   }
   // Snapshot gauges: the newest value of each series, by pod, weighted below; never rate()d.
   if (g.acceptLength) q.acceptLength = `last_over_time(${sel(g.acceptLength)}[${w}])`;
@@ -231,7 +247,10 @@ export function signalsFromResults(
   if (kind === "vllm") {
     Object.assign(out, vllmAcceptance(results));
     out.steps = vllmSteps(results, podLabel);
-  } else Object.assign(out, sglangAcceptance(results, podLabel));
+  } else {
+    Object.assign(out, sglangAcceptance(results, podLabel));
+    out.tokenIntervals = sglangTokenIntervals(results, podLabel);
+  }
   return out;
 }
 
@@ -286,6 +305,44 @@ function vllmSteps(results: QueryResults, podLabel: string): EngineSteps[] | nul
     if (!Object.values(e).every((v) => v !== undefined)) continue;
     const r = running.get(key);
     out.push({ ...(e as EngineSteps), ...(r !== undefined ? { running: r } : {}) });
+  }
+  return out;
+}
+
+/** Each SGLang pod's token times, joined by pod (as the direct parser); null when none is exposed. */
+function sglangTokenIntervals(results: QueryResults, podLabel: string): TokenIntervals[] | null {
+  if (!results.tokenIntervalCount?.length) return null;
+  const byPod = (samples: readonly VectorSample[] | undefined, mean = false) => {
+    const sums = new Map<string, { total: number; n: number }>();
+    for (const s of finite(samples)) {
+      const pod = s.metric[podLabel] ?? "";
+      const e = sums.get(pod) ?? { total: 0, n: 0 };
+      e.total += s.value;
+      e.n++;
+      sums.set(pod, e);
+    }
+    return new Map([...sums].map(([pod, e]) => [pod, mean ? e.total / e.n : e.total]));
+  };
+  const seconds = byPod(results.tokenIntervalSeconds);
+  const prompt = byPod(results.enginePrompt);
+  const running = byPod(results.engineRunning);
+  const verifyTokens = byPod(results.engineVerifyTokens);
+  const acceptLength = byPod(results.acceptLength, true);
+  const out: TokenIntervals[] = [];
+  for (const [pod, tokens] of byPod(results.tokenIntervalCount)) {
+    const s = seconds.get(pod);
+    if (s === undefined) continue;
+    const optional = {
+      acceptLength: acceptLength.get(pod),
+      verifyTokens: verifyTokens.get(pod),
+      running: running.get(pod),
+    };
+    out.push({
+      tokens,
+      seconds: s,
+      promptTokens: prompt.get(pod) ?? 0,
+      ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
+    });
   }
   return out;
 }

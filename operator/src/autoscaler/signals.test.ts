@@ -1,8 +1,12 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { DEFAULT_SHAPE } from "./capacity.ts";
 import { signalsCli } from "./cli.ts";
+import { engineMetrics } from "./engines.ts";
 import { ExpositionError, parseExposition } from "./exposition.ts";
 import { deriveSignals, histogramBucket, histogramQuantile } from "./signals.ts";
+import { QWEN3_8B_H200, spsFromModel } from "./sps.ts";
+import { type EngineSteps, observe, tokenIntervalSteps } from "./sps-online.ts";
 
 const fixture = (name: string) =>
   readFileSync(new URL(`../../../test/fixtures/metrics/${name}`, import.meta.url), "utf8");
@@ -270,6 +274,133 @@ describe("SGLang signals", () => {
       expect(s.tpotP95).toBeCloseTo(0.0375);
     });
   }
+});
+
+describe("SGLang token times (the online SPS(B) estimate)", () => {
+  const facts = JSON.parse(
+    readFileSync(new URL("../../../runtime/tests/fixtures/upstream_facts.json", import.meta.url), "utf8"),
+  ).sglang.metrics;
+  const f = facts.stepFigures;
+  const t0 = fixture("sglang-steps-t0.prom");
+  const t1 = fixture("sglang-steps-t1.prom");
+  const window = (a: string, b: string, prefix = "sglang:") =>
+    deriveSignals(
+      [{ pod: "a", text: a.replaceAll("sglang:", prefix) }],
+      [{ pod: "a", text: b.replaceAll("sglang:", prefix) }],
+      30,
+    );
+
+  it("reads what SGLang 0.5.23 exposes: a per-token inter-token latency and tokens per request-step", () => {
+    const e = engineMetrics("sglang");
+    const name = (n: string | undefined) => `sglang:${n}`;
+    expect(facts.names[name(e.histograms.tokenInterval)]).toBe("histogram");
+    expect(facts.names[name(e.gauges.acceptLength)]).toBe("gauge");
+    expect(facts.names[name(e.gauges.verifyTokens)]).toBe("gauge");
+    expect(facts.names[name(e.gauges.running)]).toBe("gauge");
+    expect(facts.names[`${name(e.counters.promptTokens)}_total`]).toBe("counter");
+    expect(f.interTokenLatency.name).toBe(name(e.histograms.tokenInterval));
+    // Each interval since a request's last output is divided by the tokens it brought: _sum gains
+    // the interval once, _count the tokens (so _sum / _count is per token, not per step).
+    expect(f.interTokenLatency).toMatchObject({
+      newTokensSinceLastOutput: true,
+      perTokenObservation: true,
+      sumIncrementedByInterval: true,
+      countIncrementedByTokens: true,
+      observedTokensTimes: true,
+    });
+    // Tokens per request per verify forward (the forward count grows by the batch size).
+    expect(f.acceptLength.name).toBe(name(e.gauges.acceptLength));
+    expect(f.acceptLength.computed).toEqual([
+      "spec_accept_length = self.spec_num_accept_tokens / self.spec_num_forward_ct",
+    ]);
+    expect(f.acceptLength.forwardCountPerRequest).toBe(true);
+    expect(f.acceptLength.multiprocessMode).toBe("mostrecent");
+    // The verify window holds the bonus slot: k = spec_num_draft_tokens - 1.
+    expect(f.numDraftTokens.name).toBe(name(e.gauges.verifyTokens));
+    expect(f.numDraftTokens.draftsPerRound).toContain(
+      "draft_per_round = get_spec().speculative_num_draft_tokens - 1",
+    );
+    expect(f.tokenCountersAtFinish).toBe(true);
+  });
+
+  it("the fixture pair is in SGLang 0.5.23's format: its labels and buckets, no _created", () => {
+    const samples = parseExposition(t1).samples;
+    const itl = samples.filter((s) => s.name === "sglang:inter_token_latency_seconds_bucket");
+    expect(itl.map((s) => Number(s.labels.le)).slice(0, -1)).toEqual(f.interTokenLatency.buckets);
+    expect(Object.keys(itl[0]?.labels ?? {}).filter((l) => l !== "le")).toEqual(
+      expect.arrayContaining(f.tokenizerLabels),
+    );
+    const running = samples.find((s) => s.name === "sglang:num_running_reqs");
+    expect(Object.keys(running?.labels ?? {}).sort()).toEqual([...f.schedulerLabels].slice(0, 5).sort());
+    expect(f.multiprocessRegistry).toBe(true);
+    expect(samples.some((s) => s.name.endsWith("_created"))).toBe(false);
+  });
+
+  for (const prefix of ["sglang:", "sglang_"])
+    it(`${prefix}: one pod's token times, acceptance length and verify window at the window's end`, () => {
+      const s = window(t0, t1, prefix);
+      expect(s.steps).toBeUndefined();
+      expect(s.tokenIntervals).toEqual([
+        {
+          tokens: 49_500,
+          seconds: expect.closeTo(330, 6),
+          acceptLength: 3,
+          verifyTokens: 4,
+          promptTokens: 19_800,
+          running: 11,
+        },
+      ]);
+    });
+
+  it("derives 20 ms steps of 11 requests x 4 verified tokens, not a 6.7 ms per-token step", () => {
+    const [t] = window(t0, t1).tokenIntervals ?? [];
+    if (!t) throw new Error("expected token times");
+    const e = tokenIntervalSteps(t, undefined) as EngineSteps;
+    expect(e.steps).toBeCloseTo(1500, 6);
+    expect(e.intervals).toBeCloseTo(16_500, 6);
+    expect(e.intervalSeconds / e.intervals).toBeCloseTo(0.02, 9);
+    const prior = spsFromModel(QWEN3_8B_H200);
+    const work = { promptTokens: 600, outputTokens: 1400 };
+    const o = observe(prior, [e], 0.4, work, DEFAULT_SHAPE);
+    if (!("observations" in o)) throw new Error(o.skipped);
+    const [seen] = o.observations;
+    expect(seen?.batch).toBeCloseTo(44, 9);
+    expect(seen?.requests).toBeCloseTo(11, 9);
+    expect(seen?.stepSeconds).toBeCloseTo(0.02, 9);
+    expect(seen?.promptTokensPerStep).toBeCloseTo(19_800 / 1500, 9);
+  });
+
+  it("tells nothing idle, without the histogram or without an acceptance length", () => {
+    const idle = window(t1, t1).tokenIntervals?.[0];
+    expect(idle && tokenIntervalSteps(idle, 3)).toBe("no decode steps in the window");
+    const noItl = (text: string) =>
+      text
+        .split("\n")
+        .filter((l) => !l.includes("inter_token_latency"))
+        .join("\n");
+    expect(window(noItl(t0), noItl(t1)).tokenIntervals).toBeNull();
+    const noAccept = (text: string) =>
+      text
+        .split("\n")
+        .filter((l) => !l.startsWith("sglang:spec_accept_length"))
+        .join("\n");
+    const [t] = window(t0, noAccept(t1)).tokenIntervals ?? [];
+    expect(t && tokenIntervalSteps(t, 3)).toBe("no acceptance length to count steps by");
+  });
+
+  it("an engine that does not expose its verify window takes the configured draft tokens", () => {
+    const older = (text: string) =>
+      text
+        .split("\n")
+        .filter((l) => !l.startsWith("sglang:spec_num_draft_tokens"))
+        .join("\n");
+    const [t] = window(older(t0), older(t1)).tokenIntervals ?? [];
+    if (!t) throw new Error("expected token times");
+    expect(t.verifyTokens).toBeUndefined();
+    expect(tokenIntervalSteps(t, undefined)).toBe("the verify window is unknown");
+    const e = tokenIntervalSteps(t, 5) as EngineSteps;
+    expect(e.draftTokens / e.drafts).toBe(5);
+  });
 });
 
 describe("npm run signals", () => {

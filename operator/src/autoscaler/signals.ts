@@ -6,7 +6,7 @@
 // scrape; SGLang's acceptance gauges are snapshots and are averaged, never differenced.
 import { detectEngine, type EngineKind, type EngineMetrics } from "./engines.ts";
 import { type Exposition, parseExposition, type Sample } from "./exposition.ts";
-import type { EngineSteps } from "./sps-online.ts";
+import type { EngineSteps, TokenIntervals } from "./sps-online.ts";
 
 export interface Scrape {
   pod: string;
@@ -50,6 +50,11 @@ export interface Signals {
    * Absent on SGLang.
    */
   steps?: EngineSteps[] | null;
+  /**
+   * SGLang's token times over the window, one entry per pod scraped at both ends (its tokenizer
+   * times all its schedulers): the online SPS(B) estimate derives step figures from them. Absent on vLLM.
+   */
+  tokenIntervals?: TokenIntervals[] | null;
   pods: { scraped: number; appeared: string[]; left: string[]; resetSeries: number };
 }
 
@@ -442,6 +447,37 @@ function engineOf(pods: PodSamples[]) {
   return null;
 }
 
+/** Signals of a window in which nothing was measured (every figure null). */
+export function noFigures(
+  engine: EngineKind | null,
+  windowSeconds: number,
+  pods: Signals["pods"] = { scraped: 0, appeared: [], left: [], resetSeries: 0 },
+): Signals {
+  return {
+    engine,
+    windowSeconds,
+    tau: null,
+    acceptanceRate: null,
+    acceptanceByPosition: null,
+    running: null,
+    waiting: null,
+    ttftP50: null,
+    ttftP90: null,
+    ttftP95: null,
+    tpotP50: null,
+    tpotP90: null,
+    tpotP95: null,
+    ttftP95Bucket: null,
+    tpotP95Bucket: null,
+    tokensPerSecondPerUser: null,
+    generationTokensPerSecond: null,
+    promptTokensPerSecond: null,
+    requestsPerSecond: null,
+    kvCacheUsage: null,
+    pods,
+  };
+}
+
 function derive(startScrapes: Scrape[], endScrapes: Scrape[], windowSeconds: number): Signals {
   const before = startScrapes.map(parsed);
   const after = endScrapes.map(parsed);
@@ -468,29 +504,7 @@ function derive(startScrapes: Scrape[], endScrapes: Scrape[], windowSeconds: num
     left: [...beforePods].filter((p) => !afterPods.has(p)).sort(),
     resetSeries: 0,
   };
-  const empty: Signals = {
-    engine: engine?.kind ?? null,
-    windowSeconds,
-    tau: null,
-    acceptanceRate: null,
-    acceptanceByPosition: null,
-    running: null,
-    waiting: null,
-    ttftP50: null,
-    ttftP90: null,
-    ttftP95: null,
-    tpotP50: null,
-    tpotP90: null,
-    tpotP95: null,
-    ttftP95Bucket: null,
-    tpotP95Bucket: null,
-    tokensPerSecondPerUser: null,
-    generationTokensPerSecond: null,
-    promptTokensPerSecond: null,
-    requestsPerSecond: null,
-    kvCacheUsage: null,
-    pods,
-  };
+  const empty = noFigures(engine?.kind ?? null, windowSeconds, pods);
   if (!engine) return empty;
   const out = { ...empty, ...deriveForEngine(ctx, engine) };
   out.pods.resetSeries = ctx.resets.size;
@@ -544,7 +558,10 @@ function deriveForEngine(ctx: DeltaContext, engine: EngineMetrics): Partial<Sign
   if (engine.kind === "vllm") {
     Object.assign(out, vllmAcceptance(ctx, engine));
     out.steps = vllmSteps(ctx, engine);
-  } else Object.assign(out, sglangAcceptance(ctx, engine));
+  } else {
+    Object.assign(out, sglangAcceptance(ctx, engine));
+    out.tokenIntervals = sglangTokenIntervals(ctx, engine);
+  }
   return out;
 }
 
@@ -655,5 +672,62 @@ function sglangAcceptance(ctx: DeltaContext, engine: EngineMetrics): Partial<Sig
   if (count > 0) out.tau = weights > 0 ? weighted / weights : plain / count;
   const rates = gaugeValues(ctx.after, engine.prefix + (engine.gauges.acceptRate ?? "")).filter((v) => v > 0);
   if (rates.length) out.acceptanceRate = sum(rates) / rates.length;
+  return out;
+}
+
+/** Per pod, the sum of a series name's increases over its series (labels apart). */
+function increaseByPod(ctx: DeltaContext, valueName: string, createdName: string): Map<string, number> {
+  const out = new Map<string, number>();
+  eachIncrease(ctx, valueName, createdName, (_key, inc, _sample, pod) =>
+    out.set(pod, (out.get(pod) ?? 0) + inc),
+  );
+  return out;
+}
+
+/** Per pod, the mean of a gauge over its series (schedulers: data-parallel ranks, or every TP rank). */
+function gaugeMeanByPod(pods: PodSamples[], name: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const p of pods) {
+    const values = (p.byName.get(name) ?? []).map((s) => s.value).filter(Number.isFinite);
+    if (values.length) out.set(p.pod, sum(values) / values.length);
+  }
+  return out;
+}
+
+/**
+ * Each SGLang pod's token times (inter_token_latency_seconds _count and _sum increases), with its
+ * acceptance length and verify window at the window's end (snapshot gauges, as its tau is read),
+ * running (mean of the two ends) and prompt tokens; null when the pods expose no such histogram.
+ */
+function sglangTokenIntervals(ctx: DeltaContext, engine: EngineMetrics): TokenIntervals[] | null {
+  const family = engine.histograms.tokenInterval;
+  if (!family) return null;
+  const name = engine.prefix + family;
+  if (!hasFamily(ctx.after, `${name}_count`) || !hasFamily(ctx.after, `${name}_sum`)) return null;
+  const tokens = increaseByPod(ctx, `${name}_count`, `${name}_created`);
+  const seconds = increaseByPod(ctx, `${name}_sum`, `${name}_created`);
+  const prompt = engine.prefix + engine.counters.promptTokens;
+  const promptTokens = increaseByPod(ctx, `${prompt}_total`, `${prompt}_created`);
+  const gauge = (pods: PodSamples[], g: string | undefined) =>
+    g ? gaugeMeanByPod(pods, engine.prefix + g) : new Map<string, number>();
+  const acceptLength = gauge(ctx.after, engine.gauges.acceptLength);
+  const verifyTokens = gauge(ctx.after, engine.gauges.verifyTokens);
+  const running0 = gauge(ctx.before, engine.gauges.running);
+  const running1 = gauge(ctx.after, engine.gauges.running);
+  const out: TokenIntervals[] = [];
+  for (const [pod, n] of tokens) {
+    const s = seconds.get(pod);
+    if (s === undefined) continue;
+    const r0 = running0.get(pod);
+    const r1 = running1.get(pod);
+    const running = r0 !== undefined && r1 !== undefined ? (r0 + r1) / 2 : r1;
+    const optional = { acceptLength: acceptLength.get(pod), verifyTokens: verifyTokens.get(pod), running };
+    out.push({
+      tokens: n,
+      seconds: s,
+      promptTokens: promptTokens.get(pod) ?? 0,
+      ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
+    });
+  }
   return out;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_SHAPE } from "./capacity.ts";
+import { noFigures, type Signals } from "./signals.ts";
 import { QWEN3_8B_H200, type SpsFunction, spsFromModel } from "./sps.ts";
 import {
   correctedSps,
@@ -8,10 +9,13 @@ import {
   emptyLearned,
   factorAt,
   learn,
+  learnFromWindow,
   MAX_BUCKETS,
   observe,
   restoreLearned,
   type SpsLearned,
+  type TokenIntervals,
+  tokenIntervalSteps,
 } from "./sps-online.ts";
 
 const work = { promptTokens: 600, outputTokens: 400 };
@@ -162,5 +166,87 @@ describe("online SPS(B)", () => {
       buckets: [],
     });
     expect(restoreLearned(undefined, "x")).toEqual(emptyLearned("x"));
+  });
+});
+
+/**
+ * What one SGLang engine's figures say over the same 30 s window as window(): per output token
+ * (each request-step brings `tau` tokens; _sum gains the step's interval once per request).
+ */
+function sglangWindow(
+  sps: SpsFunction,
+  requests: number,
+  tau: number,
+  verifyTokens?: number,
+): TokenIntervals {
+  const w = window(sps, requests);
+  return {
+    tokens: w.intervals * tau,
+    seconds: w.intervalSeconds,
+    acceptLength: tau,
+    ...(verifyTokens !== undefined ? { verifyTokens } : {}),
+    promptTokens: w.promptTokens,
+    running: requests,
+  };
+}
+
+const sglangSignals = (tokenIntervals: TokenIntervals[]): Signals => ({
+  ...noFigures("sglang", 30),
+  kvCacheUsage: 0.5,
+  tokenIntervals,
+});
+
+describe("online SPS(B) from SGLang's token times", () => {
+  const learnSglang = (state: SpsLearned, t: TokenIntervals[], k?: number) =>
+    learnFromWindow(state, prior, sglangSignals(t), work, DEFAULT_SHAPE, k);
+
+  it("learns the same factors as from vLLM's step counts of the same engine", () => {
+    let fromSglang = emptyLearned("m");
+    let fromVllm = emptyLearned("m");
+    for (let i = 0; i < 20; i++) {
+      const requests = [4, 40, 100, 200][i % 4] as number;
+      // k = 7: the verify window is 8 (spec_num_draft_tokens, bonus slot included).
+      fromSglang = learnSglang(fromSglang, [sglangWindow(truth, requests, 3.2, 8)]).state;
+      fromVllm = learnFrom(fromVllm, window(truth, requests));
+    }
+    expect(fromSglang.buckets.map((b) => b.batch)).toEqual(fromVllm.buckets.map((b) => b.batch));
+    for (const [a, b] of fromSglang.buckets.map((x, i) => [x, fromVllm.buckets[i]] as const))
+      expect(a.factor).toBeCloseTo(b?.factor ?? 0, 6);
+    expect(factorAt(fromSglang, 32)).toBeCloseTo(0.8, 1);
+    expect(factorAt(fromSglang, 1600)).toBeCloseTo(0.65, 1);
+  });
+
+  it("a per-token interval read as a step would be tau times too fast: the factor says tau x", () => {
+    const t = sglangWindow(prior, 32, 3, 8);
+    const o = learnSglang(emptyLearned("m"), [t]);
+    expect(o.observations?.[0]?.factor).toBeCloseTo(1, 6);
+    expect(o.observations?.[0]?.stepSeconds).toBeCloseTo((t.seconds / t.tokens) * 3, 9);
+    // The misreading: one interval per token, as vLLM's are per request-step.
+    const misread = { ...(tokenIntervalSteps(t, undefined) as EngineSteps), intervals: t.tokens };
+    const wrong = observe(prior, [misread], 0.5, work, DEFAULT_SHAPE);
+    expect("observations" in wrong && wrong.observations[0]?.factor).toBeCloseTo(3, 6);
+  });
+
+  it("takes the configured draft tokens where the engine does not expose its verify window", () => {
+    const o = learnSglang(emptyLearned("m"), [sglangWindow(prior, 32, 3)], 7);
+    expect(o.observations?.[0]?.batch).toBeCloseTo(256, 6);
+    expect(o.observations?.[0]?.factor).toBeCloseTo(1, 6);
+    expect(learnSglang(emptyLearned("m"), [sglangWindow(prior, 32, 3)]).skipped).toBe(
+      "the verify window is unknown",
+    );
+  });
+
+  it("learns nothing from a window its figures cannot tell: idle, no acceptance length, no running", () => {
+    const busy = sglangWindow(truth, 16, 3, 8);
+    for (const [t, why] of [
+      [{ ...busy, tokens: 0, seconds: 0 }, "no decode steps in the window"],
+      [{ ...busy, tokens: 90, seconds: 0.5 }, "too few engine steps in the window"],
+      [{ ...busy, acceptLength: undefined }, "no acceptance length to count steps by"],
+      [{ ...busy, running: 0 }, "no running requests to count steps by"],
+    ] as const) {
+      const l = learnSglang(emptyLearned("m"), [t]);
+      expect(l.skipped).toBe(why);
+      expect(l.state).toEqual(emptyLearned("m"));
+    }
   });
 });

@@ -13,6 +13,21 @@
 // concurrency. Each engine is judged on its own figures. Idle time is no error: a request is only
 // in the batch while the engine steps, so an idle engine adds no interval.
 //
+// SGLang counts no engine steps. Its inter-token latency is per token: each interval between two
+// outputs of a request is divided by the tokens it brought and counted that many times (_sum gains
+// the interval once, _count the tokens), so _sum / _count is the mean time per token per request,
+// however often the request streams. A request-step brings tau tokens (spec_accept_length: tokens
+// per request per verify forward), so the mean step time is tau x _sum / _count and the
+// request-steps _count / tau; the batch is the running gauge x the verify window
+// (spec_num_draft_tokens, bonus slot included; the configured k + 1 where the engine does not say)
+// and the engine steps request-steps / running. Approximate where vLLM's figures are exact: tau and
+// the verify window are snapshots of the last decode-log interval (40 decode steps by default)
+// before the window's end, as the decision's tau is, and tau is taken as the same for every request;
+// running is a gauge set at those intervals; prompt tokens count when a request finishes. The time
+// is taken at the tokenizer between a request's outputs, so it holds the prefill batches run
+// between its decode steps, as the model's step does. No histogram, no tau, no running requests or
+// too few tokens timed (idle): the window tells nothing (tokenIntervalSteps, unusable).
+//
 // The state: per power-of-two bucket of B, the log of the factor averaged with exponential
 // forgetting (the last MEMORY_WINDOWS windows weigh most), and how many windows it has seen. At most
 // MAX_BUCKETS buckets, so it fits in status and survives a restart.
@@ -39,6 +54,63 @@ export interface EngineSteps {
   promptTokens: number;
   /** Requests running (the gauge, mean of the window's two ends), when exposed. */
   running?: number;
+}
+
+/**
+ * One SGLang engine's window (a pod: its tokenizer times every scheduler of it), per output token:
+ * SGLang's figures do not count steps (see the header).
+ */
+export interface TokenIntervals {
+  /** Output tokens timed (inter_token_latency_seconds _count increase: one per token). */
+  tokens: number;
+  /** Their intervals' seconds (_sum increase: each interval between two outputs once). */
+  seconds: number;
+  /** Tokens per request per verify step (spec_accept_length at the window's end), when exposed. */
+  acceptLength?: number;
+  /** Tokens verified per request per step (spec_num_draft_tokens, bonus slot included), when exposed. */
+  verifyTokens?: number;
+  /** Prompt tokens of the requests finished in the window. */
+  promptTokens: number;
+  /** Requests running per scheduler (the gauge, mean of the window's two ends), when exposed. */
+  running?: number;
+}
+
+/**
+ * An SGLang engine's window as the step figures observe() judges, or why it cannot tell. `k` is the
+ * configured draft tokens per round, for an engine that does not expose its verify window.
+ */
+export function tokenIntervalSteps(t: TokenIntervals, k: number | undefined): EngineSteps | string {
+  if (!(t.tokens > 0) || !(t.seconds > 0)) return "no decode steps in the window";
+  if (t.acceptLength === undefined || !(t.acceptLength >= 1)) return "no acceptance length to count steps by";
+  if (t.running === undefined || !(t.running > 0)) return "no running requests to count steps by";
+  const drafted = t.verifyTokens !== undefined && t.verifyTokens > 1 ? t.verifyTokens - 1 : k;
+  if (drafted === undefined || !(drafted >= 0)) return "the verify window is unknown";
+  const requestSteps = t.tokens / t.acceptLength;
+  return {
+    steps: requestSteps / t.running,
+    intervals: requestSteps,
+    intervalSeconds: t.seconds,
+    drafts: requestSteps,
+    draftTokens: requestSteps * drafted,
+    promptTokens: t.promptTokens,
+    running: t.running,
+  };
+}
+
+/** The window's per-engine step figures: vLLM's as counted, SGLang's derived from its token times. */
+export function engineStepsOf(
+  signals: Signals,
+  k: number | undefined,
+): { engines: EngineSteps[] | null | undefined; why?: string } {
+  if (!signals.tokenIntervals?.length) return { engines: signals.steps };
+  const engines: EngineSteps[] = [];
+  let why: string | undefined;
+  for (const t of signals.tokenIntervals) {
+    const e = tokenIntervalSteps(t, k);
+    if (typeof e === "string") why = e;
+    else engines.push(e);
+  }
+  return { engines, ...(why ? { why } : {}) };
 }
 
 export interface SpsObservation {
@@ -288,7 +360,8 @@ export function workloadOf(s: Signals | null, fallback: Workload): Workload {
 
 /**
  * One window's learning, as the controller and the fleet simulator both run it: the state after
- * the window, the SPS function to decide with, and what the window told (or why not).
+ * the window, the SPS function to decide with, and what the window told (or why not). `k`, the
+ * configured draft tokens per round, stands in for an SGLang engine that does not expose its own.
  */
 export function learnFromWindow(
   state: SpsLearned,
@@ -296,10 +369,16 @@ export function learnFromWindow(
   signals: Signals | null,
   fallbackWork: Workload,
   shape: ReplicaShape,
+  k?: number,
 ): { state: SpsLearned; sps: SpsFunction; observations?: SpsObservation[]; skipped?: string } {
-  const seen = signals
-    ? observe(prior, signals.steps, signals.kvCacheUsage, workloadOf(signals, fallbackWork), shape)
-    : { skipped: "no signals" };
+  let seen: ReturnType<typeof observe> = { skipped: "no signals" };
+  if (signals) {
+    const { engines, why } = engineStepsOf(signals, k);
+    seen =
+      why && !engines?.length
+        ? { skipped: why }
+        : observe(prior, engines, signals.kvCacheUsage, workloadOf(signals, fallbackWork), shape);
+  }
   let next = state;
   if ("observations" in seen) for (const o of seen.observations) next = learn(next, o);
   return { state: next, sps: correctedSps(prior, next), ...seen };

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { type SpecServe, specServeResource } from "../../api/kinds.ts";
 import { DEFAULT_SHAPE } from "../../autoscaler/capacity.ts";
-import type { Signals } from "../../autoscaler/signals.ts";
+import { noFigures, type Signals } from "../../autoscaler/signals.ts";
 import { QWEN3_8B_H200, spsFromModel } from "../../autoscaler/sps.ts";
-import type { EngineSteps } from "../../autoscaler/sps-online.ts";
+import type { EngineSteps, TokenIntervals } from "../../autoscaler/sps-online.ts";
 import { type AutoscalerMemory, externalChange, initialMemory, type StepInput, step } from "./decide.ts";
 import { driftPolicy, replicaPolicy } from "./policy.ts";
 import { currentOwned, disabledStatus, withoutAutoscalerFields } from "./status.ts";
@@ -44,25 +44,15 @@ function specServe(
 /** Fleet signals: 110 requests running, 16 req/s of 100-token prompts and 1000-token outputs. */
 function signals(over: Partial<Signals> = {}): Signals {
   return {
-    engine: "vllm",
-    windowSeconds: 10,
+    ...noFigures("vllm", 10, { scraped: 1, appeared: [], left: [], resetSeries: 0 }),
     tau: 4,
-    acceptanceRate: null,
     acceptanceByPosition: [0.9, 0.8, 0.7, 0.6],
     running: 110,
     waiting: 0,
-    ttftP50: null,
-    ttftP90: null,
-    ttftP95: null,
-    tpotP50: null,
-    tpotP90: null,
-    tpotP95: null,
     tokensPerSecondPerUser: 140,
     generationTokensPerSecond: 16_000,
     promptTokensPerSecond: 1_600,
     requestsPerSecond: 16,
-    kvCacheUsage: null,
-    pods: { scraped: 1, appeared: [], left: [], resetSeries: 0 },
     ...over,
   };
 }
@@ -130,6 +120,20 @@ function slowSteps(slower: number): EngineSteps[] {
   ];
 }
 
+/**
+ * The same engine as slowSteps() as SGLang times it: per output token (tau = 4 tokens per
+ * request-step, the signals' tau), the verify window not exposed (the SpecServe's k = 4 stands in).
+ */
+function slowTokenTimes(slower: number): TokenIntervals[] {
+  return slowSteps(slower).map((e) => ({
+    tokens: e.intervals * 4,
+    seconds: e.intervalSeconds,
+    acceptLength: 4,
+    promptTokens: e.promptTokens,
+    running: e.running as number,
+  }));
+}
+
 describe("SPS(B) learned online in the decision", () => {
   it("learns a slower engine, decides on it, and says so in status", () => {
     const ss = specServe();
@@ -148,6 +152,35 @@ describe("SPS(B) learned online in the decision", () => {
     // 30% slower steps: fewer requests per replica keep the 8 ms TPOT.
     expect(learned?.maxConcurrencyPerReplica).toBeLessThan((prior?.maxConcurrencyPerReplica ?? 0) * 0.85);
     expect(after.status?.autoscaling?.spsLearned?.windows).toBe(2);
+  });
+
+  it("an SGLang SpecServe learns from its token times and decides on them as vLLM on its steps", () => {
+    const sglang = specServe({}, { engine: "sglang" });
+    const sg = (over: Partial<Signals>) => ({
+      engine: "sglang" as const,
+      acceptanceByPosition: null,
+      ...over,
+    });
+    const prior = run(sglang, [sg({}), sg({})]).out.at(-1)?.status.autoscaling;
+    const slow = sg({ tokenIntervals: slowTokenTimes(1 / 0.7) });
+    const learned = run(sglang, [slow, slow, sg({})]).out.at(-1)?.status.autoscaling;
+    const vllm = run(specServe(), [{ steps: slowSteps(1 / 0.7) }, { steps: slowSteps(1 / 0.7) }, {}]).out.at(
+      -1,
+    )?.status.autoscaling;
+    expect(prior?.spsLearned).toBeUndefined();
+    expect(learned?.spsLearned).toMatchObject({
+      prior: "first-principles model",
+      windows: 2,
+      buckets: [{ batch: 512, windows: 2, factor: expect.closeTo(0.7, 2) }],
+    });
+    expect(learned?.spsSource).toBe(vllm?.spsSource);
+    expect(learned?.maxConcurrencyPerReplica).toBe(vllm?.maxConcurrencyPerReplica);
+    expect(learned?.maxConcurrencyPerReplica).toBeLessThan((prior?.maxConcurrencyPerReplica ?? 0) * 0.85);
+    // Idle windows (no tokens timed) teach nothing: the prior as given.
+    const idle = sg({
+      tokenIntervals: slowTokenTimes(1 / 0.7).map((t) => ({ ...t, tokens: 0, seconds: 0 })),
+    });
+    expect(run(sglang, [idle, idle, sg({})]).out.at(-1)?.status.autoscaling.spsLearned).toBeUndefined();
   });
 
   it("a restarted operator resumes from status, not from scratch", () => {

@@ -236,7 +236,14 @@ function learnedSps(input: StepInput, policy: ReturnType<typeof replicaPolicy>) 
     input.memory.sps?.prior === prior
       ? input.memory.sps
       : restoreLearned(input.ss.status?.autoscaling?.spsLearned, prior);
-  const l = learnFromWindow(start, input.sps, input.signals, policy.defaultWorkload, policy.shape);
+  const l = learnFromWindow(
+    start,
+    input.sps,
+    input.signals,
+    policy.defaultWorkload,
+    policy.shape,
+    policy.numSpeculativeTokens,
+  );
   return { sps: l.sps, state: l.state, describe: describeLearned(l.state) };
 }
 
