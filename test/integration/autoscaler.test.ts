@@ -159,6 +159,13 @@ const observed: number[] = [];
  * it the first pod is still starting): a scale-up's new pods must not read as missing metrics.
  */
 const inactiveWhileUp: string[] = [];
+/**
+ * When the watcher first saw a decision whose tau was below 3.95 (a window that saw some of tau 2),
+ * or 0: the down-stabilisation counts from the last such decision, not from when the test changed
+ * the load (on a loaded machine decisions can be more than a window apart).
+ */
+let oldLoadLastDecidedMs = 0;
+let lastMessage: string | undefined;
 let outage = true;
 let watching = true;
 
@@ -305,6 +312,11 @@ beforeAll(async () => {
         observed.push(ss.spec.replicas);
         const c = ss.status?.conditions?.find((x: { type: string }) => x.type === "ScalingActive");
         if (!outage && c?.status === "False") inactiveWhileUp.push(`${c.reason}: ${c.message}`);
+        const a = ss.status?.autoscaling;
+        // A decision's message carries its figures, so a new message is a new decision first seen.
+        if (a?.message !== lastMessage && typeof a?.tau === "number" && a.tau < 3.95)
+          oldLoadLastDecidedMs = Date.now();
+        lastMessage = a?.message;
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -391,14 +403,15 @@ describe("the autoscaler against scripted metrics (vLLM format, test edge: no en
   it("scales down slowly when the load falls: after the down-stabilisation, one step, never below min", async () => {
     // minReplicas 3 (a change in Git, applied by the appliers): the model would need one replica.
     gitAutoscaling.minReplicas = 3;
-    const off = Date.now();
     fleet.tpot = null;
     fleet.acceptance = TAU4;
     fleet.running = 20;
     fleet.rps = 3;
     await replicasReach("the first step down", (n) => n < 4);
-    // 4 s of down-stabilisation, less up to one window of decisions that still saw part of the old load.
-    expect(Date.now() - off).toBeGreaterThanOrEqual(3000);
+    // 4 s of down-stabilisation after the last decision that saw some of the old load (less the
+    // watcher's polling and reads, 1 s at most).
+    expect(oldLoadLastDecidedMs).toBeGreaterThan(0);
+    expect(Date.now() - oldLoadLastDecidedMs).toBeGreaterThanOrEqual(3000);
     expect((await getSs()).spec.replicas).toBe(3);
     await until(
       "held at minReplicas",

@@ -342,6 +342,33 @@ describe("replica decision", () => {
     const { decision } = decideReplicas({ ...policy, minReplicas: 1 }, sps, o, settled(o));
     expect(decision.desiredReplicas).toBe(5);
   });
+
+  it("the replica a breach added stays for the down-stabilisation window after the breach ends", () => {
+    const p = { ...policy, minReplicas: 1 };
+    const breach = observe({}, { running: 40, requestsPerSecond: 10, tpotP95: 0.05 });
+    // A fleet decided on for long before (no start-up stabilisation).
+    const up = decideReplicas(p, sps, breach, { ...settled(breach), startedAt: breach.now - 3600 });
+    expect(up.decision.desiredReplicas).toBe(5);
+    // The breach is over and the model needs far fewer: held while the breach's recommendation is
+    // in the down window (it counts at its own value, not at the model's low steady need)...
+    const calm = (now: number) => ({
+      ...observe(
+        { currentReplicas: 5, readyReplicas: 5, scrapedReplicas: 5 },
+        { running: 40, requestsPerSecond: 10 },
+      ),
+      now,
+      signalsTime: now,
+    });
+    const held = decideReplicas(p, sps, calm(breach.now + 30), up.state);
+    expect(held.decision.desiredReplicas).toBe(5);
+    // ...and let go once it has left the window.
+    const after = breach.now + p.scaleDownStabilizationSeconds + 30;
+    const down = decideReplicas(p, sps, calm(after), {
+      ...held.state,
+      lastQueue: { time: after - 15, requests: 40 },
+    });
+    expect(down.decision.desiredReplicas).toBeLessThan(5);
+  });
 });
 
 describe("replica decision: no needless churn", () => {

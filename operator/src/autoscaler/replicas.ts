@@ -62,7 +62,9 @@ export interface AutoscalerState {
    * `need`: the fractional replicas the demand asked for (tolerance compares it, not the rounded
    * count). `steady`: the need at the smoothed measured rate, without the projection of a rising
    * load: what scale-downs are judged by (a projection of one window's noise over a cold start
-   * would hold replicas that no load asked for).
+   * would hold replicas that no load asked for). A recommendation raised by a measured breach
+   * counts at its own value there: the breach is no projection, and letting its replica go the
+   * moment it ends would invite the breach back.
    */
   recommendations: { time: number; replicas: number; need?: number; steady?: number }[];
   scaleEvents: { time: number; from: number; to: number }[];
@@ -323,8 +325,8 @@ export function decideReplicas(
   const breach =
     (policy.slo.tpotP95 !== undefined && s.tpotP95 !== null && s.tpotP95 > policy.slo.tpotP95) ||
     (policy.slo.ttftP95 !== undefined && s.ttftP95 !== null && s.ttftP95 > policy.slo.ttftP95);
-  if (breach && raw <= obs.currentReplicas && obs.readyReplicas >= obs.currentReplicas)
-    raw = obs.currentReplicas + 1;
+  const raisedByBreach = breach && raw <= obs.currentReplicas && obs.readyReplicas >= obs.currentReplicas;
+  if (raisedByBreach) raw = obs.currentReplicas + 1;
   const recommendation = clamp(raw, policy.minReplicas, policy.maxReplicas);
   figures.recommendation = recommendation;
   next.recommendations = [
@@ -338,7 +340,7 @@ export function decideReplicas(
       time: obs.now,
       replicas: recommendation,
       need: clamp(need, 0, policy.maxReplicas),
-      steady: clamp(Math.min(need, steady), 0, policy.maxReplicas),
+      steady: clamp(raisedByBreach ? raw : Math.min(need, steady), 0, policy.maxReplicas),
     },
   ];
   const current = obs.currentReplicas;
