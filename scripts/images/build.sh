@@ -8,11 +8,13 @@
 #   scripts/images/build.sh base         # only the tools and the bases
 #   scripts/images/build.sh reference    # the bases and the runtime's reference image (the demo's)
 #   scripts/images/build.sh operator     # the bases and the operator image (the demo's chart runs it)
+#   scripts/images/build.sh tools        # only install what is missing (apt), build nothing
 #
 # Idempotent and incremental: the debootstrap root filesystem is a tarball cached under
 # ~/.cache/specops/images, keyed by Debian release and package list; bases are tagged by that key;
 # podman's layer cache keeps the big PyTorch layer, which the Dockerfile installs before the code.
-# Installs podman, buildah, runc and debootstrap with apt when missing (needs root).
+# Installs podman, buildah, runc and debootstrap with apt when missing (needs root), and containerd
+# with them: the real node (test/controlplane/real-node.ts) runs these images' containers under it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -32,15 +34,15 @@ elapsed() { echo "$(($(date +%s) - $1))s"; }
 
 ensure_tools() {
   local missing=()
-  for tool in podman buildah runc debootstrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  for tool in podman buildah runc debootstrap containerd; do command -v "$tool" >/dev/null || missing+=("$tool"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" -eq 0 ] || unavailable "${missing[*]} not installed, and not root to install them with apt"
   command -v apt-get >/dev/null || unavailable "${missing[*]} not installed, and no apt-get to install them"
-  log "installing podman buildah runc debootstrap (apt)"
+  log "installing ${missing[*]} (apt)"
   apt-get update -qq || unavailable "apt-get update failed (no network to the Debian mirror?)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    podman buildah runc debootstrap containernetworking-plugins netavark aardvark-dns uidmap \
-    fuse-overlayfs slirp4netns iptables >/dev/null || unavailable "apt-get install podman buildah runc debootstrap failed"
+    podman buildah runc debootstrap containerd containernetworking-plugins netavark aardvark-dns \
+    uidmap fuse-overlayfs slirp4netns iptables >/dev/null || unavailable "apt-get install ${missing[*]} failed"
 }
 
 image_exists() { podman image exists "$1"; }
@@ -161,6 +163,7 @@ mkdir -p "$IMAGES_CACHE"
 rm -f "$IMAGES_CACHE/unavailable"
 : >"$IMAGES_CACHE/last-build.times"
 ensure_tools
+[ "${1:-all}" = tools ] && exit 0
 setup_build_mounts
 timed debian-base debian_base
 timed python-base python_base
