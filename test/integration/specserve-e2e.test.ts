@@ -15,6 +15,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node"
 import { Agent, fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RUNTIME_API_VERSION } from "../../operator/src/contract/constants.ts";
+import { podmanOk } from "../images/podman.ts";
 import { chooseE2eNode, type E2eNode, nodeTitle, startE2eNode } from "./e2e-node.ts";
 import { ensureNamespace, installCrds, kubeRequest } from "./kube.ts";
 import { type OperatorUnderTest, startOperator, until } from "./operator-harness.ts";
@@ -83,9 +84,34 @@ async function complete(base: string, apiKey?: string) {
 }
 
 /** The target alone: the same runtime serving a Task with no method (no speculation). */
+/**
+ * A cache folder holding the image's own trained tiny target (builtin://tiny-qwen3), so that the
+ * target alone runs on the very weights the pods serve: the image trains it at build time, and a
+ * copy trained on this machine need not match it bit for bit (on a fresh machine it did not).
+ */
+async function imageTargetCache(image: string): Promise<string> {
+  const cache = join(work, "image-cache");
+  rmSync(cache, { recursive: true, force: true });
+  mkdirSync(join(cache, "reference"), { recursive: true });
+  const container = await podmanOk(["create", image]);
+  try {
+    // The image's SPECOPS cache: runtime/Dockerfile copies the tiny-target stage's cache there.
+    await podmanOk([
+      "cp",
+      `${container}:/home/specops/.cache/specops/reference/targets`,
+      join(cache, "reference", "targets"),
+    ]);
+  } finally {
+    await podmanOk(["rm", container]);
+  }
+  return cache;
+}
+
 async function targetAloneText(): Promise<string | undefined> {
   const port = await freePort();
   const dir = join(work, "target-alone");
+  // On the local-process kubelet the pods use this machine's cache, as the target alone does.
+  const cache = node.kind === "real" ? { SPECOPS_CACHE_DIR: await imageTargetCache(node.runtimeImage) } : {};
   const task = {
     apiVersion: RUNTIME_API_VERSION,
     kind: "serve",
@@ -102,6 +128,7 @@ async function targetAloneText(): Promise<string | undefined> {
       ...process.env,
       SPECOPS_PROGRESS_PORT: String(await freePort()),
       SPECOPS_TERMINATION_LOG: join(dir, "term"),
+      ...cache,
     },
     stdio: "ignore",
   });
