@@ -286,8 +286,12 @@ describe("DraftTraining pipeline", () => {
     });
     await finishStage("retriable-data");
     await until("next stage", () => batch.readNamespacedJob({ name: "retriable-regen", namespace: NS }));
-    const dt = await getDt("retriable");
-    expect(dt.status.stages[0]).toMatchObject({ name: "PrepareData", state: "Succeeded", attempts: 2 });
+    // The next stage's Job is applied before the pass writes status, so status may lag it a moment.
+    const stage = await until("the data stage's status", async () => {
+      const s = (await getDt("retriable")).status?.stages?.[0];
+      return s?.state === "Succeeded" ? s : undefined;
+    });
+    expect(stage).toMatchObject({ name: "PrepareData", state: "Succeeded", attempts: 2 });
   });
 
   it("records a broken progress report as a condition and an event, without crashing", async () => {
