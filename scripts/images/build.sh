@@ -141,6 +141,29 @@ reference_image() {
     "${torch_args[@]}" -t "$REFERENCE_IMAGE" .
 }
 
+# The reference image trains builtin://tiny-qwen3 at build time; this machine's runtime (the tests,
+# the demo's local processes) would train the same recipe again, minutes of CPU, and its weights
+# need not match the image's bit for bit (on a fresh machine they did not). So a recipe this
+# machine's cache lacks is copied out of the image instead: one training, one set of weights.
+share_tiny_target() {
+  local cache="${SPECOPS_CACHE_DIR:-$HOME/.cache/specops}/reference/targets" container tmp key shared=()
+  mkdir -p "$cache"
+  # Staged beside the cache, so that each recipe appears there whole (a rename), as the runtime's own
+  # training publishes it.
+  tmp=$(mktemp -d "$cache/.from-image.XXXXXX")
+  container=$(podman create "$REFERENCE_IMAGE")
+  podman cp "$container:/home/specops/.cache/specops/reference/targets/." "$tmp" || true
+  podman rm "$container" >/dev/null
+  for dir in "$tmp"/*/; do
+    key=$(basename "$dir")
+    [ -f "$dir/config.json" ] || continue
+    [ -f "$cache/$key/config.json" ] && continue
+    mv -T "$dir" "$cache/$key" 2>/dev/null && shared+=("$key")
+  done
+  rm -rf "$tmp"
+  [ ${#shared[@]} -eq 0 ] || log "tiny target ${shared[*]} copied from $REFERENCE_IMAGE into $cache"
+}
+
 # The vllm and sglang targets need their upstream images (vllm/vllm-openai, lmsysorg/sglang), which
 # cannot be pulled here; their own layers are built on a stand-in base instead, to run the agent.
 engine_layer_images() {
@@ -170,11 +193,15 @@ timed python-base python_base
 [ "${1:-all}" = reference ] || timed node-base node_base
 case "${1:-all}" in
 base) ;;
-reference) timed reference reference_image ;;
+reference)
+  timed reference reference_image
+  share_tiny_target
+  ;;
 operator) timed operator operator_image ;;
 *)
   timed operator operator_image
   timed reference reference_image
+  share_tiny_target
   timed engine-layers engine_layer_images
   ;;
 esac
