@@ -49,6 +49,7 @@ import {
 } from "./controllers/specserve/controller.ts";
 import { recordTerminalError as recordSpecServeError } from "./controllers/specserve/failures.ts";
 import { specServeReconciler } from "./controllers/specserve/reconcile.ts";
+import { autoscalerUpdateMatters, specServeUpdateMatters } from "./controllers/specserve/updates.ts";
 import { KubeClient } from "./lib/client.ts";
 import { type Clock, realClock } from "./lib/clock.ts";
 import type { Config } from "./lib/config.ts";
@@ -172,6 +173,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
   manager.controller({
     name: SPECSERVE_CONTROLLER,
     for: specServes,
+    forUpdate: specServeUpdateMatters,
     owns: [deps.deployments, deps.configMaps, deps.services, specServeDeps.podDisruptionBudgets],
     watches: [
       { informer: deps.pods, map: podToSpecServe },
@@ -196,6 +198,7 @@ export function buildOperator(opts: OperatorOptions): Manager {
   manager.controller({
     name: AUTOSCALER_CONTROLLER,
     for: specServes,
+    forUpdate: autoscalerUpdateMatters,
     reconcile: autoscalerReconciler(autoscalerDeps),
     workers: Math.max(config.workers, AUTOSCALER_MIN_WORKERS),
   });

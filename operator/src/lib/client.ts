@@ -7,7 +7,10 @@
 // stop(). 429s are retried after the server's Retry-After while the deadline allows. Lists are
 // read in pages (limit/continue). A watch that sends nothing, not even a bookmark, for
 // watchInactivityTimeoutMs ends, and the informer resumes it from the last resourceVersion.
-import { fetch } from "undici";
+// Requests go through the connection's undici dispatcher with `request` (a Node stream), not
+// `fetch`: fetch's web streams, Headers and Response objects cost CPU on every call and watch chunk,
+// and an operator at fleet scale makes hundreds of calls a window (docs/benchmarks.md).
+import type { Dispatcher } from "undici";
 import { type Clock, deadlineSignal, realClock, sleep } from "./clock.ts";
 import { type Connection, connectionFromKubeConfig, type KubeConfigLike } from "./connection.ts";
 import { ApiError, isGone, parseRetryAfter, RequestTimeoutError } from "./errors.ts";
@@ -199,18 +202,20 @@ export class KubeClient implements Client {
     opened.catch(() => {}); // done carries the same error to whoever waits
     const done = (async () => {
       try {
-        const res = await fetch(url, {
+        const res = await this.#conn.dispatcher.request({
+          origin: url.origin,
+          path: url.pathname + url.search,
+          method: "GET",
           headers: { ...(await untilAborted(this.#conn.headers(), signal)), accept: "application/json" },
-          dispatcher: this.#conn.dispatcher,
           signal,
         });
-        if (!res.ok || !res.body) {
-          const text = await res.text();
+        if (res.statusCode < 200 || res.statusCode >= 300) {
+          const text = await res.body.text();
           throw new ApiError(
-            res.status,
-            `watch ${r.plural}: ${res.status} ${text.slice(0, 500)}`,
+            res.statusCode,
+            `watch ${r.plural}: ${res.statusCode} ${text.slice(0, 500)}`,
             parseJson(text),
-            Object.fromEntries(res.headers),
+            headerRecord(res.headers),
           );
         }
         touch();
@@ -321,10 +326,13 @@ export class KubeClient implements Client {
     const { signal } = deadline;
     try {
       for (let attempt = 1; ; attempt++) {
-        let res: Awaited<ReturnType<typeof fetch>>;
+        let res: Dispatcher.ResponseData;
         let text: string;
         try {
-          res = await fetch(this.#url(path, query), {
+          const url = this.#url(path, query);
+          res = await this.#conn.dispatcher.request({
+            origin: url.origin,
+            path: url.pathname + url.search,
             method,
             headers: {
               ...(await untilAborted(this.#conn.headers(), signal)),
@@ -332,27 +340,27 @@ export class KubeClient implements Client {
               ...(body !== undefined ? { "content-type": contentType } : {}),
             },
             body: body === undefined ? undefined : JSON.stringify(body),
-            dispatcher: this.#conn.dispatcher,
             signal,
           });
-          text = await res.text();
+          text = await res.body.text();
         } catch (err) {
           // The deadline's or the caller's reason says why better than undici's AbortError.
           if (signal.aborted) throw signal.reason ?? err;
           throw err;
         }
         const parsed = text ? parseJson(text) : undefined;
-        if (res.ok) return parsed as T;
-        const headers = Object.fromEntries(res.headers);
-        const retryAfterMs = res.status === 429 ? parseRetryAfter(headers["retry-after"]) : undefined;
+        const status = res.statusCode;
+        if (status >= 200 && status < 300) return parsed as T;
+        const headers = headerRecord(res.headers);
+        const retryAfterMs = status === 429 ? parseRetryAfter(headers["retry-after"]) : undefined;
         const left = timeoutMs - (this.#clock.now() - startedAt);
         if (retryAfterMs !== undefined && attempt < MAX_THROTTLE_RETRIES && retryAfterMs < left) {
           await sleep(this.#clock, retryAfterMs, signal);
           if (signal.aborted) throw signal.reason;
           continue;
         }
-        const message = (parsed as { message?: string } | undefined)?.message ?? (text || res.statusText);
-        throw new ApiError(res.status, `${what}: ${res.status} ${message}`, parsed, headers);
+        const message = (parsed as { message?: string } | undefined)?.message ?? (text || `HTTP ${status}`);
+        throw new ApiError(status, `${what}: ${status} ${message}`, parsed, headers);
       }
     } finally {
       deadline.cancel();
@@ -368,6 +376,14 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener("abort", onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+/** Response headers as one string each (a repeated header's values joined, as fetch's Headers do). */
+function headerRecord(headers: Dispatcher.ResponseData["headers"]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers))
+    if (v !== undefined) out[k] = Array.isArray(v) ? v.join(", ") : v;
+  return out;
 }
 
 function parseJson(text: string): unknown {

@@ -18,7 +18,7 @@ const cm = (name: string) => ({ apiVersion: "v1", kind: "ConfigMap", metadata: {
 
 async function setup(
   reconcile: (key: string, ctx: ReconcileContext) => Promise<unknown>,
-  opts: { workers?: number } = {},
+  opts: { workers?: number; forUpdate?: (old: any, obj: any) => boolean } = {},
 ) {
   const client = new FakeClient();
   const metrics = new Metrics();
@@ -31,6 +31,7 @@ async function setup(
     owns: [pods],
     reconcile: reconcile as never,
     workers: opts.workers,
+    forUpdate: opts.forUpdate,
     metrics,
     onTerminalError: async (err, ctx) => {
       terminal.push(`${ctx.key}: ${err.reason}`);
@@ -202,6 +203,28 @@ describe("Controller", () => {
     await until(() => keys.length === 3);
     await new Promise((r) => setTimeout(r, 20));
     expect(keys).toEqual(["ns/owner", "ns/owner", "ns/owner"]);
+    await t.stop();
+  });
+
+  it("leaves updates its update predicate finds irrelevant alone, counting them; adds always enqueue", async () => {
+    const keys: string[] = [];
+    const t = await setup(
+      async (key) => {
+        keys.push(key);
+      },
+      { forUpdate: (old, obj) => old.data?.spec !== obj.data?.spec },
+    );
+    t.controller.start();
+    await t.client.create(ConfigMaps, { ...cm("a"), data: { spec: "1", note: "x" } });
+    await until(() => keys.length === 1, "the add");
+    await t.client.replace(ConfigMaps, { ...cm("a"), data: { spec: "1", note: "y" } });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(keys).toEqual(["ns/a"]);
+    expect(
+      (await t.metrics.updatesSkipped.get()).values.find((v) => v.labels.controller === "sample")?.value,
+    ).toBe(1);
+    await t.client.replace(ConfigMaps, { ...cm("a"), data: { spec: "2", note: "y" } });
+    await until(() => keys.length === 2, "the relevant update");
     await t.stop();
   });
 

@@ -47,6 +47,12 @@ export interface ControllerOptions<T extends KubeObject> {
   name: string;
   /** The primary kind: each of its events enqueues its own key. */
   for: Informer<T>;
+  /**
+   * Whether an update of a primary object is worth a pass (controller-runtime's update predicate);
+   * default: every update. Adds and deletes always enqueue. A predicate may skip only changes the
+   * pass does not read, or ones the controller's own periodic requeue picks up from the cache.
+   */
+  forUpdate?: (old: T, obj: T) => boolean;
   /** Child kinds: an event enqueues the child's controller owner when that owner is of the primary kind. */
   owns?: Informer<KubeObject>[];
   /** Other kinds with a custom mapping (e.g. a Pod → the owner of its Job). */
@@ -119,7 +125,21 @@ export class Controller<T extends KubeObject = KubeObject> {
       delete: (o: KubeObject) => this.#enqueueAll(map(o)),
     });
     const primary = this.#opts.for.resource;
-    this.#unsubscribe.push(this.#opts.for.addHandler(enqueue((o) => [keyOf(o)])));
+    const forUpdate = this.#opts.forUpdate as ((old: KubeObject, o: KubeObject) => boolean) | undefined;
+    const own = enqueue((o) => [keyOf(o)]);
+    this.#unsubscribe.push(
+      this.#opts.for.addHandler(
+        forUpdate
+          ? {
+              ...own,
+              update: (old, o) => {
+                if (forUpdate(old, o)) own.update(old, o);
+                else this.#metrics.updatesSkipped.inc({ controller: this.name });
+              },
+            }
+          : own,
+      ),
+    );
     for (const child of this.#opts.owns ?? [])
       this.#unsubscribe.push(child.addHandler(enqueue(ownerKeys(primary))));
     for (const w of this.#opts.watches ?? []) this.#unsubscribe.push(w.informer.addHandler(enqueue(w.map)));

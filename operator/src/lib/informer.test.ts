@@ -193,6 +193,34 @@ describe("Informer", () => {
     await informer.stop();
   });
 
+  it("a version it already holds (a write's own watch event) is neither transformed nor stored again", async () => {
+    const client = new FakeClient();
+    let transforms = 0;
+    const informer = new Informer(client, ConfigMaps, {
+      clock: new ManualClock(),
+      transform: (o) => {
+        transforms++;
+        return o;
+      },
+    });
+    client.seed(ConfigMaps, cm("a"));
+    informer.start();
+    await informer.waitForSync();
+    await until(() => client.actions.some((a) => a.verb === "watch"), "watch");
+    expect(transforms).toBe(1);
+    client.holdWatchEvents();
+    const before = informer.store.get("ns1", "a");
+    const written = await client.patch(ConfigMaps, "ns1", "a", { data: { v: "2" } }, { type: "merge" });
+    informer.recordWrite(before, written);
+    const stored = informer.store.get("ns1", "a");
+    expect(transforms).toBe(2);
+    client.releaseWatchEvents();
+    await new Promise((r) => setImmediate(r));
+    expect(transforms).toBe(2);
+    expect(informer.store.get("ns1", "a")).toBe(stored);
+    await informer.stop();
+  });
+
   it("recordWrite never moves the cache back: a stale write neither overwrites nor resurrects", async () => {
     const { client, informer, events } = setup();
     informer.start();

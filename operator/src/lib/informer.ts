@@ -274,6 +274,14 @@ export class Informer<T extends KubeObject> {
   }
 
   #upsert(raw: T): void {
+    // A version already held is the same object (a resourceVersion names one): the watch event of a
+    // write recordWrite stored, or a relist of what did not change. Not transformed or stored again.
+    const version = raw.metadata?.resourceVersion;
+    if (
+      version !== undefined &&
+      this.#cache.get(raw.metadata?.namespace, raw.metadata?.name ?? "")?.metadata?.resourceVersion === version
+    )
+      return;
     const obj = (this.#opts.transform ? this.#opts.transform(raw) : raw) as T;
     const old = this.#cache.upsert(obj);
     const stored = this.#cache.get(obj.metadata?.namespace, obj.metadata?.name ?? "") as T;

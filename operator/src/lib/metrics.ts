@@ -17,6 +17,8 @@ export class Metrics {
   readonly reconcileTotal: Counter<"controller" | "result">;
   readonly reconcileErrors: Counter<"controller">;
   readonly terminalErrors: Counter<"controller">;
+  /** Updates of a primary object its controller's update predicate left alone (SpecOps' own). */
+  readonly updatesSkipped: Counter<"controller">;
   readonly reconcileTime: Histogram<"controller">;
   readonly activeWorkers: Gauge<"controller">;
   readonly queueDepth: Gauge<"name" | "controller">;
@@ -46,6 +48,12 @@ export class Metrics {
     this.terminalErrors = new Counter({
       name: "controller_runtime_terminal_reconcile_errors_total",
       help: "Total number of terminal reconciliation errors per controller",
+      labelNames: ["controller"],
+      registers,
+    });
+    this.updatesSkipped = new Counter({
+      name: "specops_controller_updates_skipped_total",
+      help: "Updates of a primary object that the controller's update predicate found irrelevant (no reconcile enqueued)",
       labelNames: ["controller"],
       registers,
     });
@@ -122,6 +130,7 @@ export class Metrics {
     }
     this.reconcileErrors.inc({ controller: name }, 0);
     this.terminalErrors.inc({ controller: name }, 0);
+    this.updatesSkipped.inc({ controller: name }, 0);
     this.activeWorkers.set({ controller: name }, 0);
   }
 }
