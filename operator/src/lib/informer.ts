@@ -279,7 +279,8 @@ export class Informer<T extends KubeObject> {
     const version = raw.metadata?.resourceVersion;
     if (
       version !== undefined &&
-      this.#cache.get(raw.metadata?.namespace, raw.metadata?.name ?? "")?.metadata?.resourceVersion === version
+      this.#cache.get(raw.metadata?.namespace, raw.metadata?.name ?? "")?.metadata?.resourceVersion ===
+        version
     )
       return;
     const obj = (this.#opts.transform ? this.#opts.transform(raw) : raw) as T;
