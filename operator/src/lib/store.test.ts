@@ -40,6 +40,52 @@ describe("Cache", () => {
     expect(names("u3")).toEqual(["c", "d"]);
   });
 
+  it("finds objects by a label's value per namespace, built on first use and kept through changes", () => {
+    const cache = new Cache();
+    const pod = (name: string, ns: string, owner: string | undefined, rv = "1") => ({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name,
+        namespace: ns,
+        resourceVersion: rv,
+        labels: owner ? { owner } : ({} as Record<string, string>),
+      },
+    });
+    cache.upsert(pod("a", "ns", "s1"));
+    cache.upsert(pod("b", "ns", "s1"));
+    cache.upsert(pod("c", "other", "s1"));
+    const names = (ns: string, v: string) =>
+      cache
+        .withLabel(ns, "owner", v)
+        .map((o) => o.metadata?.name)
+        .sort();
+    // The index is built from what the cache holds when first asked.
+    expect(names("ns", "s1")).toEqual(["a", "b"]);
+    expect(names("other", "s1")).toEqual(["c"]);
+    // Later changes move objects between values, in and out of the index.
+    cache.upsert(pod("b", "ns", "s2", "2"));
+    cache.upsert(pod("d", "ns", "s1"));
+    cache.upsert(pod("e", "ns", undefined));
+    expect(names("ns", "s1")).toEqual(["a", "d"]);
+    expect(names("ns", "s2")).toEqual(["b"]);
+    expect(cache.withLabel("ns", "owner", "s2")[0]?.metadata?.resourceVersion).toBe("2");
+    cache.remove(pod("a", "ns", "s1"));
+    cache.remove(pod("b", "ns", "s2"));
+    expect(names("ns", "s1")).toEqual(["d"]);
+    expect(names("ns", "s2")).toEqual([]);
+    // A copy each time: callers cannot corrupt the index.
+    cache.withLabel("ns", "owner", "s1").pop();
+    expect(names("ns", "s1")).toEqual(["d"]);
+    // list(namespace) is still every object of that namespace.
+    expect(
+      cache
+        .list("ns")
+        .map((o) => o.metadata?.name)
+        .sort(),
+    ).toEqual(["d", "e"]);
+  });
+
   it("stores objects without managedFields and with their values unchanged", () => {
     const cache = new Cache();
     const obj = child("a", ["u1"]);

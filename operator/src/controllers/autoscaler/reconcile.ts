@@ -118,12 +118,8 @@ export function autoscalerReconciler(deps: AutoscalerDeps) {
       return { requeueAfterMs: Math.max(100, entry.lastScrapeMs + windowMs - now) };
 
     const pods = deps.pods.store
-      .list(ns)
-      .filter(
-        (p) =>
-          p.metadata?.labels?.[LABELS.owner] === ss.metadata.name &&
-          p.metadata?.labels?.[LABELS.canary] !== "true",
-      ) as ScrapablePod[];
+      .withLabel(ns, LABELS.owner, ss.metadata.name ?? "")
+      .filter((p) => p.metadata?.labels?.[LABELS.canary] !== "true") as ScrapablePod[];
     const ready = readyPods(pods);
     // signals.source Prometheus: nothing to scrape here; the window is queried below.
     const viaPrometheus = a.signals.source === "Prometheus";

@@ -105,9 +105,7 @@ export function specServeReconciler(deps: SpecServeDeps) {
     let workload: WorkloadObservation | undefined;
     let lwsMissing = false;
     let plan: LengthPlan | undefined;
-    const pods = deps.pods.store
-      .list(ss.metadata.namespace)
-      .filter((p) => p.metadata?.labels?.[LABELS.owner] === ss.metadata.name);
+    const pods = deps.pods.store.withLabel(ss.metadata.namespace, LABELS.owner, ss.metadata.name ?? "");
     if (draft.state === "ready") {
       lwsMissing = multiNode && !(await lwsInstalled(signal));
       const hasServer =
