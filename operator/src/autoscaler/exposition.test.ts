@@ -165,4 +165,35 @@ describe("parseExposition with a SeriesFilter (the scrape path: names matched on
     expect(e.samples.map((x) => x.value)).toEqual(values.map(Number));
     expect(Object.is(e.samples[1]?.value, -0)).toBe(true);
   });
+
+  it("parses a body as bytes as it parses its text: UTF-8 label values, escapes, a BOM, CRLF", () => {
+    const text = [
+      "# TYPE vllm:num_requests_running gauge",
+      'vllm:num_requests_running{model_name="Qwen/Qwen3-8B-模型",engine="0"} 3',
+      'vllm:num_requests_running{model_name="ü \\"quoted\\" é",engine="1"} 4',
+      "",
+    ].join("\r\n");
+    const body = Buffer.from(`\ufeff${text}`, "utf8");
+    const expected = [
+      {
+        name: "vllm:num_requests_running",
+        labels: { model_name: "Qwen/Qwen3-8B-模型", engine: "0" },
+        value: 3,
+      },
+      { name: "vllm:num_requests_running", labels: { model_name: 'ü "quoted" é', engine: "1" }, value: 4 },
+    ];
+    for (const keep of [undefined, readSeriesFilter, readsSeries]) {
+      expect(parseExposition(body, keep).samples).toEqual(expected);
+      expect(parseExposition(text, keep).samples).toEqual(expected);
+      // A plain Uint8Array view (not a Buffer) reads the same.
+      expect(parseExposition(new Uint8Array(body), keep).samples).toEqual(expected);
+    }
+    // A fixture's bytes and its text give the same exposition.
+    const fixtureText = fixture("vllm-dp2-t0.prom");
+    expect(parseExposition(Buffer.from(fixtureText), readSeriesFilter)).toEqual(
+      parseExposition(fixtureText, readSeriesFilter),
+    );
+    // Errors name the line whichever form the body came in.
+    expect(() => parseExposition(Buffer.from("ok 1\nbad{a=1} 2"))).toThrow(/line 2/);
+  });
 });

@@ -14,8 +14,8 @@ import { readSeriesFilter } from "../../autoscaler/engines.ts";
 import { type Exposition, parseExposition } from "../../autoscaler/exposition.ts";
 import {
   DEFAULT_SCRAPE_TIMEOUT_MS,
-  defaultFetchText,
-  type FetchText,
+  defaultFetchBody,
+  type FetchBody,
   type ScrapablePod,
   type ScrapeOptions,
   scrapeTarget,
@@ -23,7 +23,8 @@ import {
 } from "../specserve/scrape.ts";
 
 export interface PodScrapesOptions {
-  fetchText?: FetchText;
+  /** Reads a pod's /metrics body (bytes, parsed as they came; a text in tests). */
+  fetchText?: FetchBody;
   /** Clock of the scrape times (ms). */
   now?: () => number;
   /** Where the scrape-duration histogram goes (the operator's registry); none in unit tests. */
@@ -69,14 +70,14 @@ const SWEEP_EVERY_MS = 60_000;
 
 export class PodScrapes {
   readonly #slots = new Map<string, Slot>();
-  readonly #fetchText: FetchText;
+  readonly #fetchText: FetchBody;
   readonly #now: () => number;
   readonly #retainMs: number;
   readonly #duration?: Histogram<"result">;
   #lastSweepMs = 0;
 
   constructor(opts: PodScrapesOptions = {}) {
-    this.#fetchText = opts.fetchText ?? defaultFetchText;
+    this.#fetchText = opts.fetchText ?? defaultFetchBody;
     this.#now = opts.now ?? Date.now;
     this.#retainMs = opts.retainMs ?? DEFAULT_RETAIN_MS;
     if (opts.registry)
@@ -121,28 +122,42 @@ export class PodScrapes {
 
   /** The one GET of a pod, under the deadline of the caller that started it. */
   #start(slot: Slot, url: string, timeoutMs: number): Flight {
+    // Aborted by its callers (`abort`) or at its deadline: one controller and one timer, not
+    // AbortSignal.any over AbortSignal.timeout (a composite signal per scrape, 1000 a window).
     const abort = new AbortController();
+    const get = new AbortController();
+    const onAbort = () => get.abort(abort.signal.reason);
+    abort.signal.addEventListener("abort", onAbort, { once: true });
+    const deadline = setTimeout(() => get.abort(new Error(timeoutMessage(timeoutMs))), timeoutMs);
     const started = performance.now();
-    const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(timeoutMs)]);
+    const signal = get.signal;
+    const settled = () => {
+      clearTimeout(deadline);
+      abort.signal.removeEventListener("abort", onAbort);
+    };
     const promise = this.#fetchText(url, signal).then(
-      (text): Outcome => {
+      (body): Outcome => {
+        settled();
         const timeMs = this.#now();
         try {
-          return { ok: true, exposition: parseExposition(text, readSeriesFilter), timeMs };
+          return { ok: true, exposition: parseExposition(body, readSeriesFilter), timeMs };
         } catch (err) {
           return { ok: false, error: (err as Error).message, timeMs };
         }
       },
-      (err): Outcome => ({
-        ok: false,
-        error:
-          signal.aborted && !abort.signal.aborted
-            ? timeoutMessage(timeoutMs)
-            : err instanceof Error
-              ? err.message
-              : String(err),
-        timeMs: this.#now(),
-      }),
+      (err): Outcome => {
+        settled();
+        return {
+          ok: false,
+          error:
+            signal.aborted && !abort.signal.aborted
+              ? timeoutMessage(timeoutMs)
+              : err instanceof Error
+                ? err.message
+                : String(err),
+          timeMs: this.#now(),
+        };
+      },
     );
     const flight: Flight = { promise, abort, waiters: 0 };
     slot.flight = flight;
@@ -159,21 +174,25 @@ export class PodScrapes {
   /** Waits for a flight under this caller's own deadline and abort signal. */
   async #wait(flight: Flight, callerSignal: AbortSignal, timeoutMs: number): Promise<Outcome> {
     flight.waiters++;
-    const deadline = AbortSignal.timeout(timeoutMs);
-    const signal = AbortSignal.any([callerSignal, deadline]);
+    let timedOut = false;
     let onAbort: (() => void) | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       return await new Promise<Outcome>((resolve, reject) => {
-        onAbort = () => reject(signal.reason);
-        if (signal.aborted) return onAbort();
-        signal.addEventListener("abort", onAbort, { once: true });
+        onAbort = () => reject(callerSignal.reason);
+        if (callerSignal.aborted) return onAbort();
+        callerSignal.addEventListener("abort", onAbort, { once: true });
+        timer = setTimeout(() => {
+          timedOut = true;
+          reject(new Error(timeoutMessage(timeoutMs)));
+        }, timeoutMs);
         flight.promise.then(resolve, reject);
       });
     } catch (err) {
       // The last caller's own abort (not its deadline: the GET has one) ends the GET.
       if (flight.waiters === 1 && callerSignal.aborted) flight.abort.abort();
       const error =
-        deadline.aborted && !callerSignal.aborted
+        timedOut && !callerSignal.aborted
           ? timeoutMessage(timeoutMs)
           : err instanceof Error
             ? err.message
@@ -181,7 +200,8 @@ export class PodScrapes {
       return { ok: false, error, timeMs: this.#now() };
     } finally {
       flight.waiters--;
-      if (onAbort) signal.removeEventListener("abort", onAbort);
+      clearTimeout(timer);
+      if (onAbort) callerSignal.removeEventListener("abort", onAbort);
     }
   }
 
