@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_SHAPE } from "./capacity.ts";
 import { signalsCli } from "./cli.ts";
-import { engineMetrics } from "./engines.ts";
+import { engineMetrics, readSeriesFilter } from "./engines.ts";
 import { ExpositionError, parseExposition } from "./exposition.ts";
 import { deriveSignals, histogramBucket, histogramQuantile } from "./signals.ts";
 import { QWEN3_8B_H200, spsFromModel } from "./sps.ts";
@@ -175,6 +175,49 @@ describe("vLLM signals", () => {
     );
     expect(s.tau).toBeCloseTo(3.0);
     expect(s.pods.left).toEqual(["gone"]);
+  });
+
+  it("a pod whose series change between scrapes is read by its new shape, window after window", () => {
+    // The scrape path's filtered parse shares names and label sets between scrapes, so a pod's
+    // layout is reused while its series stay the same; here they change every window.
+    const parse = (t: string) => parseExposition(t, readSeriesFilter);
+    const shapes = [
+      vllm0,
+      vllm1,
+      // An engine's series gone (a data-parallel rank stopped), then back.
+      vllm1
+        .split("\n")
+        .filter((l) => !l.includes('engine="1"'))
+        .join("\n"),
+      setValue(vllm1, 'vllm:spec_decode_num_drafts_total{engine="0"', 1e9),
+    ].map(parse);
+    for (let w = 1; w < shapes.length; w++) {
+      const [start, end] = [shapes[w - 1], shapes[w]];
+      const reused = deriveSignals(
+        [{ pod: "same-pod", exposition: start }],
+        [{ pod: "same-pod", exposition: end }],
+        60,
+      );
+      // The same two scrapes under a pod name never seen: every index built afresh.
+      const freshBoth = deriveSignals(
+        [{ pod: `fresh-both-${w}`, exposition: start }],
+        [{ pod: `fresh-both-${w}`, exposition: end }],
+        60,
+      );
+      expect(reused).toEqual(freshBoth);
+    }
+    // And the windows read what changed: the missing rank's counters are not in the third window.
+    const third = deriveSignals(
+      [{ pod: "x", exposition: shapes[1] }],
+      [{ pod: "x", exposition: shapes[2] }],
+      60,
+    );
+    const full = deriveSignals(
+      [{ pod: "x", exposition: shapes[0] }],
+      [{ pod: "x", exposition: shapes[1] }],
+      60,
+    );
+    expect(third.generationTokensPerSecond).not.toBe(full.generationTokensPerSecond);
   });
 
   it("reports null for what the scrapes cannot tell", () => {

@@ -62,13 +62,28 @@ interface PodSamples {
   pod: string;
   time: number | undefined;
   samples: Sample[];
-  /** Samples by series name, built once per exposition. */
-  byName: Map<string, Sample[]>;
-  /** Each sample's series key, by the label left out and the pod; built as read. */
-  labelKeys: Map<string, Map<string, Map<Sample, string>>>;
-  /** A series name's samples by their labels (minus a dropped one), the last one kept; built as read. */
-  series: Map<string, Map<string, Map<string, Sample>>>;
+  /** Where each series sits in `samples`, shared by this pod's scrapes of the same shape. */
+  layout: Layout;
 }
+
+/**
+ * The shape of one pod's exposition: its samples' names and label sets (by identity: the scrape
+ * path's parse shares both across scrapes), and indexes into `samples` built from them as read. A
+ * pod exposes the same series in the same order scrape after scrape, so this is built once per pod
+ * rather than once per scrape (per-scrape maps were most of what a window's derivation allocated).
+ */
+interface Layout {
+  names: readonly string[];
+  labels: readonly Record<string, string>[];
+  /** Sample indexes by series name. */
+  byName: Map<string, number[]>;
+  /** By the label left out, then series name: the index of each labelPart's sample (the last kept). */
+  series: Map<string, Map<string, Map<string, number>>>;
+  /** By the label left out: each sample's series key (pod + labels), built as read. */
+  keys: Map<string, (string | undefined)[]>;
+}
+
+const NO_INDEXES: readonly number[] = Object.freeze([]);
 
 /**
  * Labels sorted (minus `drop`), by labels object: the scrape path's parse shares one frozen object
@@ -95,73 +110,100 @@ function labelPart(labels: Record<string, string>, drop = ""): string {
 const seriesKey = (pod: string, labels: Record<string, string>, drop?: string) =>
   `${pod}\u0000${labelPart(labels, drop)}`;
 
-/**
- * An exposition's index, built once however many windows and readers use it (a scrape is the end
- * of one window and the start of the next, and status.signals and the autoscaler share scrapes).
- */
-const indexes = new WeakMap<Exposition, Pick<PodSamples, "byName" | "labelKeys" | "series">>();
+/** Each pod's last layout, least recently used first (a pod that went is dropped past the limit). */
+const layouts = new Map<string, Layout>();
+const LAYOUTS_LIMIT = 5000;
+
+function sameLayout(layout: Layout, samples: readonly Sample[]): boolean {
+  if (layout.names.length !== samples.length) return false;
+  for (let i = 0; i < samples.length; i++) {
+    const s = samples[i] as Sample;
+    if (s.name !== layout.names[i] || s.labels !== layout.labels[i]) return false;
+  }
+  return true;
+}
+
+function layoutOf(pod: string, samples: readonly Sample[]): Layout {
+  let layout = layouts.get(pod);
+  if (layout && sameLayout(layout, samples)) {
+    // Most recently used goes last.
+    layouts.delete(pod);
+    layouts.set(pod, layout);
+    return layout;
+  }
+  const byName = new Map<string, number[]>();
+  samples.forEach((sample, i) => {
+    const list = byName.get(sample.name);
+    if (list) list.push(i);
+    else byName.set(sample.name, [i]);
+  });
+  layout = {
+    names: samples.map((x) => x.name),
+    labels: samples.map((x) => x.labels),
+    byName,
+    series: new Map(),
+    keys: new Map(),
+  };
+  layouts.delete(pod);
+  layouts.set(pod, layout);
+  if (layouts.size > LAYOUTS_LIMIT) layouts.delete(layouts.keys().next().value as string);
+  return layout;
+}
 
 function parsed(s: Scrape): PodSamples {
   const exposition = s.exposition ?? parseExposition(s.text ?? "");
-  let index = indexes.get(exposition);
-  if (!index) {
-    const byName = new Map<string, Sample[]>();
-    for (const sample of exposition.samples) {
-      const list = byName.get(sample.name);
-      if (list) list.push(sample);
-      else byName.set(sample.name, [sample]);
-    }
-    index = { byName, labelKeys: new Map(), series: new Map() };
-    indexes.set(exposition, index);
-  }
-  return { pod: s.pod, time: s.time, samples: exposition.samples, ...index };
+  return {
+    pod: s.pod,
+    time: s.time,
+    samples: exposition.samples,
+    layout: layoutOf(s.pod, exposition.samples),
+  };
 }
 
-/**
- * A sample's series key: pod + its labels (minus `drop`), kept per exposition for the pod it was
- * first read as (an exposition is one pod's scrape; another pod name is computed afresh).
- */
-function keyOf(p: PodSamples, s: Sample, drop = ""): string {
-  // Nested maps keyed by the drop label and the pod (strings that live on, so hashed once each).
-  let byPod = p.labelKeys.get(drop);
-  if (!byPod) {
-    byPod = new Map();
-    p.labelKeys.set(drop, byPod);
-  }
-  let keys = byPod.get(p.pod);
+/** Indexes of a pod's samples of one series name. */
+const named = (p: PodSamples, name: string): readonly number[] => p.layout.byName.get(name) ?? NO_INDEXES;
+
+/** A sample's series key: pod + its labels (minus `drop`), kept in the pod's layout. */
+function keyOf(p: PodSamples, index: number, drop = ""): string {
+  let keys = p.layout.keys.get(drop);
   if (!keys) {
-    if (byPod.size > 8) byPod.clear();
-    keys = new Map();
-    byPod.set(p.pod, keys);
+    keys = [];
+    p.layout.keys.set(drop, keys);
   }
-  let key = keys.get(s);
+  let key = keys[index];
   if (key === undefined) {
-    key = seriesKey(p.pod, s.labels, drop);
-    keys.set(s, key);
+    key = seriesKey(p.pod, (p.samples[index] as Sample).labels, drop);
+    keys[index] = key;
   }
   return key;
 }
 
-/** One pod's samples of a series name by labelPart (minus `drop`), the last of a repeated series kept. */
-function seriesOf(p: PodSamples, name: string, drop = ""): Map<string, Sample> {
-  let byName = p.series.get(drop);
+/** One pod's sample index of a series name by labelPart (minus `drop`), the last of a repeated series kept. */
+function seriesOf(p: PodSamples, name: string, drop = ""): Map<string, number> {
+  let byName = p.layout.series.get(drop);
   if (!byName) {
     byName = new Map();
-    p.series.set(drop, byName);
+    p.layout.series.set(drop, byName);
   }
   let series = byName.get(name);
   if (!series) {
     series = new Map();
-    for (const s of p.byName.get(name) ?? []) series.set(labelPart(s.labels, drop), s);
+    for (const i of named(p, name)) series.set(labelPart((p.samples[i] as Sample).labels, drop), i);
     byName.set(name, series);
   }
   return series;
 }
 
+/** The value of a pod's series found by seriesOf, if it has it. */
+function valueAt(p: PodSamples | undefined, series: Map<string, number> | undefined, part: string) {
+  const i = series?.get(part);
+  return i === undefined || !p ? undefined : (p.samples[i] as Sample).value;
+}
+
 /** Samples of one exact series name, keyed by pod + labels (minus `drop`). */
 function byKey(pods: PodSamples[], name: string, drop?: string): Map<string, Sample> {
   const out = new Map<string, Sample>();
-  for (const p of pods) for (const s of p.byName.get(name) ?? []) out.set(keyOf(p, s, drop), s);
+  for (const p of pods) for (const i of named(p, name)) out.set(keyOf(p, i, drop), p.samples[i] as Sample);
   return out;
 }
 
@@ -214,10 +256,11 @@ function eachIncrease(
     const createdAfter = seriesOf(a, createdName, drop);
     const createdBefore = b && seriesOf(b, createdName, drop);
     const resetOfPart = resetOf?.(a, b);
-    for (const [part, now] of after) {
-      const key = keyOf(a, now);
+    for (const [part, index] of after) {
+      const now = a.samples[index] as Sample;
+      const key = keyOf(a, index);
       const createdPart = drop ? labelPart(now.labels, drop) : part;
-      const created = createdAfter.get(createdPart)?.value;
+      const created = valueAt(a, createdAfter, createdPart);
       if (appeared) {
         // A pod that appeared: its counts belong to the window only if it started inside it.
         const start = windowStart(ctx, a.pod);
@@ -225,19 +268,18 @@ function eachIncrease(
           visit(key, now.value, now, a.pod);
         continue;
       }
-      const prev = before?.get(part);
+      const prev = valueAt(b, before, part);
       if (prev === undefined) {
         // prometheus_client creates a labelled child at its first increment: all of it is new.
         visit(key, now.value, now, a.pod);
         continue;
       }
-      const createdPrev = createdBefore?.get(createdPart)?.value;
+      const createdPrev = valueAt(b, createdBefore, createdPart);
       const restarted =
         resetOfPart?.(createdPart) ??
-        (now.value < prev.value ||
-          (created !== undefined && createdPrev !== undefined && created > createdPrev));
-      if (restarted) ctx.resets.add(`${valueName}\u0000${drop ? keyOf(a, now, drop) : key}`);
-      visit(key, restarted ? now.value : now.value - prev.value, now, a.pod);
+        (now.value < prev || (created !== undefined && createdPrev !== undefined && created > createdPrev));
+      if (restarted) ctx.resets.add(`${valueName}\u0000${drop ? keyOf(a, index, drop) : key}`);
+      visit(key, restarted ? now.value : now.value - prev, now, a.pod);
     }
   }
 }
@@ -322,10 +364,10 @@ function histogramQuantiles(
     const [count1, count0] = [seriesOf(a, countName), b && seriesOf(b, countName)];
     const [created1, created0] = [seriesOf(a, createdName), b && seriesOf(b, createdName)];
     return (part) => {
-      const after = count1.get(part)?.value;
-      const before = count0?.get(part)?.value;
-      const c1 = created1.get(part)?.value;
-      const c0 = created0?.get(part)?.value;
+      const after = valueAt(a, count1, part);
+      const before = valueAt(b, count0, part);
+      const c1 = valueAt(a, created1, part);
+      const c0 = valueAt(b, created0, part);
       if (after === undefined || before === undefined) return undefined;
       return after < before || (c1 !== undefined && c0 !== undefined && c1 > c0);
     };
@@ -355,7 +397,10 @@ function histogramQuantiles(
 function gaugeValues(pods: PodSamples[], name: string): number[] {
   const values: number[] = [];
   for (const p of pods)
-    for (const s of p.byName.get(name) ?? []) if (Number.isFinite(s.value)) values.push(s.value);
+    for (const i of named(p, name)) {
+      const value = (p.samples[i] as Sample).value;
+      if (Number.isFinite(value)) values.push(value);
+    }
   return values;
 }
 
@@ -367,7 +412,7 @@ function firstPresent(pods: PodSamples[], prefix: string, names: string[]): numb
   return [];
 }
 
-const hasFamily = (pods: PodSamples[], name: string) => pods.some((p) => p.byName.has(name));
+const hasFamily = (pods: PodSamples[], name: string) => pods.some((p) => p.layout.byName.has(name));
 
 /**
  * Derives the signals from scrapes at the start and at the end of a window of `windowSeconds`.
@@ -659,7 +704,8 @@ function sglangAcceptance(ctx: DeltaContext, engine: EngineMetrics): Partial<Sig
   let plain = 0;
   let count = 0;
   for (const pod of ctx.after) {
-    for (const s of pod.byName.get(name) ?? []) {
+    for (const i of named(pod, name)) {
+      const s = pod.samples[i] as Sample;
       if (!(s.value >= 1)) continue;
       const w = perPod.get(pod.pod) ?? 0;
       weighted += s.value * w;
@@ -688,7 +734,9 @@ function increaseByPod(ctx: DeltaContext, valueName: string, createdName: string
 function gaugeMeanByPod(pods: PodSamples[], name: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const p of pods) {
-    const values = (p.byName.get(name) ?? []).map((s) => s.value).filter(Number.isFinite);
+    const values = named(p, name)
+      .map((i) => (p.samples[i] as Sample).value)
+      .filter(Number.isFinite);
     if (values.length) out.set(p.pod, sum(values) / values.length);
   }
   return out;

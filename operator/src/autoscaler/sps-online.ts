@@ -275,7 +275,12 @@ export function learn(state: SpsLearned, o: SpsObservation): SpsLearned {
 
 /** The learned factor at `batch` (1 where nothing is trusted yet). */
 export function factorAt(state: SpsLearned, batch: number): number {
-  const trusted = state.buckets.filter((b) => b.windows >= TRUSTED_WINDOWS);
+  return factorAmong(trustedBuckets(state), batch);
+}
+
+const trustedBuckets = (state: SpsLearned) => state.buckets.filter((b) => b.windows >= TRUSTED_WINDOWS);
+
+function factorAmong(trusted: readonly SpsBucket[], batch: number): number {
   if (trusted.length === 0) return 1;
   const x = Math.log2(Math.max(1, batch));
   const centre = (b: SpsBucket) => Math.log2(b.batch) + 0.5;
@@ -298,8 +303,11 @@ export function factorAt(state: SpsLearned, batch: number): number {
 
 /** The prior corrected by the learned factors. */
 export function correctedSps(prior: SpsFunction, state: SpsLearned): SpsFunction {
-  if (!state.buckets.some((b) => b.windows >= TRUSTED_WINDOWS)) return prior;
-  return (batch, context, requests) => prior(batch, context, requests) * Math.min(1, factorAt(state, batch));
+  // The trusted buckets once, not per call: a decision evaluates SPS(B) many times.
+  const trusted = trustedBuckets(state);
+  if (trusted.length === 0) return prior;
+  return (batch, context, requests) =>
+    prior(batch, context, requests) * Math.min(1, factorAmong(trusted, batch));
 }
 
 /** The learned state in words, for status.autoscaling.spsSource. */
