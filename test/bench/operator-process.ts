@@ -37,7 +37,9 @@ export interface OperatorProcess {
 export async function startOperatorProcess(opts: OperatorProcessOptions): Promise<OperatorProcess> {
   const { nodeArgs, nodeOptions, mallocArenas } = operatorImageSettings(opts.root);
   const port = await freePort();
-  const args = [...nodeArgs, ...(opts.nodeArgs ?? []), join(opts.root, "operator/src/main.ts")];
+  // BENCH_OPERATOR_NODE_ARGS: V8 flags for an experiment (--trace-gc, ...), which NODE_OPTIONS refuses.
+  const extraArgs = (process.env.BENCH_OPERATOR_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const args = [...nodeArgs, ...extraArgs, ...(opts.nodeArgs ?? []), join(opts.root, "operator/src/main.ts")];
   const proc = spawn(process.execPath, args, {
     env: {
       ...process.env,
@@ -55,7 +57,12 @@ export async function startOperatorProcess(opts: OperatorProcessOptions): Promis
   });
   const kill = () => proc.kill("SIGKILL");
   process.once("exit", kill);
+  let exited: string | undefined;
+  proc.once("exit", (code, signal) => {
+    exited = `the operator exited (${signal ?? `code ${code}`}) before it was ready`;
+  });
   for (let tries = 0; ; tries++) {
+    if (exited) throw new Error(exited);
     const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
       (r) => r.ok,
       () => false,
