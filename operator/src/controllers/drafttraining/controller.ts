@@ -13,6 +13,7 @@ import type { Client } from "../../lib/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { EventRecorder } from "../../lib/events.ts";
 import type { Informer } from "../../lib/informer.ts";
+import { deepFreeze } from "../../lib/objects.ts";
 import { CORE_RESOURCES, customResource, type KubeObject, ResourceTable, type Wire } from "../../lib/rest.ts";
 import type { ProgressRead } from "../shared/progress.ts";
 
@@ -43,14 +44,6 @@ export const RESOURCES = new ResourceTable([...CORE_RESOURCES, DraftTrainings, A
  */
 const parsedSpecs = new Map<string, { spec?: DraftTrainingSpec; invalid?: string }>();
 const PARSED_SPECS_MAX = 20_000;
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
 
 /**
  * The DraftTraining informer's transform: the spec is validated and defaulted (zod with the CRD's
