@@ -88,8 +88,10 @@ const sglang = (prefix: string): EngineMetrics => ({
   },
   histograms: {
     ttft: "time_to_first_token_seconds",
-    // SGLang's inter-token latency is already per token (the interval divided by the new tokens).
-    tpot: ["time_per_output_token_seconds", "inter_token_latency_seconds"],
+    // Per request, as vLLM's first choice: request_time_per_output_token_seconds (SGLang 0.5.23,
+    // runtime/tests/fixtures/upstream_facts.json); else the inter-token latency, which SGLang already
+    // keeps per token (the interval divided by the new tokens).
+    tpot: ["request_time_per_output_token_seconds", "inter_token_latency_seconds"],
     // Its _sum and _count also give the step time (sps-online.ts, with the acceptance length).
     tokenInterval: "inter_token_latency_seconds",
   },

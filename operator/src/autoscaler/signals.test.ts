@@ -319,6 +319,32 @@ describe("SGLang signals", () => {
   }
 });
 
+describe("SGLang TPOT", () => {
+  it("is read from the per-request histogram where the engine has it, else from the inter-token latency", () => {
+    const perRequest = (count: number, fast: number) =>
+      [
+        "# TYPE sglang:request_time_per_output_token_seconds histogram",
+        ...[0.01, 0.02, 0.05, 0.1].map(
+          (le) =>
+            `sglang:request_time_per_output_token_seconds_bucket{le="${le}",model_name="m"} ${le < 0.1 ? fast : count}`,
+        ),
+        `sglang:request_time_per_output_token_seconds_bucket{le="+Inf",model_name="m"} ${count}`,
+        `sglang:request_time_per_output_token_seconds_count{model_name="m"} ${count}`,
+        `sglang:request_time_per_output_token_seconds_sum{model_name="m"} ${count * 0.03}`,
+      ].join("\n");
+    const [a0, a1] = [fixture("sglang-a-t0.prom"), fixture("sglang-a-t1.prom")];
+    const window = (t0: string, t1: string) =>
+      deriveSignals([{ pod: "a", text: t0 }], [{ pod: "a", text: t1 }], 30);
+    // 100 requests in the window, none at or under 50 ms: p95 inside (0.05, 0.1].
+    const withPerRequest = window(`${a0}\n${perRequest(0, 0)}`, `${a1}\n${perRequest(100, 0)}`);
+    expect(withPerRequest.tpotP95).toBeGreaterThan(0.05);
+    expect(withPerRequest.tpotP95).toBeLessThanOrEqual(0.1);
+    expect(withPerRequest.tpotP95Bucket).toEqual([0.05, 0.1]);
+    // Without it, the inter-token latency as before.
+    expect(window(a0, a1).tpotP95).toBeCloseTo(0.0375);
+  });
+});
+
 describe("SGLang token times (the online SPS(B) estimate)", () => {
   const facts = JSON.parse(
     readFileSync(new URL("../../../runtime/tests/fixtures/upstream_facts.json", import.meta.url), "utf8"),
@@ -337,6 +363,8 @@ describe("SGLang token times (the online SPS(B) estimate)", () => {
     const e = engineMetrics("sglang");
     const name = (n: string | undefined) => `sglang:${n}`;
     expect(facts.names[name(e.histograms.tokenInterval)]).toBe("histogram");
+    // Every TPOT histogram the parser reads is one SGLang 0.5.23 has (the per-request one first).
+    for (const family of e.histograms.tpot) expect(facts.names[name(family)]).toBe("histogram");
     expect(facts.names[name(e.gauges.acceptLength)]).toBe("gauge");
     expect(facts.names[name(e.gauges.verifyTokens)]).toBe("gauge");
     expect(facts.names[name(e.gauges.running)]).toBe("gauge");
