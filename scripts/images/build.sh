@@ -59,9 +59,23 @@ setup_build_mounts() {
   build_mounts=(--volume "$ca:$ca:ro" --volume "$IMAGES_CACHE/build.npmrc:/root/.npmrc:ro")
 }
 
+image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+
 build() {
+  local tag="" prev="" arg old new
+  for arg in "$@"; do
+    [ "$prev" = -t ] && tag=$arg
+    prev=$arg
+  done
+  old=$([ -n "$tag" ] && image_id "$tag")
   # --pull=never: every base is local; a registry is never asked.
   podman build --pull=never --layers "${PODMAN_ULIMITS[@]}" "${build_mounts[@]}" "$@"
+  # The version the tag named before stays on disk, untagged, with its own layers, run after run:
+  # remove it, unless another tag or image still needs it (then podman refuses, and it stays).
+  new=$([ -n "$tag" ] && image_id "$tag")
+  if [ -n "$old" ] && [ "$old" != "$new" ] && podman rmi "$old" >/dev/null 2>&1; then
+    log "removed the previous $tag (${old:0:12})"
+  fi
 }
 
 debian_base() {
