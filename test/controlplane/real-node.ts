@@ -53,6 +53,14 @@ export interface RealNode {
   /** The last lines of a component's log (containerd, kubelet, kube-scheduler, kube-proxy, coredns), for failure messages. */
   logTail(component: string, lines?: number): string;
   stop(): Promise<void>;
+  /**
+   * Stops the node as a killed run would leave containerd's store: every container (and the
+   * snapshots it holds) stays there, though no task runs on; the host's state (network, mounts,
+   * cgroups) is cleaned as by stop. For tests of what the next start finds.
+   */
+  crash(): Promise<void>;
+  /** The IDs of the containers in containerd's CRI namespace. */
+  containers(): string[];
 }
 
 export interface RealNodeOptions {
@@ -588,6 +596,90 @@ function importLayers(socket: string, image: string, layers: string[], missing: 
   }
 }
 
+/**
+ * A run killed mid-way leaves its pods running: each under a containerd shim, which outlives its
+ * containerd and whose socket went with the node's temp dir. Kills those shims' containers (each
+ * the first process of its PID namespace: the rest of it goes with it), then the shims; returns how
+ * many shims there were. A live node's shims (their socket is there) are not touched.
+ */
+function killOrphanShims(): number {
+  const ps = spawnSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
+  const nodeDirs = join(tmpdir(), "specops-node-");
+  let killed = 0;
+  for (const line of (ps.stdout ?? "").split("\n")) {
+    const m = /^\s*(\d+)\s+\S*containerd-shim-runc-v2\s.*-address\s+(\S+)/.exec(line);
+    if (!m?.[1] || !m[2]?.startsWith(nodeDirs) || existsSync(m[2])) continue;
+    const shim = Number(m[1]);
+    const kids = spawnSync("pgrep", ["-P", String(shim)], { encoding: "utf8" });
+    for (const kid of (kids.stdout ?? "").split("\n").filter(Boolean)) signal(Number(kid));
+    signal(shim);
+    killed++;
+  }
+  return killed;
+}
+
+function signal(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // Gone already.
+  }
+}
+
+/** The CRI namespace's containers, by ID. */
+function containerIds(socket: string): string[] {
+  const listed = spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "containers", "ls", "-q"], {
+    encoding: "utf8",
+  });
+  return (listed.stdout ?? "").split("\n").filter(Boolean);
+}
+
+/** Kills and deletes every task in the CRI namespace; the containers stay. */
+function endAllTasks(socket: string): void {
+  const tasks = spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "tasks", "ls", "-q"], {
+    encoding: "utf8",
+  });
+  const running = (tasks.stdout ?? "").split("\n").filter(Boolean);
+  for (const task of running)
+    spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "tasks", "kill", "-s", "SIGKILL", task], {
+      stdio: "ignore",
+    });
+  if (running.length === 0) return;
+  spawnSync(
+    "bash",
+    [
+      "-c",
+      `sleep 1; for c in "\${@:2}"; do ctr -a "$1" -n ${CRI_NAMESPACE} tasks delete -f "$c"; done`,
+      "end",
+      socket,
+      ...running,
+    ],
+    { stdio: "ignore", timeout: 60_000 },
+  );
+}
+
+/**
+ * Ends every task in the CRI namespace and deletes every container (with its snapshot), so that
+ * nothing pins an image's layers; returns how many containers there were.
+ */
+function removeAllContainers(socket: string): number {
+  const containers = containerIds(socket);
+  if (containers.length === 0) return 0;
+  endAllTasks(socket);
+  spawnSync(
+    "bash",
+    [
+      "-c",
+      `for c in "\${@:2}"; do ctr -a "$1" -n ${CRI_NAMESPACE} containers delete "$c"; done`,
+      "rm",
+      socket,
+      ...containers,
+    ],
+    { stdio: "ignore", timeout: 60_000 },
+  );
+  return containers.length;
+}
+
 /** The pause image, built from the module's pause.c (no registry here) into podman once. */
 function ensurePauseImage(bin: string): void {
   if (spawnSync("podman", ["image", "exists", PAUSE_IMAGE]).status === 0) return;
@@ -659,6 +751,9 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   const why = realNodeUnavailable(opts.images, { requireOptIn: opts.requireOptIn });
   if (why) throw new Error(`real node unavailable: ${why}`);
   const ip = nodeIP() ?? "";
+  const orphans = killOrphanShims();
+  if (orphans > 0)
+    log(`killed ${orphans} container shim(s) (and their containers) of a node whose containerd is gone`);
   const { k8s: bin, coredns: dnsBin } = nodeBinaries();
   ensurePauseImage(bin);
   const nodeName = opts.nodeName ?? "specops-real-node";
@@ -696,11 +791,8 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   const core = kc.makeApiClient(CoreV1Api);
   let stopped = false;
   let dnsSlice: string | undefined;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    process.removeListener("exit", killAll);
-    // Pods first, through the kubelet, so their sandboxes' networks and namespaces go with them.
+  // Pods first, through the kubelet, so their sandboxes' networks and namespaces go with them.
+  const stopGracefully = async () => {
     const onNode = await core
       .listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` })
       .catch(() => undefined);
@@ -721,26 +813,21 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     }
     const kubelet = children.find((c) => c.name === "kubelet");
     if (kubelet && kubelet.exit === undefined) await terminate(kubelet);
-    if (existsSync(socket)) {
-      const pods = spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "tasks", "ls", "-q"], {
-        encoding: "utf8",
-      });
-      for (const task of pods.stdout.split("\n").filter(Boolean))
-        spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "tasks", "kill", "-s", "SIGKILL", task], {
-          stdio: "ignore",
-        });
-      spawnSync(
-        "bash",
-        [
-          "-c",
-          `sleep 1; for c in $(ctr -a "$1" -n ${CRI_NAMESPACE} containers ls -q); do ctr -a "$1" -n ${CRI_NAMESPACE} tasks delete -f "$c"; ctr -a "$1" -n ${CRI_NAMESPACE} containers delete "$c"; done`,
-          "rm",
-          socket,
-        ],
-        { stdio: "ignore", timeout: 60_000 },
-      );
-    }
+    if (existsSync(socket)) removeAllContainers(socket);
     for (const c of [...children].reverse()) if (c.exit === undefined) await terminate(c);
+  };
+  const stop = async (crash = false) => {
+    if (stopped) return;
+    stopped = true;
+    process.removeListener("exit", killAll);
+    if (crash) {
+      // As a run killed mid-way leaves containerd's store: its containers stay; no task runs on.
+      // The kubelet goes first: alive, it would start a killed sandbox again.
+      const containerd = children.find((c) => c.name === "containerd");
+      await Promise.all(children.filter((c) => c !== containerd).map(killNow));
+      if (existsSync(socket)) endAllTasks(socket);
+      if (containerd) await killNow(containerd);
+    } else await stopGracefully();
     spawnSync("bash", [join(here, "kubelet-iptables-cleanup.sh")], { stdio: "ignore", timeout: 30_000 });
     // kube-proxy's own clean-up removes its iptables chains (KUBE-*), and nothing else.
     if (children.some((c) => c.name === "kube-proxy"))
@@ -774,13 +861,26 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     const subnet = `10.${200 + (process.pid % 50)}.${(Date.now() >> 8) % 250}.0/24`;
     writeFileSync(join(dir, "cni", "10-specops.conflist"), cniConfig(bridge, subnet, join(dir, "cni-ipam")));
     writeFileSync(join(dir, "containerd.toml"), containerdConfig(dir, socket));
-    const containerd = run("containerd", "containerd", ["--config", join(dir, "containerd.toml")]);
-    await waitFor(
-      "containerd",
-      30_000,
-      () => spawnSync("ctr", ["-a", socket, "version"], { stdio: "ignore" }).status === 0,
-      () => containerd.exit,
-    );
+    const startContainerd = async () => {
+      const containerd = run("containerd", "containerd", ["--config", join(dir, "containerd.toml")]);
+      await waitFor(
+        "containerd",
+        30_000,
+        () => spawnSync("ctr", ["-a", socket, "version"], { stdio: "ignore" }).status === 0,
+        () => containerd.exit,
+      );
+      return containerd;
+    };
+    const containerd = await startContainerd();
+    // A node killed before its stop left its containers in the store, and each keeps its image's
+    // snapshots (gigabytes) from containerd's garbage collection. The store is this node's alone now;
+    // containerd starts again after, so that its CRI plugin holds no sandbox of those.
+    if (removeAllContainers(socket) > 0) {
+      log("removed the containers a node killed earlier left in containerd's store; restarting containerd");
+      await terminate(containerd);
+      children.splice(children.indexOf(containerd), 1);
+      await startContainerd();
+    }
     const imports: RealNode["imports"] = {};
     for (const image of [PAUSE_IMAGE, ...opts.images]) imports[image] = importImage(socket, image, log);
 
@@ -925,12 +1025,21 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
       dir,
       startSeconds: (Date.now() - tStart) / 1000,
       logTail,
-      stop,
+      stop: () => stop(),
+      crash: () => stop(true),
+      containers: () => containerIds(socket),
     };
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;
   }
+}
+
+async function killNow(c: { proc: ChildProcess; exit?: string }): Promise<void> {
+  if (c.exit !== undefined) return;
+  const exited = new Promise((r) => c.proc.once("exit", r));
+  c.proc.kill("SIGKILL");
+  await exited;
 }
 
 async function terminate(c: { proc: ChildProcess; exit?: string }): Promise<void> {

@@ -428,4 +428,57 @@ describe.skipIf(unavailable !== undefined)("a real node (containerd, kubelet, ku
       `${probeToken} specops_runtime.agent`,
     );
   });
+
+  // Last: it replaces the node. A container left in the store pins its image's snapshots (gigabytes
+  // for the reference image) from containerd's garbage collection, run after run.
+  it("clears at start the containers a node killed mid-way left in containerd's store, and runs pods after", async () => {
+    if (!node || !cp) throw new Error("no node");
+    const sleeper = (name: string, seconds: number): V1Pod => ({
+      metadata: { name },
+      spec: {
+        nodeSelector: { "kubernetes.io/hostname": node?.nodeName ?? "" },
+        restartPolicy: "Never",
+        terminationGracePeriodSeconds: 0,
+        containers: [
+          {
+            name: "main",
+            image: referenceImage,
+            imagePullPolicy: "Never",
+            command: ["python3", "-c", `import time; time.sleep(${seconds})`],
+          },
+        ],
+      },
+    });
+    await core.createNamespacedPod({ namespace: NS, body: sleeper("left-running", 600) });
+    const deadline = Date.now() + 60_000;
+    while (
+      (await core.readNamespacedPod({ name: "left-running", namespace: NS })).status?.phase !== "Running"
+    ) {
+      if (Date.now() > deadline) throw new Error(`left-running not Running:\n${node.logTail("kubelet")}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const left = node.containers();
+    expect(left.length).toBeGreaterThanOrEqual(2); // the pod's sandbox and its container
+    const crashed = node.dir;
+    await node.crash();
+    // Nothing of it runs on: no shim of its containerd, and so no container.
+    expect(spawnSync("pgrep", ["-f", "--", `-address ${crashed}/`]).status).toBe(1);
+    // No kubelet ends it now: the API's record goes by force.
+    await core.deleteNamespacedPod({ name: "left-running", namespace: NS, gracePeriodSeconds: 0 });
+
+    const lines: string[] = [];
+    node = await startRealNode({
+      kubeconfigPath: cp.kubeconfigPath,
+      images: [referenceImage, PROBE_IMAGE],
+      log: (line) => {
+        lines.push(line);
+        console.log(line);
+      },
+    });
+    expect(lines.join("\n")).toMatch(/removed the containers a node killed earlier left/);
+    expect(node.containers().filter((id) => left.includes(id))).toEqual([]);
+    await core.createNamespacedPod({ namespace: NS, body: sleeper("after-restart", 0) });
+    const after = await waitForEnd(core, "after-restart", 60_000);
+    expect(after.status?.phase, node.logTail("kubelet")).toBe("Succeeded");
+  }, 300_000);
 });
