@@ -151,7 +151,11 @@ describe("a concurrent writer", () => {
       await until("the training Job", () =>
         batch.readNamespacedJob({ name: "contended-train", namespace: NS }),
       );
-      const dt = (await kubeRequest(kc, "GET", dtPath("contended"))).body;
+      // A pass applies a stage's Job before it writes that stage to status: wait for the status.
+      const dt = await until("the Train stage in status", async () => {
+        const d = (await kubeRequest(kc, "GET", dtPath("contended"))).body;
+        return d?.status?.stage === "Train" ? d : undefined;
+      });
       expect(dt.status.stage).toBe("Train");
       expect(dt.metadata.finalizers).toEqual(["specops.dev/drafttraining-cleanup"]);
       expect(writes).toBeGreaterThan(10);
