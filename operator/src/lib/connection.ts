@@ -122,7 +122,10 @@ function makeDispatcher(o: TlsAndAuth, execCert: { cert: string; key: string } |
     rejectUnauthorized: o.insecure ? false : undefined,
     timeout: o.connectTimeoutMs ?? 10_000,
   };
-  const pool = { keepAliveTimeout: 30_000 };
+  // HTTP/1.1: with undici's default HTTP/2, resetting streams (aborted watches and calls) could spin
+  // the process in node's nghttp2 send loop (Http2Stream.RstStream -> nghttp2_session_mem_send), its
+  // memory rising ~300 MB/s to an OOM kill (drafttraining-ha.test.ts, caught under gdb, 2026-12-02).
+  const pool = { keepAliveTimeout: 30_000, allowH2: false };
   if (o.proxyUrl) return new ProxyAgent({ uri: o.proxyUrl, requestTls: tls, proxyTunnel: true, ...pool });
   const env = o.proxyEnv ?? {};
   const httpsProxy = env.HTTPS_PROXY ?? env.https_proxy;
