@@ -8,6 +8,7 @@ import {
   utimesSync,
   writeFileSync,
 } from "node:fs";
+import { createSecureServer as createHttp2Server } from "node:http2";
 import { createServer as createHttpsServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -257,4 +258,26 @@ describe("client certificate files", () => {
     utimesSync(join(dir, "tls.crt"), new Date(), new Date(Date.now() + 5000));
     expect(c.dispatcher).not.toBe(first);
   });
+});
+
+describe("protocol", () => {
+  it.skipIf(!hasOpenssl)(
+    "speaks HTTP/1.1 to a server that offers HTTP/2 too (resetting HTTP/2 streams could spin node's nghttp2)",
+    async () => {
+      const pki = testPki(mkdtempSync(join(tmpdir(), "pki-")));
+      // Like the kube-apiserver: HTTP/2 by ALPN, HTTP/1.1 for clients that do not ask for it.
+      const server = createHttp2Server({ ...pki.server, allowHTTP1: true }, (req, res) => {
+        res.end(JSON.stringify({ metadata: { name: `http-${req.httpVersion}` } }));
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      try {
+        const client = new KubeClient(
+          connect({ server: `https://127.0.0.1:${(server.address() as { port: number }).port}`, ca: pki.ca }),
+        );
+        expect((await client.get(ConfigMaps, "ns", "x")).metadata?.name).toBe("http-1.1");
+      } finally {
+        server.close();
+      }
+    },
+  );
 });
