@@ -48,6 +48,12 @@ report() {
   fi
 }
 
+store="$cache_root/node-containerd"
+# The real node's containerd store, unless a live test process holds it (test/controlplane/real-node.ts).
+store_idle() { [ -d "$store" ] && ! { [ -f "$store/owner.pid" ] && kill -0 "$(cat "$store/owner.pid")" 2>/dev/null; }; }
+# Mounts under a folder (a kubelet's pod volumes, containerd's snapshots), deepest first.
+unmount_under() { grep -o " $1/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r mnt; do umount -l "$mnt" 2>/dev/null; done; }
+
 # What no later run reads: nothing here is a cache.
 reclaim_leftovers() {
   local dir pid
@@ -61,8 +67,7 @@ reclaim_leftovers() {
     fi
   done
   # The real node's half-done image imports (test/controlplane/real-node.ts), unless its store is in use.
-  local store="$cache_root/node-containerd"
-  if [ -d "$store" ] && ! { [ -f "$store/owner.pid" ] && kill -0 "$(cat "$store/owner.pid")" 2>/dev/null; }; then
+  if store_idle; then
     find "$store" -maxdepth 1 -name 'import-*' -type d -exec rm -rf {} + 2>/dev/null
   fi
   # The tests' scratch folders (control planes, kubelets, helm, faults) left by killed runs.
@@ -72,7 +77,7 @@ reclaim_leftovers() {
     log "removing $(wc -l <<<"$stale") scratch folder(s) older than $stale_minutes min under $tmp_root"
     # A stale kubelet folder can hold mounts (pod volumes): unmount before removing.
     while read -r dir; do
-      grep -o " $dir/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r mnt; do umount -l "$mnt" 2>/dev/null; done
+      unmount_under "$dir"
       rm -rf "$dir" 2>/dev/null
     done <<<"$stale"
   fi
@@ -121,10 +126,9 @@ reclaim_caches() {
     log "short of space: removing podman images no container uses (the images rebuild, the bases from the cached tarball)"
     timeout 600 podman image prune -a -f >/dev/null 2>&1
   fi
-  local store="$cache_root/node-containerd"
-  if short && [ -d "$store" ] && ! { [ -f "$store/owner.pid" ] && kill -0 "$(cat "$store/owner.pid")" 2>/dev/null; }; then
+  if short && store_idle; then
     log "short of space: removing the real node's containerd store ($(size_of "$store"); the images are imported again)"
-    grep -o " $store/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r mnt; do umount -l "$mnt" 2>/dev/null; done
+    unmount_under "$store"
     rm -rf "$store"
   fi
 }

@@ -626,20 +626,19 @@ function signal(pid: number): void {
   }
 }
 
-/** The CRI namespace's containers, by ID. */
-function containerIds(socket: string): string[] {
-  const listed = spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "containers", "ls", "-q"], {
+/** The IDs of the CRI namespace's containers or tasks (`ctr <kind> ls -q`). */
+function ctrIds(socket: string, kind: "containers" | "tasks"): string[] {
+  const listed = spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, kind, "ls", "-q"], {
     encoding: "utf8",
   });
   return (listed.stdout ?? "").split("\n").filter(Boolean);
 }
 
+const containerIds = (socket: string) => ctrIds(socket, "containers");
+
 /** Kills and deletes every task in the CRI namespace; the containers stay. */
 function endAllTasks(socket: string): void {
-  const tasks = spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "tasks", "ls", "-q"], {
-    encoding: "utf8",
-  });
-  const running = (tasks.stdout ?? "").split("\n").filter(Boolean);
+  const running = ctrIds(socket, "tasks");
   for (const task of running)
     spawnSync("ctr", ["-a", socket, "-n", CRI_NAMESPACE, "tasks", "kill", "-s", "SIGKILL", task], {
       stdio: "ignore",
@@ -824,9 +823,9 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
       // As a run killed mid-way leaves containerd's store: its containers stay; no task runs on.
       // The kubelet goes first: alive, it would start a killed sandbox again.
       const containerd = children.find((c) => c.name === "containerd");
-      await Promise.all(children.filter((c) => c !== containerd).map(killNow));
+      await Promise.all(children.filter((c) => c !== containerd).map((c) => terminate(c, 0)));
       if (existsSync(socket)) endAllTasks(socket);
-      if (containerd) await killNow(containerd);
+      if (containerd) await terminate(containerd, 0);
     } else await stopGracefully();
     spawnSync("bash", [join(here, "kubelet-iptables-cleanup.sh")], { stdio: "ignore", timeout: 30_000 });
     // kube-proxy's own clean-up removes its iptables chains (KUBE-*), and nothing else.
@@ -1035,18 +1034,13 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   }
 }
 
-async function killNow(c: { proc: ChildProcess; exit?: string }): Promise<void> {
+/** SIGTERM, then SIGKILL after graceMs (0: SIGKILL at once, as a crash); resolves once it exited. */
+async function terminate(c: { proc: ChildProcess; exit?: string }, graceMs = 10_000): Promise<void> {
   if (c.exit !== undefined) return;
   const exited = new Promise((r) => c.proc.once("exit", r));
-  c.proc.kill("SIGKILL");
-  await exited;
-}
-
-async function terminate(c: { proc: ChildProcess; exit?: string }): Promise<void> {
-  if (c.exit !== undefined) return;
-  const exited = new Promise((r) => c.proc.once("exit", r));
-  c.proc.kill("SIGTERM");
-  const timer = setTimeout(() => c.proc.kill("SIGKILL"), 10_000);
+  if (graceMs === 0) c.proc.kill("SIGKILL");
+  else c.proc.kill("SIGTERM");
+  const timer = setTimeout(() => c.proc.kill("SIGKILL"), graceMs);
   await exited;
   clearTimeout(timer);
 }
